@@ -1,0 +1,30 @@
+// Turns a validated Config into what workers receive. Done once per generation on
+// the primary; workers rebuild their matchers from it.
+import type { Config } from './schema.js';
+import type { WorkerConfig, WorkerRoute, WorkerUpstream } from '../messages.js';
+
+export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
+  const names = Object.keys(cfg.upstreams);
+  const upstreams: WorkerUpstream[] = names.map((name) => {
+    const u = cfg.upstreams[name]!;
+    return {
+      name,
+      balancer: u.balancer,
+      endpoints: u.discovery.endpoints.map((e) => ({ host: e.host, port: e.port })),
+      timeouts: u.timeouts,
+      pool: u.pool,
+      retries: u.retries,
+    };
+  });
+  const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
+    name: r.name ?? `route-${i}`,
+    hosts: r.match.host === undefined ? null : Array.isArray(r.match.host) ? r.match.host : [r.match.host],
+    path: r.match.path,
+    pathType: r.match.pathType,
+    methods: r.match.methods ?? null,
+    upstream: names.indexOf(r.upstream),
+    policies: r.policies,
+    rewriteHost: r.rewriteHost,
+  }));
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, upstreams, routes };
+}

@@ -1,0 +1,156 @@
+// The config schema. zod was chosen over ajv/typebox because one declaration gives
+// both the static type and a validator that reports *every* issue with its path, and
+// transforms let durations/sizes/rates be parsed strictly where they are declared.
+// Unknown keys are errors everywhere: a typo must never be silently ignored.
+import { z } from 'zod';
+import { isIP } from 'node:net';
+import { parseDuration, parseHostPort, parseSize } from './units.js';
+import { policySchemas } from '../policies/registry.js';
+
+function unit<T>(parse: (v: unknown) => { ok: true; value: T } | { ok: false; expected: string }) {
+  return z.union([z.string(), z.number()]).transform((v, ctx): T => {
+    const r = parse(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+}
+
+export const duration = unit(parseDuration);
+export const size = unit(parseSize);
+
+const hostPort = z.string().transform((v, ctx) => {
+  const r = parseHostPort(v);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return r.value;
+});
+
+const cidr = z.string().refine((v) => {
+  const [addr, bits, extra] = v.split('/');
+  if (extra !== undefined || !addr) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+}, 'expected an IP address or CIDR like "10.0.0.0/8"');
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
+
+const listenSchema = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535).default(8080),
+});
+
+const adminSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(9901),
+  token: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+});
+
+// uWS 20.30 drops a request with more than 48 header lines before tidegate sees it
+// (measured: FIELD-NOTES + test/integration/framing.test.ts), so a higher limit
+// would be a promise we cannot keep.
+export const UWS_MAX_HEADER_COUNT = 48;
+
+const limitsSchema = z.strictObject({
+  maxHeaderBytes: size.default(16 * 1024),
+  maxHeaderCount: z.number().int().min(1).max(UWS_MAX_HEADER_COUNT).default(UWS_MAX_HEADER_COUNT),
+  maxUrlBytes: size.default(8 * 1024),
+  maxBodyBytes: size.default(10 * 1024 * 1024),
+  clientBodyTimeout: duration.default(10_000),
+});
+
+const shutdownSchema = z.strictObject({
+  drainTimeout: duration.default(10_000),
+});
+
+const proxySchema = z.strictObject({
+  /** peers whose X-Forwarded-For we extend rather than replace */
+  trustedProxies: z.array(cidr).default([]),
+  via: z.union([z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a token like "tidegate"'), z.literal(false)]).default('tidegate'),
+  requestIdHeader: z.string().regex(/^[a-z0-9-]+$/, 'expected a lowercase header name').default('x-request-id'),
+});
+
+const staticDiscovery = z.strictObject({
+  type: z.literal('static'),
+  endpoints: z.array(hostPort).min(1, 'at least one endpoint is required'),
+});
+
+const upstreamSchema = z.strictObject({
+  balancer: z.enum(['round-robin']).default('round-robin'),
+  discovery: staticDiscovery,
+  timeouts: z
+    .strictObject({
+      connect: duration.default(1_000),
+      /** time to the response's header block */
+      response: duration.default(30_000),
+      /** longest gap between two body chunks from the upstream */
+      read: duration.default(60_000),
+    })
+    .prefault({}),
+  pool: z
+    .strictObject({
+      connections: z.number().int().min(1).max(4096).default(64),
+      keepAliveTimeout: duration.default(4_000),
+    })
+    .prefault({}),
+  retries: z.number().int().min(0).max(5).default(1),
+});
+
+const hostPattern = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name like "api.example.com" or "*.example.com"')
+  .transform((h) => h.toLowerCase());
+
+const routeSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  match: z
+    .strictObject({
+      host: z.union([hostPattern, z.array(hostPattern).min(1)]).optional(),
+      path: z.string().startsWith('/', 'expected a path starting with "/"').default('/'),
+      pathType: z.enum(['prefix', 'exact']).default('prefix'),
+      methods: z.array(z.enum(METHODS)).min(1).optional(),
+    })
+    .prefault({}),
+  upstream: z.string().min(1),
+  policies: z.array(policySchemas()).default([]),
+  /** set the upstream request's Host to the endpoint's host:port instead of passing the client's */
+  rewriteHost: z.boolean().default(false),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: listenSchema.prefault({}),
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+    admin: adminSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    shutdown: shutdownSchema.prefault({}),
+    proxy: proxySchema.prefault({}),
+    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
+    routes: z.array(routeSchema).min(1, 'at least one route is required'),
+  })
+  .superRefine((cfg, ctx) => {
+    cfg.routes.forEach((r, i) => {
+      if (!Object.hasOwn(cfg.upstreams, r.upstream)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}" (known: ${Object.keys(cfg.upstreams).join(', ') || 'none'})` });
+      }
+    });
+    const loopback = cfg.admin.host === '127.0.0.1' || cfg.admin.host === '::1' || cfg.admin.host === 'localhost';
+    if (!loopback && !cfg.admin.token) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: `a token is required when the admin API binds to ${cfg.admin.host} (not loopback)` });
+    }
+    if (cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'the admin port must differ from listen.port' });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type UpstreamConfig = Config['upstreams'][string];
+export type RouteConfig = Config['routes'][number];

@@ -1,0 +1,86 @@
+// The one catalogue of tidegate's error codes. Callers branch on `code`, never on
+// the message. Every code a client can see is listed in the README's error table;
+// test/unit/errors.test.ts keeps the two in step.
+
+export interface ErrorSpec {
+  readonly code: string;
+  readonly status: number;
+  readonly message: string;
+}
+
+function spec(code: string, status: number, message: string): ErrorSpec {
+  return Object.freeze({ code, status, message });
+}
+
+/** Errors a client can receive, as JSON `{ "error": { "code", "message" } }`. */
+export const Errors = Object.freeze({
+  // 400: request framing (RFC 9112 §6); the connection is always closed after these.
+  FRAMING_CL_AND_TE: spec('TG_ERR_FRAMING_CL_AND_TE', 400, 'both Content-Length and Transfer-Encoding are present'),
+  FRAMING_CONTENT_LENGTH: spec('TG_ERR_FRAMING_CONTENT_LENGTH', 400, 'Content-Length is invalid or appears more than once'),
+  FRAMING_TRANSFER_ENCODING: spec('TG_ERR_FRAMING_TRANSFER_ENCODING', 400, 'Transfer-Encoding must be exactly "chunked"'),
+  FRAMING_HOST: spec('TG_ERR_FRAMING_HOST', 400, 'exactly one valid Host header is required'),
+  FRAMING_HEADER_VALUE: spec('TG_ERR_FRAMING_HEADER_VALUE', 400, 'a header value contains a control character'),
+  FRAMING_HEADER_NAME: spec('TG_ERR_FRAMING_HEADER_NAME', 400, 'a header name is not a valid token'),
+  FRAMING_TARGET: spec('TG_ERR_FRAMING_TARGET', 400, 'the request target must be an absolute path'),
+  // Limits.
+  LIMIT_URL_TOO_LONG: spec('TG_ERR_LIMIT_URL_TOO_LONG', 414, 'the request target is longer than limits.maxUrlBytes'),
+  LIMIT_HEADERS_TOO_LARGE: spec('TG_ERR_LIMIT_HEADERS_TOO_LARGE', 431, 'the header block is larger than limits.maxHeaderBytes'),
+  LIMIT_HEADER_COUNT: spec('TG_ERR_LIMIT_HEADER_COUNT', 431, 'the request has more headers than limits.maxHeaderCount'),
+  LIMIT_BODY_TOO_LARGE: spec('TG_ERR_LIMIT_BODY_TOO_LARGE', 413, 'the request body is larger than limits.maxBodyBytes'),
+  CLIENT_BODY_TIMEOUT: spec('TG_ERR_CLIENT_BODY_TIMEOUT', 408, 'the client sent no body data within limits.clientBodyTimeout'),
+  // Routing.
+  ROUTE_NOT_FOUND: spec('TG_ERR_ROUTE_NOT_FOUND', 404, 'no route matches this host, path and method'),
+  // Upstream.
+  UPSTREAM_NO_ENDPOINT: spec('TG_ERR_UPSTREAM_NO_ENDPOINT', 503, 'the upstream has no endpoint available'),
+  UPSTREAM_CONNECT: spec('TG_ERR_UPSTREAM_CONNECT', 502, 'could not connect to the upstream'),
+  UPSTREAM_CONNECT_TIMEOUT: spec('TG_ERR_UPSTREAM_CONNECT_TIMEOUT', 504, 'connecting to the upstream timed out'),
+  UPSTREAM_RESET: spec('TG_ERR_UPSTREAM_RESET', 502, 'the upstream closed the connection before responding'),
+  UPSTREAM_TIMEOUT: spec('TG_ERR_UPSTREAM_TIMEOUT', 504, 'the upstream did not respond within timeouts.response'),
+  UPSTREAM_PROTOCOL: spec('TG_ERR_UPSTREAM_PROTOCOL', 502, 'the upstream sent an invalid HTTP response'),
+  // Access policies.
+  RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
+  // Anything else; the message never carries internals.
+  INTERNAL: spec('TG_ERR_INTERNAL', 500, 'internal gateway error'),
+});
+
+export type ErrorName = keyof typeof Errors;
+
+/** A failure inside tidegate with a stable code, for errors that travel as exceptions. */
+export class GatewayError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(spec: ErrorSpec, detail?: string) {
+    super(detail ? `${spec.message}: ${detail}` : spec.message);
+    this.name = 'GatewayError';
+    this.code = spec.code;
+    this.status = spec.status;
+  }
+}
+
+/** Startup and configuration failures: these end the process (or are refused by a reload). */
+export const StartupCodes = Object.freeze({
+  CONFIG_INVALID: 'TG_ERR_CONFIG_INVALID',
+  CONFIG_READ: 'TG_ERR_CONFIG_READ',
+  UWS_FALLBACK: 'TG_ERR_UWS_NATIVE_MISSING',
+  LISTEN: 'TG_ERR_LISTEN',
+  SHM_CAPACITY: 'TG_ERR_SHM_CAPACITY',
+});
+
+export class StartupError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'StartupError';
+    this.code = code;
+  }
+}
+
+/** Raised by config validation; `issues` holds every problem, each with its path. */
+export class ConfigError extends StartupError {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(StartupCodes.CONFIG_INVALID, `invalid configuration (${issues.length} error${issues.length === 1 ? '' : 's'}):\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}

@@ -1,0 +1,58 @@
+// Every message that crosses between the primary and a worker thread. Messages are
+// for rare, large things (a config generation, drain); anything read per request
+// lives in shared memory (DESIGN.md §1).
+import type { Config, RouteConfig, UpstreamConfig } from './config/schema.js';
+import type { PolicyEntry } from './policies/registry.js';
+
+/** The part of a config a worker needs, structured-clone safe. */
+export interface WorkerConfig {
+  readonly generation: number;
+  readonly listen: Config['listen'];
+  readonly limits: Config['limits'];
+  readonly proxy: Config['proxy'];
+  readonly upstreams: readonly WorkerUpstream[];
+  readonly routes: readonly WorkerRoute[];
+}
+
+export interface WorkerUpstream {
+  readonly name: string;
+  readonly balancer: UpstreamConfig['balancer'];
+  readonly endpoints: readonly { readonly host: string; readonly port: number }[];
+  readonly timeouts: UpstreamConfig['timeouts'];
+  readonly pool: UpstreamConfig['pool'];
+  readonly retries: number;
+}
+
+export interface WorkerRoute {
+  readonly name: string;
+  readonly hosts: readonly string[] | null;
+  readonly path: string;
+  readonly pathType: RouteConfig['match']['pathType'];
+  readonly methods: readonly string[] | null;
+  readonly upstream: number; // index into WorkerConfig.upstreams
+  readonly policies: readonly PolicyEntry[];
+  readonly rewriteHost: boolean;
+}
+
+export interface WorkerData {
+  readonly workerId: number;
+  readonly slot: number;
+  readonly shm: SharedArrayBuffer;
+  readonly maxWorkers: number;
+  /** the port to listen on; 0 only for the first worker, which reports the one it got */
+  readonly port: number;
+  readonly config: WorkerConfig;
+}
+
+export type PrimaryToWorker =
+  | { readonly type: 'config'; readonly config: WorkerConfig }
+  | { readonly type: 'drain'; readonly timeoutMs: number }
+  /** test hook: throw inside the worker, to exercise the crash path */
+  | { readonly type: 'crash' };
+
+export type WorkerToPrimary =
+  | { readonly type: 'listening'; readonly workerId: number; readonly port: number }
+  | { readonly type: 'listen-failed'; readonly workerId: number; readonly message: string }
+  | { readonly type: 'config-applied'; readonly workerId: number; readonly generation: number }
+  | { readonly type: 'drained'; readonly workerId: number; readonly forced: number }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly event: string; readonly fields: Record<string, unknown> };

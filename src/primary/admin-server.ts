@@ -1,0 +1,72 @@
+// The admin API, on its own port (127.0.0.1 by default). /healthz and /readyz are
+// open so orchestrator probes need no secret; everything else needs the bearer token
+// when one is configured.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+
+export interface AdminRoutes {
+  ready(): boolean;
+  status(): unknown;
+  /** re-reads the config file; resolves with the applied generation or rejects with ConfigError */
+  reload(): Promise<{ generation: number }>;
+  /** extra GET handlers by exact path, answering a body and content type */
+  extra?: Record<string, (url: URL) => Promise<{ status?: number; type: string; body: string | Buffer }>>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function authorised(req: IncomingMessage, token: string | undefined): boolean {
+  if (!token) return true;
+  const h = req.headers.authorization ?? '';
+  const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+export function startAdminServer(host: string, port: number, token: string | undefined, routes: AdminRoutes): Promise<Server> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    if (path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (path === '/readyz') return routes.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not-ready' });
+    if (!authorised(req, token)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return send(res, 401, { error: { code: 'TG_ERR_ADMIN_UNAUTHORIZED', message: 'a valid bearer token is required' } });
+    }
+    if (path === '/status' && req.method === 'GET') return send(res, 200, routes.status());
+    if (path === '/reload' && req.method === 'POST') {
+      routes.reload().then(
+        (r) => send(res, 200, { status: 'applied', generation: r.generation }),
+        (err: Error & { code?: string; issues?: readonly string[] }) =>
+          send(res, 400, { error: { code: err.code ?? 'TG_ERR_CONFIG_INVALID', message: 'config rejected; the running config stays', issues: err.issues ?? [err.message] } }),
+      );
+      return;
+    }
+    const extra = routes.extra?.[path];
+    if (extra && req.method === 'GET') {
+      extra(url).then(
+        (r) => {
+          res.writeHead(r.status ?? 200, { 'content-type': r.type, 'cache-control': 'no-store' });
+          res.end(r.body);
+        },
+        (err: Error & { status?: number; code?: string }) => send(res, err.status ?? 500, { error: { code: err.code ?? 'TG_ERR_INTERNAL', message: err.message } }),
+      );
+      return;
+    }
+    send(res, 404, { error: { code: 'TG_ERR_ADMIN_NOT_FOUND', message: `no admin endpoint ${req.method} ${path}` } });
+  });
+  // Probes and scrapes are short; never let a slow client hold the control plane.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

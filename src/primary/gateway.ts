@@ -1,0 +1,149 @@
+// The primary thread: owns the config, the shared memory, the workers and the admin
+// API. It is the only writer of control state (DESIGN.md §1).
+import { availableParallelism } from 'node:os';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { compileWorkerConfig } from '../config/compile.js';
+import { loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { SharedState } from '../shm/shared-state.js';
+import {
+  kWorkerBytesInField,
+  kWorkerBytesOutField,
+  kWorkerClientAbortsField,
+  kWorkerInFlightField,
+  kWorkerRequestsField,
+  kWorkerRetriesField,
+  kWorkerStatus1xxField,
+  kWorkerUpstreamErrorsField,
+} from '../shm/layout.js';
+import { startAdminServer } from './admin-server.js';
+import type { Logger } from './logger.js';
+import { Supervisor } from './supervisor.js';
+
+export const VERSION = '0.1.0';
+
+export interface GatewayOptions {
+  readonly config: Config;
+  /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
+  readonly configPath?: string;
+  readonly log: Logger;
+}
+
+export function resolveWorkerCount(workers: Config['workers']): number {
+  return workers === 'auto' ? Math.max(1, availableParallelism()) : workers;
+}
+
+export class Gateway {
+  private config: Config;
+  private generation = 1;
+  private readonly shm: SharedState;
+  private readonly supervisor: Supervisor;
+  private admin: Server | null = null;
+  private readonly startedAt = Date.now();
+  private draining = false;
+  port = 0;
+  adminPort = 0;
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.config = opts.config;
+    const count = resolveWorkerCount(opts.config.workers);
+    this.shm = SharedState.create({ maxWorkers: count });
+    this.shm.setGeneration(this.generation);
+    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.opts;
+    this.port = await this.supervisor.start();
+    const a = this.config.admin;
+    this.admin = await startAdminServer(a.host, a.port, a.token, {
+      ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening'),
+      status: () => this.status(),
+      reload: () => this.reload(),
+    });
+    this.adminPort = (this.admin.address() as AddressInfo).port;
+    log.info(
+      { event: 'started', port: this.port, adminPort: this.adminPort, workers: this.supervisor.info.length, generation: this.generation, version: VERSION },
+      `tidegate listening on ${this.config.listen.host}:${this.port} (admin ${a.host}:${this.adminPort})`,
+    );
+  }
+
+  /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */
+  async reload(): Promise<{ generation: number }> {
+    const { log, configPath } = this.opts;
+    if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
+    let next: Config;
+    try {
+      next = loadConfigFile(configPath);
+    } catch (err) {
+      const e = err as Error & { issues?: readonly string[]; code?: string };
+      log.error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
+      throw err;
+    }
+    const restartNeeded = JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) || next.workers !== this.config.workers;
+    this.config = next;
+    this.generation++;
+    this.shm.setGeneration(this.generation);
+    this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
+    log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
+    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
+    return { generation: this.generation };
+  }
+
+  status(): unknown {
+    const workers = this.supervisor.info.map((w) => {
+      const c = this.shm.workerCounters(w.slot);
+      return {
+        slot: w.slot,
+        workerId: w.workerId,
+        threadId: w.threadId,
+        phase: w.phase,
+        restarts: w.restarts,
+        generation: w.generation,
+        uptimeSeconds: w.phase === 'listening' ? Math.round((Date.now() - w.startedAt) / 1000) : 0,
+        requests: c[kWorkerRequestsField],
+        inFlight: c[kWorkerInFlightField],
+        responses: { '1xx': c[kWorkerStatus1xxField], '2xx': c[kWorkerStatus1xxField + 1], '3xx': c[kWorkerStatus1xxField + 2], '4xx': c[kWorkerStatus1xxField + 3], '5xx': c[kWorkerStatus1xxField + 4] },
+        clientAborts: c[kWorkerClientAbortsField],
+        upstreamErrors: c[kWorkerUpstreamErrorsField],
+        retries: c[kWorkerRetriesField],
+        bytesIn: c[kWorkerBytesInField],
+        bytesOut: c[kWorkerBytesOutField],
+      };
+    });
+    return {
+      version: VERSION,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      generation: this.generation,
+      draining: this.draining,
+      listen: { host: this.config.listen.host, port: this.port },
+      workers,
+      totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
+      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, policies: r.policies.map((p) => p.name) })),
+      upstreams: Object.entries(this.config.upstreams).map(([name, u]) => ({
+        name,
+        balancer: u.balancer,
+        discovery: u.discovery.type,
+        endpoints: u.discovery.endpoints.map((e) => `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`),
+        timeouts: u.timeouts,
+      })),
+    };
+  }
+
+  /** Graceful stop: stop accepting, finish in-flight requests up to the drain timeout, close everything. */
+  async stop(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const timeoutMs = this.config.shutdown.drainTimeout;
+    this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
+    await this.supervisor.drain(timeoutMs);
+    const admin = this.admin;
+    if (admin) {
+      const closed = new Promise<void>((r) => admin.close(() => r()));
+      admin.closeAllConnections();
+      await closed;
+    }
+    this.opts.log.info({ event: 'stopped' }, 'stopped');
+  }
+}

@@ -1,0 +1,191 @@
+// Worker supervision: spawns the data-plane threads, restarts one that dies (with
+// backoff), forwards config generations, and runs the drain at shutdown.
+import { Worker } from 'node:worker_threads';
+import { createServer, type AddressInfo } from 'node:net';
+import type { Logger } from './logger.js';
+import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
+import type { SharedState } from '../shm/shared-state.js';
+
+export type WorkerPhase = 'starting' | 'listening' | 'draining' | 'exited' | 'restarting';
+
+export interface WorkerInfo {
+  readonly slot: number;
+  workerId: number;
+  threadId: number;
+  phase: WorkerPhase;
+  restarts: number;
+  startedAt: number;
+  generation: number;
+}
+
+const WORKER_URL = new URL('../worker/main.js', import.meta.url);
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 30_000;
+/** A worker that ran this long without dying resets its backoff. */
+const STABLE_MS = 60_000;
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class Supervisor {
+  private readonly workers: (Worker | null)[];
+  readonly info: WorkerInfo[];
+  private nextWorkerId = 0;
+  private config: WorkerConfig;
+  private port = 0;
+  private stopping = false;
+  private readonly drainedWaiters = new Map<number, () => void>();
+
+  constructor(
+    private readonly shm: SharedState,
+    private readonly count: number,
+    config: WorkerConfig,
+    private readonly log: Logger,
+  ) {
+    this.config = config;
+    this.workers = new Array<Worker | null>(count).fill(null);
+    this.info = Array.from({ length: count }, (_, slot) => ({ slot, workerId: -1, threadId: -1, phase: 'starting' as WorkerPhase, restarts: 0, startedAt: 0, generation: config.generation }));
+  }
+
+  get listenPort(): number {
+    return this.port;
+  }
+
+  /**
+   * Starts every worker. The first listens on the configured port (which may be 0);
+   * the rest join the port it got, so the kernel spreads connections over all of them.
+   */
+  async start(): Promise<number> {
+    // uSockets sets SO_REUSEPORT only for a non-zero port, so "port 0" is resolved
+    // here to a free port that every worker then shares.
+    this.port = this.config.listen.port === 0 ? await freePort(this.config.listen.host) : this.config.listen.port;
+    try {
+      await Promise.all(Array.from({ length: this.count }, (_, slot) => this.spawn(slot, this.port)));
+    } catch (err) {
+      // Workers that did start hold uWS sockets; they must close them before the
+      // process exits (a thread exiting with live uWS handles aborts the process).
+      await this.drain(0);
+      throw err;
+    }
+    return this.port;
+  }
+
+  private spawn(slot: number, port: number): Promise<number> {
+    const workerId = this.nextWorkerId++;
+    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config };
+    const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}` });
+    this.workers[slot] = w;
+    const info = this.info[slot]!;
+    info.workerId = workerId;
+    info.threadId = w.threadId;
+    info.phase = 'starting';
+    info.startedAt = Date.now();
+    info.generation = this.config.generation;
+    return new Promise<number>((resolve, reject) => {
+      let settled = false;
+      w.on('message', (msg: WorkerToPrimary) => {
+        switch (msg.type) {
+          case 'listening':
+            info.phase = 'listening';
+            this.log.info({ event: 'worker-listening', workerId, slot, port: msg.port }, 'worker listening');
+            if (!settled) {
+              settled = true;
+              resolve(msg.port);
+            }
+            return;
+          case 'listen-failed':
+            this.log.error({ event: 'worker-listen-failed', workerId, slot, error: msg.message }, 'worker could not listen');
+            if (!settled) {
+              settled = true;
+              reject(new Error(msg.message));
+            }
+            return;
+          case 'config-applied':
+            info.generation = msg.generation;
+            return;
+          case 'drained':
+            this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
+            this.drainedWaiters.get(slot)?.();
+            return;
+          case 'log':
+            this.log[msg.level]({ event: msg.event, ...msg.fields }, msg.event);
+            return;
+        }
+      });
+      w.on('error', (err) => {
+        this.log.error({ event: 'worker-error', workerId, slot, error: err.message, stack: err.stack }, 'worker thread error');
+      });
+      w.on('exit', (code) => {
+        info.phase = 'exited';
+        this.workers[slot] = null;
+        this.drainedWaiters.get(slot)?.();
+        if (!settled) {
+          settled = true;
+          reject(new Error(`worker ${workerId} exited with code ${code} before listening`));
+          return;
+        }
+        if (this.stopping) return;
+        const ranFor = Date.now() - info.startedAt;
+        if (ranFor > STABLE_MS) info.restarts = 0;
+        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** info.restarts);
+        info.restarts++;
+        info.phase = 'restarting';
+        this.log.warn({ event: 'worker-restart', workerId, slot, exitCode: code, ranForMs: ranFor, restartInMs: delay, reason: 'worker thread exited unexpectedly' }, 'restarting worker');
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.spawn(slot, this.port).catch((err: Error) => this.log.error({ event: 'worker-restart-failed', slot, error: err.message }, 'worker restart failed'));
+        }, delay).unref();
+      });
+    });
+  }
+
+  broadcast(config: WorkerConfig): void {
+    this.config = config;
+    this.post({ type: 'config', config });
+  }
+
+  private post(msg: PrimaryToWorker): void {
+    for (const w of this.workers) w?.postMessage(msg);
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to timeoutMs), and waits for every thread to exit. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    const exits = this.workers.map((w, slot) => {
+      if (!w) return Promise.resolve();
+      this.info[slot]!.phase = 'draining';
+      return new Promise<void>((resolve) => {
+        this.drainedWaiters.set(slot, resolve);
+        w.once('exit', () => resolve());
+      });
+    });
+    this.post({ type: 'drain', timeoutMs });
+    // A thread that has not exited 5 s after the drain window is stuck; Worker.terminate()
+    // would abort the process from inside libuv (uWS handles still open), so give up
+    // on the threads and end the process from here instead.
+    const hard = setTimeout(() => {
+      this.log.error({ event: 'drain-stuck', reason: 'worker threads did not exit after the drain timeout' }, 'forcing exit');
+      process.exit(1);
+    }, timeoutMs + 5_000);
+    hard.unref();
+    await Promise.all(exits);
+    await Promise.all(this.workers.map((w) => (w ? new Promise<void>((r) => w.once('exit', () => r())) : undefined)));
+    clearTimeout(hard);
+  }
+
+  /** Makes one worker fail as if it had hit a bug (test hook: exercises crash → restart). */
+  crash(slot: number): boolean {
+    const w = this.workers[slot];
+    if (!w) return false;
+    w.postMessage({ type: 'crash' } satisfies PrimaryToWorker);
+    return true;
+  }
+}

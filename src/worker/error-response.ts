@@ -1,0 +1,30 @@
+// Error responses: JSON `{ "error": { "code", "message" } }` with the stable code,
+// bodies encoded once per code. The request id goes in a header so bodies stay static.
+import type { ErrorSpec } from '../errors.js';
+import { statusLine } from './status-lines.js';
+import type { HttpResponse } from './uws.js';
+
+const bodies = new Map<ErrorSpec, string>();
+
+export function errorBody(spec: ErrorSpec): string {
+  let b = bodies.get(spec);
+  if (b === undefined) {
+    b = JSON.stringify({ error: { code: spec.code, message: spec.message } });
+    bodies.set(spec, b);
+  }
+  return b;
+}
+
+/**
+ * Writes the error response. `close` ends the connection after it (framing errors
+ * must: the rest of the stream cannot be trusted). Caller guarantees `res` is live.
+ */
+export function writeError(res: HttpResponse, spec: ErrorSpec, requestIdHeader: string, requestId: string, close: boolean, extra?: readonly string[]): void {
+  res.cork(() => {
+    res.writeStatus(statusLine(spec.status));
+    res.writeHeader('content-type', 'application/json');
+    res.writeHeader(requestIdHeader, requestId);
+    if (extra) for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
+    res.end(errorBody(spec), close);
+  });
+}

@@ -1,0 +1,483 @@
+// One proxied request: the uWS response on one side, an undici dispatch on the other.
+// It is its own undici handler (the legacy callback API, which undici 7 runs without
+// a wrapper), so a request costs one object and no promise.
+//
+// Lifetime rules this file lives by (FIELD-NOTES):
+// * `res` may be touched only while `!this.aborted` and before the response ended;
+//   every write after an await-equivalent (a callback) happens inside res.cork.
+// * the client going away aborts the upstream request; the upstream failing after the
+//   response head went out closes the client connection (never a clean truncation).
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { Errors, type ErrorSpec } from '../errors.js';
+import type { CompiledRoute } from './router.js';
+import type { Runtime } from './runtime.js';
+import type { RequestHead } from './request-head.js';
+import type { UpstreamSet } from './upstream-set.js';
+import type { HttpResponse } from './uws.js';
+import { writeError } from './error-response.js';
+import { statusLine } from './status-lines.js';
+import { countRetry, countUpstreamError, isDraining, requestFinished } from './worker-state.js';
+
+/** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
+export const BUFFER_BODY_LIMIT = 64 * 1024;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+// Errors that mean no byte of the request reached the upstream.
+const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+export function classifyUpstreamError(err: Error & { code?: string }): ErrorSpec {
+  const code = err.code ?? '';
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return Errors.UPSTREAM_CONNECT_TIMEOUT;
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return Errors.UPSTREAM_TIMEOUT;
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return Errors.UPSTREAM_CONNECT;
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_CLOSED':
+      return Errors.UPSTREAM_RESET;
+    default:
+      // HPE_* (llhttp), content-length mismatch, and anything unforeseen: the
+      // upstream's bytes could not be read as an HTTP response.
+      return Errors.UPSTREAM_PROTOCOL;
+  }
+}
+
+const enum BodyMode {
+  None,
+  Buffering,
+  Streaming,
+}
+
+export class Exchange implements Dispatcher.DispatchHandler {
+  readonly res: HttpResponse;
+  readonly head: RequestHead;
+  readonly rt: Runtime;
+  route: CompiledRoute | null = null;
+  upstream: UpstreamSet | null = null;
+  requestId = '';
+  headers: string[] = [];
+
+  aborted = false; // client connection gone
+  private finished = false; // bookkeeping done (exactly once)
+  private ended = false; // response fully handed to uWS
+  private headSent = false; // status line written to the client
+
+  // request body
+  private bodyMode = BodyMode.None;
+  private bodyChunks: Buffer[] | null = null;
+  private bodyStream: BodyStream | null = null;
+  private bodyBytes = 0;
+  private bodyTimer: NodeJS.Timeout | null = null;
+  private clientPaused = false;
+  private bodyComplete = false;
+
+  // upstream side
+  private endpoint = -1;
+  private attempts = 0;
+  private upstreamAbort: ((err?: Error) => void) | null = null;
+  private status = 0;
+  private respHeaders: Buffer[] | null = null;
+  private respVia: string | null = null;
+  private total = -1; // response Content-Length, -1 when unknown
+  private noBody = false;
+  private written = 0;
+  private pending: Buffer | null = null;
+  private pendingOffset = 0;
+  private resumeUpstream: (() => void) | null = null;
+
+  constructor(res: HttpResponse, head: RequestHead, rt: Runtime) {
+    this.res = res;
+    this.head = head;
+    this.rt = rt;
+  }
+
+  // ---- client side ------------------------------------------------------------
+
+  readonly onClientAborted = (): void => {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.clearBodyTimer();
+    this.bodyStream?.destroy();
+    const abort = this.upstreamAbort;
+    this.upstreamAbort = null;
+    abort?.(new Error('client aborted'));
+    this.finish(this.ended ? this.status : 0);
+  };
+
+  /** Responds with an error; framing-class errors close the connection. */
+  fail(spec: ErrorSpec, close: boolean, extra?: readonly string[]): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.headSent = true;
+    this.status = spec.status;
+    // A body we did not read would be parsed as the next request: close instead.
+    const unread = (this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete;
+    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || isDraining(), extra);
+    this.finish(spec.status);
+  }
+
+  /** Starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler. */
+  start(): void {
+    const h = this.head;
+    if (h.contentLength > 0 || h.chunked) {
+      this.res.onData(this.onClientData);
+      this.bodyTimer = setTimeout(this.onBodyTimeout, this.rt.config.limits.clientBodyTimeout);
+      if (h.contentLength >= 0 && h.contentLength <= BUFFER_BODY_LIMIT) {
+        this.bodyMode = BodyMode.Buffering;
+        this.bodyChunks = [];
+        return; // dispatched when the last chunk arrives
+      }
+      this.bodyMode = BodyMode.Streaming;
+      this.bodyStream = new BodyStream(this);
+      if (h.contentLength >= 0) this.headers.push('content-length', String(h.contentLength));
+    }
+    this.dispatch();
+  }
+
+  private readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => {
+    if (this.aborted) return;
+    const n = chunk.byteLength;
+    this.bodyBytes += n;
+    if (this.bodyBytes > this.rt.config.limits.maxBodyBytes) {
+      // Only a chunked body can get here (a too-large Content-Length was refused up front).
+      this.abortUpstream();
+      if (this.headSent) this.closeClient();
+      else this.fail(Errors.LIMIT_BODY_TOO_LARGE, true);
+      return;
+    }
+    if (isLast) {
+      this.bodyComplete = true;
+      this.clearBodyTimer();
+    } else {
+      this.bodyTimer?.refresh();
+    }
+    // uWS reuses the chunk's memory after this callback: copy it.
+    const copy = n > 0 ? Buffer.copyBytesFrom(new Uint8Array(chunk)) : null;
+    if (this.bodyMode === BodyMode.Buffering) {
+      if (copy) this.bodyChunks!.push(copy);
+      if (isLast) this.dispatch();
+      return;
+    }
+    const s = this.bodyStream!;
+    if (copy && !s.push(copy)) {
+      // Backpressure towards the client is per socket in uWS (FIELD-NOTES).
+      this.clientPaused = true;
+      this.res.pause();
+    }
+    if (isLast) s.push(null);
+  };
+
+  /** BodyStream calls this when undici wants more. */
+  pullBody(): void {
+    if (this.clientPaused && !this.aborted) {
+      this.clientPaused = false;
+      this.res.resume();
+    }
+  }
+
+  private readonly onBodyTimeout = (): void => {
+    this.bodyTimer = null;
+    if (this.aborted || this.ended) return;
+    this.abortUpstream();
+    if (this.headSent) this.closeClient();
+    else this.fail(Errors.CLIENT_BODY_TIMEOUT, true);
+  };
+
+  private clearBodyTimer(): void {
+    if (this.bodyTimer !== null) {
+      clearTimeout(this.bodyTimer);
+      this.bodyTimer = null;
+    }
+  }
+
+  private closeClient(): void {
+    if (this.aborted) return;
+    // Runs onClientAborted synchronously, which does the bookkeeping.
+    this.res.close();
+  }
+
+  // ---- upstream side ----------------------------------------------------------
+
+  private dispatch(): void {
+    const up = this.upstream!;
+    const idx = up.balancer.pick(this.endpoint);
+    if (idx < 0) {
+      this.fail(Errors.UPSTREAM_NO_ENDPOINT, false);
+      return;
+    }
+    this.endpoint = idx;
+    this.attempts++;
+    const ep = up.endpoints[idx]!;
+    // headers[0..1] is always the Host pair (see http-server.ts)
+    if (this.route!.route.rewriteHost) this.headers[1] = ep.authority;
+    let body: Buffer | Readable | null = null;
+    if (this.bodyMode === BodyMode.Buffering) {
+      const c = this.bodyChunks!;
+      body = c.length === 1 ? c[0]! : c.length === 0 ? null : Buffer.concat(c);
+      if (c.length > 1) this.bodyChunks = [body as Buffer];
+    } else if (this.bodyMode === BodyMode.Streaming) {
+      body = this.bodyStream;
+    }
+    const q = this.head.query;
+    ep.pool.dispatch(
+      {
+        path: q.length > 0 ? `${this.head.path}?${q}` : this.head.path,
+        method: this.head.method as Dispatcher.HttpMethod,
+        headers: this.headers,
+        body,
+      },
+      this,
+    );
+  }
+
+  private abortUpstream(): void {
+    const abort = this.upstreamAbort;
+    this.upstreamAbort = null;
+    abort?.(new Error('request abandoned'));
+    this.bodyStream?.destroy();
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.aborted) {
+      abort(new Error('client aborted'));
+      return;
+    }
+    this.upstreamAbort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.aborted) return false;
+    // Interim responses (100, 103) are absorbed: uWS can send only one status line.
+    if (statusCode < 200) return true;
+    this.status = statusCode;
+    this.resumeUpstream = resume;
+    const out: Buffer[] = [];
+    let connectionListed: Set<string> | null = null;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!;
+      const len = name.length;
+      // Only names of these lengths can be ones we drop or read; skip the rest cheaply.
+      if (len === 2 || len === 3 || len === 4 || len === 7 || len === 10 || len === 14 || len === 16 || len === 17) {
+        const lower = name.toString('latin1').toLowerCase();
+        switch (lower) {
+          case 'content-length':
+            this.total = Number(rawHeaders[i + 1]!.toString('latin1'));
+            continue;
+          case 'connection':
+            connectionListed ??= new Set();
+            for (const t of rawHeaders[i + 1]!.toString('latin1').split(',')) connectionListed.add(t.trim().toLowerCase());
+            continue;
+          case 'via':
+            this.respVia = rawHeaders[i + 1]!.toString('latin1');
+            continue;
+          case 'te':
+          case 'date': // uWS always writes its own Date
+          case 'trailer':
+          case 'upgrade':
+          case 'keep-alive':
+          case 'proxy-connection':
+          case 'transfer-encoding':
+            continue;
+        }
+      }
+      out.push(name, rawHeaders[i + 1]!);
+    }
+    if (connectionListed !== null) {
+      const kept: Buffer[] = [];
+      for (let i = 0; i < out.length; i += 2) {
+        if (!connectionListed.has(out[i]!.toString('latin1').toLowerCase())) kept.push(out[i]!, out[i + 1]!);
+      }
+      this.respHeaders = kept;
+    } else {
+      this.respHeaders = out;
+    }
+    this.noBody = this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    return true;
+  }
+
+  /** Status line and headers. uWS completes the header block with the first body write, so this is called inside that cork. */
+  private writeHead(): void {
+    const res = this.res;
+    this.headSent = true;
+    res.writeStatus(statusLine(this.status));
+    const h = this.respHeaders!;
+    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    const via = this.rt.viaToken;
+    if (via !== null) res.writeHeader('via', this.respVia === null ? via : `${this.respVia}, ${via}`);
+    res.writeHeader(this.rt.requestIdHeader, this.requestId);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.aborted) return false;
+    const res = this.res;
+    if (this.noBody) return true; // a HEAD/204/304 body would be a framing error; undici already ignores it
+    this.written += chunk.length;
+    if (this.total >= 0) {
+      // Known length: tryEnd streams it and writes Content-Length itself.
+      let ok = false;
+      let done = false;
+      const draining = isDraining();
+      res.cork(() => {
+        if (!this.headSent) {
+          this.writeHead();
+          if (chunk.length === this.total) {
+            // Whole body in one chunk (the common case): end in one call, closing when draining.
+            res.end(chunk, draining);
+            ok = done = true;
+            return;
+          }
+          if (draining) res.writeHeader('connection', 'close');
+        }
+        this.pendingOffset = res.getWriteOffset();
+        [ok, done] = res.tryEnd(chunk, this.total);
+      });
+      if (done) {
+        this.ended = true;
+        this.finish(this.status);
+        return true;
+      }
+      if (!ok) {
+        this.pending = chunk;
+        res.onWritable(this.onWritable);
+        return false;
+      }
+      return true;
+    }
+    // Unknown length: uWS writes chunked encoding; write() buffers what the socket refuses.
+    let ok = false;
+    res.cork(() => {
+      if (!this.headSent) {
+        this.writeHead();
+        if (isDraining()) res.writeHeader('connection', 'close');
+      }
+      ok = res.write(chunk);
+    });
+    if (!ok) {
+      res.onWritable(this.onWritable);
+      return false;
+    }
+    return true;
+  }
+
+  private readonly onWritable = (offset: number): boolean => {
+    if (this.aborted) return true;
+    const p = this.pending;
+    if (p !== null) {
+      const slice = p.subarray(offset - this.pendingOffset);
+      this.pendingOffset = offset;
+      const [ok, done] = this.res.tryEnd(slice, this.total);
+      if (done) {
+        this.pending = null;
+        this.ended = true;
+        this.finish(this.status);
+        this.resumeUpstream?.();
+        return true;
+      }
+      if (!ok) return false;
+      this.pending = null;
+    }
+    this.resumeUpstream?.();
+    return true;
+  }
+
+  onComplete(): void {
+    this.upstreamAbort = null;
+    if (this.aborted || this.ended) return;
+    const res = this.res;
+    const draining = isDraining();
+    if (this.total >= 0 && !this.noBody) {
+      if (this.written === 0) {
+        // Content-Length: 0 (a mismatch never gets here: undici raises it as an error)
+        res.cork(() => {
+          this.writeHead();
+          res.end(undefined, draining);
+        });
+      } else {
+        return; // tryEnd finishes the response when the last byte is out (see onData/onWritable)
+      }
+    } else {
+      res.cork(() => {
+        if (!this.headSent) {
+          this.writeHead();
+          if (this.noBody) {
+            // HEAD keeps the upstream's Content-Length; 204 has none; 304 may carry one.
+            if (this.status === 204 || this.total < 0) res.endWithoutBody(undefined, draining);
+            else res.endWithoutBody(this.total, draining);
+            return;
+          }
+          if (this.written === 0) {
+            res.end(undefined, draining); // close-delimited or chunked body that turned out empty
+            return;
+          }
+        }
+        res.end();
+      });
+    }
+    this.ended = true;
+    this.finish(this.status);
+  }
+
+  onError(err: Error & { code?: string }): void {
+    this.upstreamAbort = null;
+    if (this.aborted || this.ended) return;
+    countUpstreamError();
+    if (this.headSent) {
+      // Some of the response is out: the only honest signal left is to cut the connection.
+      this.closeClient();
+      return;
+    }
+    if (this.canRetry(err)) {
+      countRetry();
+      this.status = 0;
+      this.total = -1;
+      this.written = 0;
+      this.respHeaders = null;
+      this.respVia = null;
+      this.dispatch();
+      return;
+    }
+    this.bodyStream?.destroy();
+    this.fail(classifyUpstreamError(err), false);
+  }
+
+  private canRetry(err: Error & { code?: string }): boolean {
+    const up = this.upstream!;
+    if (this.attempts > up.retries || up.endpoints.length < 2) return false;
+    // A streamed body is not kept, so it cannot be sent twice.
+    if (this.bodyMode === BodyMode.Streaming) return false;
+    // RFC 9110 §9.2.2: never repeat a non-idempotent request that may have been sent.
+    return NOT_SENT.has(err.code ?? '') || IDEMPOTENT.has(this.head.method);
+  }
+
+  // ---- bookkeeping --------------------------------------------------------------
+
+  private finish(status: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearBodyTimer();
+    requestFinished(status, this.bodyBytes, this.written);
+  }
+}
+
+/** The request body as undici reads it: pushed from uWS onData, pulled by undici. */
+class BodyStream extends Readable {
+  constructor(private readonly ex: Exchange) {
+    super({ highWaterMark: 64 * 1024 });
+  }
+
+  override _read(): void {
+    this.ex.pullBody();
+  }
+}

@@ -1,0 +1,63 @@
+// The request handler: head → framing checks → route → access policies → exchange.
+// Everything here runs synchronously inside the uWS callback (DESIGN.md §3 steps 1-4);
+// the exchange takes over for what happens later.
+import { randomUUID } from 'node:crypto';
+import { Errors } from '../errors.js';
+import { Exchange } from './exchange.js';
+import { RequestHead, readRequestHead } from './request-head.js';
+import type { Runtime } from './runtime.js';
+import type { HttpRequest, HttpResponse } from './uws.js';
+import { requestStarted } from './worker-state.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
+
+export type RuntimeRef = { current: Runtime };
+
+export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const rt = ref.current;
+    const head = new RequestHead();
+    const bad = readRequestHead(req, head, rt.config.limits, rt.requestIdHeader);
+    const ex = new Exchange(res, head, rt);
+    // Before anything that can outlive this callback (FIELD-NOTES: uWS terminates otherwise).
+    res.onAborted(ex.onClientAborted);
+    requestStarted();
+    ex.requestId = head.requestId !== null && REQUEST_ID.test(head.requestId) ? head.requestId : randomUUID();
+    try {
+      if (bad !== null) {
+        // Framing and limit errors: the rest of the byte stream cannot be trusted.
+        ex.fail(bad, true);
+        return;
+      }
+      const route = rt.router.match(head.host, head.method, head.path);
+      if (route === null) {
+        ex.fail(Errors.ROUTE_NOT_FOUND, false);
+        return;
+      }
+      ex.route = route;
+      ex.upstream = rt.upstreams[route.route.upstream]!;
+      addForwardingHeaders(res, head, rt, ex.requestId);
+      ex.headers = head.headers;
+      ex.start();
+    } catch (err) {
+      process.emitWarning(err as Error);
+      ex.fail(Errors.INTERNAL, true);
+    }
+  };
+}
+
+const decoder = new TextDecoder('latin1');
+
+/** X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for and Envoy do; Proto/Host from the client are kept only from a trusted proxy. */
+function addForwardingHeaders(res: HttpResponse, head: RequestHead, rt: Runtime, requestId: string): void {
+  const peer = decoder.decode(res.getRemoteAddressAsText());
+  const trusted = rt.trusted.has(peer);
+  const h = head.headers;
+  h.push('x-forwarded-for', head.forwardedFor === null ? peer : `${head.forwardedFor}, ${peer}`);
+  h.push('x-forwarded-proto', trusted && head.forwardedProto !== null ? head.forwardedProto : 'http');
+  h.push('x-forwarded-host', trusted && head.forwardedHost !== null ? head.forwardedHost : head.host);
+  const via = rt.viaToken;
+  if (via !== null) h.push('via', head.via === null ? via : `${head.via}, ${via}`);
+  else if (head.via !== null) h.push('via', head.via);
+  h.push(rt.requestIdHeader, requestId);
+}

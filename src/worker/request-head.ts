@@ -1,0 +1,168 @@
+// Reads a uWS request's head in one synchronous pass (the HttpRequest dies when the
+// handler returns) and applies the framing rules of RFC 9112 §6 and RFC 9110 §5,
+// which the uWS 20.30 parser does not all enforce: it accepts a duplicate
+// Content-Length (using the first), "gzip, chunked", and duplicate Host.
+//
+// Hop-by-hop fields (RFC 9110 §7.6.1) are left out of `headers` here, so forwarding
+// never has to filter again. Names listed in Connection are removed afterwards.
+import { Errors, type ErrorSpec } from '../errors.js';
+import type { HttpRequest } from './uws.js';
+
+export interface HeadLimits {
+  readonly maxHeaderBytes: number;
+  readonly maxHeaderCount: number;
+  readonly maxUrlBytes: number;
+  readonly maxBodyBytes: number;
+}
+
+export class RequestHead {
+  method = '';
+  path = '';
+  query = '';
+  /**
+   * end-to-end request fields to forward: name (lower-case), value, … The Host pair
+   * always comes first, so a route that rewrites Host changes index 1 in place.
+   */
+  headers: string[] = ['host', ''];
+  host = '';
+  /** -1 when absent */
+  contentLength = -1;
+  chunked = false;
+  connection: string | null = null;
+  forwardedFor: string | null = null;
+  forwardedProto: string | null = null;
+  forwardedHost: string | null = null;
+  via: string | null = null;
+  requestId: string | null = null;
+}
+
+// Field values may hold HTAB and visible characters and obs-text; any other control
+// character (CR, LF, NUL, …) is a smuggling vector.
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const CONTENT_LENGTH = /^\d{1,15}$/;
+
+// State for the forEach callback, so reading a head allocates no closure.
+let cur: RequestHead;
+let count = 0;
+let bytes = 0;
+let hostCount = 0;
+let clCount = 0;
+let clRaw = '';
+let teCount = 0;
+let teRaw = '';
+let badValue = false;
+let requestIdHeader = 'x-request-id';
+
+function onHeader(key: string, value: string): void {
+  count++;
+  bytes += key.length + value.length + 4;
+  if (BAD_VALUE.test(value)) badValue = true;
+  switch (key) {
+    case 'host':
+      hostCount++;
+      cur.host = value;
+      return; // sent separately: either as received or rewritten
+    case 'content-length':
+      clCount++;
+      clRaw = value;
+      return; // undici frames the body it sends
+    case 'transfer-encoding':
+      teCount++;
+      teRaw = value;
+      return;
+    case 'connection':
+      cur.connection = cur.connection === null ? value : `${cur.connection},${value}`;
+      return;
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'te':
+    case 'trailer':
+    case 'upgrade':
+    case 'http2-settings':
+    case 'expect': // uWS already answered 100-continue; undici refuses to send it
+      return;
+    case 'x-forwarded-for':
+      cur.forwardedFor = cur.forwardedFor === null ? value : `${cur.forwardedFor}, ${value}`;
+      return;
+    case 'x-forwarded-proto':
+      cur.forwardedProto = value;
+      return;
+    case 'x-forwarded-host':
+      cur.forwardedHost = value;
+      return;
+    case 'via':
+      cur.via = cur.via === null ? value : `${cur.via}, ${value}`;
+      return;
+    default:
+      if (key === requestIdHeader) {
+        cur.requestId = value;
+        return;
+      }
+      cur.headers.push(key, value);
+  }
+}
+
+/** Fills `head` from `req`; returns the error to answer with, or null when the head is acceptable. */
+export function readRequestHead(req: HttpRequest, head: RequestHead, limits: HeadLimits, idHeader: string): ErrorSpec | null {
+  head.method = req.getCaseSensitiveMethod();
+  head.path = req.getUrl();
+  head.query = req.getQuery() ?? '';
+  cur = head;
+  count = 0;
+  bytes = 0;
+  hostCount = 0;
+  clCount = 0;
+  teCount = 0;
+  badValue = false;
+  requestIdHeader = idHeader;
+  req.forEach(onHeader);
+  head.headers[1] = head.host;
+
+  // Limits first: they tell the client what to shrink.
+  if (head.path.length + head.query.length + 1 > limits.maxUrlBytes) return Errors.LIMIT_URL_TOO_LONG;
+  if (count > limits.maxHeaderCount) return Errors.LIMIT_HEADER_COUNT;
+  if (bytes > limits.maxHeaderBytes) return Errors.LIMIT_HEADERS_TOO_LARGE;
+  if (badValue) return Errors.FRAMING_HEADER_VALUE;
+  if (head.path.charCodeAt(0) !== 47 /* / */) return Errors.FRAMING_TARGET;
+  if (hostCount !== 1 || head.host.length === 0 || !validHost(head.host)) return Errors.FRAMING_HOST;
+  if (teCount > 0) {
+    if (clCount > 0) return Errors.FRAMING_CL_AND_TE;
+    // A lone "chunked" only: a coding list ("gzip, chunked") would have us forward a
+    // body whose framing the upstream may read differently.
+    if (teCount !== 1 || teRaw.trim().toLowerCase() !== 'chunked') return Errors.FRAMING_TRANSFER_ENCODING;
+    head.chunked = true;
+  } else if (clCount > 0) {
+    if (clCount !== 1 || !CONTENT_LENGTH.test(clRaw)) return Errors.FRAMING_CONTENT_LENGTH;
+    head.contentLength = Number(clRaw);
+  }
+  if (head.contentLength > limits.maxBodyBytes) return Errors.LIMIT_BODY_TOO_LARGE;
+  if (head.connection !== null) dropConnectionListed(head);
+  return null;
+}
+
+// reg-name / IPv4 / [IPv6], optional port (RFC 9110 §7.2, RFC 3986 §3.2.2).
+const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::\d{0,5})?$/;
+function validHost(h: string): boolean {
+  return HOST_RE.test(h);
+}
+
+/** RFC 9110 §7.6.1: every field named in Connection is hop-by-hop for this connection. */
+function dropConnectionListed(head: RequestHead): void {
+  const names = new Set<string>();
+  for (const t of head.connection!.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n && n !== 'close' && n !== 'keep-alive') names.add(n);
+  }
+  if (names.size === 0) return;
+  const kept: string[] = [head.headers[0]!, head.headers[1]!];
+  for (let i = 2; i < head.headers.length; i += 2) {
+    if (!names.has(head.headers[i]!)) kept.push(head.headers[i]!, head.headers[i + 1]!);
+  }
+  head.headers = kept;
+  // Forwarding fields we rebuild ourselves: a client may not make them vanish, but if
+  // it lists them we must not pass its values on.
+  if (names.has('x-forwarded-for')) head.forwardedFor = null;
+  if (names.has('x-forwarded-proto')) head.forwardedProto = null;
+  if (names.has('x-forwarded-host')) head.forwardedHost = null;
+  if (names.has('via')) head.via = null;
+}

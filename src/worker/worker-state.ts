@@ -1,0 +1,67 @@
+// Process-wide (thread-wide) state of one worker: its counter slice in shared memory
+// and the drain flag. Module singletons on purpose: there is one worker per thread.
+import {
+  kWorkerBytesInField,
+  kWorkerBytesOutField,
+  kWorkerClientAbortsField,
+  kWorkerInFlightField,
+  kWorkerRequestsField,
+  kWorkerRetriesField,
+  kWorkerStatus1xxField,
+  kWorkerUpstreamErrorsField,
+} from '../shm/layout.js';
+
+let counters: Float64Array = new Float64Array(16);
+let inFlight = 0;
+let draining = false;
+let onIdle: (() => void) | null = null;
+
+export function attachCounters(slice: Float64Array): void {
+  counters = slice;
+}
+
+export function isDraining(): boolean {
+  return draining;
+}
+
+/** Enters drain mode; `idle` runs once no request is in flight (maybe at once). */
+export function startDrain(idle: () => void): void {
+  draining = true;
+  onIdle = idle;
+  if (inFlight === 0) fireIdle();
+}
+
+function fireIdle(): void {
+  const cb = onIdle;
+  onIdle = null;
+  cb?.();
+}
+
+export function inFlightCount(): number {
+  return inFlight;
+}
+
+export function requestStarted(): void {
+  inFlight++;
+  counters[kWorkerRequestsField]! += 1;
+  counters[kWorkerInFlightField] = inFlight;
+}
+
+/** Exactly once per started request, with the status the client saw (0 if it aborted first). */
+export function requestFinished(status: number, bytesIn: number, bytesOut: number): void {
+  inFlight--;
+  counters[kWorkerInFlightField] = inFlight;
+  if (status >= 100 && status < 600) counters[kWorkerStatus1xxField + ((status / 100) | 0) - 1]! += 1;
+  else counters[kWorkerClientAbortsField]! += 1;
+  counters[kWorkerBytesInField]! += bytesIn;
+  counters[kWorkerBytesOutField]! += bytesOut;
+  if (draining && inFlight === 0) fireIdle();
+}
+
+export function countUpstreamError(): void {
+  counters[kWorkerUpstreamErrorsField]! += 1;
+}
+
+export function countRetry(): void {
+  counters[kWorkerRetriesField]! += 1;
+}
