@@ -55,4 +55,5 @@ export type WorkerToPrimary =
   | { readonly type: 'listen-failed'; readonly workerId: number; readonly message: string }
   | { readonly type: 'config-applied'; readonly workerId: number; readonly generation: number }
   | { readonly type: 'drained'; readonly workerId: number; readonly forced: number }
+  | { readonly type: 'telemetry'; readonly workerId: number; readonly slot: number; readonly payload: unknown }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly event: string; readonly fields: Record<string, unknown> };

@@ -1,9 +1,48 @@
 // What a policy file provides (APISIX style: name, schema, phase functions).
 // Phase functions run on worker threads, so a definition must not import the
-// control plane; its validated config travels to workers by structured clone.
+// control plane; its validated config travels to workers by structured clone and is
+// compiled into an instance once per config generation (Envoy style: config apart
+// from per-request state).
 import type { z } from 'zod';
+import type { ErrorSpec } from '../errors.js';
+
+/** What the access phase sees of a request. Valid only during the call. */
+export interface AccessContext {
+  readonly method: string;
+  readonly path: string;
+  /** Host header as received */
+  readonly host: string;
+  /** end-to-end request fields as they will be forwarded: lower-case name, value, … */
+  readonly headers: readonly string[];
+  /** the TCP peer */
+  readonly peer: string;
+  /** the client: the peer, or the nearest X-Forwarded-For hop not in proxy.trustedProxies */
+  readonly clientIp: string;
+  readonly routeIndex: number;
+  readonly routeName: string;
+  /** name, value pairs a policy adds to the response (the error it returns, or the proxied one) */
+  readonly responseHeaders: string[];
+}
+
+export interface PolicyEnv {
+  /** the gateway's one SharedArrayBuffer (limiter buckets, policy tables) */
+  readonly shm: SharedArrayBuffer;
+  readonly maxWorkers: number;
+  readonly routeIndex: number;
+  readonly policyIndex: number;
+  /** this policy's position among all policies of its kind in the config (stable per generation) */
+  readonly kindIndex: number;
+}
+
+export interface PolicyInstance {
+  readonly name: string;
+  /** null lets the request continue; an error spec answers it. Must not block or await. */
+  access(ctx: AccessContext): ErrorSpec | null;
+}
 
 export interface PolicyDefinition {
   readonly name: string;
   readonly schema: z.ZodType;
+  /** runs on a worker, once per config generation */
+  create(config: unknown, env: PolicyEnv): PolicyInstance;
 }

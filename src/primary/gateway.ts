@@ -20,6 +20,7 @@ import {
 import { startAdminServer } from './admin-server.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
+import { createObservability, type Observability } from './observability.js';
 
 export const VERSION = '0.1.0';
 
@@ -42,6 +43,7 @@ export class Gateway {
   private admin: Server | null = null;
   private readonly startedAt = Date.now();
   private draining = false;
+  private readonly obs: Observability;
   port = 0;
   adminPort = 0;
 
@@ -51,6 +53,8 @@ export class Gateway {
     this.shm = SharedState.create({ maxWorkers: count });
     this.shm.setGeneration(this.generation);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
+    this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
   }
 
   async start(): Promise<void> {
@@ -61,6 +65,7 @@ export class Gateway {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening'),
       status: () => this.status(),
       reload: () => this.reload(),
+      extra: this.obs.adminRoutes,
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
     log.info(
@@ -86,6 +91,7 @@ export class Gateway {
     this.generation++;
     this.shm.setGeneration(this.generation);
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
+    this.obs.onConfig(next, this.generation);
     log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
     if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
@@ -138,6 +144,7 @@ export class Gateway {
     const timeoutMs = this.config.shutdown.drainTimeout;
     this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
+    await this.obs.close();
     const admin = this.admin;
     if (admin) {
       const closed = new Promise<void>((r) => admin.close(() => r()));

@@ -43,6 +43,8 @@ export class Supervisor {
   private port = 0;
   private stopping = false;
   private readonly drainedWaiters = new Map<number, () => void>();
+  /** receives workers' telemetry messages (histogram snapshots etc.) */
+  onTelemetry: ((slot: number, payload: unknown) => void) | null = null;
 
   constructor(
     private readonly shm: SharedState,
@@ -114,6 +116,9 @@ export class Supervisor {
           case 'drained':
             this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
             this.drainedWaiters.get(slot)?.();
+            return;
+          case 'telemetry':
+            this.onTelemetry?.(slot, msg.payload);
             return;
           case 'log':
             this.log[msg.level]({ event: msg.event, ...msg.fields }, msg.event);

@@ -18,6 +18,7 @@ import type { HttpResponse } from './uws.js';
 import { writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
 import { countRetry, countUpstreamError, isDraining, requestFinished } from './worker-state.js';
+import { requestLogged } from './request-log.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -68,6 +69,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   upstream: UpstreamSet | null = null;
   requestId = '';
   headers: string[] = [];
+  /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */
+  readonly responseHeaders: string[] = [];
+  /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
+  readonly startedAt: number;
+  upstreamStartedAt = 0;
+  upstreamHeadersAt = 0;
 
   aborted = false; // client connection gone
   private finished = false; // bookkeeping done (exactly once)
@@ -101,6 +108,24 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.res = res;
     this.head = head;
     this.rt = rt;
+    this.startedAt = performance.now();
+  }
+
+  /** endpoint index of the last attempt, -1 if none was picked */
+  get endpointIndex(): number {
+    return this.endpoint;
+  }
+
+  get requestBytes(): number {
+    return this.bodyBytes;
+  }
+
+  get responseBytes(): number {
+    return this.written;
+  }
+
+  get attemptCount(): number {
+    return this.attempts;
   }
 
   // ---- client side ------------------------------------------------------------
@@ -124,7 +149,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.status = spec.status;
     // A body we did not read would be parsed as the next request: close instead.
     const unread = (this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete;
-    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || isDraining(), extra);
+    const headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
+    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || isDraining(), headers);
     this.finish(spec.status);
   }
 
@@ -219,6 +245,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.endpoint = idx;
     this.attempts++;
+    up.onPicked(idx);
+    this.upstreamStartedAt = performance.now();
     const ep = up.endpoints[idx]!;
     // headers[0..1] is always the Host pair (see http-server.ts)
     if (this.route!.route.rewriteHost) this.headers[1] = ep.authority;
@@ -262,6 +290,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // Interim responses (100, 103) are absorbed: uWS can send only one status line.
     if (statusCode < 200) return true;
     this.status = statusCode;
+    this.upstreamHeadersAt = performance.now();
+    this.upstream!.onDone(this.endpoint, statusCode, this.upstreamHeadersAt - this.upstreamStartedAt);
     this.resumeUpstream = resume;
     const out: Buffer[] = [];
     let connectionListed: Set<string> | null = null;
@@ -317,6 +347,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const via = this.rt.viaToken;
     if (via !== null) res.writeHeader('via', this.respVia === null ? via : `${this.respVia}, ${via}`);
     res.writeHeader(this.rt.requestIdHeader, this.requestId);
+    const extra = this.responseHeaders;
+    for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
   }
 
   onData(chunk: Buffer): boolean {
@@ -433,6 +465,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.upstreamAbort = null;
     if (this.aborted || this.ended) return;
     countUpstreamError();
+    if (this.upstreamHeadersAt === 0 && this.endpoint >= 0) this.upstream!.onDone(this.endpoint, 0, performance.now() - this.upstreamStartedAt);
     if (this.headSent) {
       // Some of the response is out: the only honest signal left is to cut the connection.
       this.closeClient();
@@ -468,6 +501,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.finished = true;
     this.clearBodyTimer();
     requestFinished(status, this.bodyBytes, this.written);
+    requestLogged(this, status, performance.now());
   }
 }
 

@@ -7,6 +7,7 @@ import { Exchange } from './exchange.js';
 import { RequestHead, readRequestHead } from './request-head.js';
 import type { Runtime } from './runtime.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
+import type { AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
@@ -36,8 +37,30 @@ export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpReq
       }
       ex.route = route;
       ex.upstream = rt.upstreams[route.route.upstream]!;
-      addForwardingHeaders(res, head, rt, ex.requestId);
+      const peer = decoder.decode(res.getRemoteAddressAsText());
+      addForwardingHeaders(peer, head, rt, ex.requestId);
       ex.headers = head.headers;
+      const policies = rt.policies[route.index]!;
+      if (policies.length > 0) {
+        const ctx: AccessContext = {
+          method: head.method,
+          path: head.path,
+          host: head.host,
+          headers: head.headers,
+          peer,
+          clientIp: clientIp(peer, head.forwardedFor, rt),
+          routeIndex: route.index,
+          routeName: route.route.name,
+          responseHeaders: ex.responseHeaders,
+        };
+        for (let i = 0; i < policies.length; i++) {
+          const denied = policies[i]!.access(ctx);
+          if (denied !== null) {
+            ex.fail(denied, false);
+            return;
+          }
+        }
+      }
       ex.start();
     } catch (err) {
       process.emitWarning(err as Error);
@@ -49,8 +72,7 @@ export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpReq
 const decoder = new TextDecoder('latin1');
 
 /** X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for and Envoy do; Proto/Host from the client are kept only from a trusted proxy. */
-function addForwardingHeaders(res: HttpResponse, head: RequestHead, rt: Runtime, requestId: string): void {
-  const peer = decoder.decode(res.getRemoteAddressAsText());
+function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requestId: string): void {
   const trusted = rt.trusted.has(peer);
   const h = head.headers;
   h.push('x-forwarded-for', head.forwardedFor === null ? peer : `${head.forwardedFor}, ${peer}`);
@@ -60,4 +82,22 @@ function addForwardingHeaders(res: HttpResponse, head: RequestHead, rt: Runtime,
   if (via !== null) h.push('via', head.via === null ? via : `${head.via}, ${via}`);
   else if (head.via !== null) h.push('via', head.via);
   h.push(rt.requestIdHeader, requestId);
+}
+
+/**
+ * The client address for policies: walk X-Forwarded-For from the nearest hop while the
+ * hop we got it from is a trusted proxy (nginx realip with `real_ip_recursive on`).
+ * An untrusted peer's X-Forwarded-For is never believed.
+ */
+export function clientIp(peer: string, forwardedFor: string | null, rt: Runtime): string {
+  if (forwardedFor === null || !rt.trusted.has(peer)) return peer;
+  const hops = forwardedFor.split(',');
+  let client = peer;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (hop.length === 0) break;
+    client = hop;
+    if (!rt.trusted.has(hop)) break;
+  }
+  return client;
 }

@@ -8,6 +8,7 @@ import { createHandler, type RuntimeRef } from './http-server.js';
 import { Runtime } from './runtime.js';
 import { loadUws, type TemplatedApp, type us_listen_socket } from './uws.js';
 import { attachCounters, inFlightCount, startDrain } from './worker-state.js';
+import { startWorkerTelemetry } from './telemetry.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -32,7 +33,8 @@ try {
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
 attachCounters(shm.workerCounters(data.slot));
 
-const ref: RuntimeRef = { current: new Runtime(data.config) };
+const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
+const telemetry = startWorkerTelemetry(data, send);
 const app: TemplatedApp = uws.App();
 app.any('/*', createHandler(ref));
 
@@ -45,6 +47,7 @@ let listenSocket: us_listen_socket | null = null;
 function shutdownThread(): void {
   (app as TemplatedApp & { close?: () => void }).close?.();
   ref.current.destroy();
+  telemetry.stop();
   port.close();
 }
 
@@ -70,7 +73,8 @@ port.on('message', (msg: PrimaryToWorker) => {
     case 'config': {
       const old = ref.current;
       try {
-        ref.current = new Runtime(msg.config);
+        ref.current = new Runtime(msg.config, shm);
+        telemetry.onConfig(msg.config.generation);
       } catch (err) {
         log('error', 'config-rejected', { generation: msg.config.generation, error: (err as Error).message });
         return;
@@ -104,6 +108,7 @@ function drain(timeoutMs: number): void {
     // Close every remaining (idle keep-alive or late) connection before the thread
     // ends: a worker that exits with live uWS sockets can trip libuv assertions.
     (app as TemplatedApp & { close?: () => void }).close?.();
+    telemetry.stop();
     void ref.current.close().finally(() => {
       send({ type: 'drained', workerId: data.workerId, forced });
       port.close();

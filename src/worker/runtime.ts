@@ -2,6 +2,9 @@
 // Swapped whole when the primary sends a new config generation; requests in flight
 // keep the generation they started with.
 import type { WorkerConfig } from '../messages.js';
+import type { PolicyInstance } from '../policies/policy.js';
+import { policyDefinition } from '../policies/registry.js';
+import type { SharedState } from '../shm/shared-state.js';
 import { IpAllowList } from './ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
@@ -15,8 +18,10 @@ export class Runtime {
   /** "1.1 tidegate", or null when Via is switched off */
   readonly viaToken: string | null;
   readonly requestIdHeader: string;
+  /** per route, its access policies in configured order */
+  readonly policies: readonly (readonly PolicyInstance[])[];
 
-  constructor(config: WorkerConfig) {
+  constructor(config: WorkerConfig, shm: SharedState) {
     this.generation = config.generation;
     this.config = config;
     this.router = new Router(config.routes);
@@ -24,6 +29,16 @@ export class Runtime {
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
+    const kinds = new Map<string, number>();
+    this.policies = config.routes.map((route, routeIndex) =>
+      route.policies.map((p, policyIndex) => {
+        const def = policyDefinition(p.name);
+        if (!def) throw new Error(`unknown policy ${p.name}`);
+        const kindIndex = kinds.get(p.name) ?? 0;
+        kinds.set(p.name, kindIndex + 1);
+        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, policyIndex, kindIndex });
+      }),
+    );
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,12 @@ export class UpstreamSet {
     this.balancer = new RoundRobinBalancer(this.endpoints.length);
   }
 
+  /** The exchange sends a request to endpoint `idx` (balancers that count in-flight requests hook here). */
+  onPicked(_idx: number): void {}
+
+  /** The request to endpoint `idx` ended: `status` 0 when it failed without a response; `latencyMs` to response head. */
+  onDone(_idx: number, _status: number, _latencyMs: number): void {}
+
   /** Lets in-flight requests finish, then closes every connection. */
   async close(): Promise<void> {
     await Promise.allSettled(this.endpoints.map((e) => e.pool.close()));
