@@ -173,7 +173,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => {
-    if (this.aborted) return;
+    // After the response ended (an early error, or an upstream that answered before
+    // reading everything) the rest of the body has nowhere to go.
+    if (this.aborted || this.ended) return;
     const n = chunk.byteLength;
     this.bodyBytes += n;
     if (this.bodyBytes > this.rt.config.limits.maxBodyBytes) {
@@ -229,7 +231,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private closeClient(): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
     // Runs onClientAborted synchronously, which does the bookkeeping.
     this.res.close();
   }
