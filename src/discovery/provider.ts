@@ -1,7 +1,7 @@
 // The contract every discovery provider implements (DESIGN.md §4: discovery providers
 // → endpoint sets → table writes). A provider runs on the primary only; it reports
 // whole endpoint sets, never deltas, so a missed update heals at the next one.
-import type { Logger } from '../primary/logger.js';
+import type { Logger } from 'pino';
 
 export interface DiscoveredEndpoint {
   readonly host: string;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite itself needs (not the benchmark's, see
+# install-bench-deps.sh), only what is missing:
+#   dnsmasq-base — the dnsmasq binary: a real DNS server the DNS discovery tests
+#             start on a random loopback port (test/integration/discovery-dns.test.ts).
+#             dnsmasq-base ships no system service, so nothing listens on port 53.
+# Idempotent: exits 0 at once when everything is present.
+set -euo pipefail
+
+need=()
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "install-test-deps: everything is present (dnsmasq)"
+  exit 0
+fi
+
+echo "install-test-deps: missing: ${need[*]}"
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO=sudo
+  else
+    cat >&2 <<MSG
+install-test-deps: not root and no password-less sudo. Ask an administrator to run:
+
+  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${need[*]}
+
+or run this script as root. Nothing was installed.
+MSG
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+echo "install-test-deps: installed ${need[*]}"
