@@ -180,9 +180,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.bodyBytes += n;
     if (this.bodyBytes > this.rt.config.limits.maxBodyBytes) {
       // Only a chunked body can get here (a too-large Content-Length was refused up front).
-      this.abortUpstream();
-      if (this.headSent) this.closeClient();
-      else this.fail(Errors.LIMIT_BODY_TOO_LARGE, true);
+      this.abandon(Errors.LIMIT_BODY_TOO_LARGE);
       return;
     }
     if (isLast) {
@@ -218,10 +216,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private readonly onBodyTimeout = (): void => {
     this.bodyTimer = null;
     if (this.aborted || this.ended) return;
-    this.abortUpstream();
-    if (this.headSent) this.closeClient();
-    else this.fail(Errors.CLIENT_BODY_TIMEOUT, true);
+    this.abandon(Errors.CLIENT_BODY_TIMEOUT);
   };
+
+  /**
+   * The client broke the request while the upstream may be working on it. Answer
+   * first, so the upstream error that aborting raises (synchronously) finds the
+   * response already ended and does not answer 502 instead.
+   */
+  private abandon(spec: ErrorSpec): void {
+    if (this.headSent) {
+      this.abortUpstream();
+      this.closeClient();
+      return;
+    }
+    this.fail(spec, true);
+    this.abortUpstream();
+  }
 
   private clearBodyTimer(): void {
     if (this.bodyTimer !== null) {
@@ -447,8 +458,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
           this.writeHead();
           if (this.noBody) {
             // HEAD keeps the upstream's Content-Length; 204 has none; 304 may carry one.
-            if (this.status === 204 || this.total < 0) res.endWithoutBody(undefined, draining);
-            else res.endWithoutBody(this.total, draining);
+            // XXX: uWS 20.30's endWithoutBody(length) leaves the connection expecting
+            // `length` body bytes (the next request on it is refused), and
+            // endWithoutBody(undefined) writes "Content-Length: 2^63". So the length goes
+            // out as a plain header and endWithoutBody() takes no arguments; it cannot
+            // close the connection itself, so when draining we say so in a header and
+            // the final app.close() ends it.
+            if (this.status !== 204 && this.total >= 0) res.writeHeader('content-length', String(this.total));
+            if (draining) res.writeHeader('connection', 'close');
+            res.endWithoutBody();
             return;
           }
           if (this.written === 0) {
