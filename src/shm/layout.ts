@@ -2,21 +2,31 @@
 // constant; typed views in this folder wrap the buffer. Sizes are fixed at start from
 // config limits; a reload that needs more room is refused with TG_ERR_SHM_CAPACITY.
 //
-// Units are 8-byte words (Float64Array / BigInt64Array views share the buffer).
+// Units: area offsets are 8-byte words (Float64Array / BigInt64Array views share the
+// buffer). Inside the endpoint area, fields are 32-bit (Int32Array index = word × 2):
+// Atomics.add on an Int32Array returns a small integer, where the BigInt64 variant
+// would allocate a BigInt on every request.
 // A "slice" is padded to a multiple of 8 words (64 bytes) so two writers never
 // share a cache line.
 
-export const kLayoutVersion = 1;
+/** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
+export const kLayoutVersion = 2;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
 
-/** Header, one cache line: read by everyone, written by the primary. */
+/** Header, two cache lines: read by everyone, written by the primary once at creation (except the generation). */
 export const kHeaderMagicField = 0;
 export const kHeaderVersionField = 1;
 export const kHeaderGenerationField = 2; // config generation the tables describe
 export const kHeaderWorkerSlotsField = 3; // capacity of the worker counter area
-export const kHeaderWordCount = kWordsPerCacheLine;
+// Capacities are stored so a worker can attach knowing only the buffer (the primary's
+// config decides them; a worker never re-derives them).
+export const kHeaderMaxUpstreamsField = 4;
+export const kHeaderMaxEndpointsField = 5;
+export const kHeaderLimiterSlotsField = 6;
+export const kHeaderLimiterPoliciesField = 7;
+export const kHeaderWordCount = 2 * kWordsPerCacheLine;
 
 /**
  * Per-worker counter slice. Single writer (that worker), plain Float64 stores: an
@@ -38,24 +48,161 @@ export const kWorkerRetriesField = 11;
 export const kWorkerFieldCount = 12;
 export const kWorkerSliceWords = Math.ceil(kWorkerFieldCount / kWordsPerCacheLine) * kWordsPerCacheLine;
 
+// ---- endpoint tables (Int32 fields) -------------------------------------------------
+//
+// Per upstream: one header (2 cache lines) then `maxEndpoints` rows (2 cache lines each).
+// Fields marked [seq] are written only by the primary, between two increments of the
+// upstream's seqlock word; readers copy them and retry when the word was odd or moved.
+// Fields marked [rmw] are counters every worker updates with Atomics read-modify-write.
+
+/** [seq] seqlock: odd while the primary writes this upstream's [seq] fields. */
+export const kUpstreamSeqField = 0;
+/** [seq] rows in use (high-water mark; free rows below it have address id 0) */
+export const kUpstreamRowsField = 1;
+/** [seq] 1 while fewer than panicThreshold of the endpoints are healthy: balancers spread over all (Envoy panic mode) */
+export const kUpstreamPanicField = 2;
+/** [rmw] picks made in panic mode, for the primary's log and metrics */
+export const kUpstreamPanicPicksField = 3;
+/** [seq] healthy endpoints (state Healthy, weight > 0) */
+export const kUpstreamHealthyField = 4;
+/** [rmw] picks that found no usable endpoint */
+export const kUpstreamNoEndpointField = 5;
+/** [seq] byte length of the upstream's name (bytes at kUpstreamNameInt32Offset) */
+export const kUpstreamNameLengthField = 6;
+/** [seq] 1 while a config generation uses this upstream slot */
+export const kUpstreamInUseField = 7;
+export const kUpstreamFieldCount = 8;
+export const kUpstreamNameInt32Offset = 16; // 64 bytes of UTF-8 name in the second cache line
+export const kUpstreamNameMaxBytes = 64;
+export const kUpstreamHeaderWords = 2 * kWordsPerCacheLine;
+
+/** [seq] address id, unique per upstream and never reused; 0 = free row */
+export const kEndpointAddressField = 0;
+/** [seq] an EndpointState */
+export const kEndpointStateField = 1;
+/** [seq] configured weight (1..1_000_000) */
+export const kEndpointWeightField = 2;
+/** [seq] weight balancers use: configured weight, ramped during slow start; 0 = not pickable */
+export const kEndpointEffectiveWeightField = 3;
+/** [rmw] requests sent to this endpoint and not finished (all workers) */
+export const kEndpointInFlightField = 4;
+/** [rmw] peak-EWMA of response-head latency, microseconds (CAS by workers, see endpoint-table.ts) */
+export const kEndpointEwmaField = 5;
+/** [rmw] 5xx responses since the last non-5xx response: passive health input (the primary resets it on ejection) */
+export const kEndpointConsecutive5xxField = 6;
+/** [seq] times the primary ejected this endpoint */
+export const kEndpointEjectionsField = 7;
+/** [rmw] failures in total */
+export const kEndpointFailuresField = 8;
+/** [rmw] requests sent in total (wraps at 2^32; read as unsigned) */
+export const kEndpointRequestsField = 9;
+/** [seq] byte length of the "host:port" address (bytes at kEndpointAddressInt32Offset) */
+export const kEndpointAddressLengthField = 10;
+/** [rmw] requests that got no response at all (connect error, reset, timeout) since the last response */
+export const kEndpointConsecutiveConnectFailuresField = 11;
+export const kEndpointFieldCount = 12;
+export const kEndpointAddressInt32Offset = 16; // 64 bytes of "host:port" in the row's second cache line
+export const kEndpointAddressMaxBytes = 64;
+export const kEndpointRowWords = 2 * kWordsPerCacheLine;
+
+export const enum EndpointState {
+  /** free row (never picked) */
+  Free = 0,
+  Healthy = 1,
+  /** taken out by health checks or outlier detection; picked only in panic mode */
+  Ejected = 2,
+  /** leaving: finishes what is in flight, takes nothing new */
+  Draining = 3,
+}
+
+export const endpointStateNames: readonly string[] = ['free', 'healthy', 'ejected', 'draining'];
+
+// ---- limiter (GCRA) ------------------------------------------------------------------
+//
+// Policy rows (one cache line): Float64 [seq-less] fields the primary writes with plain
+// stores (one aligned 8-byte store each; a reader seeing a new rate with an old burst
+// for one request is harmless), then Int32 counters workers add to.
+export const kLimiterPolicyRateField = 0; // f64: events per second
+export const kLimiterPolicyBurstField = 1; // f64: bucket capacity (requests admitted at once)
+export const kLimiterPolicyMultiplierField = 2; // f64: adaptive factor on the rate (1 = as configured)
+export const kLimiterPolicyInUseField = 3; // f64: 1 while some route's policy uses this row
+export const kLimiterPolicyAllowedInt32 = 8; // i32 [rmw] (word 4)
+export const kLimiterPolicyDeniedInt32 = 9; // i32 [rmw]
+export const kLimiterPolicyOverflowInt32 = 10; // i32 [rmw]: table full, request admitted unmetered
+export const kLimiterPolicyWords = kWordsPerCacheLine;
+
+/** Bucket slots: BigInt64 [theoretical arrival time ns, key tag]; tag 0 = empty. */
+export const kLimiterSlotTatField = 0;
+export const kLimiterSlotTagField = 1;
+export const kLimiterSlotWords = 2;
+/** longest probe sequence; past it the table is considered full for that key */
+export const kLimiterMaxProbe = 16;
+
+// ---- sizes ----------------------------------------------------------------------------
+
 export interface LayoutLimits {
   /** worker threads that may ever exist at once (restarts reuse their slot) */
   readonly maxWorkers: number;
+  /** upstream slots (config `capacity.upstreams`) */
+  readonly maxUpstreams?: number;
+  /** endpoint rows per upstream (config `capacity.endpointsPerUpstream`) */
+  readonly maxEndpoints?: number;
+  /** limiter bucket slots, a power of two (config `capacity.limiterKeys`) */
+  readonly limiterSlots?: number;
+  /** limiter policy rows (config `capacity.limiterPolicies`) */
+  readonly limiterPolicies?: number;
 }
 
+export const kDefaultMaxUpstreams = 64;
+export const kDefaultMaxEndpoints = 128;
+export const kDefaultLimiterSlots = 65_536;
+export const kDefaultLimiterPolicies = 64;
+
 export interface Layout {
-  readonly limits: LayoutLimits;
+  readonly limits: Required<LayoutLimits>;
   readonly workerAreaOffset: number; // in words
+  readonly endpointAreaOffset: number; // in words
+  readonly upstreamStrideWords: number;
+  readonly limiterPolicyOffset: number; // in words
+  readonly limiterSlotOffset: number; // in words
   readonly totalWords: number;
   readonly byteLength: number;
 }
 
+function pow2AtLeast(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
 export function computeLayout(limits: LayoutLimits): Layout {
+  const full: Required<LayoutLimits> = {
+    maxWorkers: limits.maxWorkers,
+    maxUpstreams: limits.maxUpstreams ?? kDefaultMaxUpstreams,
+    maxEndpoints: limits.maxEndpoints ?? kDefaultMaxEndpoints,
+    // A power of two so the probe start is `hash & (slots - 1)`.
+    limiterSlots: pow2AtLeast(limits.limiterSlots ?? kDefaultLimiterSlots),
+    limiterPolicies: limits.limiterPolicies ?? kDefaultLimiterPolicies,
+  };
   const workerAreaOffset = kHeaderWordCount;
-  const totalWords = workerAreaOffset + limits.maxWorkers * kWorkerSliceWords;
-  return { limits, workerAreaOffset, totalWords, byteLength: totalWords * 8 };
+  const endpointAreaOffset = workerAreaOffset + full.maxWorkers * kWorkerSliceWords;
+  const upstreamStrideWords = kUpstreamHeaderWords + full.maxEndpoints * kEndpointRowWords;
+  const limiterPolicyOffset = endpointAreaOffset + full.maxUpstreams * upstreamStrideWords;
+  const limiterSlotOffset = limiterPolicyOffset + full.limiterPolicies * kLimiterPolicyWords;
+  const totalWords = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, totalWords, byteLength: totalWords * 8 };
 }
 
 export function workerSliceOffset(layout: Layout, workerSlot: number): number {
   return layout.workerAreaOffset + workerSlot * kWorkerSliceWords;
+}
+
+/** Int32 index of upstream `u`'s header. */
+export function upstreamInt32Offset(layout: Layout, u: number): number {
+  return (layout.endpointAreaOffset + u * layout.upstreamStrideWords) * 2;
+}
+
+/** Int32 index of row `e` of upstream `u`. */
+export function endpointInt32Offset(layout: Layout, u: number, e: number): number {
+  return (layout.endpointAreaOffset + u * layout.upstreamStrideWords + kUpstreamHeaderWords + e * kEndpointRowWords) * 2;
 }

@@ -3,7 +3,11 @@
 import {
   computeLayout,
   kHeaderGenerationField,
+  kHeaderLimiterPoliciesField,
+  kHeaderLimiterSlotsField,
   kHeaderMagicField,
+  kHeaderMaxEndpointsField,
+  kHeaderMaxUpstreamsField,
   kHeaderVersionField,
   kHeaderWorkerSlotsField,
   kLayoutVersion,
@@ -19,30 +23,53 @@ export class SharedState {
   readonly buffer: SharedArrayBuffer;
   readonly f64: Float64Array;
   readonly i64: BigInt64Array;
+  /** 32-bit view for the endpoint tables and counters (Atomics without BigInt allocation) */
+  readonly i32: Int32Array;
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
     this.layout = layout;
     this.f64 = new Float64Array(buffer);
     this.i64 = new BigInt64Array(buffer);
+    this.i32 = new Int32Array(buffer);
   }
 
   static create(limits: LayoutLimits): SharedState {
     const layout = computeLayout(limits);
     const state = new SharedState(new SharedArrayBuffer(layout.byteLength), layout);
+    const l = layout.limits;
     state.f64[kHeaderMagicField] = kMagic;
     state.f64[kHeaderVersionField] = kLayoutVersion;
-    state.f64[kHeaderWorkerSlotsField] = limits.maxWorkers;
+    state.f64[kHeaderWorkerSlotsField] = l.maxWorkers;
+    state.f64[kHeaderMaxUpstreamsField] = l.maxUpstreams;
+    state.f64[kHeaderMaxEndpointsField] = l.maxEndpoints;
+    state.f64[kHeaderLimiterSlotsField] = l.limiterSlots;
+    state.f64[kHeaderLimiterPoliciesField] = l.limiterPolicies;
     return state;
   }
 
-  /** Wraps a buffer received from the primary; refuses one written by another layout version. */
+  /**
+   * Wraps a buffer received from the primary; refuses one written by another layout
+   * version. Capacities come from the buffer's header (the primary decided them), so
+   * only `maxWorkers` of `limits` is checked.
+   */
   static attach(buffer: SharedArrayBuffer, limits: LayoutLimits): SharedState {
-    const state = new SharedState(buffer, computeLayout(limits));
-    if (state.f64[kHeaderMagicField] !== kMagic || state.f64[kHeaderVersionField] !== kLayoutVersion) {
+    const f64 = new Float64Array(buffer, 0, 8);
+    if (f64[kHeaderMagicField] !== kMagic || f64[kHeaderVersionField] !== kLayoutVersion) {
       throw new Error(`shared memory layout mismatch: expected version ${kLayoutVersion}`);
     }
-    return state;
+    const h = new Float64Array(buffer, 0, 16);
+    const layout = computeLayout({
+      maxWorkers: h[kHeaderWorkerSlotsField]!,
+      maxUpstreams: h[kHeaderMaxUpstreamsField]!,
+      maxEndpoints: h[kHeaderMaxEndpointsField]!,
+      limiterSlots: h[kHeaderLimiterSlotsField]!,
+      limiterPolicies: h[kHeaderLimiterPoliciesField]!,
+    });
+    if (layout.limits.maxWorkers !== limits.maxWorkers || layout.byteLength !== buffer.byteLength) {
+      throw new Error(`shared memory layout mismatch: buffer of ${buffer.byteLength} bytes for ${layout.limits.maxWorkers} workers`);
+    }
+    return new SharedState(buffer, layout);
   }
 
   get generation(): number {

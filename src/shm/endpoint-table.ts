@@ -1,0 +1,355 @@
+// Typed view of the endpoint tables (layout in layout.ts, DESIGN.md §2).
+//
+// Who writes what:
+// * the primary alone writes the [seq] fields (address, state, weights, panic flag)
+//   between `beginWrite` and `endWrite`, which make the upstream's seqlock word odd
+//   and then even again;
+// * workers update the [rmw] counters (in-flight, EWMA, failures) with Atomics;
+// * a worker reads the [seq] fields through an EndpointSnapshot: one Atomics.load of
+//   the seqlock word per request, and a full copy only when that word moved.
+//
+// Why workers write the EWMA themselves (a CAS on an Int32 of microseconds) rather
+// than the primary from samples: peak-EWMA must react to a slow endpoint within a few
+// requests, and a sample that waits for the primary's next tick (or a postMessage)
+// arrives after the damage is done. A CAS that loses a race is retried a few times
+// and then dropped: a lost latency sample is harmless, a blocked request is not.
+import {
+  EndpointState,
+  endpointInt32Offset,
+  kEndpointAddressField,
+  kEndpointAddressInt32Offset,
+  kEndpointAddressLengthField,
+  kEndpointAddressMaxBytes,
+  kEndpointConsecutive5xxField,
+  kEndpointConsecutiveConnectFailuresField,
+  kEndpointEffectiveWeightField,
+  kEndpointEjectionsField,
+  kEndpointEwmaField,
+  kEndpointFailuresField,
+  kEndpointInFlightField,
+  kEndpointRequestsField,
+  kEndpointStateField,
+  kEndpointWeightField,
+  kUpstreamHealthyField,
+  kUpstreamInUseField,
+  kUpstreamNameInt32Offset,
+  kUpstreamNameLengthField,
+  kUpstreamNameMaxBytes,
+  kUpstreamNoEndpointField,
+  kUpstreamPanicField,
+  kUpstreamPanicPicksField,
+  kUpstreamRowsField,
+  kUpstreamSeqField,
+  upstreamInt32Offset,
+} from './layout.js';
+import type { SharedState } from './shared-state.js';
+
+/** Weight of 1/(2^n) of the new sample in the EWMA when latency falls (peak-EWMA jumps up at once). */
+const EWMA_DECAY_SHIFT = 3; // 1/8, about Finagle's default over ~10 samples
+const CAS_TRIES = 4;
+const SNAPSHOT_TRIES = 64;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export class EndpointTable {
+  readonly i32: Int32Array;
+  readonly u8: Uint8Array;
+  readonly maxUpstreams: number;
+  readonly maxEndpoints: number;
+
+  constructor(readonly shm: SharedState) {
+    this.i32 = shm.i32;
+    this.u8 = new Uint8Array(shm.buffer);
+    this.maxUpstreams = shm.layout.limits.maxUpstreams;
+    this.maxEndpoints = shm.layout.limits.maxEndpoints;
+  }
+
+  upstreamBase(u: number): number {
+    return upstreamInt32Offset(this.shm.layout, u);
+  }
+
+  rowBase(u: number, e: number): number {
+    return endpointInt32Offset(this.shm.layout, u, e);
+  }
+
+  // ---- primary side (single writer) ------------------------------------------------
+
+  /** Makes the seqlock odd: readers that start now retry or keep their last snapshot. */
+  beginWrite(u: number): void {
+    const i = this.upstreamBase(u) + kUpstreamSeqField;
+    const v = Atomics.add(this.i32, i, 1);
+    if ((v & 1) !== 0) throw new Error(`endpoint table ${u}: nested write (seqlock already odd)`);
+  }
+
+  endWrite(u: number): void {
+    Atomics.add(this.i32, this.upstreamBase(u) + kUpstreamSeqField, 1);
+  }
+
+  /** Stores an upstream field; call between beginWrite and endWrite. */
+  setUpstreamField(u: number, field: number, value: number): void {
+    Atomics.store(this.i32, this.upstreamBase(u) + field, value);
+  }
+
+  setRowField(u: number, e: number, field: number, value: number): void {
+    Atomics.store(this.i32, this.rowBase(u, e) + field, value);
+  }
+
+  writeName(u: number, name: string): void {
+    const bytes = utf8.encode(name);
+    if (bytes.length > kUpstreamNameMaxBytes) throw new RangeError(`upstream name longer than ${kUpstreamNameMaxBytes} bytes: ${name}`);
+    const base = this.upstreamBase(u);
+    this.u8.set(bytes, (base + kUpstreamNameInt32Offset) * 4);
+    Atomics.store(this.i32, base + kUpstreamNameLengthField, bytes.length);
+  }
+
+  writeAddress(u: number, e: number, address: string): void {
+    const bytes = utf8.encode(address);
+    if (bytes.length > kEndpointAddressMaxBytes) throw new RangeError(`endpoint address longer than ${kEndpointAddressMaxBytes} bytes: ${address}`);
+    const base = this.rowBase(u, e);
+    this.u8.set(bytes, (base + kEndpointAddressInt32Offset) * 4);
+    Atomics.store(this.i32, base + kEndpointAddressLengthField, bytes.length);
+  }
+
+  // ---- either side -------------------------------------------------------------------
+
+  upstreamField(u: number, field: number): number {
+    return Atomics.load(this.i32, this.upstreamBase(u) + field);
+  }
+
+  rowField(u: number, e: number, field: number): number {
+    return Atomics.load(this.i32, this.rowBase(u, e) + field);
+  }
+
+  /** Decodes a row's "host:port" (the caller holds a consistent seqlock read, or is the writer). */
+  readAddress(u: number, e: number): string {
+    const base = this.rowBase(u, e);
+    const len = Atomics.load(this.i32, base + kEndpointAddressLengthField);
+    const start = (base + kEndpointAddressInt32Offset) * 4;
+    // slice(): TextDecoder refuses views of shared memory.
+    return utf8Decoder.decode(this.u8.slice(start, start + Math.min(len, kEndpointAddressMaxBytes)));
+  }
+
+  readName(u: number): string {
+    const base = this.upstreamBase(u);
+    const len = Atomics.load(this.i32, base + kUpstreamNameLengthField);
+    const start = (base + kUpstreamNameInt32Offset) * 4;
+    return utf8Decoder.decode(this.u8.slice(start, start + Math.min(len, kUpstreamNameMaxBytes)));
+  }
+
+  /** The slot the primary gave upstream `name`, or -1. Not for the hot path (decodes names). */
+  findUpstream(name: string): number {
+    for (let u = 0; u < this.maxUpstreams; u++) {
+      for (let tries = 0; tries < SNAPSHOT_TRIES; tries++) {
+        const v1 = Atomics.load(this.i32, this.upstreamBase(u) + kUpstreamSeqField);
+        if ((v1 & 1) !== 0) continue;
+        const hit = this.upstreamField(u, kUpstreamInUseField) === 1 && this.readName(u) === name;
+        if (Atomics.load(this.i32, this.upstreamBase(u) + kUpstreamSeqField) !== v1) continue;
+        if (hit) return u;
+        break;
+      }
+    }
+    return -1;
+  }
+
+  // ---- worker side: counters ---------------------------------------------------------
+
+  addInFlight(u: number, e: number, delta: number): void {
+    Atomics.add(this.i32, this.rowBase(u, e) + kEndpointInFlightField, delta);
+  }
+
+  /**
+   * A request to row `e` ended: `status` 0 when no response came (connect error,
+   * reset, timeout), else the response status. Feeds passive health and the EWMA.
+   */
+  recordResult(u: number, e: number, status: number, latencyUs: number): void {
+    const base = this.rowBase(u, e);
+    const i32 = this.i32;
+    if (status === 0) {
+      Atomics.add(i32, base + kEndpointConsecutiveConnectFailuresField, 1);
+      Atomics.add(i32, base + kEndpointFailuresField, 1);
+    } else {
+      // Only store when needed: a store on every success would bounce the cache line.
+      if (Atomics.load(i32, base + kEndpointConsecutiveConnectFailuresField) !== 0) Atomics.store(i32, base + kEndpointConsecutiveConnectFailuresField, 0);
+      if (status >= 500) {
+        Atomics.add(i32, base + kEndpointConsecutive5xxField, 1);
+        Atomics.add(i32, base + kEndpointFailuresField, 1);
+      } else if (Atomics.load(i32, base + kEndpointConsecutive5xxField) !== 0) {
+        Atomics.store(i32, base + kEndpointConsecutive5xxField, 0);
+      }
+    }
+    // A failure without a response says nothing about latency: no EWMA sample.
+    if (status === 0) return;
+    {
+      const sample = latencyUs > 0x7fff_ffff ? 0x7fff_ffff : latencyUs | 0;
+      const i = base + kEndpointEwmaField;
+      for (let t = 0; t < CAS_TRIES; t++) {
+        const old = Atomics.load(i32, i);
+        // Peak-EWMA (Finagle): rise to a slow sample at once, decay slowly after.
+        const next = old === 0 || sample >= old ? sample : old + ((sample - old) >> EWMA_DECAY_SHIFT);
+        if (next === old || Atomics.compareExchange(i32, i, old, next) === old) return;
+      }
+    }
+  }
+
+  countRequest(u: number, e: number): void {
+    Atomics.add(this.i32, this.rowBase(u, e) + kEndpointRequestsField, 1);
+  }
+
+  countPanicPick(u: number): void {
+    Atomics.add(this.i32, this.upstreamBase(u) + kUpstreamPanicPicksField, 1);
+  }
+
+  countNoEndpoint(u: number): void {
+    Atomics.add(this.i32, this.upstreamBase(u) + kUpstreamNoEndpointField, 1);
+  }
+}
+
+/**
+ * One worker's consistent copy of an upstream's [seq] fields, refreshed only when the
+ * seqlock word moved. Balancers read `candidates` / `weights`; they rebuild their own
+ * derived state (SWRR weights, Maglev table) when `version` changes.
+ */
+export class EndpointSnapshot {
+  /** seqlock value this copy was taken at (even); -1 before the first copy */
+  version = -1;
+  /** rows in use (row indices are < rows) */
+  rows = 0;
+  panic = false;
+  healthy = 0;
+  /** rows a balancer may pick now, `count` of them */
+  readonly candidates: Int32Array;
+  count = 0;
+  /** per row: the weight to balance by (0 = not a candidate) */
+  readonly weights: Int32Array;
+  /** per row: address id (0 = free) and state, as copied */
+  readonly addressIds: Int32Array;
+  readonly states: Int32Array;
+  /** times a copy was attempted while the primary was writing (torn read avoided) */
+  retries = 0;
+
+  private readonly seqIndex: number;
+  // Scratch copies, so a failed attempt never touches the published arrays.
+  private readonly tmpStates: Int32Array;
+  private readonly tmpWeights: Int32Array;
+  private readonly tmpConfigured: Int32Array;
+  private readonly tmpIds: Int32Array;
+
+  constructor(
+    readonly table: EndpointTable,
+    readonly upstream: number,
+  ) {
+    const n = table.maxEndpoints;
+    this.candidates = new Int32Array(n);
+    this.weights = new Int32Array(n);
+    this.addressIds = new Int32Array(n);
+    this.states = new Int32Array(n);
+    this.tmpStates = new Int32Array(n);
+    this.tmpWeights = new Int32Array(n);
+    this.tmpConfigured = new Int32Array(n);
+    this.tmpIds = new Int32Array(n);
+    this.seqIndex = table.upstreamBase(upstream) + kUpstreamSeqField;
+    this.sync();
+  }
+
+  /** The per-request check: one atomic load; true when a new copy was taken. */
+  sync(): boolean {
+    if (Atomics.load(this.table.i32, this.seqIndex) === this.version) return false;
+    return this.copy();
+  }
+
+  private copy(): boolean {
+    const i32 = this.table.i32;
+    const u = this.upstream;
+    const t = this.table;
+    for (let attempt = 0; attempt < SNAPSHOT_TRIES; attempt++) {
+      const v1 = Atomics.load(i32, this.seqIndex);
+      if ((v1 & 1) !== 0) {
+        this.retries++;
+        continue;
+      }
+      const ub = t.upstreamBase(u);
+      let rows = Atomics.load(i32, ub + kUpstreamRowsField);
+      if (rows > t.maxEndpoints || rows < 0) rows = 0; // only possible mid-write; the version check rejects it
+      const panic = Atomics.load(i32, ub + kUpstreamPanicField);
+      const healthy = Atomics.load(i32, ub + kUpstreamHealthyField);
+      for (let e = 0; e < rows; e++) {
+        const rb = t.rowBase(u, e);
+        this.tmpIds[e] = Atomics.load(i32, rb + kEndpointAddressField);
+        this.tmpStates[e] = Atomics.load(i32, rb + kEndpointStateField);
+        this.tmpWeights[e] = Atomics.load(i32, rb + kEndpointEffectiveWeightField);
+        this.tmpConfigured[e] = Atomics.load(i32, rb + kEndpointWeightField);
+      }
+      if (Atomics.load(i32, this.seqIndex) !== v1) {
+        this.retries++;
+        continue;
+      }
+      // Consistent: publish.
+      this.rows = rows;
+      this.panic = panic === 1;
+      this.healthy = healthy;
+      let count = 0;
+      for (let e = 0; e < rows; e++) {
+        const s = this.tmpStates[e]!;
+        this.states[e] = s;
+        this.addressIds[e] = this.tmpIds[e]!;
+        let w = 0;
+        if (s === EndpointState.Healthy) w = this.tmpWeights[e]!;
+        // Panic mode (Envoy): too few healthy endpoints, so spread over every endpoint
+        // that is not leaving, at its configured weight, rather than overload the few.
+        if (this.panic && (s === EndpointState.Healthy || s === EndpointState.Ejected)) w = this.tmpConfigured[e]! || 1;
+        this.weights[e] = w;
+        if (w > 0) this.candidates[count++] = e;
+      }
+      this.count = count;
+      this.version = v1;
+      return true;
+    }
+    // The primary is mid-write for longer than we spin: keep the last consistent copy
+    // (never block a request on the control plane).
+    return false;
+  }
+
+  inFlight(e: number): number {
+    return Atomics.load(this.table.i32, this.table.rowBase(this.upstream, e) + kEndpointInFlightField);
+  }
+
+  ewmaUs(e: number): number {
+    return Atomics.load(this.table.i32, this.table.rowBase(this.upstream, e) + kEndpointEwmaField);
+  }
+}
+
+/** Plain-object view of one upstream for /status and tests. */
+export interface EndpointRowInfo {
+  readonly row: number;
+  readonly address: string;
+  readonly addressId: number;
+  readonly state: number;
+  readonly weight: number;
+  readonly effectiveWeight: number;
+  readonly inFlight: number;
+  readonly ewmaUs: number;
+  readonly consecutive5xx: number;
+  readonly consecutiveConnectFailures: number;
+  readonly failures: number;
+  readonly ejections: number;
+  readonly requests: number;
+}
+
+export function readRowInfo(t: EndpointTable, u: number, e: number): EndpointRowInfo {
+  return {
+    row: e,
+    address: t.readAddress(u, e),
+    addressId: t.rowField(u, e, kEndpointAddressField),
+    state: t.rowField(u, e, kEndpointStateField),
+    weight: t.rowField(u, e, kEndpointWeightField),
+    effectiveWeight: t.rowField(u, e, kEndpointEffectiveWeightField),
+    inFlight: t.rowField(u, e, kEndpointInFlightField),
+    ewmaUs: t.rowField(u, e, kEndpointEwmaField),
+    consecutive5xx: t.rowField(u, e, kEndpointConsecutive5xxField),
+    consecutiveConnectFailures: t.rowField(u, e, kEndpointConsecutiveConnectFailuresField),
+    failures: t.rowField(u, e, kEndpointFailuresField),
+    ejections: t.rowField(u, e, kEndpointEjectionsField),
+    requests: t.rowField(u, e, kEndpointRequestsField) >>> 0,
+  };
+}
