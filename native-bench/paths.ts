@@ -1,0 +1,30 @@
+// Where things are, whether the bench runs from dist/native-bench or .tmp/bench-dist/native-bench:
+// walk up from this compiled file to the repo root (the package.json named "tidegate").
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'tidegate') return dir;
+      } catch {
+        /* keep walking */
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error('native-bench: cannot find the tidegate repo root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+export const REPO_ROOT = findRepoRoot();
+/** the source folder: peer config templates and Lua files live here, not in the build output */
+export const BENCH_SRC = join(REPO_ROOT, 'native-bench');
+export const PEER_FILES = join(BENCH_SRC, 'peers');
+/** compiled bench code (this file's folder), for the Node peer scripts */
+export const BENCH_DIST = dirname(fileURLToPath(import.meta.url));
+export const TIDEGATE_CLI = join(REPO_ROOT, 'dist', 'src', 'cli.js');

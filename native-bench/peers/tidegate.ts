@@ -1,0 +1,121 @@
+// Peers: tidegate with no policies, and tidegate with the rate-limit policy the
+// nginx+Lua peer runs. The second is enabled by detection, never faked: a config using
+// it must pass `tidegate --check`, or the peer is "pending" with the checker's words.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { TIDEGATE_CLI } from '../paths.js';
+import { run, start, stop, type Child } from '../processes.js';
+import { fillTemplate, type Availability, type PeerContext, type PeerDefinition, type RunningPeer } from './peer.js';
+import { RATE_LIMIT } from './rate-limit.js';
+
+export interface TidegateContext extends PeerContext {
+  /** when set, tidegate runs with --cpu-prof into this folder (main and worker threads) */
+  profileDir?: string | undefined;
+}
+
+function rateLimitPolicies(): unknown[] {
+  return parse(fillTemplate('tidegate-rate-limit.yaml', { HEADER: RATE_LIMIT.header, RATE: RATE_LIMIT.ratePerSecond, BURST: RATE_LIMIT.burst })) as unknown[];
+}
+
+function config(upstreamPort: number, workers: number, policies: unknown[]): Record<string, unknown> {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    workers,
+    admin: { host: '127.0.0.1', port: 0 },
+    upstreams: {
+      app: {
+        discovery: { type: 'static', endpoints: [`127.0.0.1:${upstreamPort}`] },
+        timeouts: { connect: '1s', response: '10s' },
+        pool: { connections: 64 },
+      },
+    },
+    routes: [{ name: 'bench', match: { path: '/' }, upstream: 'app', policies }],
+  };
+}
+
+async function version(): Promise<Availability> {
+  if (!existsSync(TIDEGATE_CLI)) return { ok: false, reason: `${TIDEGATE_CLI} missing: build first (npx tsc -p tsconfig.json)` };
+  const r = await run('tidegate --version', process.execPath, [TIDEGATE_CLI, '--version'], { timeoutMs: 10_000, allowFail: true });
+  if (r.code !== 0) return { ok: false, reason: `tidegate --version failed: ${r.stderr.trim().slice(0, 300)}` };
+  return { ok: true, version: r.stdout.trim() };
+}
+
+let checkDir: string | undefined;
+export function setCheckDir(dir: string): void {
+  checkDir = dir;
+}
+
+/** Does this build accept the rate-limit policy? Asks the real checker. */
+async function rateLimitSupport(): Promise<Availability> {
+  const v = await version();
+  if (!v.ok) return v;
+  const dir = checkDir ?? '/tmp';
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'tidegate-rl-check.yaml');
+  writeFileSync(file, stringify(config(1, 1, rateLimitPolicies())));
+  const r = await run('tidegate --check', process.execPath, [TIDEGATE_CLI, '--check', file], { timeoutMs: 15_000, allowFail: true });
+  if (r.code === 0) return { ok: true, version: `${v.version} + rate-limit policy` };
+  return { ok: false, pending: true, reason: `pending: this tidegate build rejects the rate-limit policy (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
+}
+
+async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[]): Promise<RunningPeer> {
+  mkdirSync(ctx.workDir, { recursive: true });
+  const file = join(ctx.workDir, 'tidegate.yaml');
+  writeFileSync(file, stringify(config(ctx.upstreamPort, ctx.workers, policies)));
+  const env: NodeJS.ProcessEnv = { ...process.env, TIDEGATE_LOG_LEVEL: 'info' };
+  if (ctx.profileDir) {
+    mkdirSync(ctx.profileDir, { recursive: true });
+    // NODE_OPTIONS reaches worker threads too: one .cpuprofile per thread.
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${ctx.profileDir}`.trim();
+  }
+  const child = start(name, process.execPath, [TIDEGATE_CLI, '--config', file], { cpus: ctx.cpus, env, logFile: join(ctx.workDir, 'tidegate.log') });
+  const { port, adminPort, workers } = await waitForStarted(child);
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  return {
+    port,
+    pid: child.pid,
+    workers,
+    async workerRequests() {
+      const res = await fetch(`${adminUrl}/status`);
+      const s = (await res.json()) as { workers: { requests?: number }[] };
+      return s.workers.map((w) => w.requests ?? 0);
+    },
+    // SIGTERM drains; the profile is written when the threads exit, so give it time.
+    stop: () => stop(child, 'SIGTERM', ctx.profileDir ? 30_000 : 10_000),
+  };
+}
+
+async function waitForStarted(child: Child): Promise<{ port: number; adminPort: number; workers: number }> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    for (const line of child.stdout.split('\n')) {
+      if (!line.includes('"started"')) continue;
+      try {
+        const rec = JSON.parse(line) as { event?: string; port?: number; adminPort?: number; workers?: number };
+        if (rec.event === 'started' && rec.port && rec.adminPort) return { port: rec.port, adminPort: rec.adminPort, workers: rec.workers ?? 0 };
+      } catch {
+        /* partial line */
+      }
+    }
+    if (child.proc.exitCode !== null || child.proc.signalCode !== null) throw new Error(`tidegate exited before starting: ${child.stderr.slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`tidegate did not log "started" in 20 s: ${child.stderr.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const tidegatePeer: PeerDefinition = {
+  name: 'tidegate',
+  description: 'tidegate, one route, no policies, workers = N',
+  scalable: true,
+  available: version,
+  start: (ctx) => startTidegate('tidegate', ctx, []),
+};
+
+export const tidegateRateLimitPeer: PeerDefinition = {
+  name: 'tidegate-rl',
+  description: 'tidegate with the rate-limit policy of the nginx-lua peer (metrics always on)',
+  scalable: true,
+  available: rateLimitSupport,
+  start: (ctx) => startTidegate('tidegate-rl', ctx, rateLimitPolicies()),
+};
