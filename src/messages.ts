@@ -3,6 +3,7 @@
 // lives in shared memory (DESIGN.md §1).
 import type { Config, RouteConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
+import type { WorkerObservability } from './metrics/config.js';
 
 /** The part of a config a worker needs, structured-clone safe. */
 export interface WorkerConfig {
@@ -10,6 +11,7 @@ export interface WorkerConfig {
   readonly listen: Config['listen'];
   readonly limits: Config['limits'];
   readonly proxy: Config['proxy'];
+  readonly observability: WorkerObservability;
   readonly upstreams: readonly WorkerUpstream[];
   readonly routes: readonly WorkerRoute[];
 }

@@ -2,6 +2,7 @@
 // the primary; workers rebuild their matchers from it.
 import type { Config } from './schema.js';
 import type { WorkerConfig, WorkerRoute, WorkerUpstream } from '../messages.js';
+import { workerObservability } from '../metrics/config.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
   const names = Object.keys(cfg.upstreams);
@@ -26,5 +27,5 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     policies: r.policies,
     rewriteHost: r.rewriteHost,
   }));
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, upstreams, routes };
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
 }

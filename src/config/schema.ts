@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { parseDuration, parseHostPort, parseSize } from './units.js';
 import { policySchemas } from '../policies/registry.js';
+import { observabilitySchema } from '../metrics/config.js';
 
 function unit<T>(parse: (v: unknown) => { ok: true; value: T } | { ok: false; expected: string }) {
   return z.union([z.string(), z.number()]).transform((v, ctx): T => {
@@ -132,6 +133,7 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     shutdown: shutdownSchema.prefault({}),
     proxy: proxySchema.prefault({}),
+    observability: observabilitySchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   })

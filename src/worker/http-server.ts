@@ -9,6 +9,7 @@ import type { Runtime } from './runtime.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 import type { AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
+import { applyTraceContext } from './trace-context.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 
@@ -39,6 +40,7 @@ export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpReq
       ex.upstream = rt.upstreams[route.route.upstream]!;
       const peer = decoder.decode(res.getRemoteAddressAsText());
       addForwardingHeaders(peer, head, rt, ex.requestId);
+      applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;
       const policies = rt.policies[route.index]!;
       if (policies.length > 0) {

@@ -74,7 +74,7 @@ port.on('message', (msg: PrimaryToWorker) => {
       const old = ref.current;
       try {
         ref.current = new Runtime(msg.config, shm);
-        telemetry.onConfig(msg.config.generation);
+        telemetry.onConfig(msg.config.generation, msg.config);
       } catch (err) {
         log('error', 'config-rejected', { generation: msg.config.generation, error: (err as Error).message });
         return;

@@ -1,13 +1,318 @@
-// Worker-side telemetry: the place where latency histograms and the access log are
-// set up on a worker thread, and where interval snapshots are shipped to the primary.
-import type { WorkerData, WorkerToPrimary } from '../messages.js';
+// Worker-side telemetry: latency histograms, per-route/upstream counters and the
+// sampled access log, recorded in the log phase (request-log.ts) and shipped to the
+// primary as one message per snapshot interval — never per request.
+//
+// Why counters live here and not in shm: per-route × method × status-class counts
+// depend on the config generation (route count changes on reload) and are read only
+// at scrape time, so a snapshot delta every interval (1 s by default) is as good as
+// a live cell and needs no layout change in the shared buffer other engineers own.
+// The per-worker totals that the control loops read live are in shm already.
+//
+// Hot-path cost: one WASM `recordValue` per histogram (≈40–60 ns measured, vs ≈220–290
+// ns for the JS implementations of hdr-histogram-js 3.0.1), a handful of typed-array
+// increments, and no allocation unless the request is sampled for the access log.
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import * as hdr from 'hdr-histogram-js';
+import type { Histogram } from 'hdr-histogram-js';
+import type { WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
+import { DEFAULT_WORKER_OBSERVABILITY, type WorkerObservability } from '../metrics/config.js';
+import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US } from '../metrics/hdr.js';
+import {
+  CODE_CLASSES,
+  METHODS,
+  UNMATCHED_ROUTE,
+  UPSTREAM_CLASSES,
+  type AccessLogEntry,
+  type RouteDelta,
+  type TelemetrySnapshot,
+  type UpstreamDelta,
+} from '../metrics/snapshot.js';
+import type { Exchange } from './exchange.js';
+import { setRequestFinishedHook } from './request-log.js';
+import { traceIdOf } from './trace-context.js';
 
 export interface WorkerTelemetry {
   /** called when a new config generation is applied (route/upstream names may change) */
-  onConfig(generation: number): void;
+  onConfig(generation: number, config?: WorkerConfig): void;
+  /** ships what is left and stops the timer (drain, crash) */
   stop(): void;
 }
 
-export function startWorkerTelemetry(_data: WorkerData, _send: (msg: WorkerToPrimary) => void): WorkerTelemetry {
-  return { onConfig() {}, stop() {} };
+const N_CLASSES = CODE_CLASSES.length;
+const N_UP_CLASSES = UPSTREAM_CLASSES.length;
+const UP_ERROR = 0;
+const UP_CLIENT_ABORTED = N_UP_CLASSES - 1;
+
+let useWasm = false;
+try {
+  hdr.initWebAssemblySync();
+  useWasm = true;
+} catch {
+  // The JS implementation gives the same encoding, only slower to record.
+  useWasm = false;
+}
+
+function newHistogram(): Histogram {
+  return hdr.build({
+    lowestDiscernibleValue: HDR_LOWEST_US,
+    highestTrackableValue: HDR_HIGHEST_US,
+    numberOfSignificantValueDigits: HDR_DIGITS,
+    // A value above the range throws when autoResize is off; values are clamped first.
+    autoResize: false,
+    bitBucketSize: 32, // per interval: 2^31 per bucket cannot overflow in one second
+    useWebAssembly: useWasm,
+  });
+}
+
+class RouteStats {
+  hist: Histogram | null = null;
+  count = 0;
+  sumUs = 0;
+  readonly counts = new Float64Array(METHODS.length * N_CLASSES);
+  bytesIn = 0;
+  bytesOut = 0;
+  constructor(
+    readonly name: string,
+    public upstream: string,
+  ) {}
+}
+
+class UpstreamStats {
+  hist: Histogram | null = null;
+  count = 0;
+  sumUs = 0;
+  readonly outcomes = new Float64Array(N_UP_CLASSES);
+  constructor(readonly name: string) {}
+}
+
+/** One config generation's index → stats mapping; stats objects are shared by name across generations. */
+interface GenerationView {
+  readonly generation: number;
+  readonly routes: readonly RouteStats[];
+  readonly routeUpstream: readonly number[];
+  readonly upstreams: readonly UpstreamStats[];
+}
+
+function methodIndex(m: string): number {
+  switch (m) {
+    case 'GET':
+      return 0;
+    case 'HEAD':
+      return 1;
+    case 'POST':
+      return 2;
+    case 'PUT':
+      return 3;
+    case 'PATCH':
+      return 4;
+    case 'DELETE':
+      return 5;
+    case 'OPTIONS':
+      return 6;
+    case 'TRACE':
+      return 7;
+    default:
+      return 8;
+  }
+}
+
+function classIndex(status: number): number {
+  return status >= 100 && status < 600 ? (status / 100) | 0 : 0;
+}
+
+function toUs(ms: number): number {
+  const us = Math.round(ms * 1000);
+  return us < 0 ? 0 : us > HDR_HIGHEST_US ? HDR_HIGHEST_US : us;
+}
+
+export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrimary) => void): WorkerTelemetry {
+  let obs: WorkerObservability = data.config.observability ?? DEFAULT_WORKER_OBSERVABILITY;
+  const routeStats = new Map<string, RouteStats>();
+  const upstreamStats = new Map<string, UpstreamStats>();
+  const views = new Map<number, GenerationView>();
+  const unmatched = new RouteStats(UNMATCHED_ROUTE, '');
+  routeStats.set(UNMATCHED_ROUTE, unmatched);
+  let accessLog: AccessLogEntry[] = [];
+  let accessLogDropped = 0;
+  let seq = 0;
+
+  function ensureHist<T extends { hist: Histogram | null }>(s: T): void {
+    if (obs.histograms && s.hist === null) s.hist = newHistogram();
+  }
+
+  /** Built once per generation (preallocates every route's and upstream's histograms). */
+  function viewFor(config: WorkerConfig): GenerationView {
+    let v = views.get(config.generation);
+    if (v !== undefined) return v;
+    const upstreams = config.upstreams.map((u) => {
+      let s = upstreamStats.get(u.name);
+      if (s === undefined) upstreamStats.set(u.name, (s = new UpstreamStats(u.name)));
+      ensureHist(s);
+      return s;
+    });
+    const routes = config.routes.map((r) => {
+      const up = config.upstreams[r.upstream]?.name ?? '';
+      let s = routeStats.get(r.name);
+      if (s === undefined) routeStats.set(r.name, (s = new RouteStats(r.name, up)));
+      s.upstream = up;
+      ensureHist(s);
+      return s;
+    });
+    ensureHist(unmatched);
+    v = { generation: config.generation, routes, routeUpstream: config.routes.map((r) => r.upstream), upstreams };
+    views.set(config.generation, v);
+    // Requests of a generation older than the last few are long gone; let their view go.
+    for (const g of views.keys()) if (g < config.generation - 4) views.delete(g);
+    return v;
+  }
+
+  let current = viewFor(data.config);
+
+  const onFinished = (ex: Exchange, status: number, endedAt: number): void => {
+    let v = current;
+    const rt = ex.rt;
+    if (v.generation !== rt.generation) v = viewFor(rt.config);
+    const route = ex.route;
+    const rs = route === null ? unmatched : v.routes[route.index]!;
+    const us = toUs(endedAt - ex.startedAt);
+    if (rs.hist !== null) rs.hist.recordValue(us);
+    rs.count++;
+    rs.sumUs += us;
+    rs.counts[methodIndex(ex.head.method) * N_CLASSES + classIndex(status)]! += 1;
+    rs.bytesIn += ex.requestBytes;
+    rs.bytesOut += ex.responseBytes;
+    let upUs = -1;
+    if (route !== null && ex.endpointIndex >= 0) {
+      const u = v.upstreams[v.routeUpstream[route.index]!]!;
+      if (ex.upstreamHeadersAt > 0) {
+        upUs = toUs(ex.upstreamHeadersAt - ex.upstreamStartedAt);
+        if (u.hist !== null) u.hist.recordValue(upUs);
+        u.count++;
+        u.sumUs += upUs;
+        u.outcomes[status === 0 ? UP_CLIENT_ABORTED : classIndex(status)]! += 1;
+      } else {
+        u.outcomes[UP_ERROR]! += 1;
+      }
+    }
+    const rate = obs.accessLog.sampleRate;
+    if (rate > 0 && (rate >= 1 || Math.random() < rate)) {
+      if (accessLog.length >= obs.accessLog.maxPerInterval) {
+        accessLogDropped++;
+        return;
+      }
+      accessLog.push({
+        time: new Date().toISOString(),
+        requestId: ex.requestId,
+        traceId: traceIdOf(ex.headers),
+        method: ex.head.method,
+        path: ex.head.path,
+        route: rs.name,
+        upstream: ex.upstream?.name ?? null,
+        endpoint: ex.endpointIndex,
+        status,
+        durationMs: us / 1000,
+        upstreamMs: upUs >= 0 ? upUs / 1000 : null,
+        bytesIn: ex.requestBytes,
+        bytesOut: ex.responseBytes,
+      });
+    }
+  };
+  setRequestFinishedHook(onFinished);
+
+  // Event-loop health, per interval: utilisation (busy share) and timer delay.
+  let elu: EventLoopUtilization = performance.eventLoopUtilization();
+  let loopDelay: IntervalHistogram | null = null;
+  try {
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+  } catch {
+    loopDelay = null;
+  }
+
+  function takeHist(s: { hist: Histogram | null }): Uint8Array | null {
+    const h = s.hist;
+    if (h === null || h.totalCount === 0) return null;
+    const bytes = (h as Histogram & { encode(): Uint8Array }).encode();
+    h.reset();
+    return bytes;
+  }
+
+  function ship(): void {
+    const routes: RouteDelta[] = [];
+    for (const s of routeStats.values()) {
+      if (s.count === 0) continue;
+      routes.push({ name: s.name, upstream: s.upstream, counts: Array.from(s.counts), bytesIn: s.bytesIn, bytesOut: s.bytesOut, hist: takeHist(s), count: s.count, sumUs: s.sumUs });
+      s.counts.fill(0);
+      s.count = s.sumUs = s.bytesIn = s.bytesOut = 0;
+    }
+    const upstreams: UpstreamDelta[] = [];
+    for (const s of upstreamStats.values()) {
+      let any = s.count;
+      for (let i = 0; i < s.outcomes.length; i++) any += s.outcomes[i]!;
+      if (any === 0) continue;
+      upstreams.push({ name: s.name, outcomes: Array.from(s.outcomes), hist: takeHist(s), count: s.count, sumUs: s.sumUs });
+      s.outcomes.fill(0);
+      s.count = s.sumUs = 0;
+    }
+    const nowElu = performance.eventLoopUtilization();
+    const eluDelta = performance.eventLoopUtilization(nowElu, elu);
+    elu = nowElu;
+    const heap = getHeapStatistics();
+    let delayMean = 0;
+    let delayP99 = 0;
+    let delayMax = 0;
+    if (loopDelay !== null && loopDelay.count > 0) {
+      // The histogram's own resolution (10 ms) is subtracted by Node already.
+      delayMean = loopDelay.mean / 1e6;
+      delayP99 = loopDelay.percentile(99) / 1e6;
+      delayMax = loopDelay.max / 1e6;
+      loopDelay.reset();
+    }
+    const snapshot: TelemetrySnapshot = {
+      kind: 'snapshot',
+      seq: seq++,
+      at: Date.now(),
+      intervalMs: obs.snapshotIntervalMs,
+      routes,
+      upstreams,
+      runtime: { elu: eluDelta.utilization, loopDelayMeanMs: delayMean, loopDelayP99Ms: delayP99, loopDelayMaxMs: delayMax, heapUsedBytes: heap.used_heap_size, heapTotalBytes: heap.total_heap_size },
+      accessLog,
+      accessLogDropped,
+    };
+    accessLog = [];
+    accessLogDropped = 0;
+    send({ type: 'telemetry', workerId: data.workerId, slot: data.slot, payload: snapshot });
+  }
+
+  let timer: NodeJS.Timeout | null = null;
+  function arm(): void {
+    if (timer !== null) clearInterval(timer);
+    timer = setInterval(ship, obs.snapshotIntervalMs);
+    // The timer must never be what keeps a draining thread alive.
+    timer.unref();
+  }
+  arm();
+
+  return {
+    onConfig(generation, config) {
+      if (config === undefined || config.generation !== generation) return;
+      const prevInterval = obs.snapshotIntervalMs;
+      obs = config.observability ?? DEFAULT_WORKER_OBSERVABILITY;
+      current = viewFor(config);
+      if (obs.snapshotIntervalMs !== prevInterval) arm();
+    },
+    stop() {
+      if (timer === null) return;
+      clearInterval(timer);
+      timer = null;
+      setRequestFinishedHook(null);
+      loopDelay?.disable();
+      try {
+        ship(); // the last partial interval, so a drain loses no counts
+      } catch {
+        // the port may already be closing (crash path); nothing more to do
+      }
+    },
+  };
 }

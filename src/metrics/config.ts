@@ -1,0 +1,111 @@
+// The `observability:` config section (histograms, snapshots, access log, tracing,
+// scaling signals, webhook). Its own file so schema.ts stays a list of sections;
+// defaults make the whole section optional.
+import { z } from 'zod';
+import { parseDuration } from '../config/units.js';
+
+// Re-declared here rather than imported from schema.ts: schema.ts imports this file,
+// and a cycle would leave one side's exports undefined at load time.
+const duration = z.union([z.string(), z.number()]).transform((v, ctx): number => {
+  const r = parseDuration(v);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return r.value;
+});
+
+/** Prometheus-style default bounds in seconds: 1 ms … 60 s, dense where APIs live. */
+export const DEFAULT_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
+
+const histogramsSchema = z.strictObject({
+  /** off: workers record nothing (the A/B switch for measuring recording cost) */
+  enabled: z.boolean().default(true),
+  /** upper bounds (`le`) of the exported Prometheus buckets, seconds, ascending; +Inf is implied */
+  buckets: z
+    .array(z.number().positive().max(60))
+    .min(1)
+    .max(50)
+    .refine((b) => b.every((v, i) => i === 0 || v > b[i - 1]!), 'expected strictly ascending bucket bounds')
+    .default([...DEFAULT_BUCKETS_SECONDS]),
+});
+
+const accessLogSchema = z.strictObject({
+  /** fraction of requests logged, 0 (off) … 1 (all) */
+  sampleRate: z.number().min(0).max(1).default(0),
+  /** per worker per snapshot interval; entries beyond this are counted as dropped, never queued */
+  maxPerInterval: z.number().int().min(1).max(100_000).default(1000),
+});
+
+const tracingSchema = z.strictObject({
+  /** validate and forward W3C traceparent/tracestate; false forwards them untouched (no parsing) */
+  enabled: z.boolean().default(true),
+  /** start a new trace (new traceparent) when the request has none or an invalid one */
+  startIfAbsent: z.boolean().default(true),
+  /** trace-flags "sampled" bit on traces we start (we record no spans ourselves) */
+  sampleNewTraces: z.boolean().default(false),
+});
+
+const scalingTargetSchema = z.strictObject({
+  /** what the target is per endpoint: request rate, in-flight requests, or p99 upstream latency */
+  metric: z.enum(['rps', 'inflight', 'p99']),
+  /** rps: requests/s per endpoint; inflight: concurrent requests per endpoint; p99: seconds */
+  target: z.number().positive(),
+  minReplicas: z.number().int().min(0).default(1),
+  maxReplicas: z.number().int().min(1).default(100),
+  /** HPA's ±10 %: no change while observed/target is within 1 ± tolerance */
+  tolerance: z.number().min(0).max(1).default(0.1),
+  /** HPA's downscale stabilisation: scale down only to the highest recommendation in this window */
+  scaleDownStabilization: duration.default(300_000),
+});
+
+const scalingSchema = z.strictObject({
+  /** how often recommendations are recomputed (HPA's sync period is 15 s) */
+  interval: duration.default(15_000),
+  upstreams: z.record(z.string(), scalingTargetSchema).default({}),
+});
+
+const forecastSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** how far ahead the request-rate forecast looks */
+  horizon: duration.default(60_000),
+  /** seasonal period of the Holt-Winters model; history keeps 3 seasons */
+  season: duration.default(600_000),
+  /** how often forecasts are refit (in the piscina pool) */
+  interval: duration.default(15_000),
+});
+
+const webhookSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  timeout: duration.default(2_000),
+  retries: z.number().int().min(0).max(10).default(3),
+});
+
+export const observabilitySchema = z.strictObject({
+  histograms: histogramsSchema.prefault({}),
+  /** how often workers ship histogram/counter snapshots to the primary */
+  snapshotInterval: duration.pipe(z.number().min(50, 'snapshotInterval must be at least 50ms').max(60_000)).default(1_000),
+  accessLog: accessLogSchema.prefault({}),
+  tracing: tracingSchema.prefault({}),
+  scaling: scalingSchema.prefault({}),
+  forecast: forecastSchema.prefault({}),
+  webhook: webhookSchema.optional(),
+});
+
+export type ObservabilityConfig = z.output<typeof observabilitySchema>;
+export type ScalingTarget = z.output<typeof scalingTargetSchema>;
+
+/** The part of the section a worker needs (structured-clone safe). */
+export interface WorkerObservability {
+  readonly histograms: boolean;
+  readonly snapshotIntervalMs: number;
+  readonly accessLog: ObservabilityConfig['accessLog'];
+  readonly tracing: ObservabilityConfig['tracing'];
+}
+
+export function workerObservability(o: ObservabilityConfig): WorkerObservability {
+  return { histograms: o.histograms.enabled, snapshotIntervalMs: o.snapshotInterval, accessLog: o.accessLog, tracing: o.tracing };
+}
+
+/** Used where a config predates the section (e.g. a WorkerConfig built by a test). */
+export const DEFAULT_WORKER_OBSERVABILITY: WorkerObservability = workerObservability(observabilitySchema.parse({}));

@@ -1,0 +1,83 @@
+// The telemetry payload a worker ships to the primary every snapshot interval
+// (messages.ts carries it as `payload: unknown`; this file gives it a shape). Counts
+// are deltas since the previous snapshot; histograms are the interval's HDR
+// histogram in the standard V2 binary encoding (uncompressed: deflate would cost the
+// worker's event loop more than the bytes cost the message channel).
+
+/** Method slots for per-route counters: a fixed list keeps label cardinality bounded. */
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'OTHER'] as const;
+/** Status-class slots: index 0 is "no status" (client went away first), then 1xx … 5xx. */
+export const CODE_CLASSES = ['aborted', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** Upstream outcome slots: 0 is "error" (no response head), then 1xx … 5xx. */
+export const UPSTREAM_CLASSES = ['error', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** Route name used for requests that matched no route (404s, framing errors). */
+export const UNMATCHED_ROUTE = '_unmatched';
+
+export interface RouteDelta {
+  readonly name: string;
+  readonly upstream: string;
+  /** METHODS.length × CODE_CLASSES.length request counts, method-major */
+  readonly counts: number[];
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** interval HDR histogram of end-to-end latency (µs), V2 encoding; null when histograms are off */
+  readonly hist: Uint8Array | null;
+  readonly count: number;
+  /** exact sum of recorded latencies, µs */
+  readonly sumUs: number;
+}
+
+export interface UpstreamDelta {
+  readonly name: string;
+  /** UPSTREAM_CLASSES.length counts of upstream attempts' final outcome */
+  readonly outcomes: number[];
+  /** interval HDR histogram of time to upstream response head (µs) */
+  readonly hist: Uint8Array | null;
+  readonly count: number;
+  readonly sumUs: number;
+}
+
+export interface WorkerRuntimeStats {
+  /** event-loop utilisation over the interval, 0…1 */
+  readonly elu: number;
+  readonly loopDelayMeanMs: number;
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+}
+
+export interface AccessLogEntry {
+  readonly time: string;
+  readonly requestId: string;
+  readonly traceId: string | null;
+  readonly method: string;
+  readonly path: string;
+  readonly route: string;
+  readonly upstream: string | null;
+  readonly endpoint: number;
+  readonly status: number;
+  readonly durationMs: number;
+  readonly upstreamMs: number | null;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+export interface TelemetrySnapshot {
+  readonly kind: 'snapshot';
+  readonly seq: number;
+  /** Date.now() at the end of the interval */
+  readonly at: number;
+  readonly intervalMs: number;
+  readonly routes: RouteDelta[];
+  readonly upstreams: UpstreamDelta[];
+  readonly runtime: WorkerRuntimeStats;
+  readonly accessLog: AccessLogEntry[];
+  /** access-log entries sampled but not kept (over maxPerInterval) */
+  readonly accessLogDropped: number;
+}
+
+export function isTelemetrySnapshot(p: unknown): p is TelemetrySnapshot {
+  return typeof p === 'object' && p !== null && (p as { kind?: unknown }).kind === 'snapshot';
+}
