@@ -25,25 +25,41 @@ export const fileDiscoverySchema = z.strictObject({
 });
 export type FileDiscoveryConfig = z.output<typeof fileDiscoverySchema>;
 
-const entrySchema = z.union([
-  z.string().transform((v, ctx) => {
-    const r = parseHostPort(v);
-    if (!r.ok) {
-      ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return r.value as DiscoveredEndpoint;
-  }),
-  z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535), weight: z.number().int().min(1).max(1_000_000).optional() }),
-]);
-const fileSchema = z.union([z.array(entrySchema), z.strictObject({ endpoints: z.array(entrySchema) })]);
+const entryObjectSchema = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535), weight: z.number().int().min(1).max(1_000_000).optional() });
 
-/** Parses an endpoints file's text; throws with every problem listed. */
+/** Parses an endpoints file's text; throws with every problem listed by position. */
 export function parseEndpointsFile(text: string): DiscoveredEndpoint[] {
   const raw: unknown = parse(text);
-  const r = fileSchema.safeParse(raw);
-  if (!r.success) throw new Error(r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-  return Array.isArray(r.data) ? r.data : r.data.endpoints;
+  // Shapes are told apart by hand: a zod union reports only "Invalid input" at the
+  // root, which tells an operator nothing about which entry is wrong.
+  let list: unknown;
+  let prefix: string;
+  if (Array.isArray(raw)) {
+    list = raw;
+    prefix = '';
+  } else if (raw !== null && typeof raw === 'object' && Object.keys(raw).length === 1 && 'endpoints' in raw) {
+    list = (raw as { endpoints: unknown }).endpoints;
+    prefix = 'endpoints';
+  } else {
+    throw new Error('(root): expected a list of endpoints or { endpoints: [...] }');
+  }
+  if (!Array.isArray(list)) throw new Error(`${prefix || '(root)'}: expected a list`);
+  const out: DiscoveredEndpoint[] = [];
+  const problems: string[] = [];
+  list.forEach((entry: unknown, i) => {
+    const at = prefix ? `${prefix}.${i}` : String(i);
+    if (typeof entry === 'string') {
+      const r = parseHostPort(entry);
+      if (r.ok) out.push(r.value);
+      else problems.push(`${at}: ${r.expected}, got ${JSON.stringify(entry)}`);
+      return;
+    }
+    const r = entryObjectSchema.safeParse(entry);
+    if (r.success) out.push(r.data);
+    else problems.push(...r.error.issues.map((x) => `${[at, ...x.path].join('.')}: ${x.message}`));
+  });
+  if (problems.length) throw new Error(problems.join('; '));
+  return out;
 }
 
 export class FileProvider implements DiscoveryProvider {
