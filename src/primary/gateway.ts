@@ -66,6 +66,7 @@ export class Gateway {
       status: () => this.status(),
       reload: () => this.reload(),
       extra: this.obs.adminRoutes,
+      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number) => this.supervisor.crash(slot) } : {}),
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
     log.info(
