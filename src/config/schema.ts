@@ -4,8 +4,10 @@
 // Unknown keys are errors everywhere: a typo must never be silently ignored.
 import { z } from 'zod';
 import { isIP } from 'node:net';
-import { parseDuration, parseHostPort, parseSize } from './units.js';
+import { parseDuration, parseSize } from './units.js';
 import { policySchemas } from '../policies/registry.js';
+import { discoverySchema } from '../discovery/registry.js';
+import { healthSchema } from '../primary/health/health-schema.js';
 import { observabilitySchema } from '../metrics/config.js';
 
 function unit<T>(parse: (v: unknown) => { ok: true; value: T } | { ok: false; expected: string }) {
@@ -21,15 +23,6 @@ function unit<T>(parse: (v: unknown) => { ok: true; value: T } | { ok: false; ex
 
 export const duration = unit(parseDuration);
 export const size = unit(parseSize);
-
-const hostPort = z.string().transform((v, ctx) => {
-  const r = parseHostPort(v);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
-    return z.NEVER;
-  }
-  return r.value;
-});
 
 const cidr = z.string().refine((v) => {
   const [addr, bits, extra] = v.split('/');
@@ -67,6 +60,19 @@ const limitsSchema = z.strictObject({
   clientBodyTimeout: duration.default(10_000),
 });
 
+/**
+ * Shared-memory table sizes (DESIGN.md §2), fixed at start: a reload that needs more
+ * is refused with TG_ERR_SHM_CAPACITY, and a change here takes effect on restart.
+ */
+const capacitySchema = z.strictObject({
+  upstreams: z.number().int().min(1).max(4096).default(64),
+  endpointsPerUpstream: z.number().int().min(1).max(65_536).default(128),
+  /** rate-limit keys tracked at once across all policies (rounded up to a power of two) */
+  limiterKeys: z.number().int().min(16).max(1 << 24).default(65_536),
+  /** rate-limit policies across all routes */
+  limiterPolicies: z.number().int().min(1).max(4096).default(64),
+});
+
 const shutdownSchema = z.strictObject({
   drainTimeout: duration.default(10_000),
 });
@@ -78,14 +84,29 @@ const proxySchema = z.strictObject({
   requestIdHeader: z.string().regex(/^[a-z0-9-]+$/, 'expected a lowercase header name').default('x-request-id'),
 });
 
-const staticDiscovery = z.strictObject({
-  type: z.literal('static'),
-  endpoints: z.array(hostPort).min(1, 'at least one endpoint is required'),
-});
-
 const upstreamSchema = z.strictObject({
-  balancer: z.enum(['round-robin']).default('round-robin'),
-  discovery: staticDiscovery,
+  /** picker per upstream (src/balancers/<name>.ts); weights come with the endpoints */
+  balancer: z.enum(['round-robin', 'weighted-round-robin', 'least-request', 'peak-ewma', 'consistent-hash']).default('round-robin'),
+  /** consistent-hash key: a request header, a cookie, or the client address (after trusted proxies) */
+  hash: z
+    .strictObject({
+      on: z.enum(['header', 'cookie', 'client-ip']),
+      name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header or cookie name').optional(),
+    })
+    .refine((h) => h.on === 'client-ip' || h.name !== undefined, { message: 'hash.name is required for header and cookie', path: ['name'] })
+    .optional(),
+  /** a new or re-admitted endpoint's weight ramps up over this window (Envoy slow start); 0 = off */
+  slowStart: duration.default(0),
+  /** below this share of healthy endpoints, balance over all of them (Envoy panic threshold); 0% = never */
+  panicThreshold: z
+    .union([z.number(), z.string().regex(/^\d+(\.\d+)?%$/, 'expected a percentage like "50%"')])
+    .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1))))
+    .pipe(z.number().min(0).max(100))
+    .default(50),
+  /** one provider per upstream (src/discovery/<type>.ts, each with its schema) */
+  discovery: discoverySchema,
+  /** active checks and passive outlier detection (src/primary/health/health-schema.ts) */
+  health: healthSchema.optional(),
   timeouts: z
     .strictObject({
       connect: duration.default(1_000),
@@ -133,6 +154,7 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     shutdown: shutdownSchema.prefault({}),
     proxy: proxySchema.prefault({}),
+    capacity: capacitySchema.prefault({}),
     observability: observabilitySchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),

@@ -106,7 +106,14 @@ export class DiscoveryManager {
           { event: 'discovery-updated', upstream, provider: cfg.type, endpoints: eps.map(endpointKey), before, after: eps.length, reason },
           `upstream ${upstream}: ${eps.length} endpoints`,
         );
-        this.opts.sink.setEndpoints(upstream, eps, reason);
+        try {
+          this.opts.sink.setEndpoints(upstream, eps, reason);
+        } catch (err) {
+          // e.g. TG_ERR_SHM_CAPACITY: more endpoints than the tables have rows. The
+          // tables keep what they had; the next update tries again.
+          r.currentSig = '';
+          this.failed(upstream, r, `cannot apply ${eps.length} endpoints: ${(err as Error).message}`);
+        }
       },
       fail: (reason) => {
         if (!r.stopped) this.failed(upstream, r, reason);

@@ -21,6 +21,8 @@ import { startAdminServer } from './admin-server.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
 import { createObservability, type Observability } from './observability.js';
+import { UpstreamControl } from './upstream-control.js';
+import { endpointKey } from '../discovery/provider.js';
 
 export const VERSION = '0.1.0';
 
@@ -44,6 +46,8 @@ export class Gateway {
   private readonly startedAt = Date.now();
   private draining = false;
   private readonly obs: Observability;
+  /** discovery + health checks per upstream (src/primary/upstream-control.ts) */
+  readonly control: UpstreamControl;
   port = 0;
   adminPort = 0;
 
@@ -55,11 +59,15 @@ export class Gateway {
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
+    // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
+    // and health decisions land in the shared tables the balancers read.
+    this.control = new UpstreamControl({ log: opts.log, writer: null });
   }
 
   async start(): Promise<void> {
     const { log } = this.opts;
     this.port = await this.supervisor.start();
+    await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
     this.admin = await startAdminServer(a.host, a.port, a.token, {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening'),
@@ -93,6 +101,7 @@ export class Gateway {
     this.shm.setGeneration(this.generation);
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
     this.obs.onConfig(next, this.generation);
+    await this.control.apply(next.upstreams);
     log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
     if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
@@ -132,7 +141,8 @@ export class Gateway {
         name,
         balancer: u.balancer,
         discovery: u.discovery.type,
-        endpoints: u.discovery.endpoints.map((e) => `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`),
+        endpoints: (this.control.currentEndpoints(name) ?? (u.discovery.type === 'static' ? u.discovery.endpoints : [])).map(endpointKey),
+        ...this.control.status(name),
         timeouts: u.timeouts,
       })),
     };
@@ -146,6 +156,7 @@ export class Gateway {
     this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
     await this.obs.close();
+    await this.control.stop();
     const admin = this.admin;
     if (admin) {
       const closed = new Promise<void>((r) => admin.close(() => r()));
