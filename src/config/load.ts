@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError, StartupCodes, StartupError } from '../errors.js';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, crossSectionIssues, type Config } from './schema.js';
 
 /** `routes[0].policies[0].rate-limit.rate` from zod's path array. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -48,6 +48,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const issues: string[] = [];
   const substituted = substituteEnv(raw, env, [], issues);
   const result = configSchema.safeParse(substituted);
+  const cross = crossSectionIssues(substituted);
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {
@@ -57,6 +58,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
       }
     }
   }
+  for (const c of cross) issues.push(`${formatPath(c.path)}: ${c.message}`);
   if (issues.length > 0) throw new ConfigError(issues);
   return result.data!;
 }

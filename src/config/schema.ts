@@ -158,21 +158,36 @@ export const configSchema = z
     observability: observabilitySchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
-  })
-  .superRefine((cfg, ctx) => {
-    cfg.routes.forEach((r, i) => {
-      if (!Object.hasOwn(cfg.upstreams, r.upstream)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}" (known: ${Object.keys(cfg.upstreams).join(', ') || 'none'})` });
+  });
+
+/**
+ * Checks that span sections. They run on the raw (env-substituted) input, not inside
+ * zod: a zod refinement is skipped whenever any field error exists, and a config must
+ * be rejected with *every* error at once.
+ */
+export function crossSectionIssues(raw: unknown): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  if (typeof raw !== 'object' || raw === null) return out;
+  const cfg = raw as { upstreams?: unknown; routes?: unknown; admin?: { host?: unknown; port?: unknown; token?: unknown }; listen?: { port?: unknown } };
+  const upstreams = typeof cfg.upstreams === 'object' && cfg.upstreams !== null ? Object.keys(cfg.upstreams) : [];
+  if (Array.isArray(cfg.routes)) {
+    cfg.routes.forEach((r: unknown, i) => {
+      const name = (r as { upstream?: unknown } | null)?.upstream;
+      if (typeof name === 'string' && !upstreams.includes(name)) {
+        out.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${name}" (known: ${upstreams.join(', ') || 'none'})` });
       }
     });
-    const loopback = cfg.admin.host === '127.0.0.1' || cfg.admin.host === '::1' || cfg.admin.host === 'localhost';
-    if (!loopback && !cfg.admin.token) {
-      ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: `a token is required when the admin API binds to ${cfg.admin.host} (not loopback)` });
-    }
-    if (cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port) {
-      ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'the admin port must differ from listen.port' });
-    }
-  });
+  }
+  const host = typeof cfg.admin?.host === 'string' ? cfg.admin.host : '127.0.0.1';
+  const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost';
+  if (!loopback && !cfg.admin?.token) {
+    out.push({ path: ['admin', 'token'], message: `a token is required when the admin API binds to ${host} (not loopback)` });
+  }
+  const adminPort = typeof cfg.admin?.port === 'number' ? cfg.admin.port : 9901;
+  const listenPort = typeof cfg.listen?.port === 'number' ? cfg.listen.port : 8080;
+  if (adminPort !== 0 && adminPort === listenPort) out.push({ path: ['admin', 'port'], message: 'the admin port must differ from listen.port' });
+  return out;
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
