@@ -3,8 +3,9 @@
 // schema and is registered here, so adding a policy touches one file and one line.
 import { z } from 'zod';
 import type { PolicyDefinition } from './policy.js';
+import { rateLimitPolicy } from './rate-limit.js';
 
-const definitions: readonly PolicyDefinition[] = [];
+const definitions: readonly PolicyDefinition[] = [rateLimitPolicy];
 
 export function policyDefinition(name: string): PolicyDefinition | undefined {
   return definitions.find((d) => d.name === name);

@@ -6,7 +6,7 @@
 //
 //   setEndpoints(upstream, endpoints[], reason?)
 //       Replaces the whole set (discovery reports whole sets). `endpoints` are
-//       { host, port, weight? } (weight 1..1000, default 1). An endpoint already in the
+//       { host, port, weight? } (weight 1..1_000_000, default 1). An endpoint already in the
 //       table keeps its row, state and counters; a new one starts healthy and, when
 //       the upstream has `slowStart`, ramps its effective weight over that window;
 //       a removed one turns `draining` (takes no new requests) and its row is freed
@@ -47,6 +47,29 @@ import {
 } from '../shm/layout.js';
 import { EndpointTable, readRowInfo, type EndpointRowInfo } from '../shm/endpoint-table.js';
 import type { SharedState } from '../shm/shared-state.js';
+import type { Config } from '../config/schema.js';
+import type { LayoutLimits } from '../shm/layout.js';
+
+/** What the endpoint tables need from a config (upstream slots are kept by name across reloads). */
+export function upstreamTables(cfg: Config): UpstreamTableConfig[] {
+  return Object.entries(cfg.upstreams).map(([name, u]) => ({
+    name,
+    balancer: u.balancer,
+    endpoints: u.discovery.type === 'static' ? u.discovery.endpoints : null,
+    slowStartMs: u.slowStart,
+    panicThreshold: u.panicThreshold,
+  }));
+}
+
+/** Table sizes from the config's `capacity` section (fixed for the life of the process). */
+export function shmCapacity(cfg: Config): Omit<LayoutLimits, 'maxWorkers'> {
+  return {
+    maxUpstreams: cfg.capacity.upstreams,
+    maxEndpoints: cfg.capacity.endpointsPerUpstream,
+    limiterSlots: cfg.capacity.limiterKeys,
+    limiterPolicies: cfg.capacity.limiterPolicies,
+  };
+}
 
 export interface EndpointSpec {
   readonly host: string;
@@ -60,7 +83,8 @@ export type EndpointStateName = 'healthy' | 'ejected' | 'draining';
 export interface UpstreamTableConfig {
   readonly name: string;
   readonly balancer: string;
-  readonly endpoints: readonly EndpointSpec[];
+  /** the config's own set (static discovery); null: a provider reports it (left as is) */
+  readonly endpoints: readonly EndpointSpec[] | null;
   /** ms over which a new or re-admitted endpoint's weight ramps up; 0 = off */
   readonly slowStartMs: number;
   /** 0..100: below this share of healthy endpoints, balancers spread over all (0 = never) */
@@ -106,7 +130,7 @@ export function endpointAddress(e: { readonly host: string; readonly port: numbe
 
 function clampWeight(w: number | undefined): number {
   if (w === undefined || !Number.isFinite(w)) return 1;
-  return Math.max(1, Math.min(1000, Math.round(w)));
+  return Math.max(1, Math.min(1_000_000, Math.round(w)));
 }
 
 export class EndpointWriter {
@@ -133,7 +157,7 @@ export class EndpointWriter {
       throw new StartupError(StartupCodes.SHM_CAPACITY, `capacity.upstreams: the config has ${upstreams.length} upstreams but shared memory was sized for ${t.maxUpstreams}; raise capacity.upstreams (takes effect on restart)`);
     }
     for (const u of upstreams) {
-      if (u.endpoints.length > t.maxEndpoints) {
+      if (u.endpoints !== null && u.endpoints.length > t.maxEndpoints) {
         throw new StartupError(StartupCodes.SHM_CAPACITY, `capacity.endpointsPerUpstream: upstream "${u.name}" has ${u.endpoints.length} endpoints but shared memory was sized for ${t.maxEndpoints}; raise capacity.endpointsPerUpstream (takes effect on restart)`);
       }
     }
@@ -173,7 +197,13 @@ export class EndpointWriter {
       m.balancer = u.balancer;
       m.slowStartMs = u.slowStartMs;
       m.panicThreshold = u.panicThreshold;
-      this.writeSet(m, u.endpoints, initial ? 'config' : 'config reload', initial);
+      if (u.endpoints !== null) this.writeSet(m, u.endpoints, initial ? 'config' : 'config reload', initial);
+      else {
+        // Options (slow start, panic threshold) may have changed: recompute the flag.
+        this.table.beginWrite(m.slot);
+        this.updatePanic(m);
+        this.table.endWrite(m.slot);
+      }
     }
   }
 

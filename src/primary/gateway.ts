@@ -21,6 +21,8 @@ import { startAdminServer } from './admin-server.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
 import { createObservability, type Observability } from './observability.js';
+import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.js';
+import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
 
@@ -48,20 +50,29 @@ export class Gateway {
   private readonly obs: Observability;
   /** discovery + health checks per upstream (src/primary/upstream-control.ts) */
   readonly control: UpstreamControl;
+  /** the shared endpoint tables' one writer (discovery, health, admin go through it) */
+  readonly endpoints: EndpointWriter;
+  /** rate-limit policy rows: rates changeable at run time */
+  readonly limiter: LimiterWriter;
   port = 0;
   adminPort = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     this.config = opts.config;
     const count = resolveWorkerCount(opts.config.workers);
-    this.shm = SharedState.create({ maxWorkers: count });
+    this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
+    // Tables before workers: a worker finds its upstreams in them when it starts.
+    this.endpoints = new EndpointWriter(this.shm, opts.log);
+    this.endpoints.applyConfig(upstreamTables(this.config), true);
+    this.limiter = new LimiterWriter(this.shm);
+    this.limiter.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
     // and health decisions land in the shared tables the balancers read.
-    this.control = new UpstreamControl({ log: opts.log, writer: null });
+    this.control = new UpstreamControl({ log: opts.log, writer: this.endpoints });
   }
 
   async start(): Promise<void> {
@@ -96,6 +107,16 @@ export class Gateway {
       throw err;
     }
     const restartNeeded = JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) || next.workers !== this.config.workers;
+    try {
+      // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
+      this.endpoints.checkCapacity(upstreamTables(next));
+      this.limiter.applyConfig(next);
+      this.endpoints.applyConfig(upstreamTables(next));
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      log.error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
+      throw err;
+    }
     this.config = next;
     this.generation++;
     this.shm.setGeneration(this.generation);
@@ -145,6 +166,9 @@ export class Gateway {
         ...this.control.status(name),
         timeouts: u.timeouts,
       })),
+      // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
+      balancing: this.endpoints.status(),
+      rateLimits: this.limiter.status(),
     };
   }
 
@@ -157,6 +181,7 @@ export class Gateway {
     await this.supervisor.drain(timeoutMs);
     await this.obs.close();
     await this.control.stop();
+    this.endpoints.stop();
     const admin = this.admin;
     if (admin) {
       const closed = new Promise<void>((r) => admin.close(() => r()));

@@ -251,7 +251,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   private dispatch(): void {
     const up = this.upstream!;
-    const idx = up.balancer.pick(this.endpoint);
+    const idx = up.pick(this.endpoint, this.headers);
     if (idx < 0) {
       this.fail(Errors.UPSTREAM_NO_ENDPOINT, false);
       return;
@@ -483,9 +483,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error & { code?: string }): void {
     this.upstreamAbort = null;
+    // Before the early return: every pick must be matched by one onDone or the shared
+    // in-flight count leaks. -1: we cancelled it (client gone), not the upstream's fault.
+    if (this.upstreamHeadersAt === 0 && this.endpoint >= 0) this.upstream!.onDone(this.endpoint, this.aborted || this.ended ? -1 : 0, performance.now() - this.upstreamStartedAt);
     if (this.aborted || this.ended) return;
     countUpstreamError();
-    if (this.upstreamHeadersAt === 0 && this.endpoint >= 0) this.upstream!.onDone(this.endpoint, 0, performance.now() - this.upstreamStartedAt);
     if (this.headSent) {
       // Some of the response is out: the only honest signal left is to cut the connection.
       this.closeClient();

@@ -5,6 +5,7 @@ import type { WorkerConfig } from '../messages.js';
 import type { PolicyInstance } from '../policies/policy.js';
 import { policyDefinition } from '../policies/registry.js';
 import type { SharedState } from '../shm/shared-state.js';
+import { EndpointTable } from '../shm/endpoint-table.js';
 import { IpAllowList } from './ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
@@ -25,8 +26,9 @@ export class Runtime {
     this.generation = config.generation;
     this.config = config;
     this.router = new Router(config.routes);
-    this.upstreams = config.upstreams.map((u) => new UpstreamSet(u));
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
+    const endpoints = new EndpointTable(shm);
+    this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
     const kinds = new Map<string, number>();

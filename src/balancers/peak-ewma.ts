@@ -1,0 +1,33 @@
+// Peak-EWMA (Finagle, Linkerd): cost = latency EWMA × (in flight + 1) / weight, picked
+// by power of two choices. The EWMA is shared (workers CAS it, see endpoint-table.ts)
+// and jumps to a slow sample at once, so one slow endpoint loses traffic within a
+// few requests from any worker.
+//
+// XXX: the EWMA decays per sample, not per unit of time as in Finagle, so an endpoint
+// that stops getting traffic keeps its last cost; it still gets picked whenever it is
+// paired with a costlier one, which refreshes it.
+import type { EndpointSnapshot } from '../shm/endpoint-table.js';
+import { twoChoices, type Balancer } from './balancer.js';
+
+/** Cost of an endpoint with no sample yet: low, so new endpoints get probed, but not zero. */
+const UNKNOWN_US = 1;
+
+export class PeakEwmaBalancer implements Balancer {
+  private readonly pair = new Int32Array(2);
+  constructor(private readonly s: EndpointSnapshot) {}
+
+  cost(e: number): number {
+    const s = this.s;
+    const ewma = s.ewmaUs(e) || UNKNOWN_US;
+    return (ewma * (s.inFlight(e) + 1)) / s.weights[e]!;
+  }
+
+  pick(avoid: number, _hash: number): number {
+    const k = twoChoices(this.s, avoid, this.pair);
+    if (k === 0) return -1;
+    const a = this.pair[0]!;
+    if (k === 1) return a;
+    const b = this.pair[1]!;
+    return this.cost(b) < this.cost(a) ? b : a;
+  }
+}

@@ -1,0 +1,148 @@
+// `rate-limit`: GCRA per key in the shared limiter table (src/shm/limiter-table.ts),
+// so the limit holds across all worker threads, not per thread as nginx's
+// limit_req would per worker without a shared zone.
+//
+//   policies:
+//     - rate-limit: { key: header:x-user-id, rate: 100/s, burst: 200 }
+//
+// key: `client-ip` (after trusted proxies), `header:<name>` (a request without the
+//   header is keyed by its client address, as APISIX falls back to remote_addr), `route`
+//   (one bucket for the whole route), or a list of these combined into one key.
+// rate: "<n>/<s|m|h|d>". burst: requests admitted at once from a fresh key (default:
+//   one second's worth, at least 1).
+// headers: send RateLimit-Policy / RateLimit on admitted responses too (default true);
+//   a 429 always carries them and Retry-After.
+//
+// The rate and burst live in the shm policy row (`kindIndex`), written by the primary
+// from this config and changeable at run time (src/primary/limiter-writer.ts); the
+// worker reads them on every request.
+//
+// Header syntax: draft-ietf-httpapi-ratelimit-headers (2025):
+//   RateLimit-Policy: "<name>";q=<n>;w=<period seconds>   (the configured rate)
+//   RateLimit: "<name>";r=<remaining>;t=<seconds>         (t: until full / until retry)
+// `r` is capped at q: GCRA's burst can exceed one window's quota, and r > q would
+// read as nonsense to a client.
+import { z } from 'zod';
+import { Errors, type ErrorSpec } from '../errors.js';
+import { parseRate, type Rate } from '../config/units.js';
+import { hash32, SEED_A, SEED_B } from '../balancers/hash.js';
+import { SharedState } from '../shm/shared-state.js';
+import { LimiterTable, type LimitResult } from '../shm/limiter-table.js';
+import type { AccessContext, PolicyDefinition, PolicyEnv, PolicyInstance } from './policy.js';
+
+const rateSchema = z.union([z.string(), z.number()]).transform((v, ctx): Rate => {
+  const r = parseRate(v);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return r.value;
+});
+
+const keyPart = z.union([
+  z.literal('client-ip'),
+  z.literal('route'),
+  z
+    .string()
+    .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route" or "header:<name>"')
+    .transform((v) => v.toLowerCase()),
+]);
+
+export const rateLimitSchema = z
+  .strictObject({
+    /** the policy name in RateLimit-Policy / RateLimit */
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a token like "per-user"').default('default'),
+    key: z.union([keyPart, z.array(keyPart).min(1)]).default('client-ip'),
+    rate: rateSchema,
+    burst: z.number().int().min(1).max(10_000_000).optional(),
+    headers: z.boolean().default(true),
+  })
+  .transform((c) => ({ ...c, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(c.rate.perSecond)) }));
+
+export type RateLimitConfig = z.output<typeof rateLimitSchema>;
+
+const enum KeyKind {
+  ClientIp,
+  Route,
+  Header,
+}
+
+// Shared across instances of one worker: the table view over the same buffer.
+let tableFor: { buffer: SharedArrayBuffer; table: LimiterTable } | null = null;
+
+function limiterTable(env: PolicyEnv): LimiterTable {
+  if (tableFor === null || tableFor.buffer !== env.shm) {
+    tableFor = { buffer: env.shm, table: new LimiterTable(SharedState.attach(env.shm, { maxWorkers: env.maxWorkers })) };
+  }
+  return tableFor.table;
+}
+
+class RateLimit implements PolicyInstance {
+  readonly name = 'rate-limit';
+  private readonly kinds: KeyKind[];
+  private readonly headerNames: string[];
+  private readonly policyHeader: string;
+  private readonly quoted: string;
+  private readonly quota: number;
+  private readonly out: LimitResult = { remaining: 0, resetSeconds: 0 };
+
+  constructor(
+    private readonly cfg: RateLimitConfig,
+    private readonly table: LimiterTable,
+    private readonly row: number,
+    private readonly routeIndex: number,
+  ) {
+    this.kinds = cfg.key.map((k) => (k === 'client-ip' ? KeyKind.ClientIp : k === 'route' ? KeyKind.Route : KeyKind.Header));
+    this.headerNames = cfg.key.map((k) => (k.startsWith('header:') ? k.slice(7) : ''));
+    this.quoted = `"${cfg.name}"`;
+    this.quota = cfg.rate.count;
+    this.policyHeader = `${this.quoted};q=${cfg.rate.count};w=${cfg.rate.periodSeconds}`;
+  }
+
+  private key(ctx: AccessContext): string {
+    const kinds = this.kinds;
+    if (kinds.length === 1) return this.part(ctx, 0);
+    let k = this.part(ctx, 0);
+    for (let i = 1; i < kinds.length; i++) k += '\u0000' + this.part(ctx, i);
+    return k;
+  }
+
+  private part(ctx: AccessContext, i: number): string {
+    switch (this.kinds[i]) {
+      case KeyKind.ClientIp:
+        return ctx.clientIp;
+      case KeyKind.Route:
+        return `#${this.routeIndex}`;
+      default: {
+        const name = this.headerNames[i]!;
+        const h = ctx.headers;
+        for (let j = 0; j < h.length; j += 2) if (h[j] === name) return `h:${h[j + 1]}`;
+        return ctx.clientIp; // no header: key by client, never one shared bucket for all
+      }
+    }
+  }
+
+  access(ctx: AccessContext): ErrorSpec | null {
+    const key = this.key(ctx);
+    const out = this.out;
+    const ok = this.table.acquire(this.row, hash32(key, SEED_A), hash32(key, SEED_B), process.hrtime.bigint(), out);
+    if (ok) {
+      if (this.cfg.headers) {
+        ctx.responseHeaders.push('ratelimit-policy', this.policyHeader, 'ratelimit', `${this.quoted};r=${Math.min(out.remaining, this.quota)};t=${Math.ceil(out.resetSeconds)}`);
+      }
+      return null;
+    }
+    // Whole seconds, rounded up: a client that waits Retry-After must find a token.
+    const retry = Math.max(1, Math.ceil(out.resetSeconds));
+    ctx.responseHeaders.push('ratelimit-policy', this.policyHeader, 'ratelimit', `${this.quoted};r=0;t=${retry}`, 'retry-after', String(retry));
+    return Errors.RATE_LIMITED;
+  }
+}
+
+export const rateLimitPolicy: PolicyDefinition = {
+  name: 'rate-limit',
+  schema: rateLimitSchema,
+  create(config: unknown, env: PolicyEnv): PolicyInstance {
+    return new RateLimit(config as RateLimitConfig, limiterTable(env), env.kindIndex, env.routeIndex);
+  },
+};

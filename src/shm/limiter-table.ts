@@ -1,0 +1,196 @@
+// GCRA rate-limit buckets in shared memory (DESIGN.md §2; layout in layout.ts).
+//
+// GCRA keeps one number per key, the theoretical arrival time (TAT): a request at
+// `now` is admitted when max(TAT, now) + T − now ≤ τ, where T = 1/rate and
+// τ = burst × T, and then TAT becomes max(TAT, now) + T. So `burst` requests pass at
+// once from a fresh key, then one per T: over a window D, at most burst + rate × D.
+// Workers update TATs with Atomics.compareExchange on a BigInt64Array (nanoseconds of
+// process.hrtime, a monotonic clock every thread of the process shares), so no two
+// workers can both take the last token.
+//
+// Keys live in a fixed open-addressed table (linear probing, at most kLimiterMaxProbe
+// slots). Each slot holds [TAT, tag]; the tag is the policy row and 48 bits of the
+// key's two hashes (0 = empty). A slot whose TAT is in the past is a full bucket,
+// the same state as no entry at all, so it may be taken over by another key: that
+// is the eviction, and it loses nothing.
+//
+// XXX: taking over an expired slot is two CASes (tag, then TAT). A request for the old
+// key racing the takeover can leave the new key with the old key's TAT (at most one
+// request's worth, once) — the price of not locking; counted nowhere.
+// When every probed slot holds a live key the request is admitted unmetered and
+// counted as overflow (fail open: a full table must not become an outage); the
+// primary reports it so `capacity.limiterKeys` can be raised.
+import {
+  kLimiterMaxProbe,
+  kLimiterPolicyAllowedInt32,
+  kLimiterPolicyBurstField,
+  kLimiterPolicyDeniedInt32,
+  kLimiterPolicyInUseField,
+  kLimiterPolicyMultiplierField,
+  kLimiterPolicyOverflowInt32,
+  kLimiterPolicyRateField,
+  kLimiterPolicyWords,
+  kLimiterSlotTagField,
+  kLimiterSlotTatField,
+  kLimiterSlotWords,
+} from './layout.js';
+import type { SharedState } from './shared-state.js';
+
+/** What `acquire` reports besides the verdict (reused by the caller: no allocation). */
+export interface LimitResult {
+  /** requests that would still pass right now */
+  remaining: number;
+  /** admitted: seconds until the bucket is full again; denied: seconds until one more passes */
+  resetSeconds: number;
+}
+
+export interface LimiterPolicyInfo {
+  readonly row: number;
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  readonly multiplier: number;
+  readonly allowed: number;
+  readonly denied: number;
+  readonly overflow: number;
+}
+
+export class LimiterTable {
+  private readonly i64: BigInt64Array;
+  private readonly f64: Float64Array;
+  private readonly i32: Int32Array;
+  readonly slots: number;
+  readonly policies: number;
+  private readonly mask: number;
+  private readonly policyOffset: number;
+  private readonly slotOffset: number;
+
+  constructor(shm: SharedState) {
+    this.i64 = shm.i64;
+    this.f64 = shm.f64;
+    this.i32 = shm.i32;
+    this.slots = shm.layout.limits.limiterSlots;
+    this.policies = shm.layout.limits.limiterPolicies;
+    this.mask = this.slots - 1;
+    this.policyOffset = shm.layout.limiterPolicyOffset;
+    this.slotOffset = shm.layout.limiterSlotOffset;
+  }
+
+  private policyBase(p: number): number {
+    if (p < 0 || p >= this.policies) throw new RangeError(`limiter policy row ${p} out of range (capacity.limiterPolicies is ${this.policies})`);
+    return this.policyOffset + p * kLimiterPolicyWords;
+  }
+
+  // ---- primary side ----------------------------------------------------------------
+
+  /** Writes a policy row. Each field is one aligned 8-byte store; see layout.ts on why no seqlock. */
+  setPolicy(p: number, ratePerSecond: number, burst: number, multiplier = 1): void {
+    const b = this.policyBase(p);
+    this.f64[b + kLimiterPolicyRateField] = ratePerSecond;
+    this.f64[b + kLimiterPolicyBurstField] = burst;
+    this.f64[b + kLimiterPolicyMultiplierField] = multiplier;
+    this.f64[b + kLimiterPolicyInUseField] = 1;
+  }
+
+  setMultiplier(p: number, multiplier: number): void {
+    this.f64[this.policyBase(p) + kLimiterPolicyMultiplierField] = multiplier;
+  }
+
+  clearPolicy(p: number): void {
+    const b = this.policyBase(p);
+    this.f64[b + kLimiterPolicyInUseField] = 0;
+    this.f64[b + kLimiterPolicyRateField] = 0;
+  }
+
+  policy(p: number): LimiterPolicyInfo {
+    const b = this.policyBase(p);
+    return {
+      row: p,
+      ratePerSecond: this.f64[b + kLimiterPolicyRateField]!,
+      burst: this.f64[b + kLimiterPolicyBurstField]!,
+      multiplier: this.f64[b + kLimiterPolicyMultiplierField]!,
+      allowed: Atomics.load(this.i32, b * 2 + kLimiterPolicyAllowedInt32) >>> 0,
+      denied: Atomics.load(this.i32, b * 2 + kLimiterPolicyDeniedInt32) >>> 0,
+      overflow: Atomics.load(this.i32, b * 2 + kLimiterPolicyOverflowInt32) >>> 0,
+    };
+  }
+
+  /** Keys with a live (non-full) bucket; O(slots), for status and tests. */
+  liveKeys(nowNs = process.hrtime.bigint()): number {
+    let n = 0;
+    for (let s = 0; s < this.slots; s++) {
+      const base = this.slotOffset + s * kLimiterSlotWords;
+      if (Atomics.load(this.i64, base + kLimiterSlotTagField) !== 0n && Atomics.load(this.i64, base + kLimiterSlotTatField) > nowNs) n++;
+    }
+    return n;
+  }
+
+  // ---- worker side -------------------------------------------------------------------
+
+  /**
+   * One request for the key hashed to (h1, h2) under policy row `p`. True = admitted.
+   * `out` receives remaining and reset time. Never blocks: CAS retries only while
+   * another worker just moved the same bucket.
+   */
+  acquire(p: number, h1: number, h2: number, nowNs: bigint, out: LimitResult): boolean {
+    const pb = this.policyBase(p);
+    const f64 = this.f64;
+    const rate = f64[pb + kLimiterPolicyRateField]! * f64[pb + kLimiterPolicyMultiplierField]!;
+    const burst = f64[pb + kLimiterPolicyBurstField]!;
+    if (!(rate > 0) || !(burst >= 1)) {
+      out.remaining = 0;
+      out.resetSeconds = 0;
+      return true; // no policy written (or switched off): admit
+    }
+    const tNs = 1e9 / rate;
+    const T = BigInt(Math.max(1, Math.round(tNs)));
+    const tau = BigInt(Math.round(tNs * burst));
+    const tag = (BigInt(p + 1) << 48n) | (BigInt(h1 >>> 0) << 16n) | BigInt(h2 & 0xffff);
+    const i64 = this.i64;
+    const start = h1 & this.mask;
+    let expired = -1;
+    for (let k = 0; k < kLimiterMaxProbe; k++) {
+      const base = this.slotOffset + ((start + k) & this.mask) * kLimiterSlotWords;
+      const t = Atomics.load(i64, base + kLimiterSlotTagField);
+      if (t === tag) return this.update(pb, base, T, tau, nowNs, out);
+      if (t === 0n) {
+        const was = Atomics.compareExchange(i64, base + kLimiterSlotTagField, 0n, tag);
+        if (was === 0n || was === tag) return this.update(pb, base, T, tau, nowNs, out);
+        continue; // another key claimed it first
+      }
+      if (expired < 0 && Atomics.load(i64, base + kLimiterSlotTatField) <= nowNs) expired = base;
+    }
+    if (expired >= 0) {
+      const old = Atomics.load(i64, expired + kLimiterSlotTagField);
+      const oldTat = Atomics.load(i64, expired + kLimiterSlotTatField);
+      if (oldTat <= nowNs && Atomics.compareExchange(i64, expired + kLimiterSlotTagField, old, tag) === old) {
+        return this.update(pb, expired, T, tau, nowNs, out);
+      }
+    }
+    Atomics.add(this.i32, pb * 2 + kLimiterPolicyOverflowInt32, 1);
+    out.remaining = 0;
+    out.resetSeconds = 0;
+    return true;
+  }
+
+  private update(pb: number, base: number, T: bigint, tau: bigint, now: bigint, out: LimitResult): boolean {
+    const i64 = this.i64;
+    const ti = base + kLimiterSlotTatField;
+    for (;;) {
+      const old = Atomics.load(i64, ti);
+      const next = (old > now ? old : now) + T;
+      const ahead = next - now; // how far the key is ahead of its schedule after this request
+      if (ahead > tau) {
+        out.remaining = 0;
+        out.resetSeconds = Number(ahead - tau) / 1e9;
+        Atomics.add(this.i32, pb * 2 + kLimiterPolicyDeniedInt32, 1);
+        return false;
+      }
+      if (Atomics.compareExchange(i64, ti, old, next) === old) {
+        out.remaining = Math.floor(Number(tau - ahead) / Number(T));
+        out.resetSeconds = Number(ahead) / 1e9;
+        Atomics.add(this.i32, pb * 2 + kLimiterPolicyAllowedInt32, 1);
+        return true;
+      }
+    }
+  }
+}
