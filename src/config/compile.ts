@@ -12,7 +12,6 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       name,
       balancer: u.balancer,
       hash: u.hash ?? null,
-      hash: u.hash ?? null,
       // Only a static set is known at compile time; discovered sets reach workers through
       // the shared endpoint tables (src/primary/endpoint-writer.ts), not through config.
       endpoints: u.discovery.type === 'static' ? u.discovery.endpoints.map((e) => ({ host: e.host, port: e.port })) : [],

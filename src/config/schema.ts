@@ -73,19 +73,6 @@ const capacitySchema = z.strictObject({
   limiterPolicies: z.number().int().min(1).max(4096).default(64),
 });
 
-/**
- * Shared-memory table sizes (DESIGN.md §2), fixed at start: a reload that needs more
- * is refused with TG_ERR_SHM_CAPACITY, and a change here takes effect on restart.
- */
-const capacitySchema = z.strictObject({
-  upstreams: z.number().int().min(1).max(4096).default(64),
-  endpointsPerUpstream: z.number().int().min(1).max(65_536).default(128),
-  /** rate-limit keys tracked at once across all policies (rounded up to a power of two) */
-  limiterKeys: z.number().int().min(16).max(1 << 24).default(65_536),
-  /** rate-limit policies across all routes */
-  limiterPolicies: z.number().int().min(1).max(4096).default(64),
-});
-
 const shutdownSchema = z.strictObject({
   drainTimeout: duration.default(10_000),
 });
@@ -167,7 +154,6 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     shutdown: shutdownSchema.prefault({}),
     proxy: proxySchema.prefault({}),
-    capacity: capacitySchema.prefault({}),
     capacity: capacitySchema.prefault({}),
     observability: observabilitySchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
