@@ -33,6 +33,8 @@ export interface Options {
   out: string | undefined;
   /** do not pin with taskset even when there are enough cores */
   noPin: boolean;
+  /** tidegate's cli.js to run (default: the repo's dist/src/cli.js) */
+  tidegateCli: string | undefined;
 }
 
 export const USAGE = `npm run bench -- [flags]
@@ -56,6 +58,7 @@ export const USAGE = `npm run bench -- [flags]
   --profile              also profile tidegate with --cpu-prof (summary in the results)
   --install              install missing tools with scripts/install-bench-deps.sh
   --no-pin               never pin with taskset
+  --tidegate PATH        tidegate cli.js to measure (default dist/src/cli.js of this repo)
   --out DIR              results folder (default native-bench/results/<timestamp>)`;
 
 function list(v: string): string[] {
@@ -96,6 +99,7 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
     install: false,
     out: undefined,
     noPin: false,
+    tidegateCli: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -170,6 +174,9 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
         break;
       case '--no-pin':
         o.noPin = true;
+        break;
+      case '--tidegate':
+        o.tidegateCli = value();
         break;
       case '--out':
         o.out = value();

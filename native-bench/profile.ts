@@ -33,12 +33,17 @@ export function areaOf(fn: string, url: string): string {
 /** self time per (function, location) over the given profiles */
 export function summariseProfiles(files: string[], topN = 25): Omit<ProfileSummary, 'files' | 'workerThreads'> & { totalMs: number } {
   const self = new Map<string, { fn: string; where: string; ms: number; area: string }>();
+  // Native leaves (writeLatin1String, writev …) say little alone: charge them also to
+  // the nearest JS caller, so the report can say which code path pays the syscall.
+  const nativeCallers = new Map<string, number>();
   let totalMs = 0;
   let durationS = 0;
   for (const f of files) {
     const p = JSON.parse(readFileSync(f, 'utf8')) as CpuProfile;
     durationS = Math.max(durationS, (p.endTime - p.startTime) / 1e6);
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const parent = new Map<number, number>();
+    for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
     for (let i = 0; i < p.samples.length; i++) {
       const n = byId.get(p.samples[i]!);
       if (!n) continue;
@@ -51,6 +56,13 @@ export function summariseProfiles(files: string[], topN = 25): Omit<ProfileSumma
       e.ms += ms;
       self.set(key, e);
       totalMs += ms;
+      if (!url && !fn.startsWith('(')) {
+        let id = parent.get(n.id);
+        while (id !== undefined && !byId.get(id)!.callFrame.url) id = parent.get(id);
+        const c = id !== undefined ? byId.get(id)!.callFrame : undefined;
+        const ck = `${fn} ← ${c ? `${c.functionName || '(anonymous)'} ${c.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${c.lineNumber + 1}` : '?'}`;
+        nativeCallers.set(ck, (nativeCallers.get(ck) ?? 0) + ms);
+      }
     }
   }
   const entries = [...self.values()].sort((a, b) => b.ms - a.ms);
@@ -61,6 +73,7 @@ export function summariseProfiles(files: string[], topN = 25): Omit<ProfileSumma
     totalMs,
     top: entries.slice(0, topN).map((e) => ({ fn: e.fn, where: e.where, selfMs: Math.round(e.ms), pct: (100 * e.ms) / totalMs })),
     byArea: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, ms]) => ({ area, selfMs: Math.round(ms), pct: (100 * ms) / totalMs })),
+    nativeCallers: [...nativeCallers.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([what, ms]) => ({ what, selfMs: Math.round(ms), pct: (100 * ms) / totalMs })),
   };
 }
 
@@ -88,5 +101,5 @@ export async function profileTidegate(o: { upstreamPort: number; workers: number
   }
   const files = workerProfileFiles(o.dir);
   const s = summariseProfiles(files);
-  return { durationS: s.durationS, workerThreads: files.length, top: s.top, byArea: s.byArea, files: files.map((f) => f.slice(o.dir.length + 1)) };
+  return { durationS: s.durationS, workerThreads: files.length, top: s.top, byArea: s.byArea, nativeCallers: s.nativeCallers, files: files.map((f) => f.slice(o.dir.length + 1)) };
 }

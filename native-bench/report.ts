@@ -101,10 +101,11 @@ export function machineSection(r: BenchResults): string[] {
   return [
     '### Machine',
     '',
-    `- CPU: ${m.cpuModel}, ${m.cores} cores usable; memory ${m.memoryGiB} GiB; load average at start ${m.loadAverageAtStart.join(' ')}`,
+    `- CPU: ${m.cpuModel}, ${m.cores} cores usable; memory ${m.memoryGiB} GiB; load average at start ${m.loadAverageAtStart.join(' ')}, at end ${r.loadAverageAtEnd.join(' ')}`,
     `- ${m.os}, kernel ${m.kernel}, Node ${m.node}`,
     `- tools: ${Object.entries(m.tools).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `- peers: ${r.peers.map((p) => `${p.name} (${p.state === 'ok' ? p.version : p.state})`).join('; ')}`,
+    `- tidegate build: ${r.tidegate.cli} (repo at ${r.tidegate.commit})`,
     `- CPU plan: ${r.cpuPlan.note}`,
     `- upstream nginx: ${r.upstream.workers} workers; proxies: ${r.options.workers} workers/threads (Node peers: 1 process); wrk: ${r.cpuPlan.loadCores} threads, ${r.options.connections} connections`,
     `- each point: ${r.options.warmupS} s warm-up, then ${r.options.repeats} × ${r.options.durationS} s measured; medians reported, spread = ±half the min–max range`,
@@ -119,6 +120,8 @@ function profileSection(r: BenchResults): string[] {
   for (const a of p.byArea) out.push(`| ${a.area} | ${a.selfMs} | ${a.pct.toFixed(1)} % |`);
   out.push('', '| function | where | self ms | share |', '|---|---|---:|---:|');
   for (const t of p.top) out.push(`| ${t.fn} | ${t.where} | ${t.selfMs} | ${t.pct.toFixed(1)} % |`);
+  out.push('', '| native function ← nearest JS caller | self ms | share |', '|---|---:|---:|');
+  for (const c of p.nativeCallers) out.push(`| ${c.what} | ${c.selfMs} | ${c.pct.toFixed(1)} % |`);
   out.push('');
   return out;
 }

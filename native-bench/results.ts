@@ -65,17 +65,23 @@ export interface ProfileSummary {
   top: { fn: string; where: string; selfMs: number; pct: number }[];
   /** self time by area (uWS, undici, tidegate src, node internals, GC, idle …) */
   byArea: { area: string; selfMs: number; pct: number }[];
+  /** native leaf functions with the nearest JS frame that called them */
+  nativeCallers: { what: string; selfMs: number; pct: number }[];
   files: string[];
 }
 
 export interface BenchResults {
   startedAt: string;
   finishedAt: string;
+  /** 1/5/15-minute load average when the run ended (the start is in machine) */
+  loadAverageAtEnd: number[];
   command: string;
   options: Options;
   machine: Machine;
   cpuPlan: CpuPlan;
   upstream: { workers: number; cpus: string | undefined };
+  /** which tidegate build ran, and the repo commit the bench ran from */
+  tidegate: { cli: string; commit: string };
   peers: PeerStatus[];
   throughput: ClosedPoint[];
   latency: OpenPoint[];

@@ -14,7 +14,7 @@ import { parseOptions, type Options } from './options.js';
 import { BENCH_SRC, REPO_ROOT } from './paths.js';
 import { peerByName } from './peers/index.js';
 import type { PeerDefinition, RunningPeer } from './peers/peer.js';
-import { setCheckDir, type TidegateContext } from './peers/tidegate.js';
+import { setCheckDir, setTidegateCli, tidegateCli, type TidegateContext } from './peers/tidegate.js';
 import { sampleTree } from './proc-stats.js';
 import { killAllNow, stopAll } from './processes.js';
 import { profileTidegate } from './profile.js';
@@ -23,6 +23,11 @@ import type { BenchResults, ClosedPoint, ClosedRun, OpenPoint, PeerStatus } from
 import { spread } from './stats.js';
 import { startUpstream } from './upstream.js';
 import { verifyBodies } from './verify.js';
+
+function gitCommit(): string {
+  const r = spawnSync('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown';
+}
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -99,6 +104,7 @@ async function main(): Promise<void> {
   const workRoot = join(outDir, 'work');
   mkdirSync(workRoot, { recursive: true });
   setCheckDir(workRoot);
+  if (opts.tidegateCli) setTidegateCli(resolve(opts.tidegateCli));
 
   const startedAt = new Date().toISOString();
   const machine = await describeMachine();
@@ -126,32 +132,39 @@ async function main(): Promise<void> {
   // Phase 1: all peers up at once (idle peers cost nothing), verified, then measured
   // interleaved — repeat × size × peer — so drift on a noisy host spreads over all peers.
   const lives: Live[] = [];
-  for (const def of runnable) {
-    try {
-      const peer = await startPeer(def, { upstreamPort: upstream.port, workers: opts.workers, plan, workDir: join(workRoot, `${def.name}-w${opts.workers}`) });
-      const sizes = [...new Set([...opts.sizes, opts.mainSize])];
-      let bad = false;
-      for (const size of sizes) {
-        const v = await verifyBodies(peer.port, size, opts.verifySamples);
-        statusOf(def.name).verification[size] = v;
-        if (v.failures.length) bad = true;
-      }
-      if (bad) {
+  const started = await Promise.all(
+    runnable.map(async (def) => {
+      try {
+        return { def, peer: await startPeer(def, { upstreamPort: upstream.port, workers: opts.workers, plan, workDir: join(workRoot, `${def.name}-w${opts.workers}`) }) };
+      } catch (e) {
         const st = statusOf(def.name);
         st.state = 'failed';
-        st.reason = `wrong answers: ${Object.entries(st.verification).flatMap(([s, v]) => v!.failures.map((f) => `${s}: ${f}`)).slice(0, 5).join('; ')}`;
-        log(`${def.name}: ${st.reason} — not measured`);
-        await peer.stop();
-        continue;
+        st.reason = (e as Error).message.slice(0, 500);
+        log(`${def.name}: failed to start — ${st.reason}`);
+        return undefined;
       }
-      log(`${def.name}: up on ${peer.port} (${peer.workers || '-'} workers), ${opts.verifySamples} bodies per size verified`);
-      lives.push({ def, peer });
-    } catch (e) {
+    }),
+  );
+  for (const s of started) {
+    if (!s) continue;
+    const { def, peer } = s;
+    const sizes = [...new Set([...opts.sizes, opts.mainSize])];
+    let bad = false;
+    for (const size of sizes) {
+      const v = await verifyBodies(peer.port, size, opts.verifySamples);
+      statusOf(def.name).verification[size] = v;
+      if (v.failures.length) bad = true;
+    }
+    if (bad) {
       const st = statusOf(def.name);
       st.state = 'failed';
-      st.reason = (e as Error).message.slice(0, 500);
-      log(`${def.name}: failed to start — ${st.reason}`);
+      st.reason = `wrong answers: ${Object.entries(st.verification).flatMap(([sz, v]) => v!.failures.map((f) => `${sz}: ${f}`)).slice(0, 5).join('; ')}`;
+      log(`${def.name}: ${st.reason} — not measured`);
+      await peer.stop();
+      continue;
     }
+    log(`${def.name}: up on ${peer.port} (${peer.workers ? `${peer.workers} worker(s)` : 'no proxy'}), ${opts.verifySamples} bodies per size verified`);
+    lives.push({ def, peer });
   }
 
   const throughput: ClosedPoint[] = [];
@@ -238,19 +251,25 @@ async function main(): Promise<void> {
   // Optional: where tidegate's worker time goes.
   let profile: BenchResults['profile'] = null;
   if (opts.profile && runnable.some((d) => d.name === 'tidegate')) {
-    profile = await profileTidegate({ upstreamPort: upstream.port, workers: opts.workers, plan, opts, dir: join(outDir, 'profile'), workDir: join(workRoot, 'tidegate-profile') });
-    log(`profile: ${profile.files.length} thread profiles in ${join(outDir, 'profile')}`);
+    try {
+      profile = await profileTidegate({ upstreamPort: upstream.port, workers: opts.workers, plan, opts, dir: join(outDir, 'profile'), workDir: join(workRoot, 'tidegate-profile') });
+      log(`profile: ${profile.files.length} worker-thread profiles in ${join(outDir, 'profile')}`);
+    } catch (e) {
+      log(`profile failed (the measurements above stand): ${(e as Error).message.slice(0, 500)}`);
+    }
   }
 
   await upstream.stop();
   const results: BenchResults = {
     startedAt,
     finishedAt: new Date().toISOString(),
+    loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
     command: `npm run bench -- ${argv.join(' ')}`.trim(),
     options: opts,
     machine,
     cpuPlan: plan,
     upstream: { workers: upstream.workers, cpus: plan.upstream },
+    tidegate: { cli: tidegateCli(), commit: gitCommit() },
     peers: statuses,
     throughput,
     latency,

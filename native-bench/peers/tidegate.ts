@@ -35,8 +35,8 @@ function config(upstreamPort: number, workers: number, policies: unknown[]): Rec
 }
 
 async function version(): Promise<Availability> {
-  if (!existsSync(TIDEGATE_CLI)) return { ok: false, reason: `${TIDEGATE_CLI} missing: build first (npx tsc -p tsconfig.json)` };
-  const r = await run('tidegate --version', process.execPath, [TIDEGATE_CLI, '--version'], { timeoutMs: 10_000, allowFail: true });
+  if (!existsSync(cli)) return { ok: false, reason: `${cli} missing: build first (npx tsc -p tsconfig.json)` };
+  const r = await run('tidegate --version', process.execPath, [cli, '--version'], { timeoutMs: 10_000, allowFail: true });
   if (r.code !== 0) return { ok: false, reason: `tidegate --version failed: ${r.stderr.trim().slice(0, 300)}` };
   return { ok: true, version: r.stdout.trim() };
 }
@@ -44,6 +44,16 @@ async function version(): Promise<Availability> {
 let checkDir: string | undefined;
 export function setCheckDir(dir: string): void {
   checkDir = dir;
+}
+
+// The build under test: the repo's dist/ by default, or another build (--tidegate PATH),
+// e.g. a clean checkout of a commit while the working tree is mid-edit.
+let cli = TIDEGATE_CLI;
+export function setTidegateCli(path: string): void {
+  cli = path;
+}
+export function tidegateCli(): string {
+  return cli;
 }
 
 /** Does this build accept the rate-limit policy? Asks the real checker. */
@@ -54,7 +64,7 @@ async function rateLimitSupport(): Promise<Availability> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'tidegate-rl-check.yaml');
   writeFileSync(file, stringify(config(1, 1, rateLimitPolicies())));
-  const r = await run('tidegate --check', process.execPath, [TIDEGATE_CLI, '--check', file], { timeoutMs: 15_000, allowFail: true });
+  const r = await run('tidegate --check', process.execPath, [cli, '--check', file], { timeoutMs: 15_000, allowFail: true });
   if (r.code === 0) return { ok: true, version: `${v.version} + rate-limit policy` };
   return { ok: false, pending: true, reason: `pending: this tidegate build rejects the rate-limit policy (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
 }
@@ -64,12 +74,14 @@ async function startTidegate(name: string, ctx: TidegateContext, policies: unkno
   const file = join(ctx.workDir, 'tidegate.yaml');
   writeFileSync(file, stringify(config(ctx.upstreamPort, ctx.workers, policies)));
   const env: NodeJS.ProcessEnv = { ...process.env, TIDEGATE_LOG_LEVEL: 'info' };
+  const nodeArgs: string[] = [];
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });
-    // NODE_OPTIONS reaches worker threads too: one .cpuprofile per thread.
-    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${ctx.profileDir}`.trim();
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS; as a command-line flag it is in
+    // process.execArgv, which worker threads inherit: one .cpuprofile per thread.
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`);
   }
-  const child = start(name, process.execPath, [TIDEGATE_CLI, '--config', file], { cpus: ctx.cpus, env, logFile: join(ctx.workDir, 'tidegate.log') });
+  const child = start(name, process.execPath, [...nodeArgs, cli, '--config', file], { cpus: ctx.cpus, env, logFile: join(ctx.workDir, 'tidegate.log') });
   const { port, adminPort, workers } = await waitForStarted(child);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   return {
