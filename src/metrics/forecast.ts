@@ -109,15 +109,17 @@ export interface BacktestResult {
 
 /**
  * Rolling-origin backtest: from `start`, every `step` samples, fit on the last
- * `window` samples and forecast `horizon` ahead; compare with what happened.
+ * `window` samples and forecast `horizon` ahead; compare with what happened
+ * (`skip` leaves out target indices, e.g. a spike no model can see coming).
  */
-export function backtest(x: readonly number[], seasonLength: number, horizon: number, opts: { start: number; step: number; window: number }): BacktestResult {
+export function backtest(x: readonly number[], seasonLength: number, horizon: number, opts: { start: number; step: number; window: number; skip?: (target: number) => boolean }): BacktestResult {
   let ape = 0;
   let se = 0;
   let naiveApe = 0;
   let naiveSe = 0;
   let points = 0;
   for (let t = opts.start; t + horizon - 1 < x.length; t += opts.step) {
+    if (opts.skip?.(t + horizon - 1)) continue;
     const hist = x.slice(Math.max(0, t - opts.window), t);
     const actual = x[t + horizon - 1]!;
     const f = forecast(hist, seasonLength, horizon).value;

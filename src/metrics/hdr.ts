@@ -1,6 +1,7 @@
 // HDR histogram settings shared by workers (recording) and the aggregator (merging,
 // export). Both sides must build histograms with the same range and precision, or
 // adding one into another would misplace counts, so the numbers live only here.
+import { deflateSync, inflateSync } from 'node:zlib';
 import type { Histogram } from 'hdr-histogram-js';
 
 /** Values are integer microseconds: 1 µs … 60 s at 3 significant digits (≤ 0.1 % error). */
@@ -46,4 +47,31 @@ export function bucketCounts(h: CountsView, boundsSeconds: readonly number[]): n
   }
   while (k < idx.length) out[k++] = acc;
   return out;
+}
+
+/** HdrHistogram V2 cookies (HdrHistogram/HdrHistogram AbstractHistogramBase): base | 0x10 (LEB128 word size). */
+export const V2_ENCODING_COOKIE = 0x1c849313;
+export const V2_COMPRESSED_ENCODING_COOKIE = 0x1c849314;
+
+/**
+ * Rewrites two header fields that hdr-histogram-js 3.0.1 gets wrong, so other
+ * implementations read our export exactly. The V2 header is: cookie (i32), payload
+ * length (i32), normalizingIndexOffset (i32), significant digits (i32), lowest (i64),
+ * highest (i64), integerToDoubleValueConversionRatio (f64). The JS encoder writes
+ * normalizingIndexOffset = 1 (Java's decoder applies it and shifts every count by one
+ * index) and the ratio as the integer 1 (a denormal double); we write 0 and 1.0.
+ */
+export function conformCompressedBase64(b64: string): string {
+  const outer = Buffer.from(b64, 'base64');
+  if (outer.length < 8 || outer.readUInt32BE(0) !== V2_COMPRESSED_ENCODING_COOKIE) return b64;
+  const inner = Buffer.from(inflateSync(outer.subarray(8, 8 + outer.readUInt32BE(4))));
+  if (inner.length < 40 || inner.readUInt32BE(0) !== V2_ENCODING_COOKIE) return b64;
+  inner.writeInt32BE(0, 8);
+  inner.writeDoubleBE(1.0, 32);
+  const compressed = deflateSync(inner);
+  const out = Buffer.alloc(8 + compressed.length);
+  out.writeUInt32BE(V2_COMPRESSED_ENCODING_COOKIE, 0);
+  out.writeUInt32BE(compressed.length, 4);
+  compressed.copy(out, 8);
+  return out.toString('base64');
 }

@@ -8,7 +8,7 @@
 // interval is added to both), which the tests check count by count.
 import * as hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
-import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US, bucketCounts, type CountsView } from './hdr.js';
+import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US, bucketCounts, conformCompressedBase64, type CountsView } from './hdr.js';
 
 export interface IngestEntry {
   readonly key: string;
@@ -139,7 +139,7 @@ export class HistogramStore {
   /** The standard compressed base64 encoding ("HISTFAAA…"), readable by HdrHistogram in any language. */
   encode(key: string, worker: number | null): string | null {
     const c = this.find(key, worker);
-    return c === undefined ? null : hdr.encodeIntoCompressedBase64(c.hist);
+    return c === undefined ? null : conformCompressedBase64(hdr.encodeIntoCompressedBase64(c.hist));
   }
 
   summary(key: string, worker: number | null): HistogramSummaryOut | null {

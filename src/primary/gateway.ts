@@ -157,6 +157,7 @@ export class Gateway {
       listen: { host: this.config.listen.host, port: this.port },
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
+      scaling: this.obs.status().scaling,
       routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, policies: r.policies.map((p) => p.name) })),
       upstreams: Object.entries(this.config.upstreams).map(([name, u]) => ({
         name,

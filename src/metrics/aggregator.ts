@@ -1,0 +1,94 @@
+// The primary's handle on the aggregation thread (aggregator-task.ts in a one-thread
+// piscina pool). Interval snapshots are queued and handed over in batches; the
+// latest per-series exports are cached here so a scrape never waits on the pool.
+import { Piscina } from 'piscina';
+import type { HistogramSummaryOut, IngestEntry, SeriesExport } from './histogram-store.js';
+import type { ForecastResult } from './forecast.js';
+
+const TASK_URL = new URL('./aggregator-task.js', import.meta.url).href;
+/** batch window: snapshots from all workers of one tick usually land within it */
+const FLUSH_DELAY_MS = 20;
+
+export class Aggregator {
+  private readonly pool: Piscina;
+  private queue: IngestEntry[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** every task goes through this chain, so reads see every snapshot queued before them */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** latest export per `${worker}\0${key}` (worker -1 = merged) */
+  readonly series = new Map<string, SeriesExport>();
+  private closed = false;
+
+  constructor(
+    bounds: readonly number[],
+    private readonly onError: (err: Error) => void,
+  ) {
+    // One thread, never retired: the cumulative histograms live in it (see aggregator-task.ts).
+    this.pool = new Piscina({ filename: TASK_URL, minThreads: 1, maxThreads: 1, idleTimeout: 2 ** 31 - 1, concurrentTasksPerWorker: 1 });
+    void this.setBounds(bounds);
+  }
+
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch((err: Error) => this.onError(err));
+    return p;
+  }
+
+  private store(exports: readonly SeriesExport[]): void {
+    for (const e of exports) this.series.set(`${e.worker}\u0000${e.key}`, e);
+  }
+
+  setBounds(bounds: readonly number[]): Promise<void> {
+    return this.enqueue(async () => {
+      const all = (await this.pool.run({ bounds: [...bounds] }, { name: 'setBounds' })) as SeriesExport[];
+      this.series.clear();
+      this.store(all);
+    });
+  }
+
+  push(entries: readonly IngestEntry[]): void {
+    if (this.closed || entries.length === 0) return;
+    for (const e of entries) this.queue.push(e);
+    this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+  }
+
+  /** Hands every queued interval to the pool; resolves when they are merged. */
+  flush(): Promise<void> {
+    if (this.flushTimer !== null) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    const entries = this.queue;
+    this.queue = [];
+    if (entries.length === 0) return this.enqueue(async () => {});
+    return this.enqueue(async () => {
+      this.store((await this.pool.run({ entries }, { name: 'ingest' })) as SeriesExport[]);
+    });
+  }
+
+  async encode(key: string, worker: number | null): Promise<string | null> {
+    await this.flush();
+    return this.enqueue(() => this.pool.run({ key, worker }, { name: 'encode' }) as Promise<string | null>);
+  }
+
+  async summary(key: string, worker: number | null): Promise<HistogramSummaryOut | null> {
+    await this.flush();
+    return this.enqueue(() => this.pool.run({ key, worker }, { name: 'summary' }) as Promise<HistogramSummaryOut | null>);
+  }
+
+  async takeWindow(percentile: number): Promise<Record<string, { valueUs: number; count: number }>> {
+    await this.flush();
+    return this.enqueue(() => this.pool.run({ percentile }, { name: 'takeWindow' }) as Promise<Record<string, { valueUs: number; count: number }>>);
+  }
+
+  fitForecasts(series: { name: string; values: number[] }[], seasonLength: number, horizon: number): Promise<{ name: string; result: ForecastResult }[]> {
+    return this.enqueue(() => this.pool.run({ series, seasonLength, horizon }, { name: 'fitForecasts' }) as Promise<{ name: string; result: ForecastResult }[]>);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    await this.chain.catch(() => {});
+    await this.pool.destroy();
+  }
+}
