@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { SharedState } from '../../src/shm/shared-state.js';
+import { LimiterTable, type LimitResult } from '../../src/shm/limiter-table.js';
+import { hash32, SEED_A, SEED_B } from '../../src/balancers/hash.js';
+import { rateLimitPolicy } from '../../src/policies/rate-limit.js';
+import type { AccessContext } from '../../src/policies/policy.js';
+import { Errors } from '../../src/errors.js';
+
+const WORKER = new URL('../helpers/limiter-worker.js', import.meta.url);
+const S = 1_000_000_000n;
+
+function table(slots = 1024, policies = 4): { shm: SharedState; t: LimiterTable } {
+  const shm = SharedState.create({ maxWorkers: 4, maxUpstreams: 1, maxEndpoints: 1, limiterSlots: slots, limiterPolicies: policies });
+  return { shm, t: new LimiterTable(shm) };
+}
+
+test('GCRA: burst at once, then one per interval; reset and retry times', () => {
+  const { t } = table();
+  t.setPolicy(0, 10, 3); // 10/s, burst 3
+  const out: LimitResult = { remaining: 0, resetSeconds: 0 };
+  const now = 1000n * S;
+  const h1 = hash32('k', SEED_A);
+  const h2 = hash32('k', SEED_B);
+  assert.equal(t.acquire(0, h1, h2, now, out), true);
+  assert.equal(out.remaining, 2);
+  assert.equal(t.acquire(0, h1, h2, now, out), true);
+  assert.equal(t.acquire(0, h1, h2, now, out), true);
+  assert.equal(out.remaining, 0);
+  assert.ok(Math.abs(out.resetSeconds - 0.3) < 1e-6, `full again in 0.3 s, got ${out.resetSeconds}`);
+  assert.equal(t.acquire(0, h1, h2, now, out), false);
+  assert.ok(Math.abs(out.resetSeconds - 0.1) < 1e-6, `next token in 0.1 s, got ${out.resetSeconds}`);
+  // 100 ms later exactly one more passes.
+  assert.equal(t.acquire(0, h1, h2, now + S / 10n, out), true);
+  assert.equal(t.acquire(0, h1, h2, now + S / 10n, out), false);
+  // Another key is independent; another policy row too.
+  assert.equal(t.acquire(0, hash32('other', SEED_A), hash32('other', SEED_B), now, out), true);
+  assert.equal(t.acquire(1, h1, h2, now, out), true, 'row 1 has no policy: admits');
+  const p = t.policy(0);
+  assert.equal(p.allowed, 5);
+  assert.equal(p.denied, 2);
+  // The primary changes the rate at run time (workers read it per request): at
+  // 1000/s a drained key gets a token back every millisecond.
+  t.setPolicy(0, 1000, 3);
+  const later = now + S;
+  for (let i = 0; i < 3; i++) assert.equal(t.acquire(0, h1, h2, later, out), true);
+  assert.equal(t.acquire(0, h1, h2, later, out), false);
+  assert.equal(t.acquire(0, h1, h2, later + S / 1000n, out), true);
+});
+
+test('expired keys are evicted; a table full of live keys fails open and counts it', () => {
+  const { t } = table(16);
+  t.setPolicy(0, 1, 1); // 1/s, burst 1: every key stays live for a second after use
+  const out: LimitResult = { remaining: 0, resetSeconds: 0 };
+  const now = 5000n * S;
+  let overflow = 0;
+  for (let i = 0; i < 40; i++) {
+    const k = `key-${i}`;
+    if (!t.acquire(0, hash32(k, SEED_A), hash32(k, SEED_B), now, out)) assert.fail('first request of a key must pass');
+  }
+  overflow = t.policy(0).overflow;
+  assert.equal(overflow, 40 - 16, 'only 16 slots: the rest are admitted unmetered and counted');
+  assert.equal(t.liveKeys(now), 16);
+  // Two seconds later every bucket is full again, so new keys take the slots over.
+  const later = now + 2n * S;
+  assert.equal(t.liveKeys(later), 0);
+  for (let i = 100; i < 116; i++) {
+    const k = `key-${i}`;
+    t.acquire(0, hash32(k, SEED_A), hash32(k, SEED_B), later, out);
+  }
+  assert.equal(t.policy(0).overflow, overflow, 'expired slots were reused, no new overflow');
+  assert.equal(t.liveKeys(later), 16);
+});
+
+test('accuracy across worker threads: admitted within 1% of burst + rate x time', async () => {
+  const THREADS = 3;
+  const RATE = 2000;
+  const BURST = 200;
+  const WINDOW_MS = 1500;
+  const { shm, t } = table(1024);
+  t.setPolicy(2, RATE, BURST);
+  // Start slightly in the future so thread start-up is not part of the window.
+  const deadline = process.hrtime.bigint() + BigInt(WINDOW_MS + 300) * 1_000_000n;
+  const runs = Array.from({ length: THREADS }, () => {
+    const w = new Worker(WORKER, { workerData: { buffer: shm.buffer, maxWorkers: 4, row: 2, key: 'hot', deadline: String(deadline) } });
+    return new Promise<{ admitted: number; denied: number; first: string; last: string }>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+  });
+  const r = await Promise.all(runs);
+  const admitted = r.reduce((s, x) => s + x.admitted, 0);
+  const denied = r.reduce((s, x) => s + x.denied, 0);
+  const first = r.map((x) => BigInt(x.first)).reduce((a, b) => (a < b ? a : b));
+  const last = r.map((x) => BigInt(x.last)).reduce((a, b) => (a > b ? a : b));
+  const seconds = Number(last - first) / 1e9;
+  const expected = BURST + RATE * seconds;
+  const err = (admitted - expected) / expected;
+  console.log(`limiter accuracy: ${THREADS} threads, ${(admitted + denied).toLocaleString()} attempts over ${seconds.toFixed(3)}s, admitted ${admitted}, expected ${expected.toFixed(1)} (${(err * 100).toFixed(3)}%)`);
+  assert.ok(admitted <= Math.floor(expected) + 1, `never more than burst + rate x time: ${admitted} > ${expected}`);
+  assert.ok(Math.abs(err) <= 0.01, `within 1%: admitted ${admitted}, expected ${expected.toFixed(1)}`);
+  assert.equal(t.policy(2).allowed, admitted);
+});
+
+test('rate-limit policy: 429 with RateLimit-Policy, RateLimit and Retry-After; headers on admitted responses', () => {
+  const shm = SharedState.create({ maxWorkers: 2, maxUpstreams: 1, maxEndpoints: 1, limiterSlots: 64, limiterPolicies: 2 });
+  const parsed = rateLimitPolicy.schema.parse({ key: ['header:x-user-id', 'route'], rate: '2/s', burst: 2, name: 'per-user' });
+  const t = new LimiterTable(shm);
+  const cfg = parsed as { rate: { perSecond: number }; burst: number };
+  t.setPolicy(1, cfg.rate.perSecond, cfg.burst);
+  const policy = rateLimitPolicy.create(parsed, { shm: shm.buffer, maxWorkers: 2, routeIndex: 0, policyIndex: 0, kindIndex: 1 });
+  const ctx = (user: string, out: string[]): AccessContext => ({
+    method: 'GET', path: '/', host: 'h', headers: ['host', 'h', 'x-user-id', user], peer: '10.0.0.1', clientIp: '10.0.0.1', routeIndex: 0, routeName: 'r', responseHeaders: out,
+  });
+  let h: string[] = [];
+  assert.equal(policy.access(ctx('alice', h)), null);
+  assert.deepEqual(h.slice(0, 4), ['ratelimit-policy', '"per-user";q=2;w=1', 'ratelimit', '"per-user";r=1;t=1']);
+  h = [];
+  assert.equal(policy.access(ctx('alice', h)), null);
+  h = [];
+  assert.equal(policy.access(ctx('alice', h)), Errors.RATE_LIMITED);
+  assert.deepEqual(h, ['ratelimit-policy', '"per-user";q=2;w=1', 'ratelimit', '"per-user";r=0;t=1', 'retry-after', '1']);
+  h = [];
+  assert.equal(policy.access(ctx('bob', h)), null, 'another user has its own bucket');
+  assert.throws(() => rateLimitPolicy.schema.parse({ rate: '10 per second' }), /<n>\/<unit>/);
+});
