@@ -1,0 +1,252 @@
+// Drives requests with a known upstream delay through the real gateway (2 workers)
+// and checks that what /metrics and /histograms export matches what was measured.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import * as hdr from 'hdr-histogram-js';
+import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+const DELAY_MS = 25;
+const N = 120;
+const VALID_TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `unparseable exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+function pick(samples: Sample[], name: string, where: Record<string, string> = {}): Sample[] {
+  return samples.filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v));
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const r = await request(url);
+  assert.equal(r.statusCode, 200, `${url}: ${r.statusCode}`);
+  return (await r.body.json()) as T;
+}
+
+async function getText(url: string): Promise<string> {
+  const r = await request(url);
+  assert.equal(r.statusCode, 200, `${url}: ${r.statusCode}`);
+  return r.body.text();
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+interface Summary {
+  count: number;
+  sumUs: number;
+  minUs: number;
+  maxUs: number;
+  percentilesUs: Record<string, number>;
+}
+
+test('latency histograms: per worker, merged, Prometheus buckets and HDR export agree with a load run', async () => {
+  const up = await startUpstream((req, res) => {
+    setTimeout(() => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ traceparent: req.headers.traceparent ?? null, tracestate: req.headers.tracestate ?? null }));
+    }, DELAY_MS);
+  });
+  const gw: RunningGateway = await startGateway(
+    baseConfig([up.address], {
+      routes: [{ name: 'api', match: { path: '/' }, upstream: 'app' }],
+      observability: {
+        snapshotInterval: '100ms',
+        histograms: { buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] },
+        accessLog: { sampleRate: 1 },
+        scaling: { interval: '200ms', upstreams: { app: { metric: 'rps', target: 1, scaleDownStabilization: '1s' } } },
+        forecast: { interval: '200ms', season: '1s' },
+      },
+    }),
+  );
+  // Many connections, so SO_REUSEPORT spreads them over both workers.
+  const agent = new Agent({ connections: 16 });
+  try {
+    const clientMs: number[] = [];
+    const one = async (i: number): Promise<void> => {
+      const t0 = performance.now();
+      const r = await request(`${gw.url}/item/${i}`, { dispatcher: agent });
+      await r.body.dump();
+      clientMs.push(performance.now() - t0);
+      assert.equal(r.statusCode, 200);
+    };
+    for (let i = 0; i < N; i += 12) await Promise.all(Array.from({ length: 12 }, (_, k) => one(i + k)));
+
+    const merged = await until('all requests in the merged histogram', async () => {
+      const r = await request(`${gw.adminUrl}/histograms?route=api`);
+      if (r.statusCode !== 200) {
+        await r.body.dump();
+        return null;
+      }
+      const s = (await r.body.json()) as Summary;
+      return s.count === N ? s : null;
+    });
+    // The gateway can only have seen less time than the client did, and never less than the upstream delay.
+    assert.ok(merged.minUs >= DELAY_MS * 1000 * 0.999, `min ${merged.minUs}µs below the upstream delay`);
+    const sortedClient = [...clientMs].sort((a, b) => a - b);
+    assert.ok(merged.percentilesUs.p50! / 1000 <= sortedClient[N / 2]! * 1.001 + 0.001, 'gateway p50 ≤ client p50');
+
+    // Per-worker histograms add up to the merged one.
+    const index = await getJson<{ histograms: { kind: string; name: string; workers: number[] }[] }>(`${gw.adminUrl}/histograms`);
+    const entry = index.histograms.find((h) => h.kind === 'request' && h.name === 'api')!;
+    assert.ok(entry.workers.length >= 1);
+    let perWorkerCount = 0;
+    let perWorkerSum = 0;
+    for (const w of entry.workers) {
+      const s = await getJson<Summary>(`${gw.adminUrl}/histograms?route=api&worker=${w}`);
+      perWorkerCount += s.count;
+      perWorkerSum += s.sumUs;
+    }
+    assert.equal(perWorkerCount, N);
+    assert.equal(perWorkerSum, merged.sumUs);
+
+    // Prometheus: per-worker series, cumulative buckets, counts and sums that add up.
+    const metrics = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+    const counts = pick(metrics, 'tidegate_request_duration_seconds_count', { route: 'api' });
+    assert.deepEqual(counts.map((s) => Number(s.labels.worker)).sort(), [...entry.workers]);
+    assert.equal(counts.reduce((a, s) => a + s.value, 0), N);
+    const sum = pick(metrics, 'tidegate_request_duration_seconds_sum', { route: 'api' }).reduce((a, s) => a + s.value, 0);
+    assert.ok(Math.abs(sum - merged.sumUs / 1e6) < 1e-6, `_sum ${sum} vs ${merged.sumUs / 1e6}`);
+    const buckets = new Map<string, number>();
+    for (const s of pick(metrics, 'tidegate_request_duration_seconds_bucket', { route: 'api' })) buckets.set(s.labels.le!, (buckets.get(s.labels.le!) ?? 0) + s.value);
+    assert.deepEqual([...buckets.keys()], ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '1', '+Inf']);
+    assert.equal(buckets.get('+Inf'), N);
+    assert.equal(buckets.get('0.01'), 0, 'nothing can beat the 25 ms upstream delay');
+    let prev = 0;
+    for (const [le, v] of buckets) {
+      assert.ok(v >= prev, `buckets are cumulative at le=${le}`);
+      prev = v;
+      if (le === '+Inf') continue;
+      // Each request took the gateway no longer than the client: every client latency
+      // under the bound (less HDR's 0.1 %) must be counted under it.
+      const b = Number(le) * 1000;
+      const clientUnder = clientMs.filter((ms) => ms <= b * 0.999).length;
+      assert.ok(v >= clientUnder, `le=${le}: exported ${v} < ${clientUnder} measured by the client`);
+    }
+    assert.equal(pick(metrics, 'tidegate_route_requests_total', { route: 'api', method: 'GET', code_class: '2xx' })[0]?.value, N);
+    assert.equal(pick(metrics, 'tidegate_upstream_requests_total', { upstream: 'app', outcome: '2xx' })[0]?.value, N);
+    assert.equal(pick(metrics, 'tidegate_upstream_duration_seconds_count', { upstream: 'app' }).reduce((a, s) => a + s.value, 0), N);
+    assert.ok(pick(metrics, 'tidegate_worker_event_loop_utilization_ratio').length >= 1);
+    assert.ok(pick(metrics, 'tidegate_worker_heap_used_bytes').length >= 1);
+    assert.equal(pick(metrics, 'tidegate_worker_requests_total').reduce((a, s) => a + s.value, 0), N);
+    assert.ok(pick(metrics, 'tidegate_process_resident_memory_bytes').length === 1);
+    assert.ok(pick(metrics, 'tidegate_process_open_fds').length === 1);
+
+    // Exact HDR export: the standard compressed base64, decodable by HdrHistogram tools.
+    const b64 = await getText(`${gw.adminUrl}/histograms?route=api&format=hdr`);
+    assert.ok(b64.startsWith('HISTFAAA'));
+    const decoded = hdr.decodeFromCompressedBase64(b64);
+    assert.equal(decoded.totalCount, N);
+    assert.equal(decoded.getValueAtPercentile(50), merged.percentilesUs.p50);
+    assert.equal(decoded.getValueAtPercentile(99), merged.percentilesUs.p99);
+    const upS = await getJson<Summary>(`${gw.adminUrl}/histograms?upstream=app`);
+    assert.equal(upS.count, N);
+    assert.ok(upS.minUs >= DELAY_MS * 1000 * 0.999);
+    assert.equal((await request(`${gw.adminUrl}/histograms?route=nope`)).statusCode, 404);
+    assert.equal((await request(`${gw.adminUrl}/histograms?route=api&worker=x`)).statusCode, 400);
+
+    // Scaling signal: 1 endpoint at far more than 1 rps each → more replicas recommended.
+    const st = await until('a scaling recommendation', async () => {
+      const s = await getJson<{ scaling: { upstream: string; recommendation: { current: number; recommended: number } | null }[] }>(`${gw.adminUrl}/status`);
+      const a = s.scaling.find((x) => x.upstream === 'app');
+      return a?.recommendation && a.recommendation.recommended > 1 ? a : null;
+    });
+    assert.equal(st.recommendation!.current, 1);
+    assert.ok(gw.logs.some((l) => l.event === 'scaling-recommendation' && l.upstream === 'app'));
+    const after = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+    assert.ok(pick(after, 'tidegate_upstream_replicas_recommended', { upstream: 'app' })[0]!.value > 1);
+    await until('a forecast', async () => (pick(parseMetrics(await getText(`${gw.adminUrl}/metrics`)), 'tidegate_upstream_request_rate_forecast', { upstream: 'app', horizon: '60s' }).length === 1 ? true : null));
+
+    // Status page is served.
+    const ui = await request(`${gw.adminUrl}/ui`);
+    assert.equal(ui.statusCode, 200);
+    assert.match(String(ui.headers['content-type']), /text\/html/);
+    assert.match(await ui.body.text(), /<title>tidegate status<\/title>/);
+  } finally {
+    await agent.close();
+    assert.equal(await gw.stop(), 0);
+    await up.close();
+  }
+});
+
+test('traceparent is propagated, replaced when invalid, started when absent; the access log carries the trace id', async () => {
+  const up = await startUpstream((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ traceparent: req.headers.traceparent ?? null, tracestate: req.headers.tracestate ?? null }));
+  });
+  const gw = await startGateway(baseConfig([up.address], { observability: { snapshotInterval: '100ms', accessLog: { sampleRate: 1 } } }));
+  try {
+    const send = async (headers: Record<string, string>): Promise<{ traceparent: string | null; tracestate: string | null; requestId: string }> => {
+      const r = await request(`${gw.url}/t`, { headers });
+      const body = (await r.body.json()) as { traceparent: string | null; tracestate: string | null };
+      return { ...body, requestId: String(r.headers['x-request-id']) };
+    };
+    const valid = await send({ traceparent: VALID_TP, tracestate: 'congo=t61rcWkgMzE' });
+    assert.equal(valid.traceparent, VALID_TP);
+    assert.equal(valid.tracestate, 'congo=t61rcWkgMzE');
+    const invalid = await send({ traceparent: '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', tracestate: 'congo=t61rcWkgMzE' });
+    assert.match(invalid.traceparent!, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    assert.notEqual(invalid.traceparent!.slice(3, 35), VALID_TP.slice(3, 35).toUpperCase());
+    assert.equal(invalid.tracestate, null, 'tracestate of an invalid traceparent is not forwarded');
+    const absent = await send({});
+    assert.match(absent.traceparent!, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+
+    const access = await until('access-log entries', async () => {
+      const a = gw.logs.filter((l) => l.event === 'access');
+      return a.length >= 3 ? a : null;
+    });
+    const byId = new Map(access.map((a) => [a.requestId as string, a]));
+    assert.equal(byId.get(valid.requestId)!.traceId, VALID_TP.slice(3, 35));
+    assert.equal(byId.get(absent.requestId)!.traceId, absent.traceparent!.slice(3, 35));
+    const a = byId.get(valid.requestId)!;
+    assert.equal(a.method, 'GET');
+    assert.equal(a.route, 'route-0');
+    assert.equal(a.status, 200);
+    assert.equal(typeof a.durationMs, 'number');
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    await up.close();
+  }
+});
+
+test('histograms switched off: no latency families, counters still exported', async () => {
+  const up = await startUpstream();
+  const gw = await startGateway(baseConfig([up.address], { observability: { snapshotInterval: '100ms', histograms: { enabled: false } } }));
+  try {
+    for (let i = 0; i < 5; i++) await (await request(`${gw.url}/x`)).body.dump();
+    const m = await until('route counters', async () => {
+      const s = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+      return pick(s, 'tidegate_route_requests_total').reduce((a, x) => a + x.value, 0) === 5 ? s : null;
+    });
+    assert.equal(pick(m, 'tidegate_request_duration_seconds_count').length, 0);
+    assert.equal((await request(`${gw.adminUrl}/histograms?route=route-0`)).statusCode, 404);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    await up.close();
+  }
+});
