@@ -305,10 +305,11 @@ export class EndpointWriter {
           else busy = true;
           continue;
         }
-        if (s === EndpointState.Healthy && m.slowStartMs > 0 && now - r.admittedAt < m.slowStartMs + TICK_MS) {
+        if (s === EndpointState.Healthy && m.slowStartMs > 0) {
+          // Written until it reaches full weight (the last step may land after the window).
           const w = this.effectiveWeight(m, e, now);
           if (w !== t.rowField(m.slot, e, kEndpointEffectiveWeightField)) updates.push([e, w]);
-          busy = true;
+          if (now - r.admittedAt < m.slowStartMs) busy = true;
         }
       }
       if (updates.length > 0 || frees.length > 0) {
