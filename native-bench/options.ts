@@ -12,6 +12,8 @@ export interface Options {
   /** the size used for Connection: close runs, latency and the sweep */
   mainSize: SizeName;
   durationS: number;
+  /** seconds per open-loop run (quick 2, full = durationS) */
+  latencyDurationS: number;
   warmupS: number;
   repeats: number;
   connections: number;
@@ -45,6 +47,7 @@ export const USAGE = `npm run bench -- [flags]
   --sizes 0,1k,16k,256k  body sizes for keep-alive throughput (quick: 1k)
   --main-size SIZE       size for close/latency/sweep runs (default 1k)
   --duration S           seconds per measured run (quick 3, full 5)
+  --latency-duration S   seconds per open-loop run (quick 2, full: --duration)
   --warmup S             seconds of warm-up before every measured run (quick 1, full 2)
   --repeats N            measured runs per point; medians are reported (default 3)
   --connections N        wrk connections (default 64)
@@ -86,6 +89,7 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
     sizes: full ? [...SIZE_NAMES] : ['1k'],
     mainSize: '1k',
     durationS: full ? 5 : 3,
+    latencyDurationS: NaN,
     warmupS: full ? 2 : 1,
     repeats: 3,
     connections: 64,
@@ -129,6 +133,9 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
       }
       case '--duration':
         o.durationS = num(flag, value(), 1);
+        break;
+      case '--latency-duration':
+        o.latencyDurationS = num(flag, value(), 1);
         break;
       case '--warmup':
         o.warmupS = num(flag, value(), 0);
@@ -193,6 +200,12 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
   for (const p of [...o.peers, ...o.sweepPeers]) {
     if (!PEERS.some((d) => d.name === p)) throw new Error(`unknown peer "${p}" (known: ${PEERS.map((d) => d.name).join(', ')})`);
   }
-  if (!o.sizes.includes(o.mainSize) && o.sizes.length === 1) o.mainSize = o.sizes[0]!;
+  // close, latency and the sweep use the main size; its keep-alive max is the latency base
+  const mainGiven = argv.some((a) => a === '--main-size' || a.startsWith('--main-size='));
+  if (!o.sizes.includes(o.mainSize)) {
+    if (mainGiven) o.sizes.push(o.mainSize);
+    else o.mainSize = o.sizes[0]!;
+  }
+  if (Number.isNaN(o.latencyDurationS)) o.latencyDurationS = full ? o.durationS : Math.min(2, o.durationS);
   return o;
 }

@@ -199,7 +199,7 @@ async function main(): Promise<void> {
         const runs = new Map<string, OpenPoint['runs']>();
         for (let r = 0; r < opts.repeats; r++) {
           for (const live of lives) {
-            const res = await openLoop({ port: live.peer.port, path: `/${opts.mainSize}`, rate, durationS: opts.durationS, warmupS: Math.max(1, opts.warmupS), threads: plan.loadCores, cpus: plan.load, logDir: workRoot });
+            const res = await openLoop({ port: live.peer.port, path: `/${opts.mainSize}`, rate, durationS: opts.latencyDurationS, warmupS: Math.max(1, opts.warmupS), threads: plan.loadCores, cpus: plan.load, logDir: workRoot });
             runs.set(live.def.name, [...(runs.get(live.def.name) ?? []), res]);
             log(`open ${pct}% (${res.targetRps} rps) ${live.def.name} #${r + 1}: p50 ${(res.latencyUs.p50 / 1000).toFixed(2)} ms, p99 ${(res.latencyUs.p99 / 1000).toFixed(2)} ms, achieved ${Math.round(res.achievedRps)}${res.fellBehind ? ' FELL BEHIND' : ''}, non-2xx ${res.non2xx}, failed ${res.failed}`);
           }
