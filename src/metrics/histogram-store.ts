@@ -1,14 +1,19 @@
 // Cumulative latency histograms on the control plane: one per (key, worker slot) and
 // one merged per key, fed by the workers' interval snapshots. It runs inside the
-// piscina aggregation thread (aggregator-task.ts), because decoding and adding an
-// interval costs ≈0.3 ms each (measured, hdr-histogram-js 3.0.1): 8 workers × 100
-// routes at a 1 s interval would otherwise take a quarter of the primary's loop.
+// piscina aggregation thread (aggregator-task.ts), off the primary's loop.
+//
+// Intervals are not decoded with hdr-histogram-js: its decode + add walks the whole
+// 17 408-slot counts array (≈0.3 ms each, and a bucket scan ≈0.07 ms more; measured:
+// 1.5 s to merge one round of 8 workers × 110 histograms). The V2 payload is a list
+// of ZigZag-LEB128 counts with zero runs, so we read it straight into sparse
+// (index, count) pairs and add only those — to the histograms and to the Prometheus
+// bucket counts, which are kept incrementally.
 //
 // The merged histogram is the sum of the per-worker ones by construction (each
 // interval is added to both), which the tests check count by count.
 import * as hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
-import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US, bucketCounts, conformCompressedBase64, type CountsView } from './hdr.js';
+import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US, V2_ENCODING_COOKIE, conformCompressedBase64, type CountsView } from './hdr.js';
 
 export interface IngestEntry {
   readonly key: string;
@@ -40,13 +45,90 @@ export interface HistogramSummaryOut {
 }
 
 interface Cumulative {
-  readonly hist: Histogram & CountsView;
+  readonly hist: Histogram & CountsView & HistogramInternals;
   sumUs: number;
+  /** non-cumulative count per bound slot (slot k: index ≤ boundIndex[k]; last slot: above every bound) */
+  slots: Float64Array;
 }
 
-const decode = (hdr.JsHistogram as unknown as { decode(data: Uint8Array, bitBucketSize?: 32 | 64): Histogram }).decode;
+/** JsHistogram members used to add sparse counts (public in its .d.ts). */
+interface HistogramInternals {
+  addToCountAtIndex(index: number, value: number): void;
+  setTotalCount(value: number): void;
+  updateMinAndMax(value: number): void;
+  valueFromIndex(index: number): number;
+}
 
-function newCumulative(): Cumulative {
+const decode = (hdr.JsHistogram as unknown as { decode(data: Uint8Array, bitBucketSize?: 32 | 64): Histogram & CountsView }).decode;
+
+/** An interval as sparse pairs; `total` is the sum of counts. */
+interface Sparse {
+  readonly idx: number[];
+  readonly cnt: number[];
+  readonly total: number;
+}
+
+/**
+ * Reads a V2 (uncompressed) encoding into sparse pairs, or null when the header is
+ * not one we wrote (other range/precision): the caller then takes the slow path.
+ */
+export function decodeV2Sparse(b: Uint8Array): Sparse | null {
+  if (b.length < 40) return null;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (dv.getUint32(0) !== V2_ENCODING_COOKIE) return null;
+  const payload = dv.getInt32(4);
+  if (dv.getInt32(12) !== HDR_DIGITS || Number(dv.getBigInt64(16)) !== HDR_LOWEST_US || Number(dv.getBigInt64(24)) !== HDR_HIGHEST_US) return null;
+  const end = Math.min(b.length, 40 + payload);
+  const idx: number[] = [];
+  const cnt: number[] = [];
+  let total = 0;
+  let pos = 40;
+  let dst = 0;
+  while (pos < end) {
+    // LEB128, up to 9 bytes (the 9th carries 8 bits), as HdrHistogram's ZigZagEncoding.
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < 9; i++) {
+      const byte = b[pos++]!;
+      if (i === 8) {
+        v += byte * mul;
+        break;
+      }
+      v += (byte & 0x7f) * mul;
+      mul *= 128;
+      if ((byte & 0x80) === 0) break;
+    }
+    const value = v % 2 === 0 ? v / 2 : -(v + 1) / 2; // ZigZag
+    if (value < 0) {
+      dst += -value;
+    } else {
+      if (value > 0) {
+        idx.push(dst);
+        cnt.push(value);
+        total += value;
+      }
+      dst++;
+    }
+  }
+  return { idx, cnt, total };
+}
+
+function sparseOf(h: Histogram & CountsView): Sparse {
+  const idx: number[] = [];
+  const cnt: number[] = [];
+  let total = 0;
+  for (let i = 0; i < h.countsArrayLength; i++) {
+    const c = h.getCountAtIndex(i);
+    if (c !== 0) {
+      idx.push(i);
+      cnt.push(c);
+      total += c;
+    }
+  }
+  return { idx, cnt, total };
+}
+
+function newCumulative(slots: number): Cumulative {
   // Float64 counts: a long-lived gateway overflows 32-bit buckets within weeks.
   // XXX: ≈140 KB per series (17 408 counts); packed arrays would save memory but add
   // and percentile are ≈5× slower (measured), so we pay memory for CPU.
@@ -57,8 +139,8 @@ function newCumulative(): Cumulative {
     autoResize: false,
     bitBucketSize: 64,
     useWebAssembly: false, // JS gives per-index access for the Prometheus buckets
-  }) as Histogram & CountsView;
-  return { hist, sumUs: 0 };
+  }) as Histogram & CountsView & HistogramInternals;
+  return { hist, sumUs: 0, slots: new Float64Array(slots) };
 }
 
 export const PERCENTILES = [50, 90, 95, 99, 99.9, 100] as const;
@@ -69,18 +151,35 @@ export class HistogramStore {
   /** merged intervals since the last takeWindow(), for scaling decisions on recent latency */
   private readonly window = new Map<string, Cumulative>();
   private bounds: number[];
+  /** counts-array index of each bound (same for every histogram: one shared structure) */
+  private boundIndex: number[];
 
   constructor(boundsSeconds: readonly number[]) {
     this.bounds = [...boundsSeconds];
+    this.boundIndex = this.indexesOf(this.bounds);
   }
 
+  private indexesOf(bounds: readonly number[]): number[] {
+    const probe = newCumulative(0).hist;
+    return bounds.map((b) => Math.min(probe.countsArrayLength - 1, probe.countsArrayIndex(Math.round(b * 1e6))));
+  }
+
+  /** New bounds: every series' bucket slots are rebuilt from its full counts (rare: a reload). */
   setBounds(boundsSeconds: readonly number[]): void {
     this.bounds = [...boundsSeconds];
+    this.boundIndex = this.indexesOf(this.bounds);
+    const all = [...this.merged.values(), ...this.window.values()];
+    for (const m of this.perWorker.values()) all.push(...m.values());
+    for (const c of all) {
+      c.slots = new Float64Array(this.bounds.length + 1);
+      const sp = sparseOf(c.hist);
+      this.addSlots(c, sp);
+    }
   }
 
   private cum(map: Map<string, Cumulative>, key: string): Cumulative {
     let c = map.get(key);
-    if (c === undefined) map.set(key, (c = newCumulative()));
+    if (c === undefined) map.set(key, (c = newCumulative(this.bounds.length + 1)));
     return c;
   }
 
@@ -88,24 +187,41 @@ export class HistogramStore {
     let m = this.perWorker.get(key);
     if (m === undefined) this.perWorker.set(key, (m = new Map()));
     let c = m.get(worker);
-    if (c === undefined) m.set(worker, (c = newCumulative()));
+    if (c === undefined) m.set(worker, (c = newCumulative(this.bounds.length + 1)));
     return c;
+  }
+
+  private addSlots(c: Cumulative, sp: Sparse): void {
+    const bi = this.boundIndex;
+    // idx is ascending, so one pass with a moving slot pointer.
+    let k = 0;
+    for (let i = 0; i < sp.idx.length; i++) {
+      const ix = sp.idx[i]!;
+      while (k < bi.length && ix > bi[k]!) k++;
+      c.slots[k]! += sp.cnt[i]!;
+    }
+  }
+
+  private addSparse(c: Cumulative, sp: Sparse, sumUs: number): void {
+    const h = c.hist;
+    const n = sp.idx.length;
+    if (n === 0) return;
+    for (let i = 0; i < n; i++) h.addToCountAtIndex(sp.idx[i]!, sp.cnt[i]!);
+    h.setTotalCount(h.totalCount + sp.total);
+    h.updateMinAndMax(h.valueFromIndex(sp.idx[0]!));
+    h.updateMinAndMax(h.valueFromIndex(sp.idx[n - 1]!));
+    c.sumUs += sumUs;
+    this.addSlots(c, sp);
   }
 
   /** Adds intervals; returns fresh exports of every series it touched (per worker and merged). */
   ingest(entries: readonly IngestEntry[]): SeriesExport[] {
     const touched = new Set<string>();
     for (const e of entries) {
-      const interval = decode(e.bytes, 64);
-      const w = this.workerCum(e.key, e.worker);
-      const m = this.cum(this.merged, e.key);
-      const win = this.cum(this.window, e.key);
-      w.hist.add(interval);
-      m.hist.add(interval);
-      win.hist.add(interval);
-      w.sumUs += e.sumUs;
-      m.sumUs += e.sumUs;
-      win.sumUs += e.sumUs;
+      const sp = decodeV2Sparse(e.bytes) ?? sparseOf(decode(e.bytes, 64));
+      this.addSparse(this.workerCum(e.key, e.worker), sp, e.sumUs);
+      this.addSparse(this.cum(this.merged, e.key), sp, e.sumUs);
+      this.addSparse(this.cum(this.window, e.key), sp, e.sumUs);
       touched.add(`${e.worker}\u0000${e.key}`);
       touched.add(`-1\u0000${e.key}`);
     }
@@ -121,7 +237,10 @@ export class HistogramStore {
   }
 
   private exportOf(key: string, worker: number, c: Cumulative): SeriesExport {
-    return { key, worker, count: c.hist.totalCount, sumUs: c.sumUs, buckets: bucketCounts(c.hist, this.bounds) };
+    const buckets = new Array<number>(this.bounds.length);
+    let acc = 0;
+    for (let k = 0; k < buckets.length; k++) buckets[k] = acc += c.slots[k]!;
+    return { key, worker, count: c.hist.totalCount, sumUs: c.sumUs, buckets };
   }
 
   /** Every series (after a bucket change, or for a cold cache). */
@@ -166,6 +285,7 @@ export class HistogramStore {
       out[key] = { valueUs: c.hist.totalCount === 0 ? 0 : c.hist.getValueAtPercentile(percentile), count: c.hist.totalCount };
       c.hist.reset();
       c.sumUs = 0;
+      c.slots.fill(0);
     }
     return out;
   }

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inflateSync } from 'node:zlib';
 import * as hdr from 'hdr-histogram-js';
-import { HistogramStore } from '../../src/metrics/histogram-store.js';
-import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US, V2_COMPRESSED_ENCODING_COOKIE, V2_ENCODING_COOKIE } from '../../src/metrics/hdr.js';
+import { HistogramStore, decodeV2Sparse } from '../../src/metrics/histogram-store.js';
+import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US, V2_COMPRESSED_ENCODING_COOKIE, V2_ENCODING_COOKIE, bucketCounts, type CountsView } from '../../src/metrics/hdr.js';
 
 hdr.initWebAssemblySync();
 // Intervals are encoded the way workers do it: WASM histograms, V2 uncompressed.
@@ -89,4 +89,40 @@ test('takeWindow reports the recent percentile and starts a new window', () => {
   assert.ok(Math.abs(w.valueUs - 99_000) <= 99);
   assert.equal(store.takeWindow(99)['upstream:app']!.count, 0);
   assert.equal(store.summary('upstream:app', null)!.count, 100, 'cumulative histograms are untouched');
+});
+
+test('sparse V2 decoding equals hdr-histogram-js decoding; incremental buckets equal a full scan', () => {
+  const rnd = seeded(11);
+  // counts large enough to need multi-byte LEB128, values across the whole range
+  const vals = Array.from({ length: 5000 }, () => Math.floor(1 + rnd() ** 4 * (HDR_HIGHEST_US - 1)));
+  for (let i = 0; i < 300; i++) vals.push(777);
+  const bytes = interval(vals);
+  const sp = decodeV2Sparse(bytes)!;
+  const ref = (hdr.JsHistogram as unknown as { decode(b: Uint8Array, w: 64): CountsView }).decode(bytes, 64);
+  const refIdx: number[] = [];
+  const refCnt: number[] = [];
+  for (let i = 0; i < ref.countsArrayLength; i++) {
+    const c = ref.getCountAtIndex(i);
+    if (c !== 0) {
+      refIdx.push(i);
+      refCnt.push(c);
+    }
+  }
+  assert.deepEqual(sp.idx, refIdx);
+  assert.deepEqual(sp.cnt, refCnt);
+  assert.equal(sp.total, vals.length);
+
+  const store = new HistogramStore(BOUNDS);
+  store.ingest([{ key: 'request:a', worker: 0, bytes, sumUs: 0 }]);
+  store.ingest([{ key: 'request:a', worker: 0, bytes: interval([5, 5000, 50_000]), sumUs: 0 }]);
+  const check = (bounds: number[]) => {
+    const full = hdr.decodeFromCompressedBase64(store.encode('request:a', 0)!) as unknown as CountsView;
+    const exp = store.exportAll().find((e) => e.worker === 0)!;
+    assert.deepEqual(exp.buckets, bucketCounts(full, bounds));
+    assert.equal(exp.count, vals.length + 3);
+  };
+  check(BOUNDS);
+  const next = [0.0001, 0.002, 0.3, 30];
+  store.setBounds(next);
+  check(next);
 });
