@@ -58,19 +58,29 @@ export class EndpointTable {
   readonly maxUpstreams: number;
   readonly maxEndpoints: number;
 
+  // Offsets in Int32 units, cached as plain numbers: these run several times per request.
+  private readonly areaI32: number;
+  private readonly strideI32: number;
+  private readonly firstRowI32: number;
+  private readonly rowI32: number;
+
   constructor(readonly shm: SharedState) {
     this.i32 = shm.i32;
     this.u8 = new Uint8Array(shm.buffer);
     this.maxUpstreams = shm.layout.limits.maxUpstreams;
     this.maxEndpoints = shm.layout.limits.maxEndpoints;
+    this.areaI32 = upstreamInt32Offset(shm.layout, 0);
+    this.strideI32 = upstreamInt32Offset(shm.layout, 1) - this.areaI32;
+    this.firstRowI32 = endpointInt32Offset(shm.layout, 0, 0) - this.areaI32;
+    this.rowI32 = endpointInt32Offset(shm.layout, 0, 1) - endpointInt32Offset(shm.layout, 0, 0);
   }
 
   upstreamBase(u: number): number {
-    return upstreamInt32Offset(this.shm.layout, u);
+    return this.areaI32 + u * this.strideI32;
   }
 
   rowBase(u: number, e: number): number {
-    return endpointInt32Offset(this.shm.layout, u, e);
+    return this.areaI32 + u * this.strideI32 + this.firstRowI32 + e * this.rowI32;
   }
 
   // ---- primary side (single writer) ------------------------------------------------
@@ -229,6 +239,9 @@ export class EndpointSnapshot {
   retries = 0;
 
   private readonly seqIndex: number;
+  private readonly i32: Int32Array;
+  /** Int32 index of each row, so per-request counter reads are one add and one load */
+  private readonly rowBases: Int32Array;
   // Scratch copies, so a failed attempt never touches the published arrays.
   private readonly tmpStates: Int32Array;
   private readonly tmpWeights: Int32Array;
@@ -249,12 +262,15 @@ export class EndpointSnapshot {
     this.tmpConfigured = new Int32Array(n);
     this.tmpIds = new Int32Array(n);
     this.seqIndex = table.upstreamBase(upstream) + kUpstreamSeqField;
+    this.i32 = table.i32;
+    this.rowBases = new Int32Array(n);
+    for (let e = 0; e < n; e++) this.rowBases[e] = table.rowBase(upstream, e);
     this.sync();
   }
 
   /** The per-request check: one atomic load; true when a new copy was taken. */
   sync(): boolean {
-    if (Atomics.load(this.table.i32, this.seqIndex) === this.version) return false;
+    if (Atomics.load(this.i32, this.seqIndex) === this.version) return false;
     return this.copy();
   }
 
@@ -274,7 +290,7 @@ export class EndpointSnapshot {
       const panic = Atomics.load(i32, ub + kUpstreamPanicField);
       const healthy = Atomics.load(i32, ub + kUpstreamHealthyField);
       for (let e = 0; e < rows; e++) {
-        const rb = t.rowBase(u, e);
+        const rb = this.rowBases[e]!;
         this.tmpIds[e] = Atomics.load(i32, rb + kEndpointAddressField);
         this.tmpStates[e] = Atomics.load(i32, rb + kEndpointStateField);
         this.tmpWeights[e] = Atomics.load(i32, rb + kEndpointEffectiveWeightField);
@@ -311,11 +327,11 @@ export class EndpointSnapshot {
   }
 
   inFlight(e: number): number {
-    return Atomics.load(this.table.i32, this.table.rowBase(this.upstream, e) + kEndpointInFlightField);
+    return Atomics.load(this.i32, this.rowBases[e]! + kEndpointInFlightField);
   }
 
   ewmaUs(e: number): number {
-    return Atomics.load(this.table.i32, this.table.rowBase(this.upstream, e) + kEndpointEwmaField);
+    return Atomics.load(this.i32, this.rowBases[e]! + kEndpointEwmaField);
   }
 }
 
