@@ -20,7 +20,6 @@ export const Errors = Object.freeze({
   FRAMING_TRANSFER_ENCODING: spec('TG_ERR_FRAMING_TRANSFER_ENCODING', 400, 'Transfer-Encoding must be exactly "chunked"'),
   FRAMING_HOST: spec('TG_ERR_FRAMING_HOST', 400, 'exactly one valid Host header is required'),
   FRAMING_HEADER_VALUE: spec('TG_ERR_FRAMING_HEADER_VALUE', 400, 'a header value contains a control character'),
-  FRAMING_HEADER_NAME: spec('TG_ERR_FRAMING_HEADER_NAME', 400, 'a header name is not a valid token'),
   FRAMING_TARGET: spec('TG_ERR_FRAMING_TARGET', 400, 'the request target must be an absolute path'),
   // Limits.
   LIMIT_URL_TOO_LONG: spec('TG_ERR_LIMIT_URL_TOO_LONG', 414, 'the request target is longer than limits.maxUrlBytes'),

@@ -38,6 +38,7 @@ const rows: Row[] = [
   { name: 'empty Host', bytes: 'GET / HTTP/1.1\r\nHost: \r\n\r\n', outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_HOST' },
   { name: 'invalid Host', bytes: 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n', outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_HOST' },
   { name: 'control character in value', bytes: `GET / HTTP/1.1\r\n${H}X-A: b\x01c\r\n\r\n`, outcome: 'dropped' },
+  { name: 'header name not a token', bytes: `GET / HTTP/1.1\r\n${H}X(A): b\r\n\r\n`, outcome: 'dropped' },
   { name: 'DEL in value', bytes: `GET / HTTP/1.1\r\n${H}X-A: b\x7fc\r\n\r\n`, outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_HEADER_VALUE' },
   { name: 'bare CR in value', bytes: `GET / HTTP/1.1\r\n${H}X-A: b\rc\r\n\r\n`, outcome: 'dropped' },
   { name: 'space before colon', bytes: `GET / HTTP/1.1\r\nHost : a.test\r\n\r\n`, outcome: 'dropped' },
