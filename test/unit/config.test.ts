@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseDuration, parseRate, parseSize, parseHostPort } from '../../src/config/units.js';
 import { parseConfigText, validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
@@ -96,6 +97,18 @@ test('environment variables are substituted, typed when a value is one variable,
 
 test('YAML syntax errors are reported with line and column', () => {
   assert.throws(() => parseConfigText('routes: [\n  - a\n'), (err: ConfigError) => err.issues[0]!.startsWith('(yaml)') && /line \d+/.test(err.issues[0]!));
+});
+
+test('the bundled example and demo configs are valid', () => {
+  for (const f of ['config/tidegate.example.yaml']) {
+    const r = spawnSync(process.execPath, [CLI, '--check', fileURLToPath(new URL(`../../../${f}`, import.meta.url))], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+  }
+  const demo = spawnSync(process.execPath, [CLI, '--check', fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url))], {
+    encoding: 'utf8',
+    env: { ...process.env, TIDEGATE_DEMO_UPSTREAM_A: '127.0.0.1:1', TIDEGATE_DEMO_UPSTREAM_B: '127.0.0.1:2' },
+  });
+  assert.equal(demo.status, 0, demo.stderr);
 });
 
 test('tidegate --check: exit 0 for a valid file, 2 with every error listed otherwise', () => {
