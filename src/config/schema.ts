@@ -178,6 +178,12 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
+  const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
+  if (typeof scaling === 'object' && scaling !== null) {
+    for (const name of Object.keys(scaling)) {
+      if (!upstreams.includes(name)) out.push({ path: ['observability', 'scaling', 'upstreams', name], message: `unknown upstream "${name}" (known: ${upstreams.join(', ') || 'none'})` });
+    }
+  }
   const host = typeof cfg.admin?.host === 'string' ? cfg.admin.host : '127.0.0.1';
   const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost';
   if (!loopback && !cfg.admin?.token) {
