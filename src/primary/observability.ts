@@ -400,19 +400,29 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     for (const t of tablesThisScrape) for (const e of t.endpoints) emit({ upstream: t.name, endpoint: e.address }, e.failures);
   });
 
-  // rate limiter rows
-  counter('tidegate_ratelimit_decisions_total', 'Rate-limit decisions by limiter policy row ("unmetered": bucket table full, admitted).', ['policy_row', 'decision'], (emit) => {
+  // rate limiter rows: row k belongs to the k-th rate-limit policy (routes in order,
+  // policies in order), the rule LimiterWriter and the workers' kindIndex follow.
+  function limiterRowLabels(): { route: string; policy: string }[] {
+    const out: { route: string; policy: string }[] = [];
+    deps.config().routes.forEach((r, i) => {
+      for (const p of r.policies) if (p.name === 'rate-limit') out.push({ route: r.name ?? `route-${i}`, policy: String((p.config as { name?: unknown }).name ?? 'default') });
+    });
+    return out;
+  }
+  counter('tidegate_ratelimit_decisions_total', 'Rate-limit decisions by route and policy ("limited": 429; "unmetered": bucket table full, admitted).', ['route', 'policy', 'decision'], (emit) => {
     let rows: ReturnType<typeof readLimiterPolicies> = [];
     try {
       rows = readLimiterPolicies(shm);
     } catch {
       rows = [];
     }
+    const labels = limiterRowLabels();
     for (const r of rows) {
-      const policy_row = String(r.row);
-      emit({ policy_row, decision: 'allowed' }, r.allowed);
-      emit({ policy_row, decision: 'limited' }, r.denied);
-      emit({ policy_row, decision: 'unmetered' }, r.overflow);
+      const l = labels[r.row];
+      if (l === undefined) continue; // a row left over from an older generation
+      emit({ ...l, decision: 'allowed' }, r.allowed);
+      emit({ ...l, decision: 'limited' }, r.denied);
+      emit({ ...l, decision: 'unmetered' }, r.overflow);
     }
   });
 

@@ -250,3 +250,42 @@ test('histograms switched off: no latency families, counters still exported', as
     await up.close();
   }
 });
+
+test('endpoint table and rate-limit decisions are exported from shared memory', async () => {
+  const up = await startUpstream();
+  const gw = await startGateway(
+    baseConfig([up.address], {
+      routes: [
+        { name: 'limited', match: { path: '/lim' }, upstream: 'app', policies: [{ 'rate-limit': { name: 'per-route', key: 'route', rate: '2/s', burst: 2 } }] },
+        { name: 'open', match: { path: '/' }, upstream: 'app' },
+      ],
+      observability: { snapshotInterval: '100ms' },
+    }),
+  );
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await request(`${gw.url}/lim`);
+      await r.body.dump();
+      statuses.push(r.statusCode);
+    }
+    const limited = statuses.filter((s) => s === 429).length;
+    assert.ok(limited >= 1, `statuses ${statuses.join(',')}`);
+    const m = await until('route counters for the limited route', async () => {
+      const s = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+      return pick(s, 'tidegate_route_requests_total', { route: 'limited' }).reduce((a, x) => a + x.value, 0) === 6 ? s : null;
+    });
+    const dec = (d: string) => pick(m, 'tidegate_ratelimit_decisions_total', { route: 'limited', policy: 'per-route', decision: d })[0]?.value;
+    assert.equal(dec('limited'), limited);
+    assert.equal(dec('allowed'), 6 - limited);
+    assert.equal(pick(m, 'tidegate_route_requests_total', { route: 'limited', code_class: '4xx' })[0]?.value, limited);
+    assert.equal(pick(m, 'tidegate_upstream_healthy_endpoints', { upstream: 'app' })[0]?.value, 1);
+    assert.equal(pick(m, 'tidegate_endpoint_state', { upstream: 'app', endpoint: up.address, state: 'healthy' })[0]?.value, 1);
+    assert.equal(pick(m, 'tidegate_endpoint_state', { upstream: 'app', endpoint: up.address, state: 'ejected' })[0]?.value, 0);
+    assert.equal(pick(m, 'tidegate_endpoint_requests_total', { upstream: 'app', endpoint: up.address })[0]?.value, 6 - limited);
+    assert.equal(pick(m, 'tidegate_endpoint_in_flight_requests', { upstream: 'app', endpoint: up.address })[0]?.value, 0);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    await up.close();
+  }
+});
