@@ -22,9 +22,11 @@ export interface RouteDelta {
   readonly bytesIn: number;
   readonly bytesOut: number;
   /** interval HDR histogram of end-to-end latency (µs), V2 encoding; null when histograms are off */
-  readonly hist: Uint8Array | null;
+  hist: Uint8Array | null;
+  /** exact sum of the values in `hist`, µs */
+  histSumUs: number;
+  /** requests counted in this delta and the exact sum of their latencies, µs (may differ from the histogram's cut) */
   readonly count: number;
-  /** exact sum of recorded latencies, µs */
   readonly sumUs: number;
 }
 
@@ -33,7 +35,8 @@ export interface UpstreamDelta {
   /** UPSTREAM_CLASSES.length counts of upstream attempts' final outcome */
   readonly outcomes: number[];
   /** interval HDR histogram of time to upstream response head (µs) */
-  readonly hist: Uint8Array | null;
+  hist: Uint8Array | null;
+  histSumUs: number;
   readonly count: number;
   readonly sumUs: number;
 }

@@ -105,7 +105,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       agg.bytesIn += r.bytesIn;
       agg.bytesOut += r.bytesOut;
       rc.set(r.name, r.sumUs / intervalUs);
-      if (r.hist !== null) entries.push({ key: histogramKey('request', r.name), worker: slot, bytes: r.hist, sumUs: r.sumUs });
+      if (r.hist !== null) entries.push({ key: histogramKey('request', r.name), worker: slot, bytes: r.hist, sumUs: r.histSumUs });
     }
     routeConcurrency.set(slot, rc);
     const uc = new Map<string, number>();
@@ -114,7 +114,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       if (o === undefined) upstreamOutcomes.set(u.name, (o = new Float64Array(UPSTREAM_CLASSES.length)));
       for (let i = 0; i < o.length; i++) o[i]! += u.outcomes[i] ?? 0;
       uc.set(u.name, u.sumUs / intervalUs);
-      if (u.hist !== null) entries.push({ key: histogramKey('upstream', u.name), worker: slot, bytes: u.hist, sumUs: u.sumUs });
+      if (u.hist !== null) entries.push({ key: histogramKey('upstream', u.name), worker: slot, bytes: u.hist, sumUs: u.histSumUs });
     }
     upstreamConcurrency.set(slot, uc);
     runtime.set(slot, payload.runtime);
