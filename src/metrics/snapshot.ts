@@ -52,7 +52,8 @@ export interface WorkerRuntimeStats {
 }
 
 export interface AccessLogEntry {
-  readonly time: string;
+  /** when the request finished (ISO 8601); pino's own `time` is when the line was written */
+  readonly endedAt: string;
   readonly requestId: string;
   readonly traceId: string | null;
   readonly method: string;

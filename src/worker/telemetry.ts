@@ -213,7 +213,7 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
         return;
       }
       accessLog.push({
-        time: new Date().toISOString(),
+        endedAt: new Date().toISOString(),
         requestId: ex.requestId,
         traceId: traceIdOf(ex.headers),
         method: ex.head.method,
