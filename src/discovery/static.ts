@@ -3,9 +3,26 @@ import { z } from 'zod';
 import { hostPortValue } from './config-units.js';
 import type { DiscoveryProvider, ProviderContext } from './provider.js';
 
+const weightedEndpoint = z.strictObject({ address: hostPortValue, weight: z.number().int().min(1).max(1_000_000).default(1) });
+
+/**
+ * "host:port", or { address: "host:port", weight } for weighted balancers. Not a
+ * z.union: a union reports only "Invalid input", and a mistyped address must keep
+ * its precise message.
+ */
+const staticEndpoint = z.unknown().transform((v, ctx): { host: string; port: number; weight?: number } => {
+  const r = typeof v === 'object' && v !== null ? weightedEndpoint.safeParse(v) : hostPortValue.safeParse(v);
+  if (!r.success) {
+    for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    return z.NEVER;
+  }
+  const d = r.data;
+  return 'address' in d ? { host: d.address.host, port: d.address.port, weight: d.weight } : d;
+});
+
 export const staticDiscoverySchema = z.strictObject({
   type: z.literal('static'),
-  endpoints: z.array(hostPortValue).min(1, 'at least one endpoint is required'),
+  endpoints: z.array(staticEndpoint).min(1, 'at least one endpoint is required'),
 });
 export type StaticDiscoveryConfig = z.output<typeof staticDiscoverySchema>;
 

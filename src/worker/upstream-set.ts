@@ -70,8 +70,9 @@ export class UpstreamSet {
       default:
         this.balancer = new RoundRobinBalancer(this.snapshot);
     }
-    // consistent-hash without a key hashes the client address (nginx `hash $remote_addr`).
-    this.hashOn = cfg.hash?.on ?? (cfg.balancer === 'consistent-hash' ? 'client-ip' : null);
+    // Only the hashing picker needs a key; without `hash` it hashes the client address
+    // (nginx `hash $remote_addr`).
+    this.hashOn = cfg.balancer === 'consistent-hash' ? (cfg.hash?.on ?? 'client-ip') : null;
     this.hashName = (cfg.hash?.name ?? '').toLowerCase();
   }
 

@@ -64,3 +64,32 @@ test('a config needing more endpoint rows than capacity refuses to start with TG
   await assert.rejects(startGateway(cfg), (err: Error) => /TG_ERR_SHM_CAPACITY/.test(err.message) && /capacity\.endpointsPerUpstream.*"app" has 3 endpoints.*sized for 2/.test(err.message));
   await up.close();
 });
+
+test('weighted-round-robin with static { address, weight } endpoints splits 3:1 across both workers', async () => {
+  const a = await startUpstream();
+  const b = await startUpstream();
+  const cfg = baseConfig([], { workers: 2 }) as { upstreams: { app: Record<string, unknown> } };
+  cfg.upstreams.app.balancer = 'weighted-round-robin';
+  cfg.upstreams.app.discovery = { type: 'static', endpoints: [{ address: a.address, weight: 3 }, b.address] };
+  const gw = await startGateway(cfg);
+  const pool = new Pool(gw.url, { connections: 4 });
+  try {
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 40; i++) await (await pool.request({ path: '/', method: 'GET' })).body.text();
+      }),
+    );
+    assert.equal(a.requests.length + b.requests.length, 160);
+    // Each worker interleaves 3:1 exactly; two workers add at most one partial cycle each.
+    assert.ok(Math.abs(a.requests.length - 120) <= 4, `a got ${a.requests.length}, b ${b.requests.length}`);
+    const s = (await (await request(`${gw.adminUrl}/status`)).body.json()) as Status;
+    const app = s.balancing.find((x) => x.name === 'app')!;
+    assert.equal(app.balancer, 'weighted-round-robin');
+    assert.deepEqual(app.endpoints.map((e) => e.weight), [3, 1]);
+  } finally {
+    await pool.close();
+    assert.equal(await gw.stop(), 0);
+    await a.close();
+    await b.close();
+  }
+});
