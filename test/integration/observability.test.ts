@@ -2,6 +2,8 @@
 // and checks that what /metrics and /histograms export matches what was measured.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import * as hdr from 'hdr-histogram-js';
@@ -72,6 +74,18 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
       res.end(JSON.stringify({ traceparent: req.headers.traceparent ?? null, tracestate: req.headers.tracestate ?? null }));
     }, DELAY_MS);
   });
+  // A real receiver for the scaling webhook.
+  const hooks: Record<string, unknown>[] = [];
+  const receiver = createServer((req, res) => {
+    let b = '';
+    req.on('data', (c: Buffer) => (b += c.toString()));
+    req.on('end', () => {
+      hooks.push(JSON.parse(b) as Record<string, unknown>);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/scale`;
   const gw: RunningGateway = await startGateway(
     baseConfig([up.address], {
       routes: [{ name: 'api', match: { path: '/' }, upstream: 'app' }],
@@ -81,6 +95,7 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
         accessLog: { sampleRate: 1 },
         scaling: { interval: '200ms', upstreams: { app: { metric: 'rps', target: 1, scaleDownStabilization: '1s' } } },
         forecast: { interval: '200ms', season: '1s' },
+        webhook: { url: hookUrl, timeout: '1s', retries: 2 },
       },
     }),
   );
@@ -178,6 +193,11 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
     });
     assert.equal(st.recommendation!.current, 1);
     assert.ok(gw.logs.some((l) => l.event === 'scaling-recommendation' && l.upstream === 'app'));
+    const hook = await until('the scaling webhook', async () => hooks.find((h) => h.upstream === 'app' && (h.recommended as number) > 1) ?? null);
+    assert.equal(hook.type, 'scaling-recommendation');
+    assert.equal(hook.current, 1);
+    assert.equal(hook.metric, 'rps');
+    assert.match(String(hook.reason), /ceil\(1 ×/);
     const after = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
     assert.ok(pick(after, 'tidegate_upstream_replicas_recommended', { upstream: 'app' })[0]!.value > 1);
     await until('a forecast', async () => (pick(parseMetrics(await getText(`${gw.adminUrl}/metrics`)), 'tidegate_upstream_request_rate_forecast', { upstream: 'app', horizon: '60s' }).length === 1 ? true : null));
@@ -191,6 +211,8 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
     await agent.close();
     assert.equal(await gw.stop(), 0);
     await up.close();
+    receiver.closeAllConnections();
+    await new Promise<void>((r) => receiver.close(() => r()));
   }
 });
 
