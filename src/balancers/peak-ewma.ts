@@ -3,9 +3,11 @@
 // and jumps to a slow sample at once, so one slow endpoint loses traffic within a
 // few requests from any worker.
 //
-// XXX: the EWMA decays per sample, not per unit of time as in Finagle, so an endpoint
-// that stops getting traffic keeps its last cost; it still gets picked whenever it is
-// paired with a costlier one, which refreshes it.
+// The EWMA falls per faster sample (1/8 each) and, for endpoints that stopped getting
+// samples, with time: the primary decays every row once a second (10 s decay time,
+// Finagle's default), so an endpoint that was slow once is tried again. A request
+// that failed fast (no response, 502/503/504) counts as a 1 s sample, so a broken
+// endpoint never looks like the fastest one.
 import type { EndpointSnapshot } from '../shm/endpoint-table.js';
 import { twoChoices, type Balancer } from './balancer.js';
 

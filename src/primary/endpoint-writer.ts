@@ -105,6 +105,8 @@ const WEIGHT_SCALE = 100;
 /** Envoy's slow-start min_weight_percent: a ramping endpoint gets at least this share. */
 const SLOW_START_MIN_FACTOR = 0.1;
 const TICK_MS = 250;
+/** EWMA time decay: per second, exp(-1/10), i.e. Finagle's default 10 s decay time. */
+const EWMA_DECAY_PER_SECOND = Math.exp(-1 / 10);
 
 interface RowMeta {
   key: string;
@@ -138,6 +140,7 @@ export class EndpointWriter {
   private readonly byName = new Map<string, UpstreamMeta>();
   private readonly slots: (UpstreamMeta | null)[];
   private timer: NodeJS.Timeout | null = null;
+  private decayTimer: NodeJS.Timeout | null = null;
 
   constructor(
     shm: SharedState,
@@ -195,6 +198,10 @@ export class EndpointWriter {
         t.endWrite(slot);
       }
       m.balancer = u.balancer;
+      if (u.balancer === 'peak-ewma' && this.decayTimer === null) {
+        this.decayTimer = setInterval(() => this.decayEwma(), 1000);
+        this.decayTimer.unref();
+      }
       m.slowStartMs = u.slowStartMs;
       m.panicThreshold = u.panicThreshold;
       if (u.endpoints !== null) this.writeSet(m, u.endpoints, initial ? 'config' : 'config reload', initial);
@@ -330,6 +337,13 @@ export class EndpointWriter {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.decayTimer) clearInterval(this.decayTimer);
+    this.decayTimer = null;
+  }
+
+  /** One step of EWMA time decay for upstreams balanced by latency (see EndpointTable.decayEwma). */
+  decayEwma(factor = EWMA_DECAY_PER_SECOND): void {
+    for (const m of this.byName.values()) if (m.balancer === 'peak-ewma') this.table.decayEwma(m.slot, m.rows.length, factor);
   }
 
   status(): UpstreamStatus[] {

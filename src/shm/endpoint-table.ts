@@ -47,6 +47,8 @@ import type { SharedState } from './shared-state.js';
 /** Weight of 1/(2^n) of the new sample in the EWMA when latency falls (peak-EWMA jumps up at once). */
 const EWMA_DECAY_SHIFT = 3; // 1/8, about Finagle's default over ~10 samples
 const CAS_TRIES = 4;
+/** Latency sample recorded for a request that failed at the gateway level (no response, 502/503/504). */
+const FAILURE_PENALTY_US = 1_000_000;
 const SNAPSHOT_TRIES = 64;
 
 const utf8 = new TextEncoder();
@@ -188,17 +190,34 @@ export class EndpointTable {
         Atomics.store(i32, base + kEndpointConsecutive5xxField, 0);
       }
     }
-    // A failure without a response says nothing about latency: no EWMA sample.
-    if (status === 0) return;
-    {
-      const sample = latencyUs > 0x7fff_ffff ? 0x7fff_ffff : latencyUs | 0;
-      const i = base + kEndpointEwmaField;
-      for (let t = 0; t < CAS_TRIES; t++) {
-        const old = Atomics.load(i32, i);
-        // Peak-EWMA (Finagle): rise to a slow sample at once, decay slowly after.
-        const next = old === 0 || sample >= old ? sample : old + ((sample - old) >> EWMA_DECAY_SHIFT);
-        if (next === old || Atomics.compareExchange(i32, i, old, next) === old) return;
-      }
+    // A fast failure must not look like a fast endpoint (the "black hole" that
+    // least-latency balancers fall into): no response, or a gateway-class 5xx, counts
+    // as a sample of at least FAILURE_PENALTY_US.
+    const failed = status === 0 || status === 502 || status === 503 || status === 504;
+    const raw = failed && latencyUs < FAILURE_PENALTY_US ? FAILURE_PENALTY_US : latencyUs;
+    const sample = raw > 0x7fff_ffff ? 0x7fff_ffff : raw | 0;
+    const i = base + kEndpointEwmaField;
+    for (let t = 0; t < CAS_TRIES; t++) {
+      const old = Atomics.load(i32, i);
+      // Peak-EWMA (Finagle): rise to a slow sample at once, decay slowly after.
+      const next = old === 0 || sample >= old ? sample : old + ((sample - old) >> EWMA_DECAY_SHIFT);
+      if (next === old || Atomics.compareExchange(i32, i, old, next) === old) return;
+    }
+  }
+
+  /**
+   * Time decay, run by the primary about once a second: Finagle's peak-EWMA decays
+   * with time, so an endpoint that was slow once (and then lost every two-choice
+   * comparison, so got no new samples) is tried again. Lost CAS races are skipped:
+   * a worker just wrote a fresh sample, which is better than a decayed one.
+   */
+  decayEwma(u: number, rows: number, factor: number): void {
+    const i32 = this.i32;
+    for (let e = 0; e < rows; e++) {
+      const i = this.rowBase(u, e) + kEndpointEwmaField;
+      const old = Atomics.load(i32, i);
+      if (old <= 1) continue;
+      Atomics.compareExchange(i32, i, old, Math.max(1, Math.floor(old * factor)));
     }
   }
 

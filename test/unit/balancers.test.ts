@@ -68,6 +68,17 @@ test('peak EWMA moves traffic away from a slow endpoint after one sample', () =>
   assert.equal(snap.ewmaUs(1), 100_000);
   table.recordResult(slot, 1, 200, 1_000);
   assert.ok(snap.ewmaUs(1) < 100_000 && snap.ewmaUs(1) > 80_000);
+  // A fast failure is not a fast endpoint.
+  table.recordResult(slot, 2, 503, 200);
+  assert.equal(snap.ewmaUs(2), 1_000_000);
+  // Time decay (the primary's 1 s timer) lets a once-slow endpoint be tried again.
+  const { writer: w2, table: t2, slot: s2, snap: sn2 } = setup(eps(2));
+  w2.applyConfig([{ name: 'app', balancer: 'peak-ewma', endpoints: eps(2), slowStartMs: 0, panicThreshold: 0 }]);
+  t2.recordResult(s2, 0, 200, 50_000);
+  t2.recordResult(s2, 1, 200, 1_000);
+  for (let i = 0; i < 40; i++) w2.decayEwma(); // 40 s
+  assert.ok(sn2.ewmaUs(0) < 1_000, `decayed: ${sn2.ewmaUs(0)}`);
+  w2.stop();
   writer.stop();
 });
 
