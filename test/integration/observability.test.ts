@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -306,6 +308,34 @@ test('endpoint table and rate-limit decisions are exported from shared memory', 
     assert.equal(pick(m, 'tidegate_endpoint_state', { upstream: 'app', endpoint: up.address, state: 'ejected' })[0]?.value, 0);
     assert.equal(pick(m, 'tidegate_endpoint_requests_total', { upstream: 'app', endpoint: up.address })[0]?.value, 6 - limited);
     assert.equal(pick(m, 'tidegate_endpoint_in_flight_requests', { upstream: 'app', endpoint: up.address })[0]?.value, 0);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    await up.close();
+  }
+});
+
+test('a reload with new bucket bounds and a new route keeps the cumulative counts', async () => {
+  const up = await startUpstream();
+  const cfg = (buckets: number[], routes: unknown[]) => baseConfig([up.address], { routes, observability: { snapshotInterval: '100ms', histograms: { buckets } } });
+  const gw = await startGateway(cfg([0.01, 0.1], [{ name: 'api', match: { path: '/' }, upstream: 'app' }]));
+  try {
+    for (let i = 0; i < 10; i++) await (await request(`${gw.url}/a`)).body.dump();
+    await until('10 requests in the histogram', async () => ((await getJson<Summary>(`${gw.adminUrl}/histograms?route=api`).catch(() => null))?.count === 10 ? true : null));
+    writeFileSync(gw.configPath, stringify(cfg([0.005, 0.5, 2], [{ name: 'b', match: { path: '/b' }, upstream: 'app' }, { name: 'api', match: { path: '/' }, upstream: 'app' }])));
+    const r = await request(`${gw.adminUrl}/reload`, { method: 'POST' });
+    assert.equal(r.statusCode, 200, await r.body.text());
+    for (let i = 0; i < 5; i++) await (await request(`${gw.url}/a`)).body.dump();
+    for (let i = 0; i < 3; i++) await (await request(`${gw.url}/b/x`)).body.dump();
+    const m = await until('counts after the reload', async () => {
+      const s = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+      const n = (route: string) => pick(s, 'tidegate_request_duration_seconds_count', { route }).reduce((a, x) => a + x.value, 0);
+      return n('api') === 15 && n('b') === 3 ? s : null;
+    });
+    const les = [...new Set(pick(m, 'tidegate_request_duration_seconds_bucket', { route: 'api' }).map((s) => s.labels.le))];
+    assert.deepEqual(les, ['0.005', '0.5', '2', '+Inf']);
+    const inf = pick(m, 'tidegate_request_duration_seconds_bucket', { route: 'api', le: '2' }).reduce((a, x) => a + x.value, 0);
+    assert.equal(inf, 15, 'earlier intervals are re-bucketed at the new bounds');
+    assert.equal(pick(m, 'tidegate_route_requests_total', { route: 'api', method: 'GET', code_class: '2xx' })[0]?.value, 15);
   } finally {
     assert.equal(await gw.stop(), 0);
     await up.close();
