@@ -44,6 +44,8 @@ import {
   kUpstreamPanicField,
   kUpstreamPanicPicksField,
   kUpstreamRowsField,
+  kUpstreamNameMaxBytes,
+  kEndpointAddressMaxBytes,
 } from '../shm/layout.js';
 import { EndpointTable, readRowInfo, type EndpointRowInfo } from '../shm/endpoint-table.js';
 import type { SharedState } from '../shm/shared-state.js';
@@ -160,6 +162,14 @@ export class EndpointWriter {
       throw new StartupError(StartupCodes.SHM_CAPACITY, `capacity.upstreams: the config has ${upstreams.length} upstreams but shared memory was sized for ${t.maxUpstreams}; raise capacity.upstreams (takes effect on restart)`);
     }
     for (const u of upstreams) {
+      if (Buffer.byteLength(u.name) > kUpstreamNameMaxBytes) {
+        throw new StartupError(StartupCodes.SHM_CAPACITY, `upstream name "${u.name}" is longer than the ${kUpstreamNameMaxBytes} bytes the shared tables hold`);
+      }
+      for (const ep of u.endpoints ?? []) {
+        if (Buffer.byteLength(endpointAddress(ep)) > kEndpointAddressMaxBytes) {
+          throw new StartupError(StartupCodes.SHM_CAPACITY, `upstream "${u.name}": endpoint address "${endpointAddress(ep)}" is longer than the ${kEndpointAddressMaxBytes} bytes the shared tables hold`);
+        }
+      }
       if (u.endpoints !== null && u.endpoints.length > t.maxEndpoints) {
         throw new StartupError(StartupCodes.SHM_CAPACITY, `capacity.endpointsPerUpstream: upstream "${u.name}" has ${u.endpoints.length} endpoints but shared memory was sized for ${t.maxEndpoints}; raise capacity.endpointsPerUpstream (takes effect on restart)`);
       }
@@ -189,13 +199,17 @@ export class EndpointWriter {
         this.slots[slot] = m;
         const t = this.table;
         t.beginWrite(slot);
-        t.writeName(slot, u.name);
-        // A reused slot may hold rows of a retired upstream: free them.
-        const old = t.upstreamField(slot, kUpstreamRowsField);
-        for (let e = 0; e < old; e++) this.freeRow(slot, e);
-        t.setUpstreamField(slot, kUpstreamRowsField, 0);
-        t.setUpstreamField(slot, kUpstreamInUseField, 1);
-        t.endWrite(slot);
+        try {
+          t.writeName(slot, u.name);
+          // A reused slot may hold rows of a retired upstream: free them.
+          const old = t.upstreamField(slot, kUpstreamRowsField);
+          for (let e = 0; e < old; e++) this.freeRow(slot, e);
+          t.setUpstreamField(slot, kUpstreamRowsField, 0);
+          t.setUpstreamField(slot, kUpstreamInUseField, 1);
+        } finally {
+          // Never leave the seqlock odd: readers would keep a stale copy forever.
+          t.endWrite(slot);
+        }
       }
       m.balancer = u.balancer;
       if (u.balancer === 'peak-ewma' && this.decayTimer === null) {
@@ -231,6 +245,9 @@ export class EndpointWriter {
     const m = this.meta(upstream);
     if (endpoints.length > this.table.maxEndpoints) {
       throw new StartupError(StartupCodes.SHM_CAPACITY, `capacity.endpointsPerUpstream: upstream "${upstream}" got ${endpoints.length} endpoints but shared memory was sized for ${this.table.maxEndpoints}`);
+    }
+    for (const ep of endpoints) {
+      if (Buffer.byteLength(endpointAddress(ep)) > kEndpointAddressMaxBytes) throw new StartupError(StartupCodes.SHM_CAPACITY, `upstream "${upstream}": endpoint address "${endpointAddress(ep)}" is longer than ${kEndpointAddressMaxBytes} bytes`);
     }
     this.writeSet(m, endpoints, reason, false);
   }

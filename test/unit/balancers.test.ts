@@ -196,6 +196,12 @@ test('writer API: weights, passive-health counters, capacity errors', () => {
     () => writer.applyConfig([1, 2, 3].map((i) => ({ name: `u${i}`, balancer: 'x', endpoints: eps(1), slowStartMs: 0, panicThreshold: 0 }))),
     (e: Error & { code?: string }) => e.code === 'TG_ERR_SHM_CAPACITY' && /capacity\.upstreams.*3 upstreams.*2/.test(e.message),
   );
+  assert.throws(
+    () => writer.applyConfig([{ name: 'n'.repeat(65), balancer: 'x', endpoints: eps(1), slowStartMs: 0, panicThreshold: 0 }]),
+    (e: Error & { code?: string }) => e.code === 'TG_ERR_SHM_CAPACITY' && /longer than the 64 bytes/.test(e.message),
+  );
+  assert.equal(table.upstreamField(slot, 0 /* seqlock */) % 2, 0, 'a refused write never leaves the seqlock odd');
+  assert.equal(table.findUpstream('app'), slot, 'a refused config changes nothing');
   // A removed endpoint drains, then its row is freed once nothing is in flight.
   table.addInFlight(slot, 1, 1);
   writer.setEndpoints('app', eps(1));
