@@ -341,3 +341,28 @@ test('a reload with new bucket bounds and a new route keeps the cumulative count
     await up.close();
   }
 });
+
+test('a crashed worker ships its last interval, and its restart continues the same worker series', async () => {
+  const up = await startUpstream();
+  const gw = await startGateway(baseConfig([up.address], { workers: 1, routes: [{ name: 'api', match: { path: '/' }, upstream: 'app' }], observability: { snapshotInterval: '60s' } }), {
+    env: { TIDEGATE_ENABLE_TEST_HOOKS: '1' },
+  });
+  try {
+    // The interval is 60 s: only the crash path's final snapshot can deliver these.
+    for (let i = 0; i < 10; i++) await (await request(`${gw.url}/a`)).body.dump();
+    const r = await request(`${gw.adminUrl}/debug/crash-worker?slot=0`, { method: 'POST' });
+    assert.equal(r.statusCode, 202);
+    await r.body.dump();
+    await until('10 requests shipped by the crashing worker', async () => ((await getJson<Summary>(`${gw.adminUrl}/histograms?route=api&worker=0`).catch(() => null))?.count === 10 ? true : null));
+    await until('the worker back', async () => {
+      const s = await getJson<{ workers: { phase: string; restarts: number }[] }>(`${gw.adminUrl}/status`);
+      return s.workers[0]!.phase === 'listening' && s.workers[0]!.restarts === 1 ? true : null;
+    });
+    const m = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+    assert.equal(pick(m, 'tidegate_worker_restarts', { worker: '0' })[0]?.value, 1);
+    assert.equal(pick(m, 'tidegate_request_duration_seconds_count', { route: 'api', worker: '0' })[0]?.value, 10);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    await up.close();
+  }
+});
