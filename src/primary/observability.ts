@@ -87,7 +87,8 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   const snapshotsByWorker = new Map<number, number>();
   let accessLogged = 0;
   let accessDropped = 0;
-  const accessLog = log.child({ log: 'access' });
+  // Sampling is the access log's switch (accessLog.sampleRate), not the control-plane log level.
+  const accessLog = log.child({ log: 'access' }, { level: 'info' });
 
   // ---- telemetry intake -------------------------------------------------------------
 
