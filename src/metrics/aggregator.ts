@@ -25,7 +25,7 @@ export class Aggregator {
   ) {
     // One thread, never retired: the cumulative histograms live in it (see aggregator-task.ts).
     this.pool = new Piscina({ filename: TASK_URL, minThreads: 1, maxThreads: 1, idleTimeout: 2 ** 31 - 1, concurrentTasksPerWorker: 1 });
-    void this.setBounds(bounds);
+    this.setBounds(bounds).catch(() => {}); // reported through onError by enqueue
   }
 
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -49,7 +49,8 @@ export class Aggregator {
   push(entries: readonly IngestEntry[]): void {
     if (this.closed || entries.length === 0) return;
     for (const e of entries) this.queue.push(e);
-    this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+    // A failed merge is reported through onError; it must not become an unhandled rejection.
+    this.flushTimer ??= setTimeout(() => this.flush().catch(() => {}), FLUSH_DELAY_MS);
   }
 
   /** Hands every queued interval to the pool; resolves when they are merged. */

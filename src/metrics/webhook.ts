@@ -50,7 +50,7 @@ export class WebhookNotifier {
     if (this.closed) return;
     this.queue.push(ev);
     if (this.queue.length > MAX_QUEUE) this.queue.shift();
-    if (!this.running) void this.drain();
+    if (!this.running) this.drain().catch(() => (this.running = false));
   }
 
   private async drain(): Promise<void> {

@@ -539,7 +539,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       cfg = config.observability;
       if (JSON.stringify(cfg.histograms.buckets) !== JSON.stringify(bounds)) {
         bounds = [...cfg.histograms.buckets];
-        void aggregator.setBounds(bounds);
+        aggregator.setBounds(bounds).catch(() => {}); // logged by the aggregator's onError
       }
       if (prev.snapshotInterval !== cfg.snapshotInterval || prev.scaling.interval !== cfg.scaling.interval || prev.forecast.interval !== cfg.forecast.interval) startTimers();
       for (const name of recommenders.keys()) if (cfg.scaling.upstreams[name] === undefined) recommenders.delete(name);
