@@ -8,8 +8,10 @@ import { forecast, type ForecastResult } from './forecast.js';
 
 const store = new HistogramStore(DEFAULT_BUCKETS_SECONDS);
 
-export function ingest(req: { entries: IngestEntry[] }): SeriesExport[] {
-  return store.ingest(req.entries);
+export function ingest(req: { entries: IngestEntry[] }): { exports: SeriesExport[]; rejected: number } {
+  const before = store.rejected;
+  const exports = store.ingest(req.entries);
+  return { exports, rejected: store.rejected - before };
 }
 
 export function setBounds(req: { bounds: number[] }): SeriesExport[] {

@@ -63,7 +63,9 @@ export class Aggregator {
     this.queue = [];
     if (entries.length === 0) return this.enqueue(async () => {});
     return this.enqueue(async () => {
-      this.store((await this.pool.run({ entries }, { name: 'ingest' })) as SeriesExport[]);
+      const r = (await this.pool.run({ entries }, { name: 'ingest' })) as { exports: SeriesExport[]; rejected: number };
+      this.store(r.exports);
+      if (r.rejected > 0) this.onError(new Error(`${r.rejected} of ${entries.length} interval histograms could not be decoded and were skipped`));
     });
   }
 

@@ -151,6 +151,8 @@ export class HistogramStore {
   /** merged intervals since the last takeWindow(), for scaling decisions on recent latency */
   private readonly window = new Map<string, Cumulative>();
   private bounds: number[];
+  /** intervals that could not be decoded (skipped), since start */
+  rejected = 0;
   /** counts-array index of each bound (same for every histogram: one shared structure) */
   private boundIndex: number[];
 
@@ -218,7 +220,14 @@ export class HistogramStore {
   ingest(entries: readonly IngestEntry[]): SeriesExport[] {
     const touched = new Set<string>();
     for (const e of entries) {
-      const sp = decodeV2Sparse(e.bytes) ?? sparseOf(decode(e.bytes, 64));
+      let sp: Sparse;
+      try {
+        sp = decodeV2Sparse(e.bytes) ?? sparseOf(decode(e.bytes, 64));
+      } catch {
+        // One unreadable interval must not cost the rest of the batch.
+        this.rejected++;
+        continue;
+      }
       this.addSparse(this.workerCum(e.key, e.worker), sp, e.sumUs);
       this.addSparse(this.cum(this.merged, e.key), sp, e.sumUs);
       this.addSparse(this.cum(this.window, e.key), sp, e.sumUs);
