@@ -129,6 +129,7 @@ export const kLimiterPolicyInUseField = 3; // f64: 1 while some route's policy u
 export const kLimiterPolicyAllowedInt32 = 8; // i32 [rmw] (word 4)
 export const kLimiterPolicyDeniedInt32 = 9; // i32 [rmw]
 export const kLimiterPolicyOverflowInt32 = 10; // i32 [rmw]: table full, request admitted unmetered
+export const kLimiterPolicyChangedAtField = 6; // f64: process.hrtime ns when the primary last wrote rate/burst/multiplier
 export const kLimiterPolicyWords = kWordsPerCacheLine;
 
 /** Bucket slots: BigInt64 [theoretical arrival time ns, key tag]; tag 0 = empty. */

@@ -24,6 +24,7 @@ import {
   kLimiterMaxProbe,
   kLimiterPolicyAllowedInt32,
   kLimiterPolicyBurstField,
+  kLimiterPolicyChangedAtField,
   kLimiterPolicyDeniedInt32,
   kLimiterPolicyInUseField,
   kLimiterPolicyMultiplierField,
@@ -63,6 +64,8 @@ export class LimiterTable {
   private readonly mask: number;
   private readonly policyOffset: number;
   private readonly slotOffset: number;
+  /** the clock `acquire`'s callers use (tests with a synthetic clock replace it) */
+  clock: () => bigint = process.hrtime.bigint;
 
   constructor(shm: SharedState) {
     this.i64 = shm.i64;
@@ -89,10 +92,13 @@ export class LimiterTable {
     this.f64[b + kLimiterPolicyBurstField] = burst;
     this.f64[b + kLimiterPolicyMultiplierField] = multiplier;
     this.f64[b + kLimiterPolicyInUseField] = 1;
+    this.f64[b + kLimiterPolicyChangedAtField] = Number(this.clock());
   }
 
   setMultiplier(p: number, multiplier: number): void {
-    this.f64[this.policyBase(p) + kLimiterPolicyMultiplierField] = multiplier;
+    const b = this.policyBase(p);
+    this.f64[b + kLimiterPolicyMultiplierField] = multiplier;
+    this.f64[b + kLimiterPolicyChangedAtField] = Number(this.clock());
   }
 
   clearPolicy(p: number): void {
@@ -180,6 +186,21 @@ export class LimiterTable {
       const next = (old > now ? old : now) + T;
       const ahead = next - now; // how far the key is ahead of its schedule after this request
       if (ahead > tau) {
+        if (old - now > tau) {
+          // Possibly no request under this policy could have put the TAT this far
+          // ahead: the primary raised the rate since. Then restate the key in the new
+          // policy's terms as "burst used up when the policy changed", so it recovers
+          // at the new rate instead of serving out the old policy's debt. `now` may be
+          // stale (another worker moved the TAT with a later clock), so decide on a
+          // fresh reading: any TAT written under this policy is < its writer's clock +
+          // tau, and that clock was read before our load of `old`, so before `fresh`.
+          const fresh = this.clock();
+          if (old - fresh > tau) {
+            const changedAt = BigInt(Math.floor(this.f64[pb + kLimiterPolicyChangedAtField]!)) + tau;
+            Atomics.compareExchange(i64, ti, old, changedAt > fresh ? changedAt : fresh);
+            continue;
+          }
+        }
         out.remaining = 0;
         out.resetSeconds = Number(ahead - tau) / 1e9;
         Atomics.add(this.i32, pb * 2 + kLimiterPolicyDeniedInt32, 1);

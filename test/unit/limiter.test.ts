@@ -47,6 +47,18 @@ test('GCRA: burst at once, then one per interval; reset and retry times', () => 
   for (let i = 0; i < 3; i++) assert.equal(t.acquire(0, h1, h2, later, out), true);
   assert.equal(t.acquire(0, h1, h2, later, out), false);
   assert.equal(t.acquire(0, h1, h2, later + S / 1000n, out), true);
+  // Raising the rate does not make a key serve out the old policy's debt: one at
+  // 1/min is a minute ahead; after the switch to 1000/s it recovers in 3 ms (its burst).
+  t.setPolicy(3, 1 / 60, 1);
+  const hk = hash32('debtor', SEED_A);
+  const hk2 = hash32('debtor', SEED_B);
+  assert.equal(t.acquire(3, hk, hk2, now, out), true);
+  assert.equal(t.acquire(3, hk, hk2, now + S, out), false);
+  t.clock = () => now + S;
+  t.setPolicy(3, 1000, 3);
+  assert.equal(t.acquire(3, hk, hk2, now + S, out), false, 'restated as burst used up when the policy changed');
+  assert.ok(out.resetSeconds <= 0.001 + 1e-9, `next token within 1 ms, not a minute: ${out.resetSeconds}`);
+  assert.equal(t.acquire(3, hk, hk2, now + S + (3n * S) / 1000n, out), true);
 });
 
 test('expired keys are evicted; a table full of live keys fails open and counts it', () => {
