@@ -52,7 +52,8 @@ async function closedRun(live: Live, size: SizeName, close: boolean, opts: Optio
   const r = await wrk({ ...base, durationS });
   const after = peer.pid ? sampleTree(peer.pid) : undefined;
   const wa = peer.workerRequests ? await peer.workerRequests() : undefined;
-  const cpuSeconds = before && after ? after.cpuSeconds - before.cpuSeconds : null;
+  // negative only if processes of the tree vanished mid-run (a crash, or Ctrl-C): no number then
+  const cpuSeconds = before && after && after.cpuSeconds >= before.cpuSeconds ? after.cpuSeconds - before.cpuSeconds : null;
   const run: ClosedRun = {
     wrk: r,
     cpuSeconds,
@@ -301,6 +302,7 @@ process.on('exit', killAllNow);
 main().then(
   () => stopAll(),
   async (e: unknown) => {
+    if (interrupted) return; // the signal handler is stopping everything and exits 130
     log(`error: ${(e as Error).stack ?? String(e)}`);
     await stopAll();
     process.exit(1);
