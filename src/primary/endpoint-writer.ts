@@ -17,12 +17,20 @@
 //       slow start; ejected counts an ejection. Logs `endpoint-state` with the reason.
 //   setWeight(upstream, endpoint, weight)
 //   setHealth(upstream, endpoint, 'healthy' | 'ejected', reason)
-//       setState under the name the health checker's HealthSink expects.
+//       setState under the name the health checker's HealthSink expects; ignores
+//       endpoints no longer in the table (a verdict racing a discovery update).
 //   read(upstream, endpoint) → { consecutive5xx, consecutiveConnectFailures } | null
 //   reset(upstream, endpoint)
 //       The workers' passive-health counters (PassiveSignalSource shape): read them on
 //       each outlier scan, reset them on ejection (as Envoy does).
 //   status() → per upstream: balancer state, panic flag and counters, every row.
+//
+// The gateway itself calls applyConfig(upstreamTables(config)) at start and on
+// reload (checkCapacity first, so a config that cannot fit is refused whole); an
+// upstream with a static set gets it from there, others get theirs from discovery.
+// Panic mode (fewer healthy than `panicThreshold`) is recomputed on every write and
+// logged as `upstream-panic` / `upstream-panic-over`; slow-start ramps and
+// peak-EWMA time decay run on the writer's own unref'd timers.
 //
 // Unknown upstream names and endpoints throw a plain Error: they are bugs in the
 // caller, not conditions to survive.
@@ -273,7 +281,13 @@ export class EndpointWriter {
     this.armTimer();
   }
 
+  /**
+   * Lenient where setState is strict: a health verdict for an endpoint discovery just
+   * removed (or an upstream a reload just dropped) is a normal race, not a bug.
+   */
   setHealth(upstream: string, endpoint: { readonly host: string; readonly port: number }, state: 'healthy' | 'ejected', reason: string): void {
+    const m = this.byName.get(upstream);
+    if (!m || this.findRow(m, endpoint) < 0) return;
     this.setState(upstream, endpoint, state, reason);
   }
 
