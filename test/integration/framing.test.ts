@@ -28,6 +28,7 @@ const rows: Row[] = [
   { name: 'duplicate Content-Length', bytes: `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde`, outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_CONTENT_LENGTH' },
   { name: 'duplicate identical Content-Length', bytes: `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc`, outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_CONTENT_LENGTH' },
   { name: 'invalid Content-Length', bytes: `POST / HTTP/1.1\r\n${H}Content-Length: 3x\r\n\r\nabc`, outcome: 'dropped' },
+  { name: 'Content-Length of 10^9 or more (uWS limit)', bytes: `POST / HTTP/1.1\r\n${H}Content-Length: 1000000000\r\n\r\nabc`, outcome: 'dropped' },
   { name: 'Content-Length list', bytes: `POST / HTTP/1.1\r\n${H}Content-Length: 3, 3\r\n\r\nabc`, outcome: 'dropped' },
   { name: 'Content-Length and Transfer-Encoding', bytes: `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, outcome: 'dropped' },
   { name: 'Transfer-Encoding gzip, chunked', bytes: `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_TRANSFER_ENCODING' },

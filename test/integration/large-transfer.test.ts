@@ -1,5 +1,7 @@
 // 1 GiB up and 1 GiB down through the gateway with its RSS staying flat: bodies are
 // streamed with backpressure, never buffered. TIDEGATE_BIG_MB shrinks it for a quick run.
+// The upload is chunked: uWS 20.30 refuses a Content-Length of 10^9 bytes or more
+// (measured; README "Known limitations"), so a 1 GiB body can only arrive chunked.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
@@ -45,10 +47,10 @@ after(async () => {
   await up.close();
 });
 
-test(`uploads ${TOTAL / MB} MiB with flat gateway RSS`, async () => {
+test(`uploads ${TOTAL / MB} MiB (chunked) with flat gateway RSS`, async () => {
   const base = rss(gw.proc.pid!);
   const s = sampleRss(gw.proc.pid!);
-  const r = await request(`${gw.url}/up`, { method: 'POST', body: source(TOTAL), headers: { 'content-length': String(TOTAL) } });
+  const r = await request(`${gw.url}/up`, { method: 'POST', body: source(TOTAL) });
   assert.equal(await r.body.text(), String(TOTAL));
   const samples = s.stop();
   const peak = Math.max(base, ...samples);
