@@ -4,25 +4,14 @@
 // Unknown keys are errors everywhere: a typo must never be silently ignored.
 import { z } from 'zod';
 import { isIP } from 'node:net';
-import { parseDuration, parseSize } from './units.js';
+import { durationMs, sizeBytes } from './zod-units.js';
 import { policySchemas } from '../policies/registry.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
 import { observabilitySchema } from '../metrics/config.js';
 
-function unit<T>(parse: (v: unknown) => { ok: true; value: T } | { ok: false; expected: string }) {
-  return z.union([z.string(), z.number()]).transform((v, ctx): T => {
-    const r = parse(v);
-    if (!r.ok) {
-      ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return r.value;
-  });
-}
-
-export const duration = unit(parseDuration);
-export const size = unit(parseSize);
+export const duration = durationMs;
+export const size = sizeBytes;
 
 const cidr = z.string().refine((v) => {
   const [addr, bits, extra] = v.split('/');

@@ -2,18 +2,9 @@
 // scaling signals, webhook). Its own file so schema.ts stays a list of sections;
 // defaults make the whole section optional.
 import { z } from 'zod';
-import { parseDuration } from '../config/units.js';
+import { durationMs } from '../config/zod-units.js';
 
-// Re-declared here rather than imported from schema.ts: schema.ts imports this file,
-// and a cycle would leave one side's exports undefined at load time.
-const duration = z.union([z.string(), z.number()]).transform((v, ctx): number => {
-  const r = parseDuration(v);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
-    return z.NEVER;
-  }
-  return r.value;
-});
+const duration = durationMs;
 
 /** Prometheus-style default bounds in seconds: 1 ms … 60 s, dense where APIs live. */
 export const DEFAULT_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;

@@ -1,9 +1,9 @@
-// zod types for unit-bearing values, for the discovery and health schemas.
-// config/schema.ts has the same `duration`, but it imports these schemas, so
-// importing it back would be an ESM cycle (a TDZ error at load). Both parse with the
-// one strict parser in config/units.ts, so they cannot drift apart.
+// zod types for unit-bearing config values, shared by every schema file (the main
+// schema, discovery providers, health checks, observability). A module of its own so
+// section schemas need not import schema.ts, which imports them (an ESM cycle).
+// All parse with the one strict parser set in units.ts.
 import { z } from 'zod';
-import { parseDuration, parseHostPort, type Parsed } from '../config/units.js';
+import { parseDuration, parseHostPort, parseSize, type Parsed } from './units.js';
 
 function unit<T>(parse: (v: unknown) => Parsed<T>) {
   return z.union([z.string(), z.number()]).transform((v, ctx): T => {
@@ -18,6 +18,9 @@ function unit<T>(parse: (v: unknown) => Parsed<T>) {
 
 /** "250ms", "2s" → milliseconds */
 export const durationMs = unit(parseDuration);
+
+/** "16kb", "1mb", or a whole number → bytes */
+export const sizeBytes = unit(parseSize);
 
 /** "127.0.0.1:9001" → { host, port } */
 export const hostPortValue = z.string().transform((v, ctx) => {
