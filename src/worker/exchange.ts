@@ -23,6 +23,8 @@ import { requestLogged } from './request-log.js';
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
 
+const CLOSE_TOKEN = /(?:^|,)\s*close\s*(?:,|$)/i;
+
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 // Errors that mean no byte of the request reached the upstream.
@@ -88,6 +90,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private bodyBytes = 0;
   private bodyTimer: NodeJS.Timeout | null = null;
   private clientPaused = false;
+  private readonly clientClose: boolean;
   private bodyComplete = false;
 
   // upstream side
@@ -109,6 +112,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.head = head;
     this.rt = rt;
     this.startedAt = performance.now();
+    this.clientClose = head.connection !== null && CLOSE_TOKEN.test(head.connection);
+  }
+
+  /**
+   * Whether this connection ends after the response: the client sent
+   * `Connection: close` (RFC 9112 §9.6: we answer with it and close cleanly, instead
+   * of letting uWS drop the socket), or the worker is draining.
+   */
+  closeAfter(): boolean {
+    return this.clientClose || isDraining();
   }
 
   /** endpoint index of the last attempt, -1 if none was picked */
@@ -149,8 +162,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.status = spec.status;
     // A body we did not read would be parsed as the next request: close instead.
     const unread = (this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete;
-    const headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
-    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || isDraining(), headers);
+    let headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
+    if (this.clientClose) headers = [...(headers ?? []), 'connection', 'close']; // see writeHead
+    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || this.closeAfter(), headers);
     this.finish(spec.status);
   }
 
@@ -360,6 +374,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const via = this.rt.viaToken;
     if (via !== null) res.writeHeader('via', this.respVia === null ? via : `${this.respVia}, ${via}`);
     res.writeHeader(this.rt.requestIdHeader, this.requestId);
+    // uWS closes after answering a request that said `Connection: close` but does not
+    // say so in the response; RFC 9112 §9.6 wants the field, so we write it. (When we
+    // ask uWS to close — draining — it writes the field itself.)
+    if (this.clientClose) res.writeHeader('connection', 'close');
     const extra = this.responseHeaders;
     for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
   }
@@ -373,7 +391,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // Known length: tryEnd streams it and writes Content-Length itself.
       let ok = false;
       let done = false;
-      const draining = isDraining();
+      const draining = this.closeAfter();
       res.cork(() => {
         if (!this.headSent) {
           this.writeHead();
@@ -383,7 +401,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
             ok = done = true;
             return;
           }
-          if (draining) res.writeHeader('connection', 'close');
+          if (draining && !this.clientClose) res.writeHeader('connection', 'close');
         }
         this.pendingOffset = res.getWriteOffset();
         [ok, done] = res.tryEnd(chunk, this.total);
@@ -405,7 +423,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     res.cork(() => {
       if (!this.headSent) {
         this.writeHead();
-        if (isDraining()) res.writeHeader('connection', 'close');
+        if (isDraining() && !this.clientClose) res.writeHeader('connection', 'close');
       }
       ok = res.write(chunk);
     });
@@ -441,7 +459,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.upstreamAbort = null;
     if (this.aborted || this.ended) return;
     const res = this.res;
-    const draining = isDraining();
+    const draining = this.closeAfter();
     if (this.total >= 0 && !this.noBody) {
       if (this.written === 0) {
         // Content-Length: 0 (a mismatch never gets here: undici raises it as an error)
@@ -465,7 +483,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
             // close the connection itself, so when draining we say so in a header and
             // the final app.close() ends it.
             if (this.status !== 204 && this.total >= 0) res.writeHeader('content-length', String(this.total));
-            if (draining) res.writeHeader('connection', 'close');
+            if (draining && !this.clientClose) res.writeHeader('connection', 'close');
             res.endWithoutBody();
             return;
           }

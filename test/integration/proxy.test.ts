@@ -231,3 +231,24 @@ describe('proxying', () => {
     assert.equal(((await r.body.json()) as { error: { code: string } }).error.code, 'TG_ERR_UPSTREAM_PROTOCOL');
   });
 });
+
+describe('Connection: close from the client', () => {
+  test('the response says Connection: close and the connection ends with a clean FIN', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.end('hello');
+    });
+    const gw = await startGateway(baseConfig([up.address]));
+    try {
+      for (const path of ['/ok', '/nothing-here']) {
+        const r = await rawRequest(gw.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 2000);
+        assert.ok(r.closed, 'closed by the server');
+        const head = r.data.slice(0, r.data.indexOf('\r\n\r\n')).toLowerCase();
+        assert.equal(head.match(/\r\nconnection: close/g)?.length, 1, head);
+      }
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+});
