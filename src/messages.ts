@@ -20,7 +20,6 @@ export interface WorkerUpstream {
   readonly name: string;
   readonly balancer: UpstreamConfig['balancer'];
   readonly hash: UpstreamConfig['hash'] | null;
-  readonly endpoints: readonly { readonly host: string; readonly port: number }[];
   readonly timeouts: UpstreamConfig['timeouts'];
   readonly pool: UpstreamConfig['pool'];
   readonly retries: number;

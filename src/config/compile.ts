@@ -14,7 +14,6 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       hash: u.hash ?? null,
       // Only a static set is known at compile time; discovered sets reach workers through
       // the shared endpoint tables (src/primary/endpoint-writer.ts), not through config.
-      endpoints: u.discovery.type === 'static' ? u.discovery.endpoints.map((e) => ({ host: e.host, port: e.port })) : [],
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
