@@ -5,8 +5,16 @@ import type { DiscoveryProvider } from './provider.js';
 import { StaticProvider, staticDiscoverySchema } from './static.js';
 import { FileProvider, fileDiscoverySchema } from './file.js';
 import { DnsProvider, dnsDiscoverySchema } from './dns.js';
+import { ConsulProvider, consulDiscoverySchema } from './consul.js';
+import { KubernetesProvider, kubernetesDiscoverySchema } from './kubernetes.js';
 
-export const discoverySchema = z.discriminatedUnion('type', [staticDiscoverySchema, fileDiscoverySchema, dnsDiscoverySchema]);
+export const discoverySchema = z.discriminatedUnion('type', [
+  staticDiscoverySchema,
+  fileDiscoverySchema,
+  dnsDiscoverySchema,
+  consulDiscoverySchema,
+  kubernetesDiscoverySchema,
+]);
 export type DiscoveryConfig = z.output<typeof discoverySchema>;
 
 export function createProvider(cfg: DiscoveryConfig): DiscoveryProvider {
@@ -17,5 +25,9 @@ export function createProvider(cfg: DiscoveryConfig): DiscoveryProvider {
       return new FileProvider(cfg);
     case 'dns':
       return new DnsProvider(cfg);
+    case 'consul':
+      return new ConsulProvider(cfg);
+    case 'kubernetes':
+      return new KubernetesProvider(cfg);
   }
 }
