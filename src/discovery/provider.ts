@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 export interface DiscoveredEndpoint {
   readonly host: string;
   readonly port: number;
-  /** relative weight (SRV weight, Consul/K8s have none); absent means 1 */
+  /** relative weight (SRV weight, Consul Service.Weights.Passing; Kubernetes has none); absent means 1 */
   readonly weight?: number;
 }
 
