@@ -12,6 +12,7 @@ import { ConsulProvider, consulDiscoverySchema, nextConsulIndex, parseConsulHeal
 import { DiscoveryManager } from '../../src/primary/discovery-manager.js';
 import { endpointKey, type DiscoveredEndpoint } from '../../src/discovery/provider.js';
 import { captureLog, waitFor } from '../helpers/log-capture.js';
+import { managerUnderTest } from '../helpers/discovery-harness.js';
 import { CLI, writeConfig } from '../helpers/gateway.js';
 
 interface Seen {
@@ -87,18 +88,13 @@ async function replayConsul() {
   };
 }
 
-const keys = (eps: readonly DiscoveredEndpoint[] | null) => (eps ?? []).map((e) => `${endpointKey(e)}*${e.weight ?? 1}`).sort();
+const weightedKey = (e: DiscoveredEndpoint): string => `${endpointKey(e)}*${e.weight ?? 1}`;
+const keys = (eps: readonly DiscoveredEndpoint[] | null) => (eps ?? []).map(weightedKey).sort();
 
 test('consul (replayed API): initial set, a blocking query returns the changed set, token, dc and tag sent', async (t) => {
   const consul = await replayConsul();
   consul.set(10, [entry('10.0.0.1', '127.0.0.2', 8080, 3), entry('127.0.0.9', '', 8081)]);
-  const cap = captureLog();
-  const sets: string[][] = [];
-  const mgr = new DiscoveryManager({ log: cap.log, sink: { setEndpoints: (_u, eps) => sets.push(keys(eps)) } });
-  t.after(async () => {
-    await mgr.stop();
-    await consul.close();
-  });
+  const { mgr, cap, sets } = managerUnderTest(t, () => consul.close(), weightedKey);
   const cfg = consulDiscoverySchema.parse({ type: 'consul', address: consul.address, service: 'api', datacenter: 'dc1', tag: 'v1', token: 's3cret', wait: '5s', retry: '200ms' });
   await mgr.apply({ api: { discovery: cfg } });
   await waitFor(() => sets.length >= 1, 3_000, 'first set');
@@ -129,12 +125,7 @@ test('consul (replayed API): initial set, a blocking query returns the changed s
 test('consul (replayed API): an index that goes backwards resets to 0; a zero index is never sent to block on', async (t) => {
   const consul = await replayConsul();
   consul.set(20, [entry('n', '127.0.0.2', 8080)]);
-  const cap = captureLog();
-  const mgr = new DiscoveryManager({ log: cap.log, sink: { setEndpoints() {} } });
-  t.after(async () => {
-    await mgr.stop();
-    await consul.close();
-  });
+  const { mgr } = managerUnderTest(t, () => consul.close());
   await mgr.apply({ api: { discovery: consulDiscoverySchema.parse({ type: 'consul', address: consul.address, service: 'api', wait: '5s', retry: '200ms' }) } });
   await waitFor(() => consul.seen.length >= 2, 3_000, 'the blocking query at 20');
   assert.equal(consul.seen[1]!.query.get('index'), '20');
@@ -158,13 +149,7 @@ test('consul (replayed API): an index that goes backwards resets to 0; a zero in
 test('consul (replayed API): a 500 or bad JSON keeps the last set and is reported, then recovers', async (t) => {
   const consul = await replayConsul();
   consul.set(3, [entry('n', '127.0.0.2', 8080)]);
-  const cap = captureLog();
-  const sets: string[][] = [];
-  const mgr = new DiscoveryManager({ log: cap.log, sink: { setEndpoints: (_u, eps) => sets.push(keys(eps)) } });
-  t.after(async () => {
-    await mgr.stop();
-    await consul.close();
-  });
+  const { mgr, cap, sets } = managerUnderTest(t, () => consul.close(), weightedKey);
   await mgr.apply({ api: { discovery: consulDiscoverySchema.parse({ type: 'consul', address: consul.address, service: 'api', wait: '5s', retry: '200ms' }) } });
   await waitFor(() => sets.length >= 1, 3_000, 'first set');
 

@@ -16,6 +16,7 @@ import { endpointsOfSlices, kubernetesDiscoverySchema, type EndpointSlice } from
 import { DiscoveryManager } from '../../src/primary/discovery-manager.js';
 import { endpointKey, type DiscoveredEndpoint } from '../../src/discovery/provider.js';
 import { captureLog, waitFor } from '../helpers/log-capture.js';
+import { managerUnderTest } from '../helpers/discovery-harness.js';
 import { CLI, writeConfig } from '../helpers/gateway.js';
 
 const SLICES_PATH = '/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices';
@@ -100,13 +101,7 @@ test('kubernetes (replayed API): list, then watch events add and remove endpoint
     slice('api-a', 90, [['10.0.0.1', true], ['10.0.0.2', false]]),
     slice('api-b', 95, [['10.0.0.3', null]], [{ name: 'metrics', port: 9090, protocol: 'TCP' }, { name: 'http', port: 8080, protocol: 'TCP' }]),
   ];
-  const cap = captureLog();
-  const sets: string[][] = [];
-  const mgr = new DiscoveryManager({ log: cap.log, sink: { setEndpoints: (_u, eps) => sets.push(keys(eps)) } });
-  t.after(async () => {
-    await mgr.stop();
-    await api.close();
-  });
+  const { mgr, cap, sets } = managerUnderTest(t, () => api.close());
   const cfg = kubernetesDiscoverySchema.parse({ type: 'kubernetes', apiServer: api.apiServer, namespace: 'prod', service: 'api', port: 'http', tokenFile, caFile: join(dir, 'none.crt'), retry: '200ms' });
   await mgr.apply({ api: { discovery: cfg } });
   await waitFor(() => sets.length >= 1, 3_000, 'first set');
@@ -150,13 +145,7 @@ test('kubernetes (replayed API): 410 Gone (ERROR event or HTTP status) re-lists 
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 'tok-1');
   api.state.items = [slice('api-a', 90, [['10.0.1.1', true]], [{ name: 'http', port: 8080, protocol: 'TCP' }])];
-  const cap = captureLog();
-  const sets: string[][] = [];
-  const mgr = new DiscoveryManager({ log: cap.log, sink: { setEndpoints: (_u, eps) => sets.push(keys(eps)) } });
-  t.after(async () => {
-    await mgr.stop();
-    await api.close();
-  });
+  const { mgr, cap, sets } = managerUnderTest(t, () => api.close());
   await mgr.apply({ api: { discovery: kubernetesDiscoverySchema.parse({ type: 'kubernetes', apiServer: api.apiServer, namespace: 'prod', service: 'api', port: 8080, tokenFile, retry: '200ms' }) } });
   await waitFor(() => api.watching() === 1, 3_000, 'the watch');
   assert.deepEqual(sets[0], ['10.0.1.1:8080']);
