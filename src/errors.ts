@@ -14,10 +14,11 @@ function spec(code: string, status: number, message: string): ErrorSpec {
 
 /** Errors a client can receive, as JSON `{ "error": { "code", "message" } }`. */
 export const Errors = Object.freeze({
-  // 400: request framing (RFC 9112 §6); the connection is always closed after these.
+  // 400 (and one 501): request framing (RFC 9112 §6); the connection is always closed after these.
   FRAMING_CL_AND_TE: spec('TG_ERR_FRAMING_CL_AND_TE', 400, 'both Content-Length and Transfer-Encoding are present'),
   FRAMING_CONTENT_LENGTH: spec('TG_ERR_FRAMING_CONTENT_LENGTH', 400, 'Content-Length is invalid or appears more than once'),
   FRAMING_TRANSFER_ENCODING: spec('TG_ERR_FRAMING_TRANSFER_ENCODING', 400, 'Transfer-Encoding must be exactly "chunked"'),
+  FRAMING_TE_NOT_IMPLEMENTED: spec('TG_ERR_FRAMING_TE_NOT_IMPLEMENTED', 501, 'a transfer coding other than chunked is not supported'),
   FRAMING_HOST: spec('TG_ERR_FRAMING_HOST', 400, 'exactly one valid Host header is required'),
   FRAMING_HEADER_VALUE: spec('TG_ERR_FRAMING_HEADER_VALUE', 400, 'a header value contains a control character'),
   FRAMING_TARGET: spec('TG_ERR_FRAMING_TARGET', 400, 'the request target must be an absolute path'),

@@ -151,7 +151,9 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
     if (clCount > 0) return Errors.FRAMING_CL_AND_TE;
     // A lone "chunked" only: a coding list ("gzip, chunked") would have us forward a
     // body whose framing the upstream may read differently.
-    if (teCount !== 1 || teRaw.trim().toLowerCase() !== 'chunked') return Errors.FRAMING_TRANSFER_ENCODING;
+    if (teCount !== 1) return Errors.FRAMING_TRANSFER_ENCODING;
+    const te = teRaw.trim().toLowerCase();
+    if (te !== 'chunked') return transferCodingError(te);
     head.chunked = true;
   } else if (clCount > 0) {
     if (clCount !== 1 || !CONTENT_LENGTH.test(clRaw)) return Errors.FRAMING_CONTENT_LENGTH;
@@ -160,6 +162,21 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
   if (head.contentLength > limits.maxBodyBytes) return Errors.LIMIT_BODY_TOO_LARGE;
   if (head.connection !== null) dropConnectionListed(head);
   return null;
+}
+
+const KNOWN_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'compress', 'x-compress']);
+
+/**
+ * RFC 9112 §6.3: when chunked is not the final coding the body length is unknowable
+ * (400); §6.1: a list ending in chunked whose other codings are well-formed but not
+ * supported here is 501 — tidegate forwards bodies as they are and will not decode or
+ * re-frame them. Anything else (chunked twice, empty list members, unknown tokens) is 400.
+ */
+function transferCodingError(te: string): ErrorSpec {
+  const codings = te.split(',').map((c) => c.trim());
+  if (codings.length < 2 || codings[codings.length - 1] !== 'chunked') return Errors.FRAMING_TRANSFER_ENCODING;
+  for (let i = 0; i < codings.length - 1; i++) if (!KNOWN_CODINGS.has(codings[i]!)) return Errors.FRAMING_TRANSFER_ENCODING;
+  return Errors.FRAMING_TE_NOT_IMPLEMENTED;
 }
 
 // uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name or IPv4 (whose
