@@ -14,13 +14,19 @@ function spec(code: string, status: number, message: string): ErrorSpec {
 
 /** Errors a client can receive, as JSON `{ "error": { "code", "message" } }`. */
 export const Errors = Object.freeze({
-  // 400: request framing (RFC 9112 §6); the connection is always closed after these.
+  // 400 (and one 501): request framing (RFC 9112 §6); the connection is always closed after these.
   FRAMING_CL_AND_TE: spec('TG_ERR_FRAMING_CL_AND_TE', 400, 'both Content-Length and Transfer-Encoding are present'),
   FRAMING_CONTENT_LENGTH: spec('TG_ERR_FRAMING_CONTENT_LENGTH', 400, 'Content-Length is invalid or appears more than once'),
   FRAMING_TRANSFER_ENCODING: spec('TG_ERR_FRAMING_TRANSFER_ENCODING', 400, 'Transfer-Encoding must be exactly "chunked"'),
+  FRAMING_TE_NOT_IMPLEMENTED: spec('TG_ERR_FRAMING_TE_NOT_IMPLEMENTED', 501, 'a transfer coding other than chunked is not supported'),
   FRAMING_HOST: spec('TG_ERR_FRAMING_HOST', 400, 'exactly one valid Host header is required'),
   FRAMING_HEADER_VALUE: spec('TG_ERR_FRAMING_HEADER_VALUE', 400, 'a header value contains a control character'),
   FRAMING_TARGET: spec('TG_ERR_FRAMING_TARGET', 400, 'the request target must be an absolute path'),
+  FRAMING_HEADER_NAME: spec('TG_ERR_FRAMING_HEADER_NAME', 400, 'a header name is empty or not a token'),
+  // 400: the path cannot be normalised (the connection stays open: the framing is sound).
+  PATH_INVALID_ENCODING: spec('TG_ERR_PATH_INVALID_ENCODING', 400, 'the path holds a malformed percent-encoding'),
+  PATH_NUL: spec('TG_ERR_PATH_NUL', 400, 'the path holds an encoded NUL (%00)'),
+  PATH_ESCAPED_SLASH: spec('TG_ERR_PATH_ESCAPED_SLASH', 400, 'the path holds an escaped slash (%2F or %5C), refused by proxy.escapedSlashes'),
   // Limits.
   LIMIT_URL_TOO_LONG: spec('TG_ERR_LIMIT_URL_TOO_LONG', 414, 'the request target is longer than limits.maxUrlBytes'),
   LIMIT_HEADERS_TOO_LARGE: spec('TG_ERR_LIMIT_HEADERS_TOO_LARGE', 431, 'the header block is larger than limits.maxHeaderBytes'),

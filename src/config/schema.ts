@@ -71,6 +71,15 @@ const proxySchema = z.strictObject({
   trustedProxies: z.array(cidr).default([]),
   via: z.union([z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a token like "tidegate"'), z.literal(false)]).default('tidegate'),
   requestIdHeader: z.string().regex(/^[a-z0-9-]+$/, 'expected a lowercase header name').default('x-request-id'),
+  /**
+   * RFC 7239 Forwarded: a trusted proxy's field is passed on, anyone else's dropped
+   * (the X-Forwarded-For trust rule); `append` also adds our own element.
+   */
+  forwarded: z.enum(['pass', 'append']).default('pass'),
+  /** collapse repeated slashes in the path before routing (Envoy merge_slashes) */
+  mergeSlashes: z.boolean().default(false),
+  /** %2F and %5C in the path: forward as they are, refuse with 400, or decode before routing */
+  escapedSlashes: z.enum(['keep', 'reject', 'decode']).default('keep'),
 });
 
 const upstreamSchema = z.strictObject({

@@ -10,6 +10,8 @@ import type { HttpRequest, HttpResponse } from './uws.js';
 import type { AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
 import { applyTraceContext } from './trace-context.js';
+import { normalizePath } from './path-normalize.js';
+import type { ErrorSpec } from '../errors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 
@@ -28,9 +30,24 @@ export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpReq
     try {
       if (bad !== null) {
         // Framing and limit errors: the rest of the byte stream cannot be trusted.
-        ex.fail(bad, true);
+        // Answering here, inside the handler, would not stop uWS: it goes on parsing
+        // the bytes it already holds behind this head and calls the handler for them
+        // (the smuggled request), and it forgets the close. A response still pending
+        // when the next request is parsed makes uWS close the connection instead
+        // ("denying async pipelining"), and an answer written later inside cork is
+        // followed by the close. So the answer waits for the next turn of the loop:
+        // either the client gets the 400 and the connection closes, or, when bytes
+        // were pipelined behind the bad head, the connection closes unanswered.
+        // Either way no byte after a rejected head is ever read as a request.
+        setImmediate(rejectFraming, ex, bad);
         return;
       }
+      const path = normalizePath(head.path, rt.pathOptions);
+      if (typeof path !== 'string') {
+        ex.fail(path, false);
+        return;
+      }
+      head.path = path;
       const route = rt.router.match(head.host, head.method, head.path);
       if (route === null) {
         ex.fail(Errors.ROUTE_NOT_FOUND, false);
@@ -73,6 +90,10 @@ export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpReq
 
 const decoder = new TextDecoder('latin1');
 
+function rejectFraming(ex: Exchange, spec: ErrorSpec): void {
+  ex.fail(spec, true);
+}
+
 /** X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for and Envoy do; Proto/Host from the client are kept only from a trusted proxy. */
 function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requestId: string): void {
   const trusted = rt.trusted.has(peer);
@@ -83,7 +104,23 @@ function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requ
   const via = rt.viaToken;
   if (via !== null) h.push('via', head.via === null ? via : `${head.via}, ${via}`);
   else if (head.via !== null) h.push('via', head.via);
+  // RFC 7239: the same trust rule as X-Forwarded-For, so an untrusted client cannot
+  // claim to be someone else to a backend that reads Forwarded.
+  const prior = trusted ? head.forwarded : null;
+  if (rt.config.proxy.forwarded === 'append') {
+    const own = forwardedElement(peer, head.host);
+    h.push('forwarded', prior === null ? own : `${prior}, ${own}`);
+  } else if (prior !== null) {
+    h.push('forwarded', prior);
+  }
   h.push(rt.requestIdHeader, requestId);
+}
+
+/** `for=…;host=…;proto=…` (RFC 7239 §4, §6): IPv6 nodes and non-token hosts are quoted. */
+function forwardedElement(peer: string, host: string): string {
+  const node = peer.includes(':') ? `"[${peer}]"` : peer;
+  const h = /^[A-Za-z0-9.-]+$/.test(host) ? host : `"${host}"`;
+  return `for=${node};host=${h};proto=http`;
 }
 
 /**

@@ -33,6 +33,7 @@ export class RequestHead {
   forwardedProto: string | null = null;
   forwardedHost: string | null = null;
   via: string | null = null;
+  forwarded: string | null = null;
   requestId: string | null = null;
 }
 
@@ -40,6 +41,20 @@ export class RequestHead {
 // character (CR, LF, NUL, …) is a smuggling vector.
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
+
+// RFC 9110 §5.6.2 tchar, as a lookup: one table read per name character is cheaper
+// than a regex per header on the hot path. uWS lower-cases names, so upper-case
+// letters never reach here, but they are tokens all the same.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
 
 // State for the forEach callback, so reading a head allocates no closure.
 let cur: RequestHead;
@@ -51,12 +66,14 @@ let clRaw = '';
 let teCount = 0;
 let teRaw = '';
 let badValue = false;
+let badName = false;
 let requestIdHeader = 'x-request-id';
 
 function onHeader(key: string, value: string): void {
   count++;
   bytes += key.length + value.length + 4;
   if (BAD_VALUE.test(value)) badValue = true;
+  if (!isToken(key)) badName = true;
   switch (key) {
     case 'host':
       hostCount++;
@@ -93,6 +110,9 @@ function onHeader(key: string, value: string): void {
     case 'via':
       cur.via = cur.via === null ? value : `${cur.via}, ${value}`;
       return;
+    case 'forwarded':
+      cur.forwarded = cur.forwarded === null ? value : `${cur.forwarded}, ${value}`;
+      return;
     default:
       if (key === requestIdHeader) {
         cur.requestId = value;
@@ -114,6 +134,7 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
   clCount = 0;
   teCount = 0;
   badValue = false;
+  badName = false;
   requestIdHeader = idHeader;
   req.forEach(onHeader);
   head.headers[1] = head.host;
@@ -122,6 +143,7 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
   if (head.path.length + head.query.length + 1 > limits.maxUrlBytes) return Errors.LIMIT_URL_TOO_LONG;
   if (count > limits.maxHeaderCount) return Errors.LIMIT_HEADER_COUNT;
   if (bytes > limits.maxHeaderBytes) return Errors.LIMIT_HEADERS_TOO_LARGE;
+  if (badName) return Errors.FRAMING_HEADER_NAME;
   if (badValue) return Errors.FRAMING_HEADER_VALUE;
   if (head.path.charCodeAt(0) !== 47 /* / */) return Errors.FRAMING_TARGET;
   if (hostCount !== 1 || head.host.length === 0 || !validHost(head.host)) return Errors.FRAMING_HOST;
@@ -129,7 +151,9 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
     if (clCount > 0) return Errors.FRAMING_CL_AND_TE;
     // A lone "chunked" only: a coding list ("gzip, chunked") would have us forward a
     // body whose framing the upstream may read differently.
-    if (teCount !== 1 || teRaw.trim().toLowerCase() !== 'chunked') return Errors.FRAMING_TRANSFER_ENCODING;
+    if (teCount !== 1) return Errors.FRAMING_TRANSFER_ENCODING;
+    const te = teRaw.trim().toLowerCase();
+    if (te !== 'chunked') return transferCodingError(te);
     head.chunked = true;
   } else if (clCount > 0) {
     if (clCount !== 1 || !CONTENT_LENGTH.test(clRaw)) return Errors.FRAMING_CONTENT_LENGTH;
@@ -140,10 +164,32 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
   return null;
 }
 
-// reg-name / IPv4 / [IPv6], optional port (RFC 9110 §7.2, RFC 3986 §3.2.2).
-const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::\d{0,5})?$/;
+const KNOWN_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'compress', 'x-compress']);
+
+/**
+ * RFC 9112 §6.3: when chunked is not the final coding the body length is unknowable
+ * (400); §6.1: a list ending in chunked whose other codings are well-formed but not
+ * supported here is 501 — tidegate forwards bodies as they are and will not decode or
+ * re-frame them. Anything else (chunked twice, empty list members, unknown tokens) is 400.
+ */
+function transferCodingError(te: string): ErrorSpec {
+  const codings = te.split(',').map((c) => c.trim());
+  if (codings.length < 2 || codings[codings.length - 1] !== 'chunked') return Errors.FRAMING_TRANSFER_ENCODING;
+  for (let i = 0; i < codings.length - 1; i++) if (!KNOWN_CODINGS.has(codings[i]!)) return Errors.FRAMING_TRANSFER_ENCODING;
+  return Errors.FRAMING_TE_NOT_IMPLEMENTED;
+}
+
+// uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name or IPv4 (whose
+// characters reg-name covers), or an IP-literal in brackets. A comma is a sub-delim
+// the RFC allows in reg-name, but no DNS name holds one and "a, b" is how a field
+// list looks: a Host list is refused. No userinfo ("@"), and a percent sign only as
+// a complete pct-encoding.
+const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9._~!$&'()*+;=-]|%[0-9A-Fa-f]{2})+)(?::\d{1,5})?$/;
 function validHost(h: string): boolean {
-  return HOST_RE.test(h);
+  if (!HOST_RE.test(h)) return false;
+  // Only a five-digit port can be out of range.
+  const colon = h.lastIndexOf(':');
+  return colon < 0 || h.length - colon - 1 < 5 || h.charCodeAt(h.length - 1) === 93 /* ] */ || Number(h.slice(colon + 1)) <= 65535;
 }
 
 /** RFC 9110 §7.6.1: every field named in Connection is hop-by-hop for this connection. */
@@ -165,4 +211,5 @@ function dropConnectionListed(head: RequestHead): void {
   if (names.has('x-forwarded-proto')) head.forwardedProto = null;
   if (names.has('x-forwarded-host')) head.forwardedHost = null;
   if (names.has('via')) head.via = null;
+  if (names.has('forwarded')) head.forwarded = null;
 }

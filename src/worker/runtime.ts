@@ -9,6 +9,7 @@ import { EndpointTable } from '../shm/endpoint-table.js';
 import { IpAllowList } from './ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
+import type { PathOptions } from './path-normalize.js';
 
 export class Runtime {
   readonly generation: number;
@@ -19,6 +20,7 @@ export class Runtime {
   /** "1.1 tidegate", or null when Via is switched off */
   readonly viaToken: string | null;
   readonly requestIdHeader: string;
+  readonly pathOptions: PathOptions;
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
 
@@ -31,6 +33,7 @@ export class Runtime {
     this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
+    this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
