@@ -2,18 +2,18 @@
 // own temp prefix by the bench's peer definitions (2 workers each, one route / one
 // proxy_pass / one backend to the recording upstream), run the whole suite one after
 // another; one Markdown table puts their verdicts side by side.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyPeer } from '../peers/haproxy.js';
 import { nginxPeer } from '../peers/nginx.js';
 import type { PeerDefinition } from '../peers/peer.js';
-import { tidegatePeer } from '../peers/tidegate.js';
+import { tidegatePeer, type TidegateContext } from '../peers/tidegate.js';
 import { killAllNow, stopAll } from '../processes.js';
 import { startRecordingUpstream } from './recording-upstream.js';
 import { jsonReport, legendMarkdown, markdownTable, summary, type Column } from './report.js';
 import { runSuite, type VectorResult } from './suite.js';
-import type { Vector } from './vectors.js';
+import { TAG_PATTERN, type Vector } from './vectors.js';
 
 export interface CompareOptions {
   readonly vectors: readonly Vector[];
@@ -31,11 +31,41 @@ const PEERS: readonly { def: PeerDefinition; title: string; run: string }[] = [
   { def: haproxyPeer, title: 'HAProxy', run: 'hp' },
 ];
 
-// What tidegate cannot turn into a 400: uWS 20.30's parser refuses these bytes before
-// any handler runs and closes without writing (at once, or on its ≈ 10 s idle timer).
+// Why tidegate closed without an answer, told apart by its own access log (every
+// request the handler saw has an entry; status 0 = the connection ended unanswered).
 export const UWS_SILENT_MARK = ' ¹';
-export const UWS_SILENT_NOTE =
-  '¹ uWS 20.30 refuses these bytes in its own parser: tidegate\'s handler is never called, so it cannot answer 400; uWS writes nothing and closes (at once, or on its fixed ≈ 10 s idle timer). Nothing is forwarded.';
+export const UWS_CLOSED_MARK = ' ²';
+export const UWS_NOTES = [
+  '¹ uWS 20.30 refuses these bytes in its own parser: tidegate\'s handler is never called, so it cannot answer 400; uWS writes nothing and closes (at once, or on its fixed ≈ 10 s idle timer). Nothing is forwarded.',
+  '² tidegate\'s handler saw the head (its access log has the request, status 0), but uWS closed the connection before tidegate\'s answer, written on the next turn of the event loop, went out: uWS refuses the framing itself right after the handler returns (an invalid Content-Length, chunk size or chunk extension), or it parsed bytes pipelined behind the head while the request was unanswered. Nothing behind the head is forwarded.',
+];
+
+// Access log on for every request, flushed often, so each vector's tag can be looked up.
+const TIDEGATE_OBSERVABILITY = { observability: { accessLog: { sampleRate: 1, maxPerInterval: 10_000 }, snapshotInterval: '200ms' } };
+
+/** tag → statuses of the access-log entries whose path carries it */
+function handlerSaw(logFile: string): Map<string, number[]> {
+  const seen = new Map<string, number[]>();
+  if (!existsSync(logFile)) return seen;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"access"')) continue;
+    try {
+      const e = JSON.parse(line) as { log?: string; path?: string; status?: number };
+      if (e.log !== 'access' || typeof e.path !== 'string') continue;
+      for (const tag of e.path.match(TAG_PATTERN) ?? []) seen.set(tag, [...(seen.get(tag) ?? []), e.status ?? 0]);
+    } catch {
+      /* a partial line */
+    }
+  }
+  return seen;
+}
+
+function tidegateMark(saw: Map<string, number[]>): (r: VectorResult) => string {
+  return (r) => {
+    if (r.verdict !== 'closed') return '';
+    return saw.has(r.tag) ? UWS_CLOSED_MARK : UWS_SILENT_MARK;
+  };
+}
 
 function log(msg: string): void {
   process.stderr.write(`[conformance ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -61,7 +91,9 @@ export async function runCompare(o: CompareOptions): Promise<void> {
       if (!avail.ok) throw new Error(`${p.title}: ${avail.reason}`);
       versions.push(`${p.title} ${avail.version}`);
       log(`starting ${p.title} (${avail.version})`);
-      const peer = await p.def.start({ upstreamPort: upstream.port, workers: 2, cpus: undefined, workDir: join(work, p.def.name) });
+      const workDir = join(work, p.def.name);
+      const ctx: TidegateContext = { upstreamPort: upstream.port, workers: 2, cpus: undefined, workDir, extraConfig: p.def === tidegatePeer ? TIDEGATE_OBSERVABILITY : undefined };
+      const peer = await p.def.start(ctx);
       let results: VectorResult[];
       try {
         const started = Date.now();
@@ -70,8 +102,14 @@ export async function runCompare(o: CompareOptions): Promise<void> {
       } finally {
         await peer.stop();
       }
-      columns.push({ name: p.title, results, ...(p.def === tidegatePeer ? { mark: (r: VectorResult) => (r.verdict === 'closed' ? UWS_SILENT_MARK : '') } : {}) });
-      json.push(jsonReport(p.title, results));
+      if (p.def === tidegatePeer) {
+        const saw = handlerSaw(join(workDir, 'tidegate.log'));
+        columns.push({ name: p.title, results, mark: tidegateMark(saw) });
+        json.push({ ...(jsonReport(p.title, results) as object), handlerSaw: Object.fromEntries(results.map((r) => [r.vector.id, saw.get(r.tag) ?? null])) });
+      } else {
+        columns.push({ name: p.title, results });
+        json.push(jsonReport(p.title, results));
+      }
     }
   } finally {
     await upstream.close();
@@ -82,8 +120,7 @@ export async function runCompare(o: CompareOptions): Promise<void> {
     '',
     markdownTable(columns),
     '',
-    UWS_SILENT_NOTE,
-    '',
+    ...UWS_NOTES.flatMap((n) => [n, '']),
     legendMarkdown(),
     '',
   ].join('\n');

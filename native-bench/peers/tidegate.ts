@@ -12,6 +12,8 @@ import { RATE_LIMIT } from './rate-limit.js';
 export interface TidegateContext extends PeerContext {
   /** when set, tidegate runs with --cpu-prof into this folder (main and worker threads) */
   profileDir?: string | undefined;
+  /** top-level config sections added to the generated config (e.g. observability) */
+  extraConfig?: Record<string, unknown> | undefined;
 }
 
 function rateLimitPolicies(): unknown[] {
@@ -72,7 +74,7 @@ async function rateLimitSupport(): Promise<Availability> {
 async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[]): Promise<RunningPeer> {
   mkdirSync(ctx.workDir, { recursive: true });
   const file = join(ctx.workDir, 'tidegate.yaml');
-  writeFileSync(file, stringify(config(ctx.upstreamPort, ctx.workers, policies)));
+  writeFileSync(file, stringify({ ...config(ctx.upstreamPort, ctx.workers, policies), ...ctx.extraConfig }));
   const env: NodeJS.ProcessEnv = { ...process.env, TIDEGATE_LOG_LEVEL: 'info' };
   const nodeArgs: string[] = [];
   if (ctx.profileDir) {

@@ -100,6 +100,30 @@ describe('conformance suite detects a desync', () => {
     await up.close();
   });
 
+  test('a server that answers 400 and keeps the connection is "open", a silent one "timeout"', async () => {
+    const servers = await Promise.all(
+      ['HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n', null].map(async (answer) => {
+        const s = createServer((c) => {
+          sockets.add(c);
+          c.once('close', () => sockets.delete(c));
+          c.on('error', () => {});
+          if (answer !== null) c.once('data', () => c.write(answer));
+        });
+        await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+        return s;
+      }),
+    );
+    try {
+      const vectors = VECTORS.filter((v) => v.id === 'cl-duplicate-different');
+      const [open, silent] = await Promise.all(servers.map((s) => runSuite({ host: '127.0.0.1', port: (s.address() as { port: number }).port, upstream: up, vectors, closeBoundMs: 1_500 })));
+      assert.equal(open![0]!.verdict, 'open');
+      assert.equal(silent![0]!.verdict, 'timeout');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    }
+  });
+
   test('a TCP relay forwards the control group and desyncs on smuggling payloads', async () => {
     const pick = ['control-get', 'control-post-chunked', 'smuggle-cl-te-xchunked', 'pipeline-valid-behind-bad-te'];
     const vectors = VECTORS.filter((v) => pick.includes(v.id));
