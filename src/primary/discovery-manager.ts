@@ -131,6 +131,12 @@ export class DiscoveryManager {
     );
   }
 
+  /** Whether every provider has reported once, with a set or a failure (readiness waits for this at start). */
+  settled(): boolean {
+    for (const r of this.running.values()) if (r.stats.lastSuccess === null && r.stats.failures === 0) return false;
+    return true;
+  }
+
   /** The set in use for an upstream (null before the first success). */
   endpoints(upstream: string): readonly DiscoveredEndpoint[] | null {
     return this.running.get(upstream)?.current ?? null;

@@ -2,9 +2,12 @@
 // balancers to stop sending (readyz 503) while it still finishes what it accepted, and
 // the liveness probe must stay 200 so an orchestrator does not kill it mid-drain. A
 // request held open at the upstream keeps the drain window open for as long as the
-// test needs it.
+// test needs it. At start, readiness also waits for each upstream's first discovery
+// answer: until then the upstream has no endpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -50,6 +53,48 @@ test('while draining after SIGTERM: /readyz 503, /healthz 200, the held request 
     assert.ok(gw.logs.some((l) => l.event === 'stopped'));
   } finally {
     await gw.stop();
+    await up.close();
+  }
+});
+
+test('at start: /readyz 503 until discovery has answered once, then 200 and traffic flows', async () => {
+  const up = await startUpstream();
+  // A replayed Consul health API that holds every query until the test answers.
+  const held: ServerResponse[] = [];
+  let answer: string | null = null;
+  const consul = createServer((req, res) => {
+    req.resume();
+    if (answer !== null && !/[?&]index=[1-9]/.test(req.url ?? '')) {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '5' }).end(answer);
+      return;
+    }
+    held.push(res); // the blocking follow-up queries simply hang until the end
+  });
+  await new Promise<void>((r) => consul.listen(0, '127.0.0.1', r));
+  const address = `http://127.0.0.1:${(consul.address() as AddressInfo).port}`;
+  const gw = await startGateway(
+    baseConfig([], { upstreams: { app: { discovery: { type: 'consul', address, service: 'api', wait: '5s', retry: '200ms' }, timeouts: { connect: '1s', response: '5s' } } } }),
+  );
+  try {
+    await waitFor(() => held.length >= 1, 5_000, 'the first Consul query');
+    assert.deepEqual(await probe(`${gw.adminUrl}/readyz`), { status: 503, body: { status: 'not-ready' } });
+    // What readiness protects against: the upstream has nothing to send to yet.
+    const early = await request(`${gw.url}/x`);
+    assert.equal(early.statusCode, 503);
+    assert.equal(((await early.body.json()) as { error: { code: string } }).error.code, 'TG_ERR_UPSTREAM_NO_ENDPOINT');
+
+    answer = JSON.stringify([{ Node: { Address: '127.0.0.1' }, Service: { Address: '127.0.0.1', Port: up.port } }]);
+    const first = held.shift()!;
+    first.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '5' }).end(answer);
+    await waitFor(() => gw.logs.some((l) => l.event === 'discovery-updated'), 5_000, 'the discovered set');
+    assert.deepEqual(await probe(`${gw.adminUrl}/readyz`), { status: 200, body: { status: 'ready' } });
+    const r = await request(`${gw.url}/x`);
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+  } finally {
+    assert.equal(await gw.stop(), 0);
+    consul.closeAllConnections();
+    await new Promise<void>((r) => consul.close(() => r()));
     await up.close();
   }
 });
