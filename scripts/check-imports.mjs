@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Enforces the one-way flow of DESIGN.md §7: the hot path (src/worker) never imports
+// Enforces the one-way flow of docs/architecture.md §6: the hot path (src/worker) never imports
 // the control plane (src/primary), the control plane never imports worker code, and
 // the shared-memory layout imports neither. Exit 1 with every violation listed.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
