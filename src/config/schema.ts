@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { durationMs, sizeBytes } from './zod-units.js';
-import { policySchemas } from '../policies/registry.js';
+import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
 import { observabilitySchema } from '../metrics/config.js';
@@ -139,7 +139,7 @@ const routeSchema = z.strictObject({
     })
     .prefault({}),
   upstream: z.string().min(1),
-  policies: z.array(policySchemas()).default([]),
+  policies: z.array(policyEntrySchema()).default([]),
   /** set the upstream request's Host to the endpoint's host:port instead of passing the client's */
   rewriteHost: z.boolean().default(false),
 });
