@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Enforces the one-way flow of DESIGN.md §7: the hot path (src/worker) never imports
+// Enforces the one-way flow of docs/architecture.md §6: the hot path (src/worker) never imports
 // the control plane (src/primary), the control plane never imports worker code, and
 // the shared-memory layout imports neither. Exit 1 with every violation listed.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
@@ -36,6 +36,31 @@ for (const file of walk(src)) {
     if (rule.forbid.includes(target)) problems.push(`${relative(root, file)} imports ${spec} (src/${area} must not import src/${target})`);
   }
 }
+// Workers load nothing they do not run: follow every value import (not `import type`,
+// which compiles away) from the worker entry and refuse control-plane packages.
+const workerOnlyForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3'];
+const reached = new Map(); // file -> the file that imported it
+const queue = [join(src, 'worker/main.ts')];
+reached.set(queue[0], null);
+while (queue.length > 0) {
+  const file = queue.shift();
+  const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/^\s*(?:import|export)(?!\s+type\b)[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
+    const spec = m[1] ?? m[2] ?? m[3];
+    if (spec.startsWith('.')) {
+      const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+      if (existsSync(target) && !reached.has(target)) {
+        reached.set(target, file);
+        queue.push(target);
+      }
+    } else if (workerOnlyForbidden.includes(spec.split('/')[0])) {
+      const chain = [];
+      for (let f = file; f; f = reached.get(f)) chain.unshift(relative(root, f));
+      problems.push(`worker threads load ${spec}: ${chain.join(' → ')} (keep schemas and control-plane packages out of the worker's import graph)`);
+    }
+  }
+}
+
 if (problems.length) {
   console.error('import direction violations:\n  ' + problems.join('\n  '));
   process.exit(1);

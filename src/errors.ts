@@ -22,7 +22,6 @@ export const Errors = Object.freeze({
   FRAMING_HOST: spec('TG_ERR_FRAMING_HOST', 400, 'exactly one valid Host header is required'),
   FRAMING_HEADER_VALUE: spec('TG_ERR_FRAMING_HEADER_VALUE', 400, 'a header value contains a control character'),
   FRAMING_TARGET: spec('TG_ERR_FRAMING_TARGET', 400, 'the request target must be an absolute path'),
-  FRAMING_HEADER_NAME: spec('TG_ERR_FRAMING_HEADER_NAME', 400, 'a header name is empty or not a token'),
   // 400: the path cannot be normalised (the connection stays open: the framing is sound).
   PATH_INVALID_ENCODING: spec('TG_ERR_PATH_INVALID_ENCODING', 400, 'the path holds a malformed percent-encoding'),
   PATH_NUL: spec('TG_ERR_PATH_NUL', 400, 'the path holds an encoded NUL (%00)'),

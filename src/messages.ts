@@ -1,9 +1,9 @@
 // Every message that crosses between the primary and a worker thread. Messages are
 // for rare, large things (a config generation, drain); anything read per request
-// lives in shared memory (DESIGN.md §1).
+// lives in shared memory (docs/architecture.md §1).
 import type { Config, RouteConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
-import type { WorkerObservability } from './metrics/config.js';
+import type { WorkerObservability } from './metrics/worker-observability.js';
 
 /** The part of a config a worker needs, structured-clone safe. */
 export interface WorkerConfig {

@@ -56,16 +56,18 @@ const cases: Record<string, (n: number) => void> = {
   },
 };
 
-const N = 200_000;
+const N = Number(process.env.BENCH_N ?? 200_000);
+const only = process.env.BENCH_CASE;
 for (const [name, fn] of Object.entries(cases)) {
+  if (only !== undefined && name !== only) continue;
   fn(N); // warm-up
   const runs: number[] = [];
-  for (let r = 0; r < 7; r++) {
+  for (let r = 0; r < (only !== undefined ? 1 : 7); r++) {
     const t0 = process.hrtime.bigint();
     fn(N);
     runs.push(Number(process.hrtime.bigint() - t0) / N);
   }
   runs.sort((a, b) => a - b);
-  console.log(`${name.padEnd(36)} ${runs[3]!.toFixed(1)} ns/op`);
+  console.log(`${name.padEnd(36)} ${runs[runs.length >> 1]!.toFixed(1)} ns/op`);
 }
 if (sink === 42) console.log('');

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { durationMs, sizeBytes } from './zod-units.js';
-import { policySchemas } from '../policies/registry.js';
+import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
 import { observabilitySchema } from '../metrics/config.js';
@@ -37,7 +37,7 @@ const adminSchema = z.strictObject({
 });
 
 // uWS 20.30 drops a request with more than 48 header lines before tidegate sees it
-// (measured: FIELD-NOTES + test/integration/framing.test.ts), so a higher limit
+// (measured; test/integration/framing.test.ts pins it), so a higher limit
 // would be a promise we cannot keep.
 export const UWS_MAX_HEADER_COUNT = 48;
 
@@ -50,7 +50,7 @@ const limitsSchema = z.strictObject({
 });
 
 /**
- * Shared-memory table sizes (DESIGN.md §2), fixed at start: a reload that needs more
+ * Shared-memory table sizes (src/shm/layout.ts), fixed at start: a reload that needs more
  * is refused with TG_ERR_SHM_CAPACITY, and a change here takes effect on restart.
  */
 const capacitySchema = z.strictObject({
@@ -67,7 +67,7 @@ const shutdownSchema = z.strictObject({
 });
 
 const proxySchema = z.strictObject({
-  /** peers whose X-Forwarded-For we extend rather than replace */
+  /** peers whose X-Forwarded-Proto/-Host are kept and whose X-Forwarded-For hops are believed for the client address (X-Forwarded-For is appended to for every peer) */
   trustedProxies: z.array(cidr).default([]),
   via: z.union([z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a token like "tidegate"'), z.literal(false)]).default('tidegate'),
   requestIdHeader: z.string().regex(/^[a-z0-9-]+$/, 'expected a lowercase header name').default('x-request-id'),
@@ -139,7 +139,7 @@ const routeSchema = z.strictObject({
     })
     .prefault({}),
   upstream: z.string().min(1),
-  policies: z.array(policySchemas()).default([]),
+  policies: z.array(policyEntrySchema()).default([]),
   /** set the upstream request's Host to the endpoint's host:port instead of passing the client's */
   rewriteHost: z.boolean().default(false),
 });

@@ -1,4 +1,4 @@
-// The contract every discovery provider implements (DESIGN.md §4: discovery providers
+// The contract every discovery provider implements (discovery providers
 // → endpoint sets → table writes). A provider runs on the primary only; it reports
 // whole endpoint sets, never deltas, so a missed update heals at the next one.
 import type { Logger } from 'pino';

@@ -3,6 +3,7 @@
 // defaults make the whole section optional.
 import { z } from 'zod';
 import { durationMs } from '../config/zod-units.js';
+import type { WorkerObservability } from './worker-observability.js';
 
 const duration = durationMs;
 
@@ -87,16 +88,6 @@ export type ObservabilityConfig = z.output<typeof observabilitySchema>;
 export type ScalingTarget = z.output<typeof scalingTargetSchema>;
 
 /** The part of the section a worker needs (structured-clone safe). */
-export interface WorkerObservability {
-  readonly histograms: boolean;
-  readonly snapshotIntervalMs: number;
-  readonly accessLog: ObservabilityConfig['accessLog'];
-  readonly tracing: ObservabilityConfig['tracing'];
-}
-
 export function workerObservability(o: ObservabilityConfig): WorkerObservability {
   return { histograms: o.histograms.enabled, snapshotIntervalMs: o.snapshotInterval, accessLog: o.accessLog, tracing: o.tracing };
 }
-
-/** Used where a config predates the section (e.g. a WorkerConfig built by a test). */
-export const DEFAULT_WORKER_OBSERVABILITY: WorkerObservability = workerObservability(observabilitySchema.parse({}));

@@ -3,7 +3,7 @@
 // control plane; its validated config travels to workers by structured clone and is
 // compiled into an instance once per config generation (Envoy style: config apart
 // from per-request state).
-import type { z } from 'zod';
+import type { z as ZodNamespace } from 'zod';
 import type { ErrorSpec } from '../errors.js';
 
 /** What the access phase sees of a request. Valid only during the call. */
@@ -40,9 +40,17 @@ export interface PolicyInstance {
   access(ctx: AccessContext): ErrorSpec | null;
 }
 
+/** zod, handed to a definition's schema factory by the config layer (see `schema`). */
+export type Zod = typeof ZodNamespace;
+
 export interface PolicyDefinition {
   readonly name: string;
-  readonly schema: z.ZodType;
+  /**
+   * Builds the config schema from the zod it is given. A factory, not a schema, so a
+   * policy file keeps its schema beside its phase functions and still never loads zod
+   * itself: workers import the definition and run no schema library.
+   */
+  readonly schema: (z: Zod) => ZodNamespace.ZodType;
   /** runs on a worker, once per config generation */
   create(config: unknown, env: PolicyEnv): PolicyInstance;
 }

@@ -22,44 +22,45 @@
 //   RateLimit: "<name>";r=<remaining>;t=<seconds>         (t: until full / until retry)
 // `r` is capped at q: GCRA's burst can exceed one window's quota, and r > q would
 // read as nonsense to a client.
-import { z } from 'zod';
+import type { z as ZodNamespace } from 'zod';
 import { Errors, type ErrorSpec } from '../errors.js';
 import { parseRate, type Rate } from '../config/units.js';
 import { hash32, SEED_A, SEED_B } from '../balancers/hash.js';
 import { SharedState } from '../shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../shm/limiter-table.js';
-import type { AccessContext, PolicyDefinition, PolicyEnv, PolicyInstance } from './policy.js';
+import type { AccessContext, PolicyDefinition, PolicyEnv, PolicyInstance, Zod } from './policy.js';
 
-const rateSchema = z.union([z.string(), z.number()]).transform((v, ctx): Rate => {
-  const r = parseRate(v);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
-    return z.NEVER;
-  }
-  return r.value;
-});
+/** The config schema, built from the zod the config layer passes in (see PolicyDefinition.schema). */
+export function rateLimitSchema(z: Zod) {
+  const rate = z.union([z.string(), z.number()]).transform((v, ctx): Rate => {
+    const r = parseRate(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+  const keyPart = z.union([
+    z.literal('client-ip'),
+    z.literal('route'),
+    z
+      .string()
+      .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route" or "header:<name>"')
+      .transform((v) => v.toLowerCase()),
+  ]);
+  return z
+    .strictObject({
+      /** the policy name in RateLimit-Policy / RateLimit */
+      name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a token like "per-user"').default('default'),
+      key: z.union([keyPart, z.array(keyPart).min(1)]).default('client-ip'),
+      rate,
+      burst: z.number().int().min(1).max(10_000_000).optional(),
+      headers: z.boolean().default(true),
+    })
+    .transform((c) => ({ ...c, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(c.rate.perSecond)) }));
+}
 
-const keyPart = z.union([
-  z.literal('client-ip'),
-  z.literal('route'),
-  z
-    .string()
-    .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route" or "header:<name>"')
-    .transform((v) => v.toLowerCase()),
-]);
-
-export const rateLimitSchema = z
-  .strictObject({
-    /** the policy name in RateLimit-Policy / RateLimit */
-    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a token like "per-user"').default('default'),
-    key: z.union([keyPart, z.array(keyPart).min(1)]).default('client-ip'),
-    rate: rateSchema,
-    burst: z.number().int().min(1).max(10_000_000).optional(),
-    headers: z.boolean().default(true),
-  })
-  .transform((c) => ({ ...c, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(c.rate.perSecond)) }));
-
-export type RateLimitConfig = z.output<typeof rateLimitSchema>;
+export type RateLimitConfig = ZodNamespace.output<ReturnType<typeof rateLimitSchema>>;
 
 const enum KeyKind {
   ClientIp,

@@ -1,7 +1,8 @@
 // Access policies by name. A route lists policies as one-key objects
 // (`- rate-limit: { ... }`); each policy file exports a definition with its config
 // schema and is registered here, so adding a policy touches one file and one line.
-import { z } from 'zod';
+// Workers import this file: it must not load zod (the config layer validates entries,
+// src/config/policy-entries.ts).
 import type { PolicyDefinition } from './policy.js';
 import { rateLimitPolicy } from './rate-limit.js';
 
@@ -13,29 +14,6 @@ export function policyDefinition(name: string): PolicyDefinition | undefined {
 
 export function knownPolicyNames(): string[] {
   return definitions.map((d) => d.name);
-}
-
-/** A route's policy entry: `{ <name>: <that policy's config> }`, validated by the named policy's schema. */
-export function policySchemas() {
-  return z.unknown().transform((entry, ctx): PolicyEntry => {
-    const known = knownPolicyNames();
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry) || Object.keys(entry).length !== 1) {
-      ctx.addIssue({ code: 'custom', message: `expected an object with exactly one policy name as key (known: ${known.join(', ') || 'none'})` });
-      return z.NEVER;
-    }
-    const [name, raw] = Object.entries(entry)[0]!;
-    const def = policyDefinition(name);
-    if (!def) {
-      ctx.addIssue({ code: 'custom', path: [name], message: `unknown policy "${name}" (known: ${known.join(', ') || 'none'})` });
-      return z.NEVER;
-    }
-    const r = def.schema.safeParse(raw ?? {});
-    if (!r.success) {
-      for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...issue.path], message: issue.message });
-      return z.NEVER;
-    }
-    return { name, config: r.data };
-  });
 }
 
 export interface PolicyEntry {

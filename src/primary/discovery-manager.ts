@@ -1,7 +1,7 @@
 // Runs one discovery provider per upstream on the primary and feeds the endpoint sets
 // they find to a sink (the shared endpoint tables, the health checker). A provider
 // failure keeps the last known set: it is logged (`discovery-failed`) and counted,
-// and never empties an upstream (DESIGN.md §4).
+// and never empties an upstream.
 import type { Logger } from './logger.js';
 import { createProvider as defaultCreateProvider, type DiscoveryConfig } from '../discovery/registry.js';
 import { endpointKey, normaliseEndpoints, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/provider.js';
@@ -129,6 +129,12 @@ export class DiscoveryManager {
       { event: 'discovery-failed', upstream, provider: r.stats.provider, reason, keeping: r.current?.length ?? 0, failures: r.stats.failures },
       `discovery for ${upstream} failed; keeping the last known ${r.current?.length ?? 0} endpoints`,
     );
+  }
+
+  /** Whether every provider has reported once, with a set or a failure (readiness waits for this at start). */
+  settled(): boolean {
+    for (const r of this.running.values()) if (r.stats.lastSuccess === null && r.stats.failures === 0) return false;
+    return true;
   }
 
   /** The set in use for an upstream (null before the first success). */

@@ -1,5 +1,5 @@
 // The primary thread: owns the config, the shared memory, the workers and the admin
-// API. It is the only writer of control state (DESIGN.md §1).
+// API. It is the only writer of control state (docs/architecture.md §1).
 import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,6 +47,8 @@ export class Gateway {
   private admin: Server | null = null;
   private readonly startedAt = Date.now();
   private draining = false;
+  /** latched: every upstream's discovery has answered once since start */
+  private discoverySettled = false;
   private readonly obs: Observability;
   /** discovery + health checks per upstream (src/primary/upstream-control.ts) */
   readonly control: UpstreamControl;
@@ -81,7 +83,7 @@ export class Gateway {
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
     this.admin = await startAdminServer(a.host, a.port, a.token, {
-      ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening'),
+      ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
       extra: this.obs.adminRoutes,
@@ -92,6 +94,17 @@ export class Gateway {
       { event: 'started', port: this.port, adminPort: this.adminPort, workers: this.supervisor.info.length, generation: this.generation, version: VERSION },
       `tidegate listening on ${this.config.listen.host}:${this.port} (admin ${a.host}:${this.adminPort})`,
     );
+  }
+
+  /**
+   * Not ready before each upstream's discovery has answered once (a set or a failure):
+   * a provider's first answer is asynchronous, and until it comes its upstream has no
+   * endpoint and every request to it would be a 503. Latched, so a reload that adds an
+   * upstream does not take a serving gateway out of rotation.
+   */
+  private discoveryAnswered(): boolean {
+    if (!this.discoverySettled) this.discoverySettled = this.control.discovery.settled();
+    return this.discoverySettled;
   }
 
   /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */

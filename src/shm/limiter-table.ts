@@ -1,4 +1,4 @@
-// GCRA rate-limit buckets in shared memory (DESIGN.md §2; layout in layout.ts).
+// GCRA rate-limit buckets in shared memory (layout in layout.ts).
 //
 // GCRA keeps one number per key, the theoretical arrival time (TAT): a request at
 // `now` is admitted when max(TAT, now) + T − now ≤ τ, where T = 1/rate and

@@ -1,5 +1,5 @@
 // The request handler: head → framing checks → route → access policies → exchange.
-// Everything here runs synchronously inside the uWS callback (DESIGN.md §3 steps 1-4);
+// Everything here runs synchronously inside the uWS callback (docs/architecture.md, the hot path);
 // the exchange takes over for what happens later.
 import { randomUUID } from 'node:crypto';
 import { Errors } from '../errors.js';
@@ -23,7 +23,7 @@ export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpReq
     const head = new RequestHead();
     const bad = readRequestHead(req, head, rt.config.limits, rt.requestIdHeader);
     const ex = new Exchange(res, head, rt);
-    // Before anything that can outlive this callback (FIELD-NOTES: uWS terminates otherwise).
+    // Before anything that can outlive this callback: uWS aborts the process when a handler returns without responding or registering onAborted.
     res.onAborted(ex.onClientAborted);
     requestStarted();
     ex.requestId = head.requestId !== null && REQUEST_ID.test(head.requestId) ? head.requestId : randomUUID();

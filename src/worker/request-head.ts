@@ -1,7 +1,10 @@
 // Reads a uWS request's head in one synchronous pass (the HttpRequest dies when the
 // handler returns) and applies the framing rules of RFC 9112 §6 and RFC 9110 §5,
 // which the uWS 20.30 parser does not all enforce: it accepts a duplicate
-// Content-Length (using the first), "gzip, chunked", and duplicate Host.
+// Content-Length (using the first), "gzip, chunked", and duplicate Host. Header names
+// need no check here: uWS refuses any name byte outside [A-Za-z0-9-] (measured over
+// all 256 byte values), and a line with an empty name ends its header list, so no
+// handler ever sees either.
 //
 // Hop-by-hop fields (RFC 9110 §7.6.1) are left out of `headers` here, so forwarding
 // never has to filter again. Names listed in Connection are removed afterwards.
@@ -42,19 +45,6 @@ export class RequestHead {
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
 
-// RFC 9110 §5.6.2 tchar, as a lookup: one table read per name character is cheaper
-// than a regex per header on the hot path. uWS lower-cases names, so upper-case
-// letters never reach here, but they are tokens all the same.
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
-function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127 || TCHAR[c] === 0) return false;
-  }
-  return true;
-}
 
 // State for the forEach callback, so reading a head allocates no closure.
 let cur: RequestHead;
@@ -66,14 +56,12 @@ let clRaw = '';
 let teCount = 0;
 let teRaw = '';
 let badValue = false;
-let badName = false;
 let requestIdHeader = 'x-request-id';
 
 function onHeader(key: string, value: string): void {
   count++;
   bytes += key.length + value.length + 4;
   if (BAD_VALUE.test(value)) badValue = true;
-  if (!isToken(key)) badName = true;
   switch (key) {
     case 'host':
       hostCount++;
@@ -134,7 +122,6 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
   clCount = 0;
   teCount = 0;
   badValue = false;
-  badName = false;
   requestIdHeader = idHeader;
   req.forEach(onHeader);
   head.headers[1] = head.host;
@@ -143,7 +130,6 @@ export function readRequestHead(req: HttpRequest, head: RequestHead, limits: Hea
   if (head.path.length + head.query.length + 1 > limits.maxUrlBytes) return Errors.LIMIT_URL_TOO_LONG;
   if (count > limits.maxHeaderCount) return Errors.LIMIT_HEADER_COUNT;
   if (bytes > limits.maxHeaderBytes) return Errors.LIMIT_HEADERS_TOO_LARGE;
-  if (badName) return Errors.FRAMING_HEADER_NAME;
   if (badValue) return Errors.FRAMING_HEADER_VALUE;
   if (head.path.charCodeAt(0) !== 47 /* / */) return Errors.FRAMING_TARGET;
   if (hostCount !== 1 || head.host.length === 0 || !validHost(head.host)) return Errors.FRAMING_HOST;

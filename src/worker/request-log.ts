@@ -1,4 +1,4 @@
-// The log phase (DESIGN.md §3 step 7): called once per request when it finishes,
+// The log phase (the last step of the hot path): called once per request when it finishes,
 // whatever the outcome. Latency recording and the sampled access log hang off this
 // one function, so the exchange knows nothing about metrics.
 import type { Exchange } from './exchange.js';

@@ -16,7 +16,7 @@ import { getHeapStatistics } from 'node:v8';
 import * as hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 import type { WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
-import { DEFAULT_WORKER_OBSERVABILITY, type WorkerObservability } from '../metrics/config.js';
+import { DEFAULT_WORKER_OBSERVABILITY, type WorkerObservability } from '../metrics/worker-observability.js';
 import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US } from '../metrics/hdr.js';
 import {
   CODE_CLASSES,

@@ -4,7 +4,7 @@
 // configured. Invalid traceparent ⇒ tracestate is dropped too (spec §3.3: tracestate
 // must not be propagated without a valid traceparent).
 import { randomFillSync } from 'node:crypto';
-import type { WorkerObservability } from '../metrics/config.js';
+import type { WorkerObservability } from '../metrics/worker-observability.js';
 
 // One compiled regex checks every field's shape at once (≈5× faster than a
 // charCodeAt loop over the 55 characters, measured).

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Pool, request } from 'undici';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { assertEveryWorkerServed } from '../helpers/workers.js';
 
 interface Status {
   balancing: { name: string; balancer: string; panic: boolean; healthy: number; endpoints: { address: string; stateName: string; inFlight: number; requests: number; weight: number; ewmaUs: number }[] }[];
@@ -21,12 +22,13 @@ test('consistent-hash on a header: every key sticks to one endpoint across both 
   cfg.upstreams.app.balancer = 'consistent-hash';
   cfg.upstreams.app.hash = { on: 'header', name: 'x-user' };
   const gw2 = await startGateway(cfg);
-  const pool = new Pool(gw2.url, { connections: 6 });
+  // 18 connections × 20 requests: enough connections that both workers get some.
+  const pool = new Pool(gw2.url, { connections: 18 });
   try {
     const seen = new Map<string, Set<string>>();
     await Promise.all(
-      Array.from({ length: 6 }, async (_, c) => {
-        for (let i = 0; i < 60; i++) {
+      Array.from({ length: 18 }, async (_, c) => {
+        for (let i = 0; i < 20; i++) {
           const user = `u${(i * 7 + c) % 30}`;
           const r = await pool.request({ path: '/', method: 'GET', headers: { 'x-user': user } });
           assert.equal(r.statusCode, 200);
@@ -39,6 +41,7 @@ test('consistent-hash on a header: every key sticks to one endpoint across both 
     for (const [user, eps] of seen) assert.equal(eps.size, 1, `${user} went to ${[...eps].join(', ')}`);
     const used = new Set([...seen.values()].map((s) => [...s][0]));
     assert.ok(used.size >= 2, 'keys spread over more than one endpoint');
+    await assertEveryWorkerServed(gw2.adminUrl, 2);
 
     const s = (await (await request(`${gw2.adminUrl}/status`)).body.json()) as Status;
     const app = s.balancing.find((b) => b.name === 'app')!;
@@ -72,16 +75,17 @@ test('weighted-round-robin with static { address, weight } endpoints splits 3:1 
   cfg.upstreams.app.balancer = 'weighted-round-robin';
   cfg.upstreams.app.discovery = { type: 'static', endpoints: [{ address: a.address, weight: 3 }, b.address] };
   const gw = await startGateway(cfg);
-  const pool = new Pool(gw.url, { connections: 4 });
+  const pool = new Pool(gw.url, { connections: 16 });
   try {
     await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        for (let i = 0; i < 40; i++) await (await pool.request({ path: '/', method: 'GET' })).body.text();
+      Array.from({ length: 16 }, async () => {
+        for (let i = 0; i < 10; i++) await (await pool.request({ path: '/', method: 'GET' })).body.text();
       }),
     );
     assert.equal(a.requests.length + b.requests.length, 160);
     // Each worker interleaves 3:1 exactly; two workers add at most one partial cycle each.
     assert.ok(Math.abs(a.requests.length - 120) <= 4, `a got ${a.requests.length}, b ${b.requests.length}`);
+    await assertEveryWorkerServed(gw.adminUrl, 2);
     const s = (await (await request(`${gw.adminUrl}/status`)).body.json()) as Status;
     const app = s.balancing.find((x) => x.name === 'app')!;
     assert.equal(app.balancer, 'weighted-round-robin');

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Client } from 'undici';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { assertEveryWorkerServed } from '../helpers/workers.js';
 
 test('an ejected endpoint stops receiving requests within milliseconds of the decision', async () => {
   let failHealth = false;
@@ -33,7 +34,8 @@ test('an ejected endpoint stops receiving requests within milliseconds of the de
       },
     }),
   );
-  const clients = Array.from({ length: 8 }, () => new Client(gw.url));
+  // 16 connections, so both workers carry the load (see helpers/workers.ts).
+  const clients = Array.from({ length: 16 }, () => new Client(gw.url));
   let stop = false;
   const load = clients.map(async (c) => {
     while (!stop) {
@@ -44,6 +46,7 @@ test('an ejected endpoint stops receiving requests within milliseconds of the de
   try {
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(arrivals.length > 0, 'both endpoints take traffic before the ejection');
+    await assertEveryWorkerServed(gw.adminUrl, 2);
     failHealth = true;
     const t0 = Date.now();
     while (!gw.logs.some((l) => l.event === 'endpoint-ejected') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));

@@ -64,6 +64,7 @@ const rows: Row[] = [
   { name: 'empty header name hiding a Content-Length', bytes: `POST /PATH HTTP/1.1\r\n${H}: x\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`, outcome: 'closed', headMayReach: true },
   { name: 'control character in value', bytes: `GET /PATH HTTP/1.1\r\n${H}X-A: b\x01c\r\n\r\n`, outcome: 'dropped' },
   { name: 'header name not a token', bytes: `GET /PATH HTTP/1.1\r\n${H}X(A): b\r\n\r\n`, outcome: 'dropped' },
+  { name: 'underscore in a header name (uWS takes only [A-Za-z0-9-])', bytes: `GET /PATH HTTP/1.1\r\n${H}X_A: b\r\n\r\n`, outcome: 'dropped' },
   { name: 'DEL in value', bytes: `GET /PATH HTTP/1.1\r\n${H}X-A: b\x7fc\r\n\r\n`, outcome: 'reject', status: 400, code: 'TG_ERR_FRAMING_HEADER_VALUE' },
   { name: 'bare CR in value', bytes: `GET /PATH HTTP/1.1\r\n${H}X-A: b\rc\r\n\r\n`, outcome: 'dropped' },
   { name: 'space before colon', bytes: `GET /PATH HTTP/1.1\r\nHost : a.test\r\n\r\n`, outcome: 'dropped' },

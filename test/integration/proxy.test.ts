@@ -238,10 +238,12 @@ describe('Connection: close from the client', () => {
       req.resume();
       res.end('hello');
     });
-    const gw = await startGateway(baseConfig([up.address]));
+    // Only /ok is routed, so the second request takes the gateway's own 404 path.
+    const gw = await startGateway(baseConfig([up.address], { routes: [{ match: { path: '/ok' }, upstream: 'app' }] }));
     try {
-      for (const path of ['/ok', '/nothing-here']) {
+      for (const [path, status] of [['/ok', 200], ['/nothing-here', 404]] as const) {
         const r = await rawRequest(gw.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 2000);
+        assert.equal(r.status, status, path);
         assert.ok(r.closed, 'closed by the server');
         const head = r.data.slice(0, r.data.indexOf('\r\n\r\n')).toLowerCase();
         assert.equal(head.match(/\r\nconnection: close/g)?.length, 1, head);

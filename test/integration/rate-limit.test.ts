@@ -5,10 +5,13 @@ import assert from 'node:assert/strict';
 import { Pool, request } from 'undici';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { assertEveryWorkerServed } from '../helpers/workers.js';
 
 const RATE = 20;
 const BURST = 5;
 const WINDOW_MS = 2000;
+// Enough connections that SO_REUSEPORT gives each worker some (see helpers/workers.ts).
+const CONNECTIONS = 16;
 
 interface Status {
   workers: { requests: number }[];
@@ -24,7 +27,7 @@ test('rate-limit holds across workers: admitted = burst + rate x time; 429 carri
       routes: [{ name: 'api', match: { path: '/' }, upstream: 'app', policies: [{ 'rate-limit': { name: 'api', key: ['route', 'header:x-bucket'], rate: `${RATE}/s`, burst: BURST } }] }],
     }),
   );
-  const pool = new Pool(gw.url, { connections: 8, pipelining: 1 });
+  const pool = new Pool(gw.url, { connections: CONNECTIONS, pipelining: 1 });
   try {
     let ok = 0;
     let limited = 0;
@@ -34,7 +37,7 @@ test('rate-limit holds across workers: admitted = burst + rate x time; 429 carri
     let sample200: Record<string, unknown> | null = null;
     // Open all connections (and warm both workers) on another bucket first, so the
     // measured window is not shortened by connection set-up.
-    await Promise.all(Array.from({ length: 16 }, async () => (await pool.request({ path: '/warm', method: 'GET', headers: { 'x-bucket': 'warm-up' } })).body.text()));
+    await Promise.all(Array.from({ length: CONNECTIONS }, async () => (await pool.request({ path: '/warm', method: 'GET', headers: { 'x-bucket': 'warm-up' } })).body.text()));
     const until = performance.now() + WINDOW_MS;
     const loop = async (): Promise<void> => {
       while (performance.now() < until) {
@@ -54,7 +57,7 @@ test('rate-limit holds across workers: admitted = burst + rate x time; 429 carri
         }
       }
     };
-    await Promise.all(Array.from({ length: 8 }, loop));
+    await Promise.all(Array.from({ length: CONNECTIONS }, loop));
     const seconds = (last - first) / 1000;
     const expected = BURST + RATE * seconds;
     console.log(`gateway rate-limit: ${ok} admitted, ${limited} limited over ${seconds.toFixed(3)}s; expected ${expected.toFixed(1)}`);
@@ -74,10 +77,11 @@ test('rate-limit holds across workers: admitted = burst + rate x time; 429 carri
 
     const s = (await (await request(`${gw.adminUrl}/status`)).body.json()) as Status;
     const rl = s.rateLimits.find((p) => p.route === 'api')!;
-    assert.equal(rl.allowed + rl.denied, ok + limited + 16, 'every request was counted by the shared policy row');
+    assert.equal(rl.allowed + rl.denied, ok + limited + CONNECTIONS, 'every request was counted by the shared policy row');
     assert.equal(rl.ratePerSecond, RATE);
     assert.equal(rl.burst, BURST);
-    console.log(`per-worker requests: ${s.workers.map((w) => w.requests).join(', ')}`);
+    const perWorker = await assertEveryWorkerServed(gw.adminUrl, 2);
+    console.log(`per-worker requests: ${perWorker.join(', ')}`);
     const app = s.balancing.find((b) => b.name === 'app')!;
     assert.equal(app.balancer, 'round-robin');
     assert.equal(app.endpoints.length, 1);

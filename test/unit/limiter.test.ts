@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
+import { z } from 'zod';
 import { SharedState } from '../../src/shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../../src/shm/limiter-table.js';
 import { hash32, SEED_A, SEED_B } from '../../src/balancers/hash.js';
@@ -117,7 +118,7 @@ test('accuracy across worker threads: admitted within 1% of burst + rate x time'
 
 test('rate-limit policy: 429 with RateLimit-Policy, RateLimit and Retry-After; headers on admitted responses', () => {
   const shm = SharedState.create({ maxWorkers: 2, maxUpstreams: 1, maxEndpoints: 1, limiterSlots: 64, limiterPolicies: 2 });
-  const parsed = rateLimitPolicy.schema.parse({ key: ['header:x-user-id', 'route'], rate: '2/s', burst: 2, name: 'per-user' });
+  const parsed = rateLimitPolicy.schema(z).parse({ key: ['header:x-user-id', 'route'], rate: '2/s', burst: 2, name: 'per-user' });
   const t = new LimiterTable(shm);
   const cfg = parsed as { rate: { perSecond: number }; burst: number };
   t.setPolicy(1, cfg.rate.perSecond, cfg.burst);
@@ -135,5 +136,5 @@ test('rate-limit policy: 429 with RateLimit-Policy, RateLimit and Retry-After; h
   assert.deepEqual(h, ['ratelimit-policy', '"per-user";q=2;w=1', 'ratelimit', '"per-user";r=0;t=1', 'retry-after', '1']);
   h = [];
   assert.equal(policy.access(ctx('bob', h)), null, 'another user has its own bucket');
-  assert.throws(() => rateLimitPolicy.schema.parse({ rate: '10 per second' }), /<n>\/<unit>/);
+  assert.throws(() => rateLimitPolicy.schema(z).parse({ rate: '10 per second' }), /<n>\/<unit>/);
 });

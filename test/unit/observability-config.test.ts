@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateConfig } from '../../src/config/load.js';
-import { DEFAULT_BUCKETS_SECONDS } from '../../src/metrics/config.js';
+import { DEFAULT_BUCKETS_SECONDS, observabilitySchema, workerObservability } from '../../src/metrics/config.js';
+import { DEFAULT_WORKER_OBSERVABILITY } from '../../src/metrics/worker-observability.js';
 import { compileWorkerConfig } from '../../src/config/compile.js';
 
 const base = { upstreams: { app: { discovery: { type: 'static', endpoints: ['127.0.0.1:9001'] } } }, routes: [{ upstream: 'app' }] };
@@ -64,4 +65,8 @@ test('observability section: a full example parses', () => {
   assert.equal(cfg.observability.scaling.upstreams.app!.scaleDownStabilization, 300_000);
   assert.equal(cfg.observability.scaling.upstreams.app!.tolerance, 0.1);
   assert.equal(cfg.observability.webhook!.timeout, 500);
+});
+
+test("the workers' zod-free defaults equal the schema's defaults for an empty section", () => {
+  assert.deepEqual(workerObservability(observabilitySchema.parse({})), DEFAULT_WORKER_OBSERVABILITY);
 });

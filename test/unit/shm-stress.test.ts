@@ -1,6 +1,6 @@
-// DESIGN.md §2: "A stress test must show no torn read and no lost update under many
-// threads." Worker threads read an endpoint table through the seqlock while this
-// thread rewrites it as fast as it can; afterwards every copy must have been
+// The shared tables must show no torn read and no lost update under many threads
+// (docs/architecture.md §2). Worker threads read an endpoint table through the
+// seqlock while this thread rewrites it as fast as it can; afterwards every copy must have been
 // consistent and every in-flight increment matched by its decrement.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The request-path cost of a change: two tidegate builds (A and B, e.g. the commit
+// before a change and after it) and nginx proxy_pass as the yardstick, each with 2
+// workers, in front of one nginx `return 200` upstream (1 KiB body). wrk -t2 -c64,
+// runs interleaved A, B, nginx, A, B, nginx… after a warm-up; prints each run, the
+// medians, B/A and both against nginx in the same run.
+//
+//   git worktree add /tmp/tg-a <commit> && ln -s "$PWD/node_modules" /tmp/tg-a/ && (cd /tmp/tg-a && npx tsc -p tsconfig.json)
+//   npm run build && node scripts/measure-ab.mjs --a /tmp/tg-a --b . [--runs 5] [--duration 5] [--config-b extra.yaml]
+// Needs nginx and wrk (bash scripts/install-bench-deps.sh).
+import { spawn, exec } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: o } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string', default: '.' },
+    runs: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '5' },
+    'yaml-a': { type: 'string', default: '' },
+    'yaml-b': { type: 'string', default: '' },
+  },
+});
+if (!o.a) {
+  console.error('usage: node scripts/measure-ab.mjs --a <checkout A> --b <checkout B> [--runs 5] [--duration 5] [--yaml-a "<extra yaml>"] [--yaml-b "<extra yaml>"]');
+  process.exit(2);
+}
+const sh = promisify(exec);
+const dir = mkdtempSync(join(tmpdir(), 'tg-ab-'));
+const UP = 18281, NGINX = 18282, A = 18283, B = 18285;
+const body = 'x'.repeat(1024);
+writeFileSync(join(dir, 'up.conf'), `worker_processes 1; daemon off; pid ${dir}/up.pid; error_log ${dir}/up.err;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:${UP} reuseport; keepalive_requests 1000000; location / { return 200 "${body}"; } } }\n`);
+writeFileSync(join(dir, 'proxy.conf'), `worker_processes 2; daemon off; pid ${dir}/px.pid; error_log ${dir}/px.err;
+events { worker_connections 4096; }
+http { access_log off; upstream up { server 127.0.0.1:${UP}; keepalive 64; }
+  server { listen 127.0.0.1:${NGINX} reuseport; keepalive_requests 1000000;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }\n`);
+const tgYaml = (port, extra) =>
+  `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 2\nadmin: { port: ${port + 1} }\nupstreams: { up: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] } } }\nroutes: [{ upstream: up }]\n${extra.replaceAll('\\n', '\n')}\n`;
+writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a']));
+writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b']));
+
+const procs = [
+  spawn('nginx', ['-p', dir, '-c', join(dir, 'up.conf')], { stdio: 'ignore' }),
+  spawn('nginx', ['-p', dir, '-c', join(dir, 'proxy.conf')], { stdio: 'ignore' }),
+  spawn(process.execPath, [join(resolve(o.a), 'dist/src/cli.js'), '--config', join(dir, 'a.yaml')], { stdio: 'ignore' }),
+  spawn(process.execPath, [join(resolve(o.b), 'dist/src/cli.js'), '--config', join(dir, 'b.yaml')], { stdio: 'ignore' }),
+];
+const stop = () => procs.forEach((p) => p.kill('SIGTERM'));
+process.on('SIGINT', () => (stop(), process.exit(130)));
+try {
+  await new Promise((r) => setTimeout(r, 3000));
+  const rps = async (port) => {
+    const out = (await sh(`wrk -t2 -c64 -d${o.duration}s http://127.0.0.1:${port}/`)).stdout;
+    if (/Non-2xx|Socket errors/.test(out)) console.error(`warning: errors at port ${port}:\n${out}`);
+    return Number(/Requests\/sec:\s*([\d.]+)/.exec(out)[1]);
+  };
+  for (const p of [A, B, NGINX]) await rps(p); // warm-up
+  const r = { a: [], b: [], nginx: [] };
+  for (let i = 0; i < Number(o.runs); i++) {
+    r.a.push(await rps(A));
+    r.b.push(await rps(B));
+    r.nginx.push(await rps(NGINX));
+  }
+  const med = (x) => [...x].sort((p, q) => p - q)[x.length >> 1];
+  const m = { a: med(r.a), b: med(r.b), nginx: med(r.nginx) };
+  console.log(JSON.stringify({ runs: r, medians: m, bOverA: +(m.b / m.a).toFixed(3), aVsNginx: +(m.a / m.nginx).toFixed(3), bVsNginx: +(m.b / m.nginx).toFixed(3), loadavg: readFileSync('/proc/loadavg', 'utf8').trim() }));
+} finally {
+  stop();
+}
