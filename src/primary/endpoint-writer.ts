@@ -365,11 +365,21 @@ export class EndpointWriter {
     return busy;
   }
 
+  /** Stops both timers (gateway shutdown). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTick();
     if (this.decayTimer) clearInterval(this.decayTimer);
     this.decayTimer = null;
+  }
+
+  /**
+   * The ramp/free tick only: it idles between table writes, while the EWMA decay
+   * must keep running for as long as a peak-ewma upstream exists (stopping both here
+   * froze every EWMA about 250 ms after the last write).
+   */
+  private stopTick(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   /** One step of EWMA time decay for upstreams balanced by latency (see EndpointTable.decayEwma). */
@@ -532,7 +542,7 @@ export class EndpointWriter {
   private armTimer(): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
-      if (!this.tick()) this.stop();
+      if (!this.tick()) this.stopTick();
     }, TICK_MS);
     this.timer.unref();
   }

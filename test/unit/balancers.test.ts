@@ -212,3 +212,16 @@ test('writer API: weights, passive-health counters, capacity errors', () => {
   assert.equal(writer.status()[0]!.endpoints.length, 1);
   writer.stop();
 });
+
+test('peak EWMA keeps decaying on its own timer after the last table write', async () => {
+  const { writer, table, slot, snap } = setup(eps(2));
+  writer.applyConfig([{ name: 'app', balancer: 'peak-ewma', endpoints: eps(2), slowStartMs: 0, panicThreshold: 0 }]);
+  // A write arms the 250 ms ramp/free tick, which goes idle at once (no slow start, nothing draining).
+  writer.setWeight('app', 0, 1);
+  table.recordResult(slot, 0, 200, 50_000);
+  assert.equal(snap.ewmaUs(0), 50_000);
+  const deadline = Date.now() + 4_000;
+  while (snap.ewmaUs(0) >= 50_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  writer.stop();
+  assert.ok(snap.ewmaUs(0) < 50_000, `the 1 s decay ran after the tick went idle: ${snap.ewmaUs(0)}`);
+});
