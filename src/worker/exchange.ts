@@ -96,6 +96,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   // upstream side
   private endpoint = -1;
   private attempts = 0;
+  /** the current attempt is counted in flight (picked, no response head yet, not failed) */
+  private attemptOpen = false;
   private upstreamAbort: ((err?: Error) => void) | null = null;
   private status = 0;
   private respHeaders: Buffer[] | null = null;
@@ -273,6 +275,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.endpoint = idx;
     this.attempts++;
     up.onPicked(idx);
+    this.attemptOpen = true;
     this.upstreamStartedAt = performance.now();
     const ep = up.endpoints[idx]!;
     // headers[0..1] is always the Host pair (see http-server.ts)
@@ -318,6 +321,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true;
     this.status = statusCode;
     this.upstreamHeadersAt = performance.now();
+    this.attemptOpen = false;
     this.upstream!.onDone(this.endpoint, statusCode, this.upstreamHeadersAt - this.upstreamStartedAt);
     this.resumeUpstream = resume;
     const out: Buffer[] = [];
@@ -503,7 +507,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.upstreamAbort = null;
     // Before the early return: every pick must be matched by one onDone or the shared
     // in-flight count leaks. -1: we cancelled it (client gone), not the upstream's fault.
-    if (this.upstreamHeadersAt === 0 && this.endpoint >= 0) this.upstream!.onDone(this.endpoint, this.aborted || this.ended ? -1 : 0, performance.now() - this.upstreamStartedAt);
+    // Per attempt: an earlier attempt that got a head (then failed, and was retried)
+    // says nothing about this one.
+    if (this.attemptOpen) {
+      this.attemptOpen = false;
+      this.upstream!.onDone(this.endpoint, this.aborted || this.ended ? -1 : 0, performance.now() - this.upstreamStartedAt);
+    }
     if (this.aborted || this.ended) return;
     countUpstreamError();
     if (this.headSent) {
