@@ -70,6 +70,11 @@ export class Gateway {
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
+    this.supervisor.onWorkerExit = (slot) => {
+      this.endpoints.releaseWorker(slot);
+      // A gauge its next incarnation would only correct at its first request.
+      this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
+    };
     // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
     // and health decisions land in the shared tables the balancers read.
     this.control = new UpstreamControl({ log: opts.log, writer: this.endpoints });
@@ -85,7 +90,7 @@ export class Gateway {
       status: () => this.status(),
       reload: () => this.reload(),
       extra: this.obs.adminRoutes,
-      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number) => this.supervisor.crash(slot) } : {}),
+      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number, abrupt: boolean) => this.supervisor.crash(slot, abrupt) } : {}),
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
     log.info(

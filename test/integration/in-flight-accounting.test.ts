@@ -3,7 +3,9 @@
 // (a retry after a response head, a worker that crashes with requests in flight).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { request } from 'undici';
+import { stringify } from 'yaml';
 import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startRawUpstream } from '../helpers/upstream.js';
 
@@ -53,5 +55,48 @@ test('a retry after an attempt that got a response head releases its in-flight c
   } finally {
     await gw.stop();
     await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test("a crashed worker's in-flight counts are reconciled, so a draining row is freed", async () => {
+  // Stalled: accepts and reads, never answers. One connection, so of 4 requests one is
+  // on the wire and 3 wait in the worker's pool queue when the worker dies.
+  const stalled = await startRawUpstream((s) => s.resume());
+  const spare = await startRawUpstream((s) => s.resume());
+  const cfg = baseConfig([stalled.address], { workers: 1 });
+  (cfg.upstreams as { app: Record<string, unknown> }).app.pool = { connections: 1 };
+  const gw = await startGateway(cfg, { env: { TIDEGATE_ENABLE_TEST_HOOKS: '1' } });
+  const held = Array.from({ length: 4 }, () => request(`${gw.url}/held`).then((r) => r.body.dump().then(() => r.statusCode), () => 0));
+  try {
+    await until('4 requests in flight', () => rows(gw), (rs) => rs[0]?.inFlight === 4);
+    // Remove the stalled endpoint: its row drains, to be freed when nothing is in flight.
+    const next = baseConfig([spare.address], { workers: 1 });
+    (next.upstreams as { app: Record<string, unknown> }).app.pool = { connections: 1 };
+    writeFileSync(gw.configPath, stringify(next));
+    const rl = await request(`${gw.adminUrl}/reload`, { method: 'POST' });
+    assert.equal(rl.statusCode, 200);
+    await rl.body.dump();
+    const draining = await rows(gw);
+    assert.deepEqual(
+      draining.map((e) => [e.address, e.stateName, e.inFlight]),
+      [
+        [stalled.address, 'draining', 4],
+        [spare.address, 'healthy', 0],
+      ],
+    );
+    const c = await request(`${gw.adminUrl}/debug/crash-worker?slot=0&abrupt=1`, { method: 'POST' });
+    assert.equal(c.statusCode, 202);
+    await c.body.dump();
+    await until('worker restarted', async () => gw.logs.some((l) => l.event === 'worker-restart'), Boolean);
+    await until('the drained row is freed', () => rows(gw), (rs) => rs.length === 1 && rs[0]!.address === spare.address);
+    const rec = gw.logs.find((l) => l.event === 'worker-in-flight-reconciled');
+    assert.ok(rec, 'the reconciliation is logged');
+    // Closing the app aborted the request on the wire (released at once, by the worker);
+    // the 3 queued in its pool died with the thread and only the reconciliation frees them.
+    assert.equal(rec.released, 3);
+  } finally {
+    await gw.stop();
+    await Promise.all([stalled.close(), spare.close()]);
+    await Promise.all(held);
   }
 });
