@@ -48,6 +48,13 @@ const limitsSchema = z.strictObject({
   maxUrlBytes: size.default(8 * 1024),
   maxBodyBytes: size.default(10 * 1024 * 1024),
   clientBodyTimeout: duration.default(10_000),
+  /**
+   * Per worker: connections with a request in progress beyond this are answered 503
+   * TG_ERR_LIMIT_CONNECTIONS and closed. uWS 20.30 tells JS nothing about a connection
+   * before its first request head (no accept or close hook), so idle keep-alive
+   * connections and ones still sending a head are not counted (README, "Overload").
+   */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
 });
 
 /**
@@ -110,6 +117,12 @@ const upstreamSchema = z.strictObject({
     .strictObject({
       connections: z.number().int().min(1).max(4096).default(64),
       keepAliveTimeout: duration.default(4_000),
+      /**
+       * Per worker: requests waiting for one of this upstream's connections (beyond
+       * what `connections` carry) past which new ones get 503 TG_ERR_UPSTREAM_OVERLOADED
+       * at once; undici's own queue is unbounded.
+       */
+      maxPending: z.number().int().min(0).max(1_000_000).default(1024),
     })
     .prefault({}),
   retries: z.number().int().min(0).max(5).default(1),

@@ -11,6 +11,7 @@ import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
+  kWorkerConnectionsRefusedField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -25,6 +26,7 @@ import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.j
 import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
+import { OverloadMonitor } from './overload-monitor.js';
 
 export const VERSION = '0.1.0';
 
@@ -54,6 +56,7 @@ export class Gateway {
   readonly endpoints: EndpointWriter;
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
+  private overload: OverloadMonitor | null = null;
   port = 0;
   adminPort = 0;
 
@@ -83,6 +86,7 @@ export class Gateway {
   async start(): Promise<void> {
     const { log } = this.opts;
     this.port = await this.supervisor.start();
+    this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
     this.admin = await startAdminServer(a.host, a.port, a.token, {
@@ -150,6 +154,8 @@ export class Gateway {
         clientAborts: c[kWorkerClientAbortsField],
         upstreamErrors: c[kWorkerUpstreamErrorsField],
         retries: c[kWorkerRetriesField],
+        // limits.maxConnections counts connections with a request in progress (= inFlight)
+        connections: { active: c[kWorkerInFlightField], limit: this.config.limits.maxConnections, refused: c[kWorkerConnectionsRefusedField] },
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
       };
@@ -171,10 +177,26 @@ export class Gateway {
         endpoints: (this.control.currentEndpoints(name) ?? (u.discovery.type === 'static' ? u.discovery.endpoints : [])).map(endpointKey),
         ...this.control.status(name),
         timeouts: u.timeouts,
+        overload: this.overloadStatus(name, u.pool),
       })),
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
       balancing: this.endpoints.status(),
       rateLimits: this.limiter.status(),
+    };
+  }
+
+  /** Per worker: requests waiting for one of the upstream's connections, and those refused for it (pool.maxPending). */
+  private overloadStatus(name: string, pool: Config['upstreams'][string]['pool']): unknown {
+    const workers = this.endpoints.overload(
+      name,
+      this.supervisor.info.map((w) => w.slot),
+    );
+    return {
+      connections: pool.connections,
+      maxPending: pool.maxPending,
+      pending: workers.reduce((s, w) => s + w.pending, 0),
+      overloaded: workers.reduce((s, w) => s + w.overloaded, 0),
+      workers,
     };
   }
 
@@ -185,6 +207,7 @@ export class Gateway {
     const timeoutMs = this.config.shutdown.drainTimeout;
     this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
+    this.overload?.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

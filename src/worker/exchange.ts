@@ -13,17 +13,25 @@ import { Errors, type ErrorSpec } from '../errors.js';
 import type { CompiledRoute } from './router.js';
 import type { Runtime } from './runtime.js';
 import type { RequestHead } from './request-head.js';
-import type { UpstreamSet } from './upstream-set.js';
+import type { Endpoint, UpstreamSet } from './upstream-set.js';
 import type { HttpResponse } from './uws.js';
 import { writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
-import { countRetry, countUpstreamError, isDraining, requestFinished } from './worker-state.js';
+import { countConnectionRefused, countRetry, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
 import { requestLogged } from './request-log.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
 
 const CLOSE_TOKEN = /(?:^|,)\s*close\s*(?:,|$)/i;
+
+/**
+ * On both overload refusals (connections, upstream queue): 1 s. The condition is a
+ * queue that turns over in about one response time, and a new connection may land on
+ * another worker (SO_REUSEPORT) or instance; a longer value would idle clients that
+ * could be served at once, and a client's own backoff adds to it anyway.
+ */
+const RETRY_AFTER: readonly string[] = ['retry-after', '1'];
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -98,6 +106,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private attempts = 0;
   /** the current attempt is counted in flight (picked, no response head yet, not failed) */
   private attemptOpen = false;
+  /** the current attempt's endpoint while it holds (or waits for) one of its pool's connections */
+  private holding: Endpoint | null = null;
   private upstreamAbort: ((err?: Error) => void) | null = null;
   private status = 0;
   private respHeaders: Buffer[] | null = null;
@@ -172,6 +182,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** Starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler. */
   start(): void {
+    // This request counts itself; uWS never runs two requests of one connection at
+    // once (it closes a connection that pipelines behind an async response), so this
+    // is the worker's connections with a request in progress.
+    if (inFlightCount() > this.rt.config.limits.maxConnections) {
+      countConnectionRefused();
+      this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
+      return;
+    }
     const h = this.head;
     if (h.contentLength > 0 || h.chunked) {
       this.res.onData(this.onClientData);
@@ -272,12 +290,22 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.UPSTREAM_NO_ENDPOINT, false);
       return;
     }
+    const ep = up.endpoints[idx]!;
+    if (up.full(ep)) {
+      // Answered without touching the upstream: queueing more would only add latency
+      // and memory (undici's queue has no bound of its own).
+      up.countOverloaded();
+      this.bodyStream?.destroy();
+      this.fail(Errors.UPSTREAM_OVERLOADED, false, RETRY_AFTER);
+      return;
+    }
     this.endpoint = idx;
     this.attempts++;
     up.onPicked(idx);
     this.attemptOpen = true;
+    up.acquire(ep);
+    this.holding = ep;
     this.upstreamStartedAt = performance.now();
-    const ep = up.endpoints[idx]!;
     // headers[0..1] is always the Host pair (see http-server.ts)
     if (this.route!.route.rewriteHost) this.headers[1] = ep.authority;
     let body: Buffer | Readable | null = null;
@@ -459,8 +487,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return true;
   }
 
+  /** The attempt's request left its pool (completed or failed): its connection or queue place is free. */
+  private releaseConnection(): void {
+    const ep = this.holding;
+    if (ep === null) return;
+    this.holding = null;
+    this.upstream!.release(ep);
+  }
+
   onComplete(): void {
     this.upstreamAbort = null;
+    this.releaseConnection();
     if (this.aborted || this.ended) return;
     const res = this.res;
     const draining = this.closeAfter();
@@ -505,6 +542,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error & { code?: string }): void {
     this.upstreamAbort = null;
+    this.releaseConnection();
     // Before the early return: every pick must be matched by one onDone or the shared
     // in-flight count leaks. -1: we cancelled it (client gone), not the upstream's fault.
     // Per attempt: an earlier attempt that got a head (then failed, and was retried)
