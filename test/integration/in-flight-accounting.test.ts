@@ -91,9 +91,10 @@ test("a crashed worker's in-flight counts are reconciled, so a draining row is f
     await until('the drained row is freed', () => rows(gw), (rs) => rs.length === 1 && rs[0]!.address === spare.address);
     const rec = gw.logs.find((l) => l.event === 'worker-in-flight-reconciled');
     assert.ok(rec, 'the reconciliation is logged');
-    // Closing the app aborted the request on the wire (released at once, by the worker);
-    // the 3 queued in its pool died with the thread and only the reconciliation frees them.
-    assert.equal(rec.released, 3);
+    // Closing the app aborts the request on the wire (released at once, by the worker,
+    // once it is connected); the 3 queued in its pool die with the thread and only the
+    // reconciliation frees them.
+    assert.ok(rec.released === 3 || rec.released === 4, `released ${String(rec.released)}`);
   } finally {
     await gw.stop();
     await Promise.all([stalled.close(), spare.close()]);
