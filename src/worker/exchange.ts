@@ -160,6 +160,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.aborted = true;
     this.clearBodyTimer();
     this.bodyStream?.destroy();
+    // XXX: a request still waiting in the pool's queue has no abort yet (undici hands
+    // it over in onConnect, and a queued dispatch cannot be withdrawn), so it keeps its
+    // pool.maxPending place until a connection reaches it and onConnect cancels it.
     const abort = this.upstreamAbort;
     this.upstreamAbort = null;
     abort?.(new Error('client aborted'));
