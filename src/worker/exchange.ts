@@ -163,6 +163,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // XXX: a request still waiting in the pool's queue has no abort yet (undici hands
     // it over in onConnect, and a queued dispatch cannot be withdrawn), so it keeps its
     // pool.maxPending place until a connection reaches it and onConnect cancels it.
+    // Still counting it is what keeps undici's queue bounded against clients that
+    // send and leave at once.
     const abort = this.upstreamAbort;
     this.upstreamAbort = null;
     abort?.(new Error('client aborted'));
