@@ -1,6 +1,6 @@
 // Every message that crosses between the primary and a worker thread. Messages are
 // for rare, large things (a config generation, drain); anything read per request
-// lives in shared memory (DESIGN.md §1).
+// lives in shared memory.
 import type { Config, RouteConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
 import type { WorkerObservability } from './metrics/config.js';

@@ -38,7 +38,7 @@ const adminSchema = z.strictObject({
 });
 
 // uWS 20.30 drops a request with more than 48 header lines before tidegate sees it
-// (measured: FIELD-NOTES + test/integration/framing.test.ts), so a higher limit
+// (measured: test/integration/framing.test.ts), so a higher limit
 // would be a promise we cannot keep.
 export const UWS_MAX_HEADER_COUNT = 48;
 
@@ -58,7 +58,7 @@ const limitsSchema = z.strictObject({
 });
 
 /**
- * Shared-memory table sizes (DESIGN.md §2), fixed at start: a reload that needs more
+ * Shared-memory table sizes, fixed at start: a reload that needs more
  * is refused with TG_ERR_SHM_CAPACITY, and a change here takes effect on restart.
  */
 const capacitySchema = z.strictObject({

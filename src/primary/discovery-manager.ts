@@ -1,7 +1,7 @@
 // Runs one discovery provider per upstream on the primary and feeds the endpoint sets
 // they find to a sink (the shared endpoint tables, the health checker). A provider
 // failure keeps the last known set: it is logged (`discovery-failed`) and counted,
-// and never empties an upstream (DESIGN.md §4).
+// and never empties an upstream.
 import type { Logger } from './logger.js';
 import { createProvider as defaultCreateProvider, type DiscoveryConfig } from '../discovery/registry.js';
 import { endpointKey, normaliseEndpoints, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/provider.js';

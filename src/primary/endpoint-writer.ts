@@ -101,7 +101,7 @@ export interface UpstreamTableConfig {
   readonly panicThreshold: number;
 }
 
-/** Structured events for the log (every decision that changes traffic, DESIGN.md §4). */
+/** Structured events for the log (every decision that changes traffic is logged). */
 export interface WriterEventSink {
   info(obj: Record<string, unknown>, msg?: string): void;
   warn(obj: Record<string, unknown>, msg?: string): void;

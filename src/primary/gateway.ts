@@ -1,5 +1,5 @@
 // The primary thread: owns the config, the shared memory, the workers and the admin
-// API. It is the only writer of control state (DESIGN.md §1).
+// API. It is the only writer of control state.
 import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

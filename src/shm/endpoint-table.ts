@@ -1,4 +1,4 @@
-// Typed view of the endpoint tables (layout in layout.ts, DESIGN.md §2).
+// Typed view of the endpoint tables (layout in layout.ts).
 //
 // Who writes what:
 // * the primary alone writes the [seq] fields (address, state, weights, panic flag)

@@ -1,4 +1,4 @@
-// The whole shared-memory layout, in one place (DESIGN.md §2). Every slot is a named
+// The whole shared-memory layout, in one place. Every slot is a named
 // constant; typed views in this folder wrap the buffer. Sizes are fixed at start from
 // config limits; a reload that needs more room is refused with TG_ERR_SHM_CAPACITY.
 //

@@ -2,7 +2,7 @@
 // It is its own undici handler (the legacy callback API, which undici 7 runs without
 // a wrapper), so a request costs one object and no promise.
 //
-// Lifetime rules this file lives by (FIELD-NOTES):
+// Lifetime rules this file lives by:
 // * `res` may be touched only while `!this.aborted` and before the response ended;
 //   every write after an await-equivalent (a callback) happens inside res.cork.
 // * the client going away aborts the upstream request; the upstream failing after the
@@ -237,7 +237,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const s = this.bodyStream!;
     if (copy && !s.push(copy)) {
-      // Backpressure towards the client is per socket in uWS (FIELD-NOTES).
+      // Backpressure towards the client is per socket in uWS (res.pause/resume only).
       this.clientPaused = true;
       this.res.pause();
     }

@@ -1,6 +1,6 @@
 // One upstream as a worker sees it: the shared endpoint table (through a snapshot that
 // costs one atomic load per request to keep current), one undici Pool per endpoint
-// (DESIGN.md §1: workers mirror nginx worker processes, each with its own upstream
+// (workers mirror nginx worker processes, each with its own upstream
 // connections), and the picker the config names.
 //
 // Endpoints come from shared memory, not from the config message: the primary's
@@ -223,7 +223,7 @@ export class UpstreamSet {
     const cfg = this.cfg;
     return new Pool(`http://${authority}`, {
       connections: cfg.pool.connections,
-      pipelining: 1, // real upstreams rarely allow more (FIELD-NOTES)
+      pipelining: 1, // real upstreams rarely allow more
       keepAliveTimeout: cfg.pool.keepAliveTimeout,
       keepAliveMaxTimeout: Math.max(cfg.pool.keepAliveTimeout, 60_000),
       connectTimeout: cfg.timeouts.connect,

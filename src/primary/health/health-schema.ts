@@ -1,6 +1,6 @@
 // `upstreams.<name>.health`: active checks (the primary probes each endpoint) and
 // passive outlier detection (workers count failures, the primary ejects). Defaults for
-// passive follow Envoy's outlier detection (FIELD-NOTES): consecutive 5xx = 5,
+// passive follow Envoy's outlier detection: consecutive 5xx = 5,
 // interval 10 s, base ejection 30 s × ejection count, max ejection 10 %, max time 300 s.
 import { z } from 'zod';
 import { durationMs } from '../../config/zod-units.js';
