@@ -49,8 +49,8 @@ export interface WorkerData {
 export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
-  /** test hook: throw inside the worker, to exercise the crash path */
-  | { readonly type: 'crash' };
+  /** test hook: throw inside the worker, to exercise the crash path; `abrupt`: end the thread without its cleanup */
+  | { readonly type: 'crash'; readonly abrupt?: boolean };
 
 export type WorkerToPrimary =
   | { readonly type: 'listening'; readonly workerId: number; readonly port: number }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { durationMs, sizeBytes } from './zod-units.js';
+import { parseDuration } from './units.js';
 import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
@@ -47,6 +48,13 @@ const limitsSchema = z.strictObject({
   maxUrlBytes: size.default(8 * 1024),
   maxBodyBytes: size.default(10 * 1024 * 1024),
   clientBodyTimeout: duration.default(10_000),
+  /**
+   * Per worker: connections with a request in progress beyond this are answered 503
+   * TG_ERR_LIMIT_CONNECTIONS and closed. uWS 20.30 tells JS nothing about a connection
+   * before its first request head (no accept or close hook), so idle keep-alive
+   * connections and ones still sending a head are not counted (README, "Overload").
+   */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
 });
 
 /**
@@ -118,6 +126,12 @@ const upstreamSchema = z.strictObject({
     .strictObject({
       connections: z.number().int().min(1).max(4096).default(64),
       keepAliveTimeout: duration.default(4_000),
+      /**
+       * Per worker: requests waiting for one of this upstream's connections (beyond
+       * what `connections` carry) past which new ones get 503 TG_ERR_UPSTREAM_OVERLOADED
+       * at once; undici's own queue is unbounded.
+       */
+      maxPending: z.number().int().min(0).max(1_000_000).default(1024),
     })
     .prefault({}),
   retries: z.number().int().min(0).max(5).default(1),
@@ -176,6 +190,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {
@@ -190,6 +205,57 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
   const adminPort = typeof cfg.admin?.port === 'number' ? cfg.admin.port : 9901;
   const listenPort = typeof cfg.listen?.port === 'number' ? cfg.listen.port : 8080;
   if (adminPort !== 0 && adminPort === listenPort) out.push({ path: ['admin', 'port'], message: 'the admin port must differ from listen.port' });
+  return out;
+}
+
+/**
+ * Route names label metrics, histograms and the access log: two routes with one name
+ * would merge their telemetry. Every later use of a name is reported, pointing at the
+ * first; a route without a name is called `route-<index>`, so an explicit name may
+ * collide with that too.
+ */
+function routeNameIssues(routes: unknown): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  if (!Array.isArray(routes)) return out;
+  const first = new Map<string, number>();
+  const explicit: (string | null)[] = routes.map((r: unknown) => {
+    const n = (r as { name?: unknown } | null)?.name;
+    return typeof n === 'string' && n.length > 0 ? n : null;
+  });
+  explicit.forEach((n, i) => {
+    const name = n ?? `route-${i}`;
+    const j = first.get(name);
+    if (j === undefined) {
+      first.set(name, i);
+      return;
+    }
+    // Point at whichever of the two carries the name explicitly (an implicit one has no path to fix).
+    const at = n !== null ? i : j;
+    const other = at === i ? j : i;
+    const how = explicit[other] === null ? `the default name of routes[${other}], which has no name` : `also the name of routes[${other}]`;
+    out.push({ path: ['routes', at, 'name'], message: `duplicate route name "${name}": ${how}` });
+  });
+  return out;
+}
+
+/**
+ * Slow start ramps an endpoint's effective weight; plain round-robin ignores weights,
+ * so the combination would silently do nothing. Rejected rather than quietly turned
+ * into weighted round robin: the operator chose an unweighted picker.
+ */
+function slowStartIssues(upstreams: unknown): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  if (typeof upstreams !== 'object' || upstreams === null) return out;
+  for (const [name, u] of Object.entries(upstreams as Record<string, unknown>)) {
+    const cfg = u as { balancer?: unknown; slowStart?: unknown } | null;
+    if (cfg === null || typeof cfg !== 'object' || cfg.slowStart === undefined) continue;
+    const ms = parseDuration(cfg.slowStart);
+    if (!ms.ok || ms.value === 0) continue; // a bad value is the schema's error
+    const balancer = cfg.balancer ?? 'round-robin';
+    if (balancer === 'round-robin') {
+      out.push({ path: ['upstreams', name, 'slowStart'], message: 'balancer round-robin ignores weights, so slow start cannot ramp an endpoint; use weighted-round-robin, least-request or peak-ewma, or remove slowStart' });
+    }
+  }
   return out;
 }
 

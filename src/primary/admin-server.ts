@@ -10,7 +10,7 @@ export interface AdminRoutes {
   /** re-reads the config file; resolves with the applied generation or rejects with ConfigError */
   reload(): Promise<{ generation: number }>;
   /** test hook, present only with TIDEGATE_ENABLE_TEST_HOOKS=1: makes a worker crash */
-  crashWorker?(slot: number): boolean;
+  crashWorker?(slot: number, abrupt: boolean): boolean;
   /** extra GET handlers by exact path, answering a body and content type */
   extra?: Record<string, (url: URL) => Promise<{ status?: number; type: string; body: string | Buffer }>>;
 }
@@ -50,7 +50,7 @@ export function startAdminServer(host: string, port: number, token: string | und
     }
     if (path === '/debug/crash-worker' && req.method === 'POST' && routes.crashWorker) {
       const slot = Number(url.searchParams.get('slot') ?? '0');
-      return routes.crashWorker(slot) ? send(res, 202, { status: 'crashing', slot }) : send(res, 404, { error: { code: 'TG_ERR_ADMIN_NOT_FOUND', message: `no worker in slot ${slot}` } });
+      return routes.crashWorker(slot, url.searchParams.get('abrupt') === '1') ? send(res, 202, { status: 'crashing', slot }) : send(res, 404, { error: { code: 'TG_ERR_ADMIN_NOT_FOUND', message: `no worker in slot ${slot}` } });
     }
     const extra = routes.extra?.[path];
     if (extra && req.method === 'GET') {

@@ -11,6 +11,7 @@ import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
+  kWorkerConnectionsRefusedField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -25,6 +26,7 @@ import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.j
 import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
+import { OverloadMonitor } from './overload-monitor.js';
 
 export const VERSION = '0.1.0';
 
@@ -56,6 +58,7 @@ export class Gateway {
   readonly endpoints: EndpointWriter;
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
+  private overload: OverloadMonitor | null = null;
   port = 0;
   adminPort = 0;
 
@@ -72,6 +75,11 @@ export class Gateway {
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
+    this.supervisor.onWorkerExit = (slot) => {
+      this.endpoints.releaseWorker(slot);
+      // A gauge its next incarnation would only correct at its first request.
+      this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
+    };
     // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
     // and health decisions land in the shared tables the balancers read.
     this.control = new UpstreamControl({ log: opts.log, writer: this.endpoints });
@@ -80,6 +88,7 @@ export class Gateway {
   async start(): Promise<void> {
     const { log } = this.opts;
     this.port = await this.supervisor.start();
+    this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
     this.admin = await startAdminServer(a.host, a.port, a.token, {
@@ -87,7 +96,7 @@ export class Gateway {
       status: () => this.status(),
       reload: () => this.reload(),
       extra: this.obs.adminRoutes,
-      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number) => this.supervisor.crash(slot) } : {}),
+      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number, abrupt: boolean) => this.supervisor.crash(slot, abrupt) } : {}),
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
     log.info(
@@ -158,6 +167,8 @@ export class Gateway {
         clientAborts: c[kWorkerClientAbortsField],
         upstreamErrors: c[kWorkerUpstreamErrorsField],
         retries: c[kWorkerRetriesField],
+        // limits.maxConnections counts connections with a request in progress (= inFlight)
+        connections: { active: c[kWorkerInFlightField], limit: this.config.limits.maxConnections, refused: c[kWorkerConnectionsRefusedField] },
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
       };
@@ -179,10 +190,26 @@ export class Gateway {
         endpoints: (this.control.currentEndpoints(name) ?? (u.discovery.type === 'static' ? u.discovery.endpoints : [])).map(endpointKey),
         ...this.control.status(name),
         timeouts: u.timeouts,
+        overload: this.overloadStatus(name, u.pool),
       })),
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
       balancing: this.endpoints.status(),
       rateLimits: this.limiter.status(),
+    };
+  }
+
+  /** Per worker: requests waiting for one of the upstream's connections, and those refused for it (pool.maxPending). */
+  private overloadStatus(name: string, pool: Config['upstreams'][string]['pool']): unknown {
+    const workers = this.endpoints.overload(
+      name,
+      this.supervisor.info.map((w) => w.slot),
+    );
+    return {
+      connections: pool.connections,
+      maxPending: pool.maxPending,
+      pending: workers.reduce((s, w) => s + w.pending, 0),
+      overloaded: workers.reduce((s, w) => s + w.overloaded, 0),
+      workers,
     };
   }
 
@@ -193,6 +220,7 @@ export class Gateway {
     const timeoutMs = this.config.shutdown.drainTimeout;
     this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
+    this.overload?.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

@@ -15,6 +15,7 @@ import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
+  kWorkerConnectionsRefusedField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -30,7 +31,7 @@ import { Recommender, type Recommendation } from '../metrics/scaling.js';
 import { CODE_CLASSES, METHODS, UPSTREAM_CLASSES, isTelemetrySnapshot, type WorkerRuntimeStats } from '../metrics/snapshot.js';
 import type { ForecastResult } from '../metrics/forecast.js';
 import { WebhookNotifier } from '../metrics/webhook.js';
-import { readEndpointTables, readLimiterPolicies, type UpstreamTableRead } from '../metrics/shm-read.js';
+import { readEndpointTables, readLimiterPolicies, readOverload, type UpstreamTableRead } from '../metrics/shm-read.js';
 import { STATUS_PAGE_HTML } from './status-page/page.js';
 
 export interface ObservabilityDeps {
@@ -382,6 +383,12 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   counter('tidegate_upstream_no_endpoint_total', 'Picks that found no usable endpoint (503).', ['upstream'], (emit) => {
     for (const t of tablesThisScrape) emit({ upstream: t.name }, t.noEndpoint);
   });
+  const overloadRows = (emit: (labels: Record<string, string>, v: number) => void, pick: (r: { pending: number; overloaded: number }) => number): void => {
+    const slots = deps.workers().map((w) => w.slot);
+    for (const t of tablesThisScrape) for (const r of readOverload(shm, t.slot, slots)) emit({ upstream: t.name, worker: String(r.worker) }, pick(r));
+  };
+  gauge('tidegate_upstream_pending_requests', "Requests waiting for one of the upstream's connections (beyond pool.connections), by upstream and worker (live).", ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.pending));
+  counter('tidegate_upstream_overloaded_total', 'Requests answered 503 TG_ERR_UPSTREAM_OVERLOADED because pool.maxPending were already waiting, by upstream and worker.', ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.overloaded));
   gauge('tidegate_endpoint_state', 'Endpoint health state (1 for the current state).', ['upstream', 'endpoint', 'state'], (emit) => {
     for (const t of tablesThisScrape) for (const e of t.endpoints) for (const s of ['healthy', 'ejected', 'draining']) emit({ upstream: t.name, endpoint: e.address, state: s }, e.state === s ? 1 : 0);
   });
@@ -440,6 +447,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   });
   gauge('tidegate_worker_in_flight_requests', 'Requests in flight on the worker (live).', ['worker'], (emit) => perWorker(kWorkerInFlightField, emit));
   counter('tidegate_worker_upstream_errors_total', 'Upstream attempts that failed without a response, by worker.', ['worker'], (emit) => perWorker(kWorkerUpstreamErrorsField, emit));
+  counter('tidegate_worker_connections_refused_total', 'Requests answered 503 TG_ERR_LIMIT_CONNECTIONS (and their connection closed) over limits.maxConnections, by worker.', ['worker'], (emit) => perWorker(kWorkerConnectionsRefusedField, emit));
   counter('tidegate_worker_retries_total', 'Upstream retries, by worker.', ['worker'], (emit) => perWorker(kWorkerRetriesField, emit));
   counter('tidegate_worker_client_aborts_total', 'Requests whose client went away before a response, by worker.', ['worker'], (emit) => perWorker(kWorkerClientAbortsField, emit));
   counter('tidegate_worker_received_bytes_total', 'Request body bytes read, by worker.', ['worker'], (emit) => perWorker(kWorkerBytesInField, emit));

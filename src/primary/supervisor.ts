@@ -45,6 +45,12 @@ export class Supervisor {
   private readonly drainedWaiters = new Map<number, () => void>();
   /** receives workers' telemetry messages (histogram snapshots etc.) */
   onTelemetry: ((slot: number, payload: unknown) => void) | null = null;
+  /**
+   * A worker thread ended (crash, drain, failed start): it can no longer write shared
+   * memory, so what it still counted can be reconciled. Runs before any restart of
+   * the slot is scheduled.
+   */
+  onWorkerExit: ((slot: number) => void) | null = null;
 
   constructor(
     private readonly shm: SharedState,
@@ -131,6 +137,7 @@ export class Supervisor {
       w.on('exit', (code) => {
         info.phase = 'exited';
         this.workers[slot] = null;
+        this.onWorkerExit?.(slot);
         this.drainedWaiters.get(slot)?.();
         if (!settled) {
           settled = true;
@@ -186,11 +193,14 @@ export class Supervisor {
     clearTimeout(hard);
   }
 
-  /** Makes one worker fail as if it had hit a bug (test hook: exercises crash → restart). */
-  crash(slot: number): boolean {
+  /**
+   * Makes one worker fail as if it had hit a bug (test hook: exercises crash → restart).
+   * `abrupt`: the thread ends without running its own cleanup.
+   */
+  crash(slot: number, abrupt = false): boolean {
     const w = this.workers[slot];
     if (!w) return false;
-    w.postMessage({ type: 'crash' } satisfies PrimaryToWorker);
+    w.postMessage({ type: 'crash', abrupt } satisfies PrimaryToWorker);
     return true;
   }
 }

@@ -31,7 +31,7 @@ try {
 }
 
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
-attachCounters(shm.workerCounters(data.slot));
+attachCounters(shm.workerCounters(data.slot), data.slot);
 
 const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
 const telemetry = startWorkerTelemetry(data, send);
@@ -88,6 +88,12 @@ port.on('message', (msg: PrimaryToWorker) => {
       drain(msg.timeoutMs);
       return;
     case 'crash':
+      if (msg.abrupt === true) {
+        // A thread that ends before its own cleanup has run: sockets closed (or the
+        // process aborts), then gone, with no upstream request released.
+        (app as TemplatedApp & { close?: () => void }).close?.();
+        process.exit(1);
+      }
       setImmediate(() => {
         throw new Error('crash requested by the primary (test hook)');
       });

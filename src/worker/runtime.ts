@@ -10,6 +10,7 @@ import { IpAllowList } from './ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
+import { workerSlot } from './worker-state.js';
 
 export class Runtime {
   readonly generation: number;
@@ -29,7 +30,7 @@ export class Runtime {
     this.config = config;
     this.router = new Router(config.routes);
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
-    const endpoints = new EndpointTable(shm);
+    const endpoints = new EndpointTable(shm, workerSlot());
     this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
