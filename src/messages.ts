@@ -1,7 +1,7 @@
 // Every message that crosses between the primary and a worker thread. Messages are
 // for rare, large things (a config generation, drain); anything read per request
 // lives in shared memory (DESIGN.md §1).
-import type { Config, RouteConfig, UpstreamConfig } from './config/schema.js';
+import type { Config, RouteConfig, TlsConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
 import type { WorkerObservability } from './metrics/config.js';
 
@@ -49,6 +49,8 @@ export interface WorkerData {
 export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
+  /** new certificate files (or the same paths rewritten): swap the listener */
+  | { readonly type: 'tls'; readonly tls: TlsConfig; readonly revision: number }
   /** test hook: throw inside the worker, to exercise the crash path */
   | { readonly type: 'crash' };
 
@@ -57,5 +59,7 @@ export type WorkerToPrimary =
   | { readonly type: 'listen-failed'; readonly workerId: number; readonly message: string }
   | { readonly type: 'config-applied'; readonly workerId: number; readonly generation: number }
   | { readonly type: 'drained'; readonly workerId: number; readonly forced: number }
+  | { readonly type: 'tls-applied'; readonly workerId: number; readonly revision: number }
+  | { readonly type: 'tls-failed'; readonly workerId: number; readonly revision: number; readonly message: string }
   | { readonly type: 'telemetry'; readonly workerId: number; readonly slot: number; readonly payload: unknown }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly event: string; readonly fields: Record<string, unknown> };

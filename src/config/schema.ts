@@ -4,6 +4,7 @@
 // Unknown keys are errors everywhere: a typo must never be silently ignored.
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
 import { durationMs, sizeBytes } from './zod-units.js';
 import { policySchemas } from '../policies/registry.js';
 import { discoverySchema } from '../discovery/registry.js';
@@ -25,9 +26,35 @@ const cidr = z.string().refine((v) => {
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 
+/** a PEM file; a relative path is taken from the working directory */
+const pemPath = z.string().min(1).transform((p) => resolve(p));
+const pemEntry = { cert: pemPath, key: pemPath, passphrase: z.string().min(1).optional() };
+
+/**
+ * TLS termination on the data-plane port (uWS SSLApp, BoringSSL inside). The files are
+ * read, parsed and matched at config check (src/config/tls-checks.ts); each `sni`
+ * entry is a certificate chosen by the client's server name, the top-level one is
+ * served to every other name and to clients that send none.
+ */
+const tlsSchema = z.strictObject({
+  ...pemEntry,
+  sni: z
+    .array(
+      z.strictObject({
+        serverName: z
+          .string()
+          .regex(/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, 'expected a DNS name like "api.example.com" or "*.example.com"')
+          .transform((h) => h.toLowerCase()),
+        ...pemEntry,
+      }),
+    )
+    .default([]),
+});
+
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
   port: z.number().int().min(0).max(65535).default(8080),
+  tls: tlsSchema.optional(),
 });
 
 const adminSchema = z.strictObject({
@@ -184,6 +211,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
   return out;
 }
 
+export type TlsConfig = NonNullable<z.output<typeof listenSchema>['tls']>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = Config['upstreams'][string];

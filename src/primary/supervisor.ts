@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
+import type { TlsConfig } from '../config/schema.js';
 import type { SharedState } from '../shm/shared-state.js';
 
 export type WorkerPhase = 'starting' | 'listening' | 'draining' | 'exited' | 'restarting';
@@ -43,6 +44,8 @@ export class Supervisor {
   private port = 0;
   private stopping = false;
   private readonly drainedWaiters = new Map<number, () => void>();
+  /** per slot, the answer awaited to a certificate reload */
+  private readonly tlsWaiters = new Map<number, (r: { ok: boolean; message?: string }) => void>();
   /** receives workers' telemetry messages (histogram snapshots etc.) */
   onTelemetry: ((slot: number, payload: unknown) => void) | null = null;
 
@@ -117,6 +120,10 @@ export class Supervisor {
             this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
             this.drainedWaiters.get(slot)?.();
             return;
+          case 'tls-applied':
+          case 'tls-failed':
+            this.tlsWaiters.get(slot)?.(msg.type === 'tls-applied' ? { ok: true } : { ok: false, message: msg.message });
+            return;
           case 'telemetry':
             this.onTelemetry?.(slot, msg.payload);
             return;
@@ -155,6 +162,28 @@ export class Supervisor {
   broadcast(config: WorkerConfig): void {
     this.config = config;
     this.post({ type: 'config', config });
+  }
+
+  /**
+   * Asks every worker to take new certificates (a new listener on the same port) and
+   * waits for each answer. A worker that does not answer in time counts as failed; one
+   * restarted later reads the files of the config it starts with.
+   */
+  async reloadTls(tls: TlsConfig, revision: number, timeoutMs = 5_000): Promise<{ slot: number; ok: boolean; message?: string }[]> {
+    const answers = this.workers.map((w, slot) => {
+      if (!w) return Promise.resolve({ slot, ok: false, message: 'no worker running in this slot' });
+      return new Promise<{ slot: number; ok: boolean; message?: string }>((resolve) => {
+        const t = setTimeout(() => done({ ok: false, message: `no answer within ${timeoutMs} ms` }), timeoutMs);
+        const done = (r: { ok: boolean; message?: string }): void => {
+          clearTimeout(t);
+          this.tlsWaiters.delete(slot);
+          resolve({ slot, ...r });
+        };
+        this.tlsWaiters.set(slot, done);
+        w.postMessage({ type: 'tls', tls, revision } satisfies PrimaryToWorker);
+      });
+    });
+    return Promise.all(answers);
   }
 
   private post(msg: PrimaryToWorker): void {

@@ -10,20 +10,24 @@ import type { HttpRequest, HttpResponse } from './uws.js';
 import type { AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
 import { applyTraceContext } from './trace-context.js';
+import type { ListenerScope } from './listener.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 
 export type RuntimeRef = { current: Runtime };
 
-export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpRequest) => void {
+/** `scope` is the listener the connection came in on (certificate reloads retire one). */
+export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const rt = ref.current;
     const head = new RequestHead();
     const bad = readRequestHead(req, head, rt.config.limits, rt.requestIdHeader);
-    const ex = new Exchange(res, head, rt);
+    const ex = new Exchange(res, head, rt, scope);
     // Before anything that can outlive this callback (FIELD-NOTES: uWS terminates otherwise).
     res.onAborted(ex.onClientAborted);
     requestStarted();
+    scope.inFlight++;
+    scope.started++;
     ex.requestId = head.requestId !== null && REQUEST_ID.test(head.requestId) ? head.requestId : randomUUID();
     try {
       if (bad !== null) {
@@ -78,7 +82,7 @@ function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requ
   const trusted = rt.trusted.has(peer);
   const h = head.headers;
   h.push('x-forwarded-for', head.forwardedFor === null ? peer : `${head.forwardedFor}, ${peer}`);
-  h.push('x-forwarded-proto', trusted && head.forwardedProto !== null ? head.forwardedProto : 'http');
+  h.push('x-forwarded-proto', trusted && head.forwardedProto !== null ? head.forwardedProto : rt.scheme);
   h.push('x-forwarded-host', trusted && head.forwardedHost !== null ? head.forwardedHost : head.host);
   const via = rt.viaToken;
   if (via !== null) h.push('via', head.via === null ? via : `${head.via}, ${via}`);

@@ -19,6 +19,8 @@ export class Runtime {
   /** "1.1 tidegate", or null when Via is switched off */
   readonly viaToken: string | null;
   readonly requestIdHeader: string;
+  /** X-Forwarded-Proto for a client that is not a trusted proxy: how it reached us */
+  readonly scheme: 'http' | 'https';
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
 
@@ -31,6 +33,7 @@ export class Runtime {
     this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
+    this.scheme = config.listen.tls === undefined ? 'http' : 'https';
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
