@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { SERVER_NAME_RE } from './tls-files.js';
 import { durationMs, sizeBytes } from './zod-units.js';
 import { policySchemas } from '../policies/registry.js';
 import { discoverySchema } from '../discovery/registry.js';
@@ -43,7 +44,7 @@ const tlsSchema = z.strictObject({
       z.strictObject({
         serverName: z
           .string()
-          .regex(/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, 'expected a DNS name like "api.example.com" or "*.example.com"')
+          .regex(SERVER_NAME_RE, 'expected a DNS name like "api.example.com" or "*.example.com"')
           .transform((h) => h.toLowerCase()),
         ...pemEntry,
       }),

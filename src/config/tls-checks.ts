@@ -3,7 +3,7 @@
 // name. Run on the raw (env-substituted) input beside the schema, like the
 // cross-section checks, so a config is refused with every error at once.
 import { resolve } from 'node:path';
-import { checkPemFiles, coversServerName } from './tls-files.js';
+import { checkPemFiles, coversServerName, SERVER_NAME_RE } from './tls-files.js';
 
 type Issue = { path: (string | number)[]; message: string };
 
@@ -17,7 +17,7 @@ function entryIssues(entry: unknown, path: (string | number)[], out: Issue[], se
     for (const i of r.issues) out.push({ path: [...path, i.field], message: i.message });
     return;
   }
-  if (serverName !== undefined && !coversServerName(r.certificate, serverName)) {
+  if (serverName !== undefined && SERVER_NAME_RE.test(serverName) && !coversServerName(r.certificate, serverName)) {
     out.push({ path: [...path, 'cert'], message: `the certificate in ${e.cert} does not cover "${serverName}" (it names ${r.info.subjectAltName ?? r.info.subject})` });
   }
 }

@@ -7,6 +7,9 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
+/** a DNS name, or a wildcard of one label: "api.example.com", "*.example.com" */
+export const SERVER_NAME_RE = /^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/;
+
 export interface PemFiles {
   readonly cert: string;
   readonly key: string;
@@ -58,12 +61,13 @@ export function checkPemFiles(files: PemFiles): PemCheck {
   const keyText = read(files.key);
   if ('error' in keyText) issues.push({ field: 'key', message: keyText.error });
   else if (!/-----BEGIN (?:[A-Z]+ )?(?:ENCRYPTED )?PRIVATE KEY-----/.test(keyText.text)) issues.push({ field: 'key', message: `${files.key} holds no PEM private key` });
+  else if (files.passphrase === undefined && keyText.text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----')) issues.push({ field: 'key', message: `${files.key} is encrypted: set passphrase` });
   else {
     try {
       key = createPrivateKey({ key: keyText.text, format: 'pem', ...(files.passphrase !== undefined ? { passphrase: files.passphrase } : {}) });
     } catch (err) {
       const msg = firstLine(err);
-      const hint = /passphrase|decrypt|bad decrypt/i.test(msg) ? (files.passphrase === undefined ? ' (the key is encrypted: set passphrase)' : ' (wrong passphrase?)') : '';
+      const hint = files.passphrase !== undefined && /decrypt|passphrase|interrupted/i.test(msg) ? ' (wrong passphrase?)' : '';
       issues.push({ field: 'key', message: `${files.key} is not a usable PEM private key: ${msg}${hint}` });
     }
   }
