@@ -46,11 +46,19 @@ export interface WorkerData {
   readonly config: WorkerConfig;
 }
 
+export type TlsStep = 'start' | 'switch' | 'retire';
+
 export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
-  /** new certificate files (or the same paths rewritten): swap the listener */
-  | { readonly type: 'tls'; readonly tls: TlsConfig; readonly revision: number }
+  /**
+   * New certificate files (or the same paths rewritten), in three steps that every
+   * worker finishes before any starts the next (src/primary/gateway.ts reloadTls):
+   * start a listener with them beside the old one; switch (the old listen socket
+   * closes); retire (old connections close after their next response).
+   */
+  | { readonly type: 'tls'; readonly step: 'start'; readonly tls: TlsConfig; readonly revision: number }
+  | { readonly type: 'tls'; readonly step: 'switch' | 'retire'; readonly revision: number }
   /** test hook: throw inside the worker, to exercise the crash path */
   | { readonly type: 'crash' };
 
@@ -59,7 +67,6 @@ export type WorkerToPrimary =
   | { readonly type: 'listen-failed'; readonly workerId: number; readonly message: string }
   | { readonly type: 'config-applied'; readonly workerId: number; readonly generation: number }
   | { readonly type: 'drained'; readonly workerId: number; readonly forced: number }
-  | { readonly type: 'tls-applied'; readonly workerId: number; readonly revision: number }
-  | { readonly type: 'tls-failed'; readonly workerId: number; readonly revision: number; readonly message: string }
+  | { readonly type: 'tls-step'; readonly workerId: number; readonly revision: number; readonly step: TlsStep; readonly ok: boolean; readonly message?: string }
   | { readonly type: 'telemetry'; readonly workerId: number; readonly slot: number; readonly payload: unknown }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly event: string; readonly fields: Record<string, unknown> };

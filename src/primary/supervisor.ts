@@ -4,7 +4,6 @@ import { Worker } from 'node:worker_threads';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
-import type { TlsConfig } from '../config/schema.js';
 import type { SharedState } from '../shm/shared-state.js';
 
 export type WorkerPhase = 'starting' | 'listening' | 'draining' | 'exited' | 'restarting';
@@ -120,9 +119,8 @@ export class Supervisor {
             this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
             this.drainedWaiters.get(slot)?.();
             return;
-          case 'tls-applied':
-          case 'tls-failed':
-            this.tlsWaiters.get(slot)?.(msg.type === 'tls-applied' ? { ok: true } : { ok: false, message: msg.message });
+          case 'tls-step':
+            this.tlsWaiters.get(slot)?.(msg.ok ? { ok: true } : { ok: false, message: msg.message ?? 'failed' });
             return;
           case 'telemetry':
             this.onTelemetry?.(slot, msg.payload);
@@ -165,12 +163,13 @@ export class Supervisor {
   }
 
   /**
-   * Asks every worker to take new certificates (a new listener on the same port) and
-   * waits for each answer. A worker that does not answer in time counts as failed; one
-   * restarted later reads the files of the config it starts with.
+   * Sends one step of a certificate reload to the workers in `slots` and waits for each
+   * answer. A worker that does not answer in time counts as failed; one restarted later
+   * reads the files of the config it starts with.
    */
-  async reloadTls(tls: TlsConfig, revision: number, timeoutMs = 5_000): Promise<{ slot: number; ok: boolean; message?: string }[]> {
-    const answers = this.workers.map((w, slot) => {
+  async tlsStep(msg: Extract<PrimaryToWorker, { type: 'tls' }>, slots: readonly number[], timeoutMs = 5_000): Promise<{ slot: number; ok: boolean; message?: string }[]> {
+    const answers = slots.map((slot) => {
+      const w = this.workers[slot];
       if (!w) return Promise.resolve({ slot, ok: false, message: 'no worker running in this slot' });
       return new Promise<{ slot: number; ok: boolean; message?: string }>((resolve) => {
         const t = setTimeout(() => done({ ok: false, message: `no answer within ${timeoutMs} ms` }), timeoutMs);
@@ -180,7 +179,7 @@ export class Supervisor {
           resolve({ slot, ...r });
         };
         this.tlsWaiters.set(slot, done);
-        w.postMessage({ type: 'tls', tls, revision } satisfies PrimaryToWorker);
+        w.postMessage(msg);
       });
     });
     return Promise.all(answers);

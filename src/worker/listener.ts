@@ -1,9 +1,10 @@
 // One uWS app and its listen socket: plain, or TLS with SNI certificates. A worker
 // normally has one; a certificate reload starts a second on the same port (uSockets
 // sets SO_REUSEPORT for a non-zero port) and retires the first, the way nginx swaps
-// worker processes: the old listen socket closes at once, its open connections keep
-// being served (each is closed after its next response), and the old app closes once
-// nothing is in flight on it and uWS has timed out its idle connections. uWS 20.30
+// worker processes: the old listen socket closes (stopAccepting), its open connections
+// keep being served (after retire(), each is closed after its next response), and the
+// old app closes once nothing is in flight on it and uWS has timed out its idle
+// connections. The primary runs these steps on all workers in lockstep. uWS 20.30
 // offers no way to swap the certificate of a live app: removeServerName/addServerName
 // covers SNI names only, never the default certificate.
 import type { TlsConfig } from '../config/schema.js';

@@ -2,7 +2,7 @@
 // spreads connections, like nginx worker processes). Never blocks, never waits on
 // the primary: config generations arrive as messages and are swapped in whole.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { PrimaryToWorker, WorkerData, WorkerToPrimary } from '../messages.js';
+import type { PrimaryToWorker, TlsStep, WorkerData, WorkerToPrimary } from '../messages.js';
 import { SharedState } from '../shm/shared-state.js';
 import { createHandler, type RuntimeRef } from './http-server.js';
 import { Runtime } from './runtime.js';
@@ -105,32 +105,62 @@ void openListener(data.config.listen.tls).then((l) => {
   send({ type: 'listening', workerId: data.workerId, port: l.port });
 });
 
+/** a listener with new certificates, started beside the accepting one (step "start") */
+let incoming: { listener: Listener; revision: number } | null = null;
+/** the listener it replaced, no longer accepting, until step "retire" */
+let outgoing: { listener: Listener; revision: number } | null = null;
+
+function tlsAnswer(revision: number, step: TlsStep, problem: string | null): void {
+  send({ type: 'tls-step', workerId: data.workerId, revision, step, ok: problem === null, ...(problem !== null ? { message: problem } : {}) });
+}
+
 /**
- * New certificates: a new listener on the same port takes over new connections; the
- * old one stops accepting and serves its open connections until they are done
- * (src/worker/listener.ts). On any failure the old listener stays as it was.
+ * New certificates, in the primary's three steps: a new listener on the same port
+ * starts beside the old one; then the old one stops accepting; then it is retired and
+ * serves its open connections until they are done (src/worker/listener.ts). On any
+ * failure the old listener stays as it was.
  */
-function reloadTls(tls: TlsConfig, revision: number): void {
-  if (listener === null) return; // not listening yet, or draining
-  void openListener(tls).then((next) => {
-    if (typeof next === 'string') {
-      send({ type: 'tls-failed', workerId: data.workerId, revision, message: next });
+function tlsStep(msg: Extract<PrimaryToWorker, { type: 'tls' }>): void {
+  const { revision } = msg;
+  if (listener === null) return tlsAnswer(revision, msg.step, 'not listening (starting or draining)');
+  switch (msg.step) {
+    case 'start':
+      if (incoming !== null) {
+        listeners.delete(incoming.listener);
+        incoming.listener.close(); // an unfinished earlier reload: nothing was sent to it
+        incoming = null;
+      }
+      void openListener(msg.tls).then((next) => {
+        if (typeof next === 'string') return tlsAnswer(revision, 'start', next);
+        if (listener === null) {
+          listeners.delete(next); // drain began while it was starting
+          next.close();
+          return;
+        }
+        incoming = { listener: next, revision };
+        tlsAnswer(revision, 'start', null);
+      });
       return;
+    case 'switch': {
+      if (incoming?.revision !== revision) return tlsAnswer(revision, 'switch', 'no listener started for this revision');
+      const old = listener;
+      listener = incoming.listener;
+      incoming = null;
+      old.stopAccepting();
+      outgoing = { listener: old, revision };
+      return tlsAnswer(revision, 'switch', null);
     }
-    const old = listener;
-    if (old === null) {
-      // drain began while the new listener was starting
-      listeners.delete(next);
-      next.close();
-      return;
+    case 'retire': {
+      if (outgoing?.revision !== revision) return tlsAnswer(revision, 'retire', 'no listener switched for this revision');
+      const old = outgoing.listener;
+      outgoing = null;
+      old.retire(() => {
+        listeners.delete(old);
+        log('info', 'tls-listener-retired', { revision, requestsServed: old.started });
+      });
+      return tlsAnswer(revision, 'retire', null);
     }
-    listener = next;
-    old.retire(() => {
-      listeners.delete(old);
-      log('info', 'tls-listener-retired', { revision, requestsServed: old.started });
-    });
-    send({ type: 'tls-applied', workerId: data.workerId, revision });
-  });
+  }
 }
 
 port.on('message', (msg: PrimaryToWorker) => {
@@ -153,7 +183,7 @@ port.on('message', (msg: PrimaryToWorker) => {
       drain(msg.timeoutMs);
       return;
     case 'tls':
-      reloadTls(msg.tls, msg.revision);
+      tlsStep(msg);
       return;
     case 'crash':
       setImmediate(() => {
