@@ -4,6 +4,8 @@
 // Unknown keys are errors everywhere: a typo must never be silently ignored.
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { SERVER_NAME_RE } from './tls-files.js';
 import { durationMs, sizeBytes } from './zod-units.js';
 import { parseDuration } from './units.js';
 import { policyEntrySchema } from './policy-entries.js';
@@ -26,9 +28,35 @@ const cidr = z.string().refine((v) => {
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 
+/** a PEM file; a relative path is taken from the working directory */
+const pemPath = z.string().min(1).transform((p) => resolve(p));
+const pemEntry = { cert: pemPath, key: pemPath, passphrase: z.string().min(1).optional() };
+
+/**
+ * TLS termination on the data-plane port (uWS SSLApp, BoringSSL inside). The files are
+ * read, parsed and matched at config check (src/config/tls-checks.ts); each `sni`
+ * entry is a certificate chosen by the client's server name, the top-level one is
+ * served to every other name and to clients that send none.
+ */
+const tlsSchema = z.strictObject({
+  ...pemEntry,
+  sni: z
+    .array(
+      z.strictObject({
+        serverName: z
+          .string()
+          .regex(SERVER_NAME_RE, 'expected a DNS name like "api.example.com" or "*.example.com"')
+          .transform((h) => h.toLowerCase()),
+        ...pemEntry,
+      }),
+    )
+    .default([]),
+});
+
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
   port: z.number().int().min(0).max(65535).default(8080),
+  tls: tlsSchema.optional(),
 });
 
 const adminSchema = z.strictObject({
@@ -259,6 +287,7 @@ function slowStartIssues(upstreams: unknown): { path: (string | number)[]; messa
   return out;
 }
 
+export type TlsConfig = NonNullable<z.output<typeof listenSchema>['tls']>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = Config['upstreams'][string];

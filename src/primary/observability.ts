@@ -11,6 +11,7 @@ import type { Logger } from './logger.js';
 import type { Config } from '../config/schema.js';
 import type { SharedState } from '../shm/shared-state.js';
 import type { WorkerInfo } from './supervisor.js';
+import type { TlsStatus } from './tls-certificates.js';
 import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
@@ -39,6 +40,8 @@ export interface ObservabilityDeps {
   readonly workers: () => readonly WorkerInfo[];
   readonly config: () => Config;
   readonly log: Logger;
+  /** the data plane's certificates (src/primary/tls-certificates.ts) */
+  readonly tls?: () => TlsStatus;
 }
 
 export interface ScalingStatus {
@@ -326,6 +329,18 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       },
     });
   }
+
+  // data-plane certificates
+  gauge('tidegate_tls_certificate_expiry_timestamp_seconds', 'notAfter of each certificate the data plane serves, as a Unix time ("default": no SNI match).', ['server_name'], (emit) => {
+    for (const c of deps.tls?.().certificates ?? []) emit({ server_name: c.serverName ?? 'default' }, Date.parse(c.validTo) / 1000);
+  });
+  counter('tidegate_tls_reloads_total', 'Certificate reloads, by outcome ("failed": at least one worker kept its old certificates).', ['outcome'], (emit) => {
+    const r = deps.tls?.().reloads;
+    if (r) {
+      emit({ outcome: 'applied' }, r.applied);
+      emit({ outcome: 'failed' }, r.failed);
+    }
+  });
 
   // per route
   counter('tidegate_route_requests_total', 'Requests finished, by route, method and status class ("aborted": the client left before a status was sent).', ['route', 'method', 'code_class'], (emit) => {

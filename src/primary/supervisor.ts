@@ -43,6 +43,8 @@ export class Supervisor {
   private port = 0;
   private stopping = false;
   private readonly drainedWaiters = new Map<number, () => void>();
+  /** per slot, the answer awaited to a certificate reload */
+  private readonly tlsWaiters = new Map<number, (r: { ok: boolean; message?: string }) => void>();
   /** receives workers' telemetry messages (histogram snapshots etc.) */
   onTelemetry: ((slot: number, payload: unknown) => void) | null = null;
   /**
@@ -123,6 +125,9 @@ export class Supervisor {
             this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
             this.drainedWaiters.get(slot)?.();
             return;
+          case 'tls-step':
+            this.tlsWaiters.get(slot)?.(msg.ok ? { ok: true } : { ok: false, message: msg.message ?? 'failed' });
+            return;
           case 'telemetry':
             this.onTelemetry?.(slot, msg.payload);
             return;
@@ -162,6 +167,29 @@ export class Supervisor {
   broadcast(config: WorkerConfig): void {
     this.config = config;
     this.post({ type: 'config', config });
+  }
+
+  /**
+   * Sends one step of a certificate reload to the workers in `slots` and waits for each
+   * answer. A worker that does not answer in time counts as failed; one restarted later
+   * reads the files of the config it starts with.
+   */
+  async tlsStep(msg: Extract<PrimaryToWorker, { type: 'tls' }>, slots: readonly number[], timeoutMs = 5_000): Promise<{ slot: number; ok: boolean; message?: string }[]> {
+    const answers = slots.map((slot) => {
+      const w = this.workers[slot];
+      if (!w) return Promise.resolve({ slot, ok: false, message: 'no worker running in this slot' });
+      return new Promise<{ slot: number; ok: boolean; message?: string }>((resolve) => {
+        const t = setTimeout(() => done({ ok: false, message: `no answer within ${timeoutMs} ms` }), timeoutMs);
+        const done = (r: { ok: boolean; message?: string }): void => {
+          clearTimeout(t);
+          this.tlsWaiters.delete(slot);
+          resolve({ slot, ...r });
+        };
+        this.tlsWaiters.set(slot, done);
+        w.postMessage(msg);
+      });
+    });
+    return Promise.all(answers);
   }
 
   private post(msg: PrimaryToWorker): void {

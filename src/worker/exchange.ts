@@ -18,6 +18,7 @@ import type { HttpResponse } from './uws.js';
 import { writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
 import { countConnectionRefused, countRetry, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
+import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
@@ -75,6 +76,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly res: HttpResponse;
   readonly head: RequestHead;
   readonly rt: Runtime;
+  /** the listener the request came in on */
+  readonly scope: ListenerScope;
   route: CompiledRoute | null = null;
   upstream: UpstreamSet | null = null;
   requestId = '';
@@ -119,8 +122,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pendingOffset = 0;
   private resumeUpstream: (() => void) | null = null;
 
-  constructor(res: HttpResponse, head: RequestHead, rt: Runtime) {
+  constructor(res: HttpResponse, head: RequestHead, rt: Runtime, scope: ListenerScope) {
     this.res = res;
+    this.scope = scope;
     this.head = head;
     this.rt = rt;
     this.startedAt = performance.now();
@@ -130,10 +134,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /**
    * Whether this connection ends after the response: the client sent
    * `Connection: close` (RFC 9112 §9.6: we answer with it and close cleanly, instead
-   * of letting uWS drop the socket), or the worker is draining.
+   * of letting uWS drop the socket), the worker is draining, or a certificate reload
+   * retired the listener the connection came in on.
    */
   closeAfter(): boolean {
-    return this.clientClose || isDraining();
+    return this.clientClose || isDraining() || this.scope.retiring;
   }
 
   /** endpoint index of the last attempt, -1 if none was picked */
@@ -593,6 +598,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.finished = true;
     this.clearBodyTimer();
     requestFinished(status, this.bodyBytes, this.written);
+    this.scope.inFlight--;
     requestLogged(this, status, performance.now());
   }
 }

@@ -22,6 +22,8 @@ export class Runtime {
   readonly viaToken: string | null;
   readonly requestIdHeader: string;
   readonly pathOptions: PathOptions;
+  /** X-Forwarded-Proto for a client that is not a trusted proxy: how it reached us */
+  readonly scheme: 'http' | 'https';
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
 
@@ -35,6 +37,7 @@ export class Runtime {
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
+    this.scheme = config.listen.tls === undefined ? 'http' : 'https';
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
