@@ -25,6 +25,10 @@ import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.j
 import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
+import { DecisionFeed } from './decisions/decision-feed.js';
+import { decision, withDecisionFeed } from './decisions/decision-log.js';
+import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
+import { decisionRoutes } from './decisions/decision-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -33,6 +37,11 @@ export interface GatewayOptions {
   /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
   readonly configPath?: string;
   readonly log: Logger;
+}
+
+function streamOptions(c: Config): DecisionStreamOptions {
+  const s = c.observability.decisions.stream;
+  return { heartbeatMs: s.heartbeat, clientBuffer: s.clientBuffer, maxClients: s.maxClients };
 }
 
 export function resolveWorkerCount(workers: Config['workers']): number {
@@ -54,37 +63,47 @@ export class Gateway {
   readonly endpoints: EndpointWriter;
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
+  /** the last decisions (ejections, discovery, reloads, worker restarts, scaling), GET /v1/decisions */
+  readonly decisions: DecisionFeed;
+  private readonly decisionStream: DecisionStream;
+  /** opts.log carrying the decision feed: every control-plane module logs through it */
+  private readonly log: Logger;
   port = 0;
   adminPort = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     this.config = opts.config;
+    this.decisions = new DecisionFeed(opts.config.observability.decisions.size);
+    this.decisionStream = new DecisionStream(this.decisions, streamOptions(opts.config));
+    this.log = withDecisionFeed(opts.log, this.decisions);
     const count = resolveWorkerCount(opts.config.workers);
     this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
     // Tables before workers: a worker finds its upstreams in them when it starts.
-    this.endpoints = new EndpointWriter(this.shm, opts.log);
+    this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
-    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
+    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, decisions: this.decisions, decisionStream: this.decisionStream.stats });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
     // and health decisions land in the shared tables the balancers read.
-    this.control = new UpstreamControl({ log: opts.log, writer: this.endpoints });
+    this.control = new UpstreamControl({ log: this.log, writer: this.endpoints });
   }
 
   async start(): Promise<void> {
-    const { log } = this.opts;
+    const log = this.log;
     this.port = await this.supervisor.start();
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
+    const consoleRoutes = decisionRoutes(this.decisions, this.decisionStream);
     this.admin = await startAdminServer(a.host, a.port, a.token, {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening'),
       status: () => this.status(),
       reload: () => this.reload(),
-      extra: this.obs.adminRoutes,
+      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra },
+      streams: consoleRoutes.streams,
       ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number) => this.supervisor.crash(slot) } : {}),
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
@@ -96,14 +115,15 @@ export class Gateway {
 
   /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */
   async reload(): Promise<{ generation: number }> {
-    const { log, configPath } = this.opts;
+    const { configPath } = this.opts;
+    const log = this.log;
     if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
       next = loadConfigFile(configPath);
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
-      log.error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
+      decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
     const restartNeeded = JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) || next.workers !== this.config.workers;
@@ -114,7 +134,7 @@ export class Gateway {
       this.endpoints.applyConfig(upstreamTables(next));
     } catch (err) {
       const e = err as Error & { code?: string };
-      log.error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
+      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
     this.config = next;
@@ -123,7 +143,9 @@ export class Gateway {
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
     this.obs.onConfig(next, this.generation);
     await this.control.apply(next.upstreams);
-    log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
+    this.decisions.resize(next.observability.decisions.size);
+    this.decisionStream.setOptions(streamOptions(next));
+    decision(log).info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
     if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
   }
@@ -170,6 +192,8 @@ export class Gateway {
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
       balancing: this.endpoints.status(),
       rateLimits: this.limiter.status(),
+      decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
+      history: this.obs.status().history,
     };
   }
 
@@ -178,17 +202,18 @@ export class Gateway {
     if (this.draining) return;
     this.draining = true;
     const timeoutMs = this.config.shutdown.drainTimeout;
-    this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
+    this.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
     const admin = this.admin;
+    this.decisionStream.closeAll();
     if (admin) {
       const closed = new Promise<void>((r) => admin.close(() => r()));
       admin.closeAllConnections();
       await closed;
     }
-    this.opts.log.info({ event: 'stopped' }, 'stopped');
+    this.log.info({ event: 'stopped' }, 'stopped');
   }
 }
