@@ -15,7 +15,7 @@ export interface TopStatus {
   readonly balancing?: readonly {
     name: string;
     slowStartMs: number;
-    endpoints: readonly { address: string; stateName: string; weight: number; effectiveWeight: number; inFlight: number; ewmaUs: number }[];
+    endpoints: readonly { address: string; stateName: string; weight: number; weightPercent: number; inFlight: number; ewmaUs: number }[];
   }[];
 }
 
@@ -143,7 +143,7 @@ export function renderTop(snap: TopSnapshot, opts: RenderOptions): string[] {
   for (const u of st.balancing ?? []) {
     for (const e of u.endpoints) {
       const h = health.get(`${u.name} ${e.address}`);
-      const ramp = u.slowStartMs > 0 && e.weight > 0 && e.effectiveWeight < e.weight ? ` ramp ${Math.round((100 * e.effectiveWeight) / e.weight)}%` : '';
+      const ramp = u.slowStartMs > 0 && e.weightPercent < 100 ? ` slow start ${e.weightPercent}%` : '';
       const state = e.stateName === 'healthy' ? 'healthy' : e.stateName.toUpperCase();
       epRows.push(padR(`${u.name} ${e.address}`, addrW) + ' ' + padR(state, stateW) + ' ' + padL(String(e.inFlight), 6) + ' ' + padL(num(e.ewmaUs / 1000, 2), 8) + ' ' + fit((h && e.stateName !== 'healthy' ? h.reason : '') + ramp, whyW));
     }

@@ -2,7 +2,7 @@
 // scaling signals, webhook). Its own file so schema.ts stays a list of sections;
 // defaults make the whole section optional.
 import { z } from 'zod';
-import { durationMs } from '../config/zod-units.js';
+import { durationMs, sizeBytes } from '../config/zod-units.js';
 
 const duration = durationMs;
 
@@ -75,8 +75,8 @@ const webhookSchema = z.strictObject({
 const decisionStreamSchema = z.strictObject({
   /** comment line sent on an idle stream, so proxies keep it and clients see a dead one */
   heartbeat: duration.pipe(z.number().min(100).max(300_000)).default(15_000),
-  /** events a client may have waiting on a full socket before its stream is closed (it resumes with Last-Event-ID) */
-  clientBuffer: z.number().int().min(1).max(100_000).default(256),
+  /** bytes a client may have waiting on its socket before its stream is closed (it resumes with Last-Event-ID) */
+  clientBuffer: sizeBytes.pipe(z.number().int().min(4096).max(64 * 1024 * 1024)).default(1024 * 1024),
   /** concurrent streams; more are answered 503 */
   maxClients: z.number().int().min(1).max(1000).default(16),
 });

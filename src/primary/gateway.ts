@@ -21,7 +21,7 @@ import { startAdminServer } from './admin-server.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
 import { createObservability, type Observability } from './observability.js';
-import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.js';
+import { EndpointWriter, WEIGHT_SCALE, shmCapacity, upstreamTables } from './endpoint-writer.js';
 import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
@@ -41,7 +41,7 @@ export interface GatewayOptions {
 
 function streamOptions(c: Config): DecisionStreamOptions {
   const s = c.observability.decisions.stream;
-  return { heartbeatMs: s.heartbeat, clientBuffer: s.clientBuffer, maxClients: s.maxClients };
+  return { heartbeatMs: s.heartbeat, clientBufferBytes: s.clientBuffer, maxClients: s.maxClients };
 }
 
 export function resolveWorkerCount(workers: Config['workers']): number {
@@ -190,7 +190,8 @@ export class Gateway {
         timeouts: u.timeouts,
       })),
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
-      balancing: this.endpoints.status(),
+      // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
+      balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,

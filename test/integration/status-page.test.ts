@@ -66,7 +66,7 @@ test('status page renders workers, routes and scaling from /status and /metrics 
     assert.equal((workers.match(/listening/g) ?? []).length, 2);
     // routes table: the api route with its 10 requests (from tidegate_route_requests_total)
     const routes = /<table id="routes">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(dom)![1]!;
-    assert.match(routes, /<td>api<\/td><td>app<\/td><td>10<\/td>/);
+    assert.match(routes, /<td>api<\/td><td>app<\/td><td class="n">10<\/td>/);
     const scaling = /<table id="scaling">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(dom)![1]!;
     assert.match(scaling, /<td>app<\/td>/);
   } finally {

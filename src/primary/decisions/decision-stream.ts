@@ -5,16 +5,18 @@
 //   a `gap` event says how many were lost before the replay starts.
 // * Heartbeat: a comment line every `heartbeat`, so idle proxies keep the connection
 //   and the client notices a dead one.
-// * Bounded buffering: each client may have at most `clientBuffer` events waiting on
-//   a full socket. Past that the server closes the stream instead of growing a queue;
-//   the client reconnects with its Last-Event-ID and resumes from the ring.
+// * Bounded buffering: each client may have at most `clientBufferBytes` written but
+//   not yet taken by its socket. Past that the server closes the stream instead of
+//   growing a queue; the client reconnects with its Last-Event-ID and resumes from
+//   the ring. (Bytes, not a count of write() === false: node:http corks a response
+//   for the rest of the tick, so a burst reads as "full" even for a fast reader.)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision, DecisionFeed } from './decision-feed.js';
 import { parseDecisionQuery } from './decision-query.js';
 
 export interface DecisionStreamOptions {
   readonly heartbeatMs: number;
-  readonly clientBuffer: number;
+  readonly clientBufferBytes: number;
   readonly maxClients: number;
 }
 
@@ -62,7 +64,6 @@ export class DecisionStream {
     this.open.add(res);
     this.stats.clients = this.open.size;
 
-    let waiting = 0; // events written while the socket reported full
     let closed = false;
     let unsubscribe = (): void => {};
     let hb: NodeJS.Timeout | undefined;
@@ -76,23 +77,21 @@ export class DecisionStream {
     };
     const send = (chunk: string, counts: boolean): void => {
       if (closed) return;
-      if (counts && waiting >= this.opts.clientBuffer) {
+      if (counts && res.writableLength > this.opts.clientBufferBytes) {
         this.stats.overflows++;
         close();
         // The client resumes with Last-Event-ID; the ring still holds what it missed.
         res.destroy();
         return;
       }
-      const ok = res.write(chunk);
-      if (!ok && counts) waiting++;
+      res.write(chunk);
     };
-    res.on('drain', () => (waiting = 0));
     res.on('close', close);
 
     send(`retry: 2000\n: tidegate decision feed; latest id ${this.feed.latestId}\n\n`, false);
     const oldest = this.feed.oldestId;
     if (lastId > 0 && oldest > lastId + 1) send(`event: gap\ndata: ${JSON.stringify({ lost: oldest - lastId - 1, resumeFrom: oldest })}\n\n`, false);
-    // The replay is bounded by the ring, so it does not count against clientBuffer; it
+    // The replay is bounded by the ring, so it is not held to clientBufferBytes; it
     // and the subscription happen in one synchronous step, so nothing falls between.
     for (const d of this.feed.query({ since: lastId, ...(q.kinds ? { kinds: q.kinds } : {}) })) send(frame(d), false);
     unsubscribe = this.feed.subscribe((d) => {

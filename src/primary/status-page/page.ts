@@ -16,9 +16,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .scroll { overflow-x: auto; max-width: 100%; }
   table { border-collapse: collapse; background: #fff; min-width: 40rem; }
   caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-  th, td { padding: .3rem .7rem; border-bottom: 1px solid #e3e8ee; text-align: right; white-space: nowrap; }
-  th:first-child, td:first-child { text-align: left; }
-  td.text { text-align: left; white-space: normal; max-width: 28rem; }
+  th, td { padding: .3rem .7rem; border-bottom: 1px solid #e3e8ee; text-align: left; white-space: nowrap; vertical-align: top; }
+  th.n, td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  td.text { white-space: normal; max-width: 28rem; }
   th { background: #eef2f6; font-weight: 600; }
   .muted { color: #6a7785; } .bad { color: #b42318; font-weight: 600; } .ok { color: #067647; } .warn { color: #b54708; font-weight: 600; }
   .state::before { content: ""; display: inline-block; width: .6em; height: .6em; border-radius: 50%; margin-right: .35em; background: currentColor; }
@@ -31,7 +31,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   svg.chart.err polyline { stroke: #b42318; } svg.chart.lat polyline { stroke: #7a4cc2; }
   svg.chart line { stroke: #e3e8ee; stroke-width: 1; vector-effect: non-scaling-stroke; }
   .note { background: #eef2f6; padding: .4rem .7rem; border-left: 3px solid #6a7785; margin: .8rem 0; }
-  @media (max-width: 600px) { body { margin: .6rem; } table { min-width: 0; } th, td { padding: .25rem .4rem; } }
+  @media (max-width: 600px) { body { margin: .6rem; } table { min-width: 0; } th, td { padding: .25rem .4rem; } td.text { min-width: 15rem; } }
 </style>
 </head>
 <body data-ready="0">
@@ -42,15 +42,15 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <h2>Traffic by route</h2>
 <div id="charts" class="charts" aria-live="off"></div>
 <h2>Endpoints</h2>
-<div class="scroll"><table id="endpoints"><thead><tr><th scope="col">upstream</th><th scope="col">endpoint</th><th scope="col">state</th><th scope="col">why</th><th scope="col">since</th><th scope="col">weight</th><th scope="col">slow start</th><th scope="col">in flight</th><th scope="col">EWMA (ms)</th><th scope="col">requests</th><th scope="col">failures</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="endpoints"><thead><tr><th scope="col">upstream</th><th scope="col">endpoint</th><th scope="col">state</th><th scope="col">why</th><th scope="col" class="n">since</th><th scope="col" class="n">weight</th><th scope="col" class="n">slow start</th><th scope="col" class="n">in flight</th><th scope="col" class="n">EWMA (ms)</th><th scope="col" class="n">requests</th><th scope="col" class="n">failures</th></tr></thead><tbody></tbody></table></div>
 <h2>Decisions</h2>
-<div class="scroll"><table id="decisions"><thead><tr><th scope="col">#</th><th scope="col">time</th><th scope="col">kind</th><th scope="col">subject</th><th scope="col">why</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="decisions"><thead><tr><th scope="col" class="n">#</th><th scope="col">time</th><th scope="col">kind</th><th scope="col">subject</th><th scope="col">why</th></tr></thead><tbody></tbody></table></div>
 <h2>Workers</h2>
-<div class="scroll"><table id="workers"><thead><tr><th scope="col">slot</th><th scope="col">phase</th><th scope="col">requests</th><th scope="col">in flight</th><th scope="col">5xx</th><th scope="col">loop util.</th><th scope="col">loop p99 (ms)</th><th scope="col">restarts</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="workers"><thead><tr><th scope="col" class="n">slot</th><th scope="col">phase</th><th scope="col" class="n">requests</th><th scope="col" class="n">in flight</th><th scope="col" class="n">5xx</th><th scope="col" class="n">loop util.</th><th scope="col" class="n">loop p99 (ms)</th><th scope="col" class="n">restarts</th></tr></thead><tbody></tbody></table></div>
 <h2>Routes</h2>
-<div class="scroll"><table id="routes"><thead><tr><th scope="col">route</th><th scope="col">upstream</th><th scope="col">requests</th><th scope="col">errors (5xx)</th><th scope="col">req/s</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="routes"><thead><tr><th scope="col">route</th><th scope="col">upstream</th><th scope="col" class="n">requests</th><th scope="col" class="n">errors (5xx)</th><th scope="col" class="n">req/s</th></tr></thead><tbody></tbody></table></div>
 <h2>Upstreams and scaling</h2>
-<div class="scroll"><table id="scaling"><thead><tr><th scope="col">upstream</th><th scope="col">req/s</th><th scope="col">forecast</th><th scope="col">current</th><th scope="col">recommended</th><th scope="col">reason</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="scaling"><thead><tr><th scope="col">upstream</th><th scope="col" class="n">req/s</th><th scope="col">forecast</th><th scope="col" class="n">current</th><th scope="col" class="n">recommended</th><th scope="col">reason</th></tr></thead><tbody></tbody></table></div>
 <script>
 (function () {
   'use strict';
@@ -66,7 +66,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   var decisions = [];
   var lastDecision = -1;
   function el(tag, text, cls) { var e = document.createElement(tag); e.textContent = text; if (cls) e.className = cls; return e; }
-  function row(cells) { var tr = document.createElement('tr'); cells.forEach(function (c) { tr.appendChild(typeof c === 'object' ? c : el('td', String(c))); }); return tr; }
+  // Numbers (and "-" for none) are right-aligned; words stay left.
+  function row(cells) { var tr = document.createElement('tr'); cells.forEach(function (c) { tr.appendChild(typeof c === 'object' ? c : el('td', String(c), typeof c === 'number' || /^-?[0-9][0-9.]*( %| s ago| min ago)?$|^-$/.test(String(c)) ? 'n' : '')); }); return tr; }
   function fill(id, rows) { var tb = document.querySelector('#' + id + ' tbody'); tb.textContent = ''; rows.forEach(function (r) { tb.appendChild(r); }); }
   function num(v, d) { return v === null || v === undefined || isNaN(v) ? '-' : Number(v).toFixed(d === undefined ? 0 : d); }
   function ago(ms) { if (!ms) return '-'; var s = Math.max(0, Math.round((Date.now() - ms) / 1000)); return s < 90 ? s + ' s ago' : Math.round(s / 60) + ' min ago'; }
@@ -154,8 +155,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
         var cls = state === 'healthy' ? 'ok' : state === 'ejected' ? 'bad' : 'warn';
         var st = el('td', state, 'state ' + cls);
         var why = h && h.reason ? h.reason : '';
-        var ramp = e.weight > 0 && e.effectiveWeight < e.weight ? Math.round(100 * e.effectiveWeight / e.weight) + ' %' : 'done';
-        rows.push(row([u.name, e.address, st, el('td', why, 'text muted'), h && h.since ? ago(h.since) : '-', e.effectiveWeight + ' / ' + e.weight, u.slowStartMs > 0 ? ramp : '-', e.inFlight, num(e.ewmaUs / 1000, 2), e.requests, e.failures]));
+        var ramp = e.weightPercent < 100 ? e.weightPercent + ' %' : 'done';
+        rows.push(row([u.name, e.address, st, el('td', why, 'text muted'), h && h.since ? ago(h.since) : '-', e.weight, u.slowStartMs > 0 ? ramp : '-', e.inFlight, num(e.ewmaUs / 1000, 2), e.requests, e.failures]));
       });
     });
     fill('endpoints', rows);
@@ -195,13 +196,13 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     (status.routes || []).forEach(function (r) { upstreamOf[r.name] = r.upstream; });
     fill('routes', routes.map(function (n) {
       var rate = dt > 0 && prevRoute[n] !== undefined ? ((reqs[n] || 0) - prevRoute[n]) / dt : null;
-      return row([n, upstreamOf[n] || '-', reqs[n] || 0, el('td', String(errs[n] || 0), errs[n] ? 'bad' : ''), num(rate, 1)]);
+      return row([n, upstreamOf[n] || '-', reqs[n] || 0, el('td', String(errs[n] || 0), errs[n] ? 'n bad' : 'n'), num(rate, 1)]);
     }));
     prevRoute = reqs; prevAt = now;
     var scaling = status.scaling || [];
     fill('scaling', scaling.map(function (s) {
       var rec = s.recommendation;
-      return row([s.upstream, num(s.requestRate, 1), s.forecast ? num(s.forecast.value, 1) + ' in ' + s.forecast.horizonSeconds + 's' : '-', rec ? rec.current : '-', el('td', rec ? String(rec.recommended) : '-', rec && rec.recommended !== rec.current ? 'bad' : ''), el('td', rec ? rec.reason : '', 'muted')]);
+      return row([s.upstream, num(s.requestRate, 1), s.forecast ? num(s.forecast.value, 1) + ' in ' + s.forecast.horizonSeconds + 's' : '-', rec ? rec.current : '-', el('td', rec ? String(rec.recommended) : '-', rec && rec.recommended !== rec.current ? 'n bad' : 'n'), el('td', rec ? rec.reason : '', 'muted')]);
     }));
     renderEndpoints(status);
     renderCharts(status);
