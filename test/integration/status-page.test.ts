@@ -3,46 +3,10 @@
 // `chromium` package: scripts/install-test-deps-ui.sh installs it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { request } from 'undici';
+import { findChromium, dumpDom } from '../helpers/chromium.js';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
-
-function findChromium(): string | null {
-  for (const b of ['chromium', 'chromium-browser']) {
-    const r = spawnSync('sh', ['-c', `command -v ${b}`], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim() !== '') return r.stdout.trim();
-  }
-  return null;
-}
-
-function dumpDom(chromium: string, url: string): Promise<string> {
-  const profile = mkdtempSync(join(tmpdir(), 'tidegate-chromium-'));
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    `--user-data-dir=${profile}`,
-    // Lets the page's timers run (and its fetches finish) before the DOM is dumped.
-    '--virtual-time-budget=5000',
-    '--dump-dom',
-    url,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(chromium, args, { timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
-      rmSync(profile, { recursive: true, force: true });
-      if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 test('status page renders workers, routes and scaling from /status and /metrics in headless Chromium', async () => {
   const chromium = findChromium();
