@@ -246,4 +246,16 @@ test('console: an active-health ejection in the feed (JSON, SSE, log), history a
   writeFileSync(`${ARTIFACTS}top-live-screen.txt`, lastFrame);
   for (const l of lastFrame.replace(/\r/g, '').split('\n')) assert.ok([...l].length <= 80, `live line over 80 columns: ${JSON.stringify(l)}`);
   t.diagnostic(`top --once and the live screen: ${ARTIFACTS}top-once.txt, ${ARTIFACTS}top-live-screen.txt`);
+
+  // A rejected reload is a decision too, with every issue as its why.
+  const good = readFileSync(gw.configPath, 'utf8');
+  writeFileSync(gw.configPath, good.replace('upstream: app', 'upstream: nowhere'));
+  const reload = await request(`${gw.adminUrl}/reload`, { method: 'POST' });
+  assert.equal(reload.statusCode, 400);
+  await reload.body.dump();
+  writeFileSync(gw.configPath, good);
+  const rejected = (await (await request(`${gw.adminUrl}/v1/decisions?kind=config-rejected`)).body.json()) as { decisions: (Decision & { why: { issues?: string[] } })[] };
+  assert.equal(rejected.decisions.length, 1);
+  assert.equal(rejected.decisions[0]!.level, 'error');
+  assert.ok(rejected.decisions[0]!.why.issues!.some((i) => i.includes('nowhere')), JSON.stringify(rejected.decisions[0]!.why));
 });
