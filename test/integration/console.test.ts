@@ -106,7 +106,7 @@ test('console: an active-health ejection in the feed (JSON, SSE, log), history a
     },
     routes: [{ name: 'api', match: { path: '/' }, upstream: 'app' }],
     observability: { snapshotInterval: '200ms', decisions: { size: 100, stream: { heartbeat: '300ms' } } },
-  });
+  }, { env: { TIDEGATE_ENABLE_TEST_HOOKS: '1' } });
   t.after(async () => {
     await gw.stop();
     await a.kill();
@@ -258,4 +258,19 @@ test('console: an active-health ejection in the feed (JSON, SSE, log), history a
   assert.equal(rejected.decisions.length, 1);
   assert.equal(rejected.decisions[0]!.level, 'error');
   assert.ok(rejected.decisions[0]!.why.issues!.some((i) => i.includes('nowhere')), JSON.stringify(rejected.decisions[0]!.why));
+
+  // A worker crash: the supervisor's restart is a decision about that worker.
+  const crash = await request(`${gw.adminUrl}/debug/crash-worker?slot=1`, { method: 'POST' });
+  assert.equal(crash.statusCode, 202);
+  await crash.body.dump();
+  const restart = await poll(
+    async () => {
+      const r = (await (await request(`${gw.adminUrl}/v1/decisions?kind=worker-restart`)).body.json()) as { decisions: (Decision & { subject: { worker?: number }; why: { exitCode?: number; restartInMs?: number } })[] };
+      return r.decisions[0] ?? null;
+    },
+    10_000,
+    'the worker-restart decision',
+  );
+  assert.equal(restart.subject.worker, 1);
+  assert.equal(typeof restart.why.restartInMs, 'number');
 });

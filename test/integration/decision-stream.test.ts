@@ -124,6 +124,19 @@ test('stream: a resume older than the ring gets a gap event saying how many were
   assert.deepEqual(c.events.slice(1).map((e) => Number(e.id)), [16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
 });
 
+test('stream: an id beyond the newest (the gateway restarted) gets a reset event and the whole ring', async (t) => {
+  const s = await setup();
+  t.after(() => s.close());
+  s.record('discovery-updated');
+  s.record('endpoint-ejected');
+  const c = await connect(`${s.base}/v1/decisions/stream`, { 'last-event-id': '900' });
+  t.after(() => c.close());
+  await waitFor(() => c.events.length >= 3, 5_000, 'reset + replay');
+  assert.equal(c.events[0]!.event, 'reset');
+  assert.deepEqual(JSON.parse(c.events[0]!.data!), { lastEventId: 900, latestId: 2 });
+  assert.deepEqual(c.events.slice(1).map((e) => e.id), ['1', '2']);
+});
+
 test('stream: a client that stops reading is cut off at clientBufferBytes, others keep streaming; JSON pages forward', async (t) => {
   const s = await setup({ clientBufferBytes: 256 * 1024 }, 100);
   t.after(() => s.close());

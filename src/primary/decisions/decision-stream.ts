@@ -2,7 +2,9 @@
 //
 // * Resume: a client that reconnects with `Last-Event-ID` (or `?since=`) first gets
 //   every decision after that id still in the ring; when the ring has moved past it,
-//   a `gap` event says how many were lost before the replay starts.
+//   a `gap` event says how many were lost before the replay starts. Ids start at 1
+//   with each process: an id beyond the newest means the gateway restarted, so a
+//   `reset` event comes first and the whole ring is replayed.
 // * Heartbeat: a comment line every `heartbeat`, so idle proxies keep the connection
 //   and the client notices a dead one.
 // * Bounded buffering: each client may have at most `clientBufferBytes` written but
@@ -55,7 +57,9 @@ export class DecisionStream {
       return;
     }
     const header = req.headers['last-event-id'];
-    const lastId = typeof header === 'string' && /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : (q.since ?? this.feed.latestId);
+    const asked = typeof header === 'string' && /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : (q.since ?? this.feed.latestId);
+    const restarted = asked > this.feed.latestId;
+    const lastId = restarted ? 0 : asked;
     const kinds = q.kinds && q.kinds.length > 0 ? new Set(q.kinds) : null;
 
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -89,6 +93,7 @@ export class DecisionStream {
     res.on('close', close);
 
     send(`retry: 2000\n: tidegate decision feed; latest id ${this.feed.latestId}\n\n`, false);
+    if (restarted) send(`event: reset\ndata: ${JSON.stringify({ lastEventId: asked, latestId: this.feed.latestId })}\n\n`, false);
     const oldest = this.feed.oldestId;
     if (lastId > 0 && oldest > lastId + 1) send(`event: gap\ndata: ${JSON.stringify({ lost: oldest - lastId - 1, resumeFrom: oldest })}\n\n`, false);
     // The replay is bounded by the ring, so it is not held to clientBufferBytes; it
