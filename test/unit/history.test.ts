@@ -63,3 +63,22 @@ test('capacity: window / interval, bounded', () => {
   assert.equal(historyCapacity(900_000, 1000), 900);
   assert.equal(historyCapacity(900_000, 100), MAX_HISTORY_POINTS);
 });
+
+test('config: observability.decisions and .history defaults; bad values rejected with their paths', async () => {
+  const { validateConfig } = await import('../../src/config/load.js');
+  const base = { upstreams: { app: { discovery: { type: 'static', endpoints: ['127.0.0.1:9001'] } } }, routes: [{ upstream: 'app' }] };
+  const o = validateConfig(base).observability;
+  assert.deepEqual(o.decisions, { size: 1000, stream: { heartbeat: 15_000, clientBuffer: 1024 * 1024, maxClients: 16 } });
+  assert.deepEqual(o.history, { window: 900_000 });
+  assert.equal(validateConfig({ ...base, observability: { decisions: { stream: { clientBuffer: '64kb' } }, history: { window: '1h' } } }).observability.decisions.stream.clientBuffer, 65536);
+  let issues: readonly string[] = [];
+  try {
+    validateConfig({ ...base, observability: { decisions: { size: 5, stream: { heartbeat: 10, clientBuffer: '1kb', extra: 1 } }, history: { window: '1s' } } });
+  } catch (err) {
+    issues = (err as { issues?: readonly string[] }).issues ?? [];
+  }
+  const text = issues.join('\n');
+  for (const path of ['observability.decisions.size', 'observability.decisions.stream.heartbeat', 'observability.decisions.stream.clientBuffer', 'observability.decisions.stream.extra: unknown key', 'observability.history.window']) {
+    assert.ok(text.includes(path), `an issue at ${path} in:\n${text}`);
+  }
+});
