@@ -111,7 +111,7 @@ export interface WriterEventSink {
  * Weights are stored ×100 so a slow-start ramp of a weight-1 endpoint has steps
  * (balancers only compare weights, so the scale is invisible to them).
  */
-const WEIGHT_SCALE = 100;
+export const WEIGHT_SCALE = 100;
 /** Envoy's slow-start min_weight_percent: a ramping endpoint gets at least this share. */
 const SLOW_START_MIN_FACTOR = 0.1;
 const TICK_MS = 250;

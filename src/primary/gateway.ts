@@ -22,12 +22,16 @@ import { startAdminServer } from './admin-server.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
 import { createObservability, type Observability } from './observability.js';
-import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.js';
+import { EndpointWriter, WEIGHT_SCALE, shmCapacity, upstreamTables } from './endpoint-writer.js';
 import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
 import { OverloadMonitor } from './overload-monitor.js';
 import { snapshotTls, TlsCertificates, type TlsSnapshot } from './tls-certificates.js';
+import { DecisionFeed } from './decisions/decision-feed.js';
+import { decision, withDecisionFeed } from './decisions/decision-log.js';
+import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
+import { decisionRoutes } from './decisions/decision-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -36,6 +40,11 @@ export interface GatewayOptions {
   /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
   readonly configPath?: string;
   readonly log: Logger;
+}
+
+function streamOptions(c: Config): DecisionStreamOptions {
+  const s = c.observability.decisions.stream;
+  return { heartbeatMs: s.heartbeat, clientBufferBytes: s.clientBuffer, maxClients: s.maxClients };
 }
 
 export function resolveWorkerCount(workers: Config['workers']): number {
@@ -62,22 +71,30 @@ export class Gateway {
   private overload: OverloadMonitor | null = null;
   /** the data plane's certificates and their reloads */
   readonly tls: TlsCertificates;
+  /** the last decisions (ejections, discovery, reloads, worker restarts, scaling), GET /v1/decisions */
+  readonly decisions: DecisionFeed;
+  private readonly decisionStream: DecisionStream;
+  /** opts.log carrying the decision feed: every control-plane module logs through it */
+  private readonly log: Logger;
   port = 0;
   adminPort = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     this.config = opts.config;
     this.tls = new TlsCertificates(opts.config.listen.tls);
+    this.decisions = new DecisionFeed(opts.config.observability.decisions.size);
+    this.decisionStream = new DecisionStream(this.decisions, streamOptions(opts.config));
+    this.log = withDecisionFeed(opts.log, this.decisions);
     const count = resolveWorkerCount(opts.config.workers);
     this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
     // Tables before workers: a worker finds its upstreams in them when it starts.
-    this.endpoints = new EndpointWriter(this.shm, opts.log);
+    this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
-    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log, tls: () => this.tls.status() });
+    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -86,20 +103,22 @@ export class Gateway {
     };
     // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
     // and health decisions land in the shared tables the balancers read.
-    this.control = new UpstreamControl({ log: opts.log, writer: this.endpoints });
+    this.control = new UpstreamControl({ log: this.log, writer: this.endpoints });
   }
 
   async start(): Promise<void> {
-    const { log } = this.opts;
+    const log = this.log;
     this.port = await this.supervisor.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
+    const consoleRoutes = decisionRoutes(this.decisions, this.decisionStream);
     this.admin = await startAdminServer(a.host, a.port, a.token, {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
-      extra: this.obs.adminRoutes,
+      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra },
+      streams: consoleRoutes.streams,
       ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number, abrupt: boolean) => this.supervisor.crash(slot, abrupt) } : {}),
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
@@ -122,14 +141,15 @@ export class Gateway {
 
   /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */
   async reload(): Promise<{ generation: number }> {
-    const { log, configPath } = this.opts;
+    const { configPath } = this.opts;
+    const log = this.log;
     if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
       next = loadConfigFile(configPath);
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
-      log.error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
+      decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
     // Certificates are swapped live (below); turning TLS on or off changes the scheme
@@ -156,7 +176,7 @@ export class Gateway {
       this.endpoints.applyConfig(upstreamTables(next));
     } catch (err) {
       const e = err as Error & { code?: string };
-      log.error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
+      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
     this.config = next;
@@ -166,7 +186,9 @@ export class Gateway {
     this.obs.onConfig(next, this.generation);
     await this.control.apply(next.upstreams);
     if (tlsNext !== null && next.listen.tls !== undefined && this.tls.changed(tlsNext)) await this.reloadTls(next.listen.tls, tlsNext);
-    log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
+    this.decisions.resize(next.observability.decisions.size);
+    this.decisionStream.setOptions(streamOptions(next));
+    decision(log).info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
     if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
   }
@@ -190,8 +212,8 @@ export class Gateway {
     const failed = answers.filter((a) => !a.ok).map((a) => ({ slot: a.slot, message: a.message ?? 'failed' }));
     this.tls.recordReload(next, revision, failed, answers.length);
     const certificates = next.certificates.map((c) => ({ serverName: c.serverName, subject: c.subject, validTo: c.validTo, fingerprint256: c.fingerprint256 }));
-    if (failed.length === 0) this.opts.log.info({ event: 'tls-reloaded', revision, workers: answers.length, certificates }, 'certificates reloaded');
-    else this.opts.log.error({ event: 'tls-reload-failed', revision, failedWorkers: failed, workers: answers.length, certificates }, 'some workers kept their old certificates');
+    if (failed.length === 0) decision(this.log).info({ event: 'tls-reloaded', revision, workers: answers.length, certificates }, 'certificates reloaded');
+    else decision(this.log).error({ event: 'tls-reload-failed', revision, failedWorkers: failed, workers: answers.length, certificates }, 'some workers kept their old certificates');
   }
 
   status(): unknown {
@@ -237,8 +259,11 @@ export class Gateway {
         overload: this.overloadStatus(name, u.pool),
       })),
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
-      balancing: this.endpoints.status(),
+      // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
+      balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
+      history: this.obs.status().history,
     };
   }
 
@@ -262,18 +287,19 @@ export class Gateway {
     if (this.draining) return;
     this.draining = true;
     const timeoutMs = this.config.shutdown.drainTimeout;
-    this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
+    this.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
     const admin = this.admin;
+    this.decisionStream.closeAll();
     if (admin) {
       const closed = new Promise<void>((r) => admin.close(() => r()));
       admin.closeAllConnections();
       await closed;
     }
-    this.opts.log.info({ event: 'stopped' }, 'stopped');
+    this.log.info({ event: 'stopped' }, 'stopped');
   }
 }

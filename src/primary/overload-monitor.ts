@@ -8,6 +8,7 @@ import type { SharedState } from '../shm/shared-state.js';
 import { kWorkerConnectionsRefusedField, kWorkerInFlightField } from '../shm/layout.js';
 import type { EndpointWriter } from './endpoint-writer.js';
 import type { Config } from '../config/schema.js';
+import { decision } from './decisions/decision-log.js';
 
 const INTERVAL_MS = 1000;
 
@@ -47,12 +48,14 @@ export class OverloadMonitor {
         if (delta > 0) {
           const first = !this.shedding.has(key);
           this.shedding.add(key);
-          log.warn(
+          // The start and the end of refusing go into the decision feed; the per-second
+          // counts between them are log lines only, so the feed is not flooded.
+          (first ? decision(log) : log).warn(
             { event: 'upstream-overloaded', upstream: name, worker: r.worker, refused: delta, intervalMs: INTERVAL_MS, pending: r.pending, maxPending: u.pool.maxPending, connections: u.pool.connections, first },
             `upstream ${name}: worker ${r.worker} refused ${delta} requests (503 TG_ERR_UPSTREAM_OVERLOADED, ${r.pending} waiting, maxPending ${u.pool.maxPending})`,
           );
         } else if (this.shedding.delete(key)) {
-          log.info({ event: 'upstream-overload-over', upstream: name, worker: r.worker, pending: r.pending }, `upstream ${name}: worker ${r.worker} no longer refusing`);
+          decision(log).info({ event: 'upstream-overload-over', upstream: name, worker: r.worker, pending: r.pending }, `upstream ${name}: worker ${r.worker} no longer refusing`);
         }
       }
     }
@@ -64,13 +67,14 @@ export class OverloadMonitor {
       if (prev === undefined) continue;
       const delta = refused - prev;
       if (delta > 0) {
+        const first = !this.refusing.has(w);
         this.refusing.add(w);
-        log.warn(
-          { event: 'connections-refused', worker: w, refused: delta, intervalMs: INTERVAL_MS, active: c[kWorkerInFlightField] ?? 0, maxConnections: cfg.limits.maxConnections },
+        (first ? decision(log) : log).warn(
+          { event: 'connections-refused', worker: w, refused: delta, first, intervalMs: INTERVAL_MS, active: c[kWorkerInFlightField] ?? 0, maxConnections: cfg.limits.maxConnections },
           `worker ${w} refused ${delta} requests over limits.maxConnections (${cfg.limits.maxConnections})`,
         );
       } else if (this.refusing.delete(w)) {
-        log.info({ event: 'connections-refused-over', worker: w, active: c[kWorkerInFlightField] ?? 0 }, `worker ${w} no longer refusing connections`);
+        decision(log).info({ event: 'connections-refused-over', worker: w, active: c[kWorkerInFlightField] ?? 0 }, `worker ${w} no longer refusing connections`);
       }
     }
   }

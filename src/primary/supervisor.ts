@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
 import type { SharedState } from '../shm/shared-state.js';
+import { decision } from './decisions/decision-log.js';
 
 export type WorkerPhase = 'starting' | 'listening' | 'draining' | 'exited' | 'restarting';
 
@@ -112,7 +113,7 @@ export class Supervisor {
             }
             return;
           case 'listen-failed':
-            this.log.error({ event: 'worker-listen-failed', workerId, slot, error: msg.message }, 'worker could not listen');
+            decision(this.log).error({ event: 'worker-listen-failed', workerId, slot, error: msg.message }, 'worker could not listen');
             if (!settled) {
               settled = true;
               reject(new Error(msg.message));
@@ -137,7 +138,7 @@ export class Supervisor {
         }
       });
       w.on('error', (err) => {
-        this.log.error({ event: 'worker-error', workerId, slot, error: err.message, stack: err.stack }, 'worker thread error');
+        decision(this.log).error({ event: 'worker-error', workerId, slot, error: err.message, stack: err.stack }, 'worker thread error');
       });
       w.on('exit', (code) => {
         info.phase = 'exited';
@@ -155,10 +156,10 @@ export class Supervisor {
         const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** info.restarts);
         info.restarts++;
         info.phase = 'restarting';
-        this.log.warn({ event: 'worker-restart', workerId, slot, exitCode: code, ranForMs: ranFor, restartInMs: delay, reason: 'worker thread exited unexpectedly' }, 'restarting worker');
+        decision(this.log).warn({ event: 'worker-restart', workerId, slot, exitCode: code, ranForMs: ranFor, restartInMs: delay, reason: 'worker thread exited unexpectedly' }, 'restarting worker');
         setTimeout(() => {
           if (this.stopping) return;
-          this.spawn(slot, this.port).catch((err: Error) => this.log.error({ event: 'worker-restart-failed', slot, error: err.message }, 'worker restart failed'));
+          this.spawn(slot, this.port).catch((err: Error) => decision(this.log).error({ event: 'worker-restart-failed', slot, error: err.message }, 'worker restart failed'));
         }, delay).unref();
       });
     });
