@@ -43,7 +43,7 @@ export const USAGE = `npm run bench -- [flags]
 
   --full                 the whole matrix: all sizes, Connection: close, rates 25/50/75/90 %,
                          worker sweep; default is the quick main comparison (≈3 min)
-  --peers a,b,...        peers to run (default all): ${PEERS.map((p) => p.name).join(', ')}
+  --peers a,b,...        peers to run (default all but opt-in ones): ${PEERS.map((p) => (p.optIn ? `${p.name} (opt-in)` : p.name)).join(', ')}
   --sizes 0,1k,16k,256k  body sizes for keep-alive throughput (quick: 1k)
   --main-size SIZE       size for close/latency/sweep runs (default 1k)
   --duration S           seconds per measured run (quick 3, full 5)
@@ -85,7 +85,7 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
   const full = argv.includes('--full');
   const o: Options = {
     full,
-    peers: PEERS.map((p) => p.name),
+    peers: PEERS.filter((p) => !p.optIn).map((p) => p.name),
     sizes: full ? [...SIZE_NAMES] : ['1k'],
     mainSize: '1k',
     durationS: full ? 5 : 3,

@@ -19,17 +19,19 @@ function pendingRows(r: BenchResults, cols: number): string[] {
 function throughputTable(r: BenchResults, points: ClosedPoint[], title: string): string[] {
   if (!points.length) return [];
   const nginx = points.find((p) => p.peer === 'nginx')?.rps.median;
+  // TLS peers are compared with each other: nginx-tls is their baseline.
+  const nginxTls = points.find((p) => p.peer === 'nginx-tls')?.rps.median;
   const lua = points.find((p) => p.peer === 'nginx-lua')?.rps.median;
   const out = [
     `### ${title}`,
     '',
-    '| vs nginx | peer | req/s (median) | spread | vs nginx-lua | p99 ms (closed loop) | CPU ms / 1k req | RSS MiB | non-2xx | socket errors | per-worker requests (last run) |',
+    '| vs nginx (-tls peers: vs nginx-tls) | peer | req/s (median) | spread | vs nginx-lua | p99 ms (closed loop) | CPU ms / 1k req | RSS MiB | non-2xx | socket errors | per-worker requests (last run) |',
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const p of points) {
     const last = p.runs[p.runs.length - 1]?.workerRequests;
     out.push(
-      `| ${ratio(p.rps.median, nginx)} | ${p.peer} | ${n0(p.rps.median)} | ${pct(p.rps)} | ${ratio(p.rps.median, lua)} | ${ms(p.p99Us.median)} | ${Number.isFinite(p.cpuMsPer1k.median) ? p.cpuMsPer1k.median.toFixed(1) : '–'} | ${p.rssMiB !== null ? p.rssMiB.toFixed(0) : '–'} | ${p.non2xx} | ${p.errors} | ${last ? last.join(' / ') : ''} |`,
+      `| ${ratio(p.rps.median, p.peer.endsWith('-tls') ? nginxTls : nginx)} | ${p.peer} | ${n0(p.rps.median)} | ${pct(p.rps)} | ${ratio(p.rps.median, lua)} | ${ms(p.p99Us.median)} | ${Number.isFinite(p.cpuMsPer1k.median) ? p.cpuMsPer1k.median.toFixed(1) : '–'} | ${p.rssMiB !== null ? p.rssMiB.toFixed(0) : '–'} | ${p.non2xx} | ${p.errors} | ${last ? last.join(' / ') : ''} |`,
     );
   }
   out.push(...pendingRows(r, 11), '');

@@ -45,7 +45,7 @@ async function startPeer(def: PeerDefinition, o: { upstreamPort: number; workers
 
 async function closedRun(live: Live, size: SizeName, close: boolean, opts: Options, plan: CpuPlan, durationS: number): Promise<ClosedRun> {
   const { peer } = live;
-  const base = { port: peer.port, path: `/${size}`, threads: plan.loadCores, connections: opts.connections, close, cpus: plan.load };
+  const base = { port: peer.port, scheme: peer.scheme, path: `/${size}`, threads: plan.loadCores, connections: opts.connections, close, cpus: plan.load };
   if (opts.warmupS > 0) await wrk({ ...base, durationS: opts.warmupS });
   const before = peer.pid ? sampleTree(peer.pid) : undefined;
   const wb = peer.workerRequests ? await peer.workerRequests() : undefined;
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     const sizes = [...new Set([...opts.sizes, opts.mainSize])];
     let bad = false;
     for (const size of sizes) {
-      const v = await verifyBodies(peer.port, size, opts.verifySamples);
+      const v = await verifyBodies(peer.port, size, opts.verifySamples, peer.scheme);
       statusOf(def.name).verification[size] = v;
       if (v.failures.length) bad = true;
     }
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
         const runs = new Map<string, OpenPoint['runs']>();
         for (let r = 0; r < opts.repeats; r++) {
           for (const live of lives) {
-            const res = await openLoop({ port: live.peer.port, path: `/${opts.mainSize}`, rate, durationS: opts.latencyDurationS, warmupS: Math.max(1, opts.warmupS), threads: plan.loadCores, cpus: plan.load, logDir: workRoot });
+            const res = await openLoop({ port: live.peer.port, scheme: live.peer.scheme, path: `/${opts.mainSize}`, rate, durationS: opts.latencyDurationS, warmupS: Math.max(1, opts.warmupS), threads: plan.loadCores, cpus: plan.load, logDir: workRoot });
             runs.set(live.def.name, [...(runs.get(live.def.name) ?? []), res]);
             log(`open ${pct}% (${res.targetRps} rps) ${live.def.name} #${r + 1}: p50 ${(res.latencyUs.p50 / 1000).toFixed(2)} ms, p99 ${(res.latencyUs.p99 / 1000).toFixed(2)} ms, achieved ${Math.round(res.achievedRps)}${res.fellBehind ? ' FELL BEHIND' : ''}, non-2xx ${res.non2xx}, failed ${res.failed}`);
           }

@@ -14,7 +14,7 @@ export interface Verification {
   failures: string[];
 }
 
-export async function verifyBodies(port: number, size: SizeName, samples: number): Promise<Verification> {
+export async function verifyBodies(port: number, size: SizeName, samples: number, scheme: 'http' | 'https' = 'http'): Promise<Verification> {
   const want = sha256(body(size));
   const dir = mkdtempSync(join(tmpdir(), 'tidegate-bench-verify-'));
   const failures: string[] = [];
@@ -22,7 +22,8 @@ export async function verifyBodies(port: number, size: SizeName, samples: number
   try {
     for (let i = 0; i < samples; i++) {
       const out = join(dir, `b${i}`);
-      const r = await run('curl', 'curl', ['-s', '-o', out, '-w', '%{http_code}', '-H', `${RATE_LIMIT.header}: ${RATE_LIMIT.headerValue}`, `http://127.0.0.1:${port}/${size}`], { timeoutMs: 10_000, allowFail: true });
+      // -k: the TLS peers serve a self-signed certificate made for the run.
+      const r = await run('curl', 'curl', ['-s', ...(scheme === 'https' ? ['-k'] : []), '-o', out, '-w', '%{http_code}', '-H', `${RATE_LIMIT.header}: ${RATE_LIMIT.headerValue}`, `${scheme}://127.0.0.1:${port}/${size}`], { timeoutMs: 10_000, allowFail: true });
       if (r.code !== 0) {
         failures.push(`curl exit ${r.code}`);
         continue;

@@ -14,6 +14,8 @@ const rules = [
   { from: 'shm', forbid: ['primary', 'worker', 'policies', 'balancers', 'discovery'] },
   { from: 'balancers', forbid: ['primary', 'worker'] },
   { from: 'policies', forbid: ['primary', 'worker'] },
+  // `tidegate top` is a client of the admin HTTP API, never of the gateway's internals.
+  { from: 'console', forbid: ['primary', 'worker', 'shm', 'metrics', 'discovery', 'policies', 'balancers'] },
 ];
 
 function walk(dir) {

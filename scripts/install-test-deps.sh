@@ -4,14 +4,17 @@
 #   dnsmasq-base — the dnsmasq binary: a real DNS server the DNS discovery tests
 #             start on a random loopback port (test/integration/discovery-dns.test.ts).
 #             dnsmasq-base ships no system service, so nothing listens on port 53.
+#   openssl — the command line tool: TLS tests make their certificates with it
+#             (test/helpers/certs.ts).
 # Idempotent: exits 0 at once when everything is present.
 set -euo pipefail
 
 need=()
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "install-test-deps: everything is present (dnsmasq)"
+  echo "install-test-deps: everything is present (dnsmasq, openssl)"
   exit 0
 fi
 

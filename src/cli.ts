@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // tidegate [--config FILE] [--check FILE] [--demo]
+// tidegate top [--admin URL] [--token T] [--once] (src/console/top.ts)
 //   exit 0: ran and stopped cleanly (or the config checked out)
 //   exit 2: the config is invalid (every error listed, with its path); nothing started
 //   exit 1: anything else that stopped it from running
@@ -17,6 +18,8 @@ usage:
   tidegate --config FILE   run with FILE (YAML)
   tidegate --check FILE    validate FILE and exit (0 valid, 2 invalid)
   tidegate [--demo]        run the demo: bundled config + two echo upstreams on loopback
+  tidegate top [--admin URL] [--token T] [--once]
+                           watch a running gateway: routes, endpoints, decisions
   tidegate --version | --help
 
 signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the config file.`;
@@ -58,6 +61,12 @@ function fail(message: string, code: number): never {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'top') {
+    // A client of the admin API only: it loads nothing of the gateway.
+    const { runTop } = await import('./console/top.js');
+    process.exitCode = await runTop(process.argv.slice(3));
+    return;
+  }
   const args = parseArgs(process.argv.slice(2));
   if (args.check) {
     loadConfigFile(args.check);

@@ -31,11 +31,13 @@ export const Errors = Object.freeze({
   LIMIT_HEADERS_TOO_LARGE: spec('TG_ERR_LIMIT_HEADERS_TOO_LARGE', 431, 'the header block is larger than limits.maxHeaderBytes'),
   LIMIT_HEADER_COUNT: spec('TG_ERR_LIMIT_HEADER_COUNT', 431, 'the request has more headers than limits.maxHeaderCount'),
   LIMIT_BODY_TOO_LARGE: spec('TG_ERR_LIMIT_BODY_TOO_LARGE', 413, 'the request body is larger than limits.maxBodyBytes'),
+  LIMIT_CONNECTIONS: spec('TG_ERR_LIMIT_CONNECTIONS', 503, 'this worker has limits.maxConnections connections with a request in progress'),
   CLIENT_BODY_TIMEOUT: spec('TG_ERR_CLIENT_BODY_TIMEOUT', 408, 'the client sent no body data within limits.clientBodyTimeout'),
   // Routing.
   ROUTE_NOT_FOUND: spec('TG_ERR_ROUTE_NOT_FOUND', 404, 'no route matches this host, path and method'),
   // Upstream.
   UPSTREAM_NO_ENDPOINT: spec('TG_ERR_UPSTREAM_NO_ENDPOINT', 503, 'the upstream has no endpoint available'),
+  UPSTREAM_OVERLOADED: spec('TG_ERR_UPSTREAM_OVERLOADED', 503, 'too many requests are waiting for this upstream (pool.maxPending)'),
   UPSTREAM_CONNECT: spec('TG_ERR_UPSTREAM_CONNECT', 502, 'could not connect to the upstream'),
   UPSTREAM_CONNECT_TIMEOUT: spec('TG_ERR_UPSTREAM_CONNECT_TIMEOUT', 504, 'connecting to the upstream timed out'),
   UPSTREAM_RESET: spec('TG_ERR_UPSTREAM_RESET', 502, 'the upstream closed the connection before responding'),

@@ -1,7 +1,7 @@
 // Every message that crosses between the primary and a worker thread. Messages are
 // for rare, large things (a config generation, drain); anything read per request
 // lives in shared memory (docs/architecture.md §1).
-import type { Config, RouteConfig, UpstreamConfig } from './config/schema.js';
+import type { Config, RouteConfig, TlsConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
 import type { WorkerObservability } from './metrics/worker-observability.js';
 
@@ -46,16 +46,27 @@ export interface WorkerData {
   readonly config: WorkerConfig;
 }
 
+export type TlsStep = 'start' | 'switch' | 'retire';
+
 export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
-  /** test hook: throw inside the worker, to exercise the crash path */
-  | { readonly type: 'crash' };
+  /**
+   * New certificate files (or the same paths rewritten), in three steps that every
+   * worker finishes before any starts the next (src/primary/gateway.ts reloadTls):
+   * start a listener with them beside the old one; switch (the old listen socket
+   * closes); retire (old connections close after their next response).
+   */
+  | { readonly type: 'tls'; readonly step: 'start'; readonly tls: TlsConfig; readonly revision: number }
+  | { readonly type: 'tls'; readonly step: 'switch' | 'retire'; readonly revision: number }
+  /** test hook: throw inside the worker, to exercise the crash path; `abrupt`: end the thread without its cleanup */
+  | { readonly type: 'crash'; readonly abrupt?: boolean };
 
 export type WorkerToPrimary =
   | { readonly type: 'listening'; readonly workerId: number; readonly port: number }
   | { readonly type: 'listen-failed'; readonly workerId: number; readonly message: string }
   | { readonly type: 'config-applied'; readonly workerId: number; readonly generation: number }
   | { readonly type: 'drained'; readonly workerId: number; readonly forced: number }
+  | { readonly type: 'tls-step'; readonly workerId: number; readonly revision: number; readonly step: TlsStep; readonly ok: boolean; readonly message?: string }
   | { readonly type: 'telemetry'; readonly workerId: number; readonly slot: number; readonly payload: unknown }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly event: string; readonly fields: Record<string, unknown> };

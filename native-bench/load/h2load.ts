@@ -14,6 +14,7 @@ import { percentileSorted } from '../stats.js';
 
 export interface OpenLoopOptions {
   port: number;
+  scheme?: 'http' | 'https' | undefined;
   path: string;
   rate: number;
   durationS: number;
@@ -52,7 +53,7 @@ export async function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     `--log-file=${logFile}`,
     '-H',
     `${RATE_LIMIT.header}: ${RATE_LIMIT.headerValue}`,
-    `http://127.0.0.1:${o.port}${o.path}`,
+    `${o.scheme ?? 'http'}://127.0.0.1:${o.port}${o.path}`,
   ];
   const r = await run('h2load', 'h2load', args, { cpus: o.cpus, timeoutMs: (o.durationS + o.warmupS + 30) * 1000 });
   const summary = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(r.stdout);

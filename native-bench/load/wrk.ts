@@ -8,6 +8,7 @@ import { RATE_LIMIT } from '../peers/rate-limit.js';
 
 export interface WrkOptions {
   port: number;
+  scheme?: 'http' | 'https' | undefined;
   path: string;
   threads: number;
   connections: number;
@@ -41,7 +42,8 @@ export async function wrk(o: WrkOptions): Promise<WrkResult> {
     `${RATE_LIMIT.header}: ${RATE_LIMIT.headerValue}`,
   ];
   if (o.close) args.push('-H', 'Connection: close');
-  args.push(`http://127.0.0.1:${o.port}${o.path}`);
+  // wrk speaks TLS for https:// URLs and does not verify the certificate.
+  args.push(`${o.scheme ?? 'http'}://127.0.0.1:${o.port}${o.path}`);
   const r = await run('wrk', 'wrk', args, { cpus: o.cpus, timeoutMs: (o.durationS + 30) * 1000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result: ${r.stdout.slice(-1000)} ${r.stderr.slice(-1000)}`);

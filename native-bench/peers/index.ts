@@ -5,9 +5,10 @@ import { fastifyPeer, nodeUndiciPeer } from './node-peers.js';
 import { nginxLuaPeer } from './nginx-lua.js';
 import { nginxPeer } from './nginx.js';
 import type { PeerDefinition } from './peer.js';
-import { tidegatePeer, tidegateRateLimitPeer } from './tidegate.js';
+import { nginxTlsPeer } from './nginx-tls.js';
+import { tidegatePeer, tidegateRateLimitPeer, tidegateTlsPeer } from './tidegate.js';
 
-export const PEERS: readonly PeerDefinition[] = [nginxPeer, directPeer, nginxLuaPeer, haproxyPeer, fastifyPeer, nodeUndiciPeer, tidegatePeer, tidegateRateLimitPeer];
+export const PEERS: readonly PeerDefinition[] = [nginxPeer, directPeer, nginxLuaPeer, haproxyPeer, fastifyPeer, nodeUndiciPeer, tidegatePeer, tidegateRateLimitPeer, nginxTlsPeer, tidegateTlsPeer];
 
 export function peerByName(name: string): PeerDefinition | undefined {
   return PEERS.find((p) => p.name === name);

@@ -20,6 +20,8 @@ export interface RunningPeer {
   readonly pid: number | undefined;
   /** workers actually running (1 for single-process peers) */
   readonly workers: number;
+  /** how the load generator must speak to it (default http; the -tls peers use https) */
+  readonly scheme?: 'http' | 'https';
   /** per-worker request counters, where the peer exposes them (tidegate) */
   workerRequests?(): Promise<number[]>;
   stop(): Promise<void>;
@@ -32,6 +34,8 @@ export interface PeerDefinition {
   readonly description: string;
   /** takes a worker count (nginx, HAProxy, tidegate) */
   readonly scalable: boolean;
+  /** left out of the default peer list: run it by naming it in --peers */
+  readonly optIn?: boolean;
   available(): Promise<Availability>;
   start(ctx: PeerContext): Promise<RunningPeer>;
 }

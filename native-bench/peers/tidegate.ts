@@ -8,6 +8,7 @@ import { TIDEGATE_CLI } from '../paths.js';
 import { run, start, stop, type Child } from '../processes.js';
 import { fillTemplate, type Availability, type PeerContext, type PeerDefinition, type RunningPeer } from './peer.js';
 import { RATE_LIMIT } from './rate-limit.js';
+import { benchCert } from './bench-cert.js';
 
 export interface TidegateContext extends PeerContext {
   /** when set, tidegate runs with --cpu-prof into this folder (main and worker threads) */
@@ -20,9 +21,9 @@ function rateLimitPolicies(): unknown[] {
   return parse(fillTemplate('tidegate-rate-limit.yaml', { HEADER: RATE_LIMIT.header, RATE: RATE_LIMIT.ratePerSecond, BURST: RATE_LIMIT.burst })) as unknown[];
 }
 
-function config(upstreamPort: number, workers: number, policies: unknown[]): Record<string, unknown> {
+function config(upstreamPort: number, workers: number, policies: unknown[], tls?: { cert: string; key: string }): Record<string, unknown> {
   return {
-    listen: { host: '127.0.0.1', port: 0 },
+    listen: { host: '127.0.0.1', port: 0, ...(tls ? { tls } : {}) },
     workers,
     admin: { host: '127.0.0.1', port: 0 },
     upstreams: {
@@ -71,10 +72,10 @@ async function rateLimitSupport(): Promise<Availability> {
   return { ok: false, pending: true, reason: `pending: this tidegate build rejects the rate-limit policy (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
 }
 
-async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[]): Promise<RunningPeer> {
+async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[], tls = false): Promise<RunningPeer> {
   mkdirSync(ctx.workDir, { recursive: true });
   const file = join(ctx.workDir, 'tidegate.yaml');
-  writeFileSync(file, stringify({ ...config(ctx.upstreamPort, ctx.workers, policies), ...ctx.extraConfig }));
+  writeFileSync(file, stringify({ ...config(ctx.upstreamPort, ctx.workers, policies, tls ? await benchCert(ctx.workDir) : undefined), ...ctx.extraConfig }));
   const env: NodeJS.ProcessEnv = { ...process.env, TIDEGATE_LOG_LEVEL: 'info' };
   const nodeArgs: string[] = [];
   if (ctx.profileDir) {
@@ -88,6 +89,7 @@ async function startTidegate(name: string, ctx: TidegateContext, policies: unkno
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   return {
     port,
+    scheme: tls ? 'https' : 'http',
     pid: child.pid,
     workers,
     async workerRequests() {
@@ -124,6 +126,15 @@ export const tidegatePeer: PeerDefinition = {
   scalable: true,
   available: version,
   start: (ctx) => startTidegate('tidegate', ctx, []),
+};
+
+export const tidegateTlsPeer: PeerDefinition = {
+  name: 'tidegate-tls',
+  description: 'tidegate with listen.tls (same certificate as nginx-tls), one route, no policies, workers = N',
+  scalable: true,
+  optIn: true,
+  available: version,
+  start: (ctx) => startTidegate('tidegate-tls', ctx, [], true),
 };
 
 export const tidegateRateLimitPeer: PeerDefinition = {

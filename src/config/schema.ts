@@ -4,7 +4,10 @@
 // Unknown keys are errors everywhere: a typo must never be silently ignored.
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { SERVER_NAME_RE } from './tls-files.js';
 import { durationMs, sizeBytes } from './zod-units.js';
+import { parseDuration } from './units.js';
 import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
@@ -25,9 +28,35 @@ const cidr = z.string().refine((v) => {
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 
+/** a PEM file; a relative path is taken from the working directory */
+const pemPath = z.string().min(1).transform((p) => resolve(p));
+const pemEntry = { cert: pemPath, key: pemPath, passphrase: z.string().min(1).optional() };
+
+/**
+ * TLS termination on the data-plane port (uWS SSLApp, BoringSSL inside). The files are
+ * read, parsed and matched at config check (src/config/tls-checks.ts); each `sni`
+ * entry is a certificate chosen by the client's server name, the top-level one is
+ * served to every other name and to clients that send none.
+ */
+const tlsSchema = z.strictObject({
+  ...pemEntry,
+  sni: z
+    .array(
+      z.strictObject({
+        serverName: z
+          .string()
+          .regex(SERVER_NAME_RE, 'expected a DNS name like "api.example.com" or "*.example.com"')
+          .transform((h) => h.toLowerCase()),
+        ...pemEntry,
+      }),
+    )
+    .default([]),
+});
+
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
   port: z.number().int().min(0).max(65535).default(8080),
+  tls: tlsSchema.optional(),
 });
 
 const adminSchema = z.strictObject({
@@ -47,6 +76,13 @@ const limitsSchema = z.strictObject({
   maxUrlBytes: size.default(8 * 1024),
   maxBodyBytes: size.default(10 * 1024 * 1024),
   clientBodyTimeout: duration.default(10_000),
+  /**
+   * Per worker: connections with a request in progress beyond this are answered 503
+   * TG_ERR_LIMIT_CONNECTIONS and closed. uWS 20.30 tells JS nothing about a connection
+   * before its first request head (no accept or close hook), so idle keep-alive
+   * connections and ones still sending a head are not counted (README, "Overload").
+   */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
 });
 
 /**
@@ -118,6 +154,12 @@ const upstreamSchema = z.strictObject({
     .strictObject({
       connections: z.number().int().min(1).max(4096).default(64),
       keepAliveTimeout: duration.default(4_000),
+      /**
+       * Per worker: requests waiting for one of this upstream's connections (beyond
+       * what `connections` carry) past which new ones get 503 TG_ERR_UPSTREAM_OVERLOADED
+       * at once; undici's own queue is unbounded.
+       */
+      maxPending: z.number().int().min(0).max(1_000_000).default(1024),
     })
     .prefault({}),
   retries: z.number().int().min(0).max(5).default(1),
@@ -176,6 +218,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {
@@ -193,6 +236,58 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
   return out;
 }
 
+/**
+ * Route names label metrics, histograms and the access log: two routes with one name
+ * would merge their telemetry. Every later use of a name is reported, pointing at the
+ * first; a route without a name is called `route-<index>`, so an explicit name may
+ * collide with that too.
+ */
+function routeNameIssues(routes: unknown): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  if (!Array.isArray(routes)) return out;
+  const first = new Map<string, number>();
+  const explicit: (string | null)[] = routes.map((r: unknown) => {
+    const n = (r as { name?: unknown } | null)?.name;
+    return typeof n === 'string' && n.length > 0 ? n : null;
+  });
+  explicit.forEach((n, i) => {
+    const name = n ?? `route-${i}`;
+    const j = first.get(name);
+    if (j === undefined) {
+      first.set(name, i);
+      return;
+    }
+    // Point at whichever of the two carries the name explicitly (an implicit one has no path to fix).
+    const at = n !== null ? i : j;
+    const other = at === i ? j : i;
+    const how = explicit[other] === null ? `the default name of routes[${other}], which has no name` : `also the name of routes[${other}]`;
+    out.push({ path: ['routes', at, 'name'], message: `duplicate route name "${name}": ${how}` });
+  });
+  return out;
+}
+
+/**
+ * Slow start ramps an endpoint's effective weight; plain round-robin ignores weights,
+ * so the combination would silently do nothing. Rejected rather than quietly turned
+ * into weighted round robin: the operator chose an unweighted picker.
+ */
+function slowStartIssues(upstreams: unknown): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  if (typeof upstreams !== 'object' || upstreams === null) return out;
+  for (const [name, u] of Object.entries(upstreams as Record<string, unknown>)) {
+    const cfg = u as { balancer?: unknown; slowStart?: unknown } | null;
+    if (cfg === null || typeof cfg !== 'object' || cfg.slowStart === undefined) continue;
+    const ms = parseDuration(cfg.slowStart);
+    if (!ms.ok || ms.value === 0) continue; // a bad value is the schema's error
+    const balancer = cfg.balancer ?? 'round-robin';
+    if (balancer === 'round-robin') {
+      out.push({ path: ['upstreams', name, 'slowStart'], message: 'balancer round-robin ignores weights, so slow start cannot ramp an endpoint; use weighted-round-robin, least-request or peak-ewma, or remove slowStart' });
+    }
+  }
+  return out;
+}
+
+export type TlsConfig = NonNullable<z.output<typeof listenSchema>['tls']>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = Config['upstreams'][string];

@@ -31,6 +31,10 @@ export function takeWindow(req: { percentile: number }): Record<string, { valueU
   return store.takeWindow(req.percentile);
 }
 
+export function takeHistoryWindow(req: { percentiles: number[] }): Record<string, { valuesUs: number[]; count: number }> {
+  return store.takeHistoryWindow(req.percentiles);
+}
+
 export function fitForecasts(req: { series: { name: string; values: number[] }[]; seasonLength: number; horizon: number }): { name: string; result: ForecastResult }[] {
   return req.series.map((s) => ({ name: s.name, result: forecast(s.values, req.seasonLength, req.horizon) }));
 }

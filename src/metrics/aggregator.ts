@@ -84,6 +84,11 @@ export class Aggregator {
     return this.enqueue(() => this.pool.run({ percentile }, { name: 'takeWindow' }) as Promise<Record<string, { valueUs: number; count: number }>>);
   }
 
+  async takeHistoryWindow(percentiles: readonly number[]): Promise<Record<string, { valuesUs: number[]; count: number }>> {
+    await this.flush();
+    return this.enqueue(() => this.pool.run({ percentiles: [...percentiles] }, { name: 'takeHistoryWindow' }) as Promise<Record<string, { valuesUs: number[]; count: number }>>);
+  }
+
   fitForecasts(series: { name: string; values: number[] }[], seasonLength: number, horizon: number): Promise<{ name: string; result: ForecastResult }[]> {
     return this.enqueue(() => this.pool.run({ series, seasonLength, horizon }, { name: 'fitForecasts' }) as Promise<{ name: string; result: ForecastResult }[]>);
   }

@@ -2,7 +2,7 @@
 // scaling signals, webhook). Its own file so schema.ts stays a list of sections;
 // defaults make the whole section optional.
 import { z } from 'zod';
-import { durationMs } from '../config/zod-units.js';
+import { durationMs, sizeBytes } from '../config/zod-units.js';
 import type { WorkerObservability } from './worker-observability.js';
 
 const duration = durationMs;
@@ -73,6 +73,26 @@ const webhookSchema = z.strictObject({
   retries: z.number().int().min(0).max(10).default(3),
 });
 
+const decisionStreamSchema = z.strictObject({
+  /** comment line sent on an idle stream, so proxies keep it and clients see a dead one */
+  heartbeat: duration.pipe(z.number().min(100).max(300_000)).default(15_000),
+  /** bytes a client may have waiting on its socket before its stream is closed (it resumes with Last-Event-ID) */
+  clientBuffer: sizeBytes.pipe(z.number().int().min(4096).max(64 * 1024 * 1024)).default(1024 * 1024),
+  /** concurrent streams; more are answered 503 */
+  maxClients: z.number().int().min(1).max(1000).default(16),
+});
+
+const decisionsSchema = z.strictObject({
+  /** decisions kept in the primary's ring (GET /v1/decisions, the stream's replay) */
+  size: z.number().int().min(10).max(100_000).default(1000),
+  stream: decisionStreamSchema.prefault({}),
+});
+
+const historySchema = z.strictObject({
+  /** how much chart history the primary keeps, one point per snapshotInterval (at most 3600 points) */
+  window: duration.pipe(z.number().min(10_000).max(86_400_000)).default(900_000),
+});
+
 export const observabilitySchema = z.strictObject({
   histograms: histogramsSchema.prefault({}),
   /** how often workers ship histogram/counter snapshots to the primary */
@@ -82,6 +102,8 @@ export const observabilitySchema = z.strictObject({
   scaling: scalingSchema.prefault({}),
   forecast: forecastSchema.prefault({}),
   webhook: webhookSchema.optional(),
+  decisions: decisionsSchema.prefault({}),
+  history: historySchema.prefault({}),
 });
 
 export type ObservabilityConfig = z.output<typeof observabilitySchema>;

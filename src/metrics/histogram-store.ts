@@ -150,6 +150,8 @@ export class HistogramStore {
   private readonly merged = new Map<string, Cumulative>();
   /** merged intervals since the last takeWindow(), for scaling decisions on recent latency */
   private readonly window = new Map<string, Cumulative>();
+  /** the same for the console's history (its own window: taking one must not reset the other) */
+  private readonly historyWindow = new Map<string, Cumulative>();
   private bounds: number[];
   /** intervals that could not be decoded (skipped), since start */
   rejected = 0;
@@ -170,7 +172,7 @@ export class HistogramStore {
   setBounds(boundsSeconds: readonly number[]): void {
     this.bounds = [...boundsSeconds];
     this.boundIndex = this.indexesOf(this.bounds);
-    const all = [...this.merged.values(), ...this.window.values()];
+    const all = [...this.merged.values(), ...this.window.values(), ...this.historyWindow.values()];
     for (const m of this.perWorker.values()) all.push(...m.values());
     for (const c of all) {
       c.slots = new Float64Array(this.bounds.length + 1);
@@ -231,6 +233,7 @@ export class HistogramStore {
       this.addSparse(this.workerCum(e.key, e.worker), sp, e.sumUs);
       this.addSparse(this.cum(this.merged, e.key), sp, e.sumUs);
       this.addSparse(this.cum(this.window, e.key), sp, e.sumUs);
+      this.addSparse(this.cum(this.historyWindow, e.key), sp, e.sumUs);
       touched.add(`${e.worker}\u0000${e.key}`);
       touched.add(`-1\u0000${e.key}`);
     }
@@ -292,6 +295,19 @@ export class HistogramStore {
     const out: Record<string, { valueUs: number; count: number }> = {};
     for (const [key, c] of this.window) {
       out[key] = { valueUs: c.hist.totalCount === 0 ? 0 : c.hist.getValueAtPercentile(percentile), count: c.hist.totalCount };
+      c.hist.reset();
+      c.sumUs = 0;
+      c.slots.fill(0);
+    }
+    return out;
+  }
+
+  /** Several percentiles of each key's history window (since the previous call), then starts a new one. */
+  takeHistoryWindow(percentiles: readonly number[]): Record<string, { valuesUs: number[]; count: number }> {
+    const out: Record<string, { valuesUs: number[]; count: number }> = {};
+    for (const [key, c] of this.historyWindow) {
+      const n = c.hist.totalCount;
+      out[key] = { valuesUs: percentiles.map((p) => (n === 0 ? 0 : c.hist.getValueAtPercentile(p))), count: n };
       c.hist.reset();
       c.sumUs = 0;
       c.slots.fill(0);

@@ -38,6 +38,8 @@ export interface EndpointRead {
 
 export interface UpstreamTableRead {
   readonly name: string;
+  /** slot in the tables (keys the workers' ledgers) */
+  readonly slot: number;
   readonly healthy: number;
   readonly panic: boolean;
   readonly noEndpoint: number;
@@ -71,12 +73,20 @@ export function readEndpointTables(shm: SharedState): UpstreamTableRead[] {
           failures: t.rowField(u, e, kEndpointFailuresField) >>> 0,
         });
       }
-      read = { name: t.readName(u), healthy: t.upstreamField(u, kUpstreamHealthyField), panic: t.upstreamField(u, kUpstreamPanicField) === 1, noEndpoint: t.upstreamField(u, kUpstreamNoEndpointField) >>> 0, endpoints };
+      read = { name: t.readName(u), slot: u, healthy: t.upstreamField(u, kUpstreamHealthyField), panic: t.upstreamField(u, kUpstreamPanicField) === 1, noEndpoint: t.upstreamField(u, kUpstreamNoEndpointField) >>> 0, endpoints };
       if (t.upstreamField(u, kUpstreamSeqField) === v1) break;
     }
     if (read !== null) out.push(read);
   }
   return out;
+}
+
+/** Each worker's requests waiting for the upstream's connections, and its pool.maxPending refusals (worker ledgers). */
+export function readOverload(shm: SharedState, slot: number, workers: readonly number[]): { worker: number; pending: number; overloaded: number }[] {
+  let t = tables.get(shm);
+  if (t === undefined) tables.set(shm, (t = new EndpointTable(shm)));
+  const table = t;
+  return workers.map((w) => ({ worker: w, ...table.ledger(w, slot) }));
 }
 
 export interface LimiterPolicyRead {

@@ -10,9 +10,11 @@ export interface AdminRoutes {
   /** re-reads the config file; resolves with the applied generation or rejects with ConfigError */
   reload(): Promise<{ generation: number }>;
   /** test hook, present only with TIDEGATE_ENABLE_TEST_HOOKS=1: makes a worker crash */
-  crashWorker?(slot: number): boolean;
+  crashWorker?(slot: number, abrupt: boolean): boolean;
   /** extra GET handlers by exact path, answering a body and content type */
   extra?: Record<string, (url: URL) => Promise<{ status?: number; type: string; body: string | Buffer }>>;
+  /** long-lived GET handlers by exact path (Server-Sent Events) that write the response themselves; may throw an error with status/code before writing */
+  streams?: Record<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void>;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -50,7 +52,18 @@ export function startAdminServer(host: string, port: number, token: string | und
     }
     if (path === '/debug/crash-worker' && req.method === 'POST' && routes.crashWorker) {
       const slot = Number(url.searchParams.get('slot') ?? '0');
-      return routes.crashWorker(slot) ? send(res, 202, { status: 'crashing', slot }) : send(res, 404, { error: { code: 'TG_ERR_ADMIN_NOT_FOUND', message: `no worker in slot ${slot}` } });
+      return routes.crashWorker(slot, url.searchParams.get('abrupt') === '1') ? send(res, 202, { status: 'crashing', slot }) : send(res, 404, { error: { code: 'TG_ERR_ADMIN_NOT_FOUND', message: `no worker in slot ${slot}` } });
+    }
+    const stream = routes.streams?.[path];
+    if (stream && req.method === 'GET') {
+      try {
+        stream(req, res, url);
+      } catch (e) {
+        const err = e as Error & { status?: number; code?: string };
+        if (!res.headersSent) send(res, err.status ?? 500, { error: { code: err.code ?? 'TG_ERR_INTERNAL', message: err.message } });
+        else res.destroy();
+      }
+      return;
     }
     const extra = routes.extra?.[path];
     if (extra && req.method === 'GET') {

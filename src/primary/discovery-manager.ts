@@ -5,6 +5,7 @@
 import type { Logger } from './logger.js';
 import { createProvider as defaultCreateProvider, type DiscoveryConfig } from '../discovery/registry.js';
 import { endpointKey, normaliseEndpoints, type DiscoveredEndpoint, type DiscoveryProvider } from '../discovery/provider.js';
+import { decision } from './decisions/decision-log.js';
 
 export interface EndpointSink {
   setEndpoints(upstream: string, endpoints: readonly DiscoveredEndpoint[], reason: string): void;
@@ -102,7 +103,7 @@ export class DiscoveryManager {
         r.currentSig = sig;
         r.stats.changes++;
         r.stats.endpoints = eps.length;
-        log.info(
+        decision(log).info(
           { event: 'discovery-updated', upstream, provider: cfg.type, endpoints: eps.map(endpointKey), before, after: eps.length, reason },
           `upstream ${upstream}: ${eps.length} endpoints`,
         );
@@ -125,7 +126,7 @@ export class DiscoveryManager {
     r.stats.failures++;
     r.stats.lastFailure = Date.now();
     r.stats.lastError = reason;
-    this.opts.log.warn(
+    decision(this.opts.log).warn(
       { event: 'discovery-failed', upstream, provider: r.stats.provider, reason, keeping: r.current?.length ?? 0, failures: r.stats.failures },
       `discovery for ${upstream} failed; keeping the last known ${r.current?.length ?? 0} endpoints`,
     );

@@ -111,7 +111,7 @@ export interface WriterEventSink {
  * Weights are stored ×100 so a slow-start ramp of a weight-1 endpoint has steps
  * (balancers only compare weights, so the scale is invisible to them).
  */
-const WEIGHT_SCALE = 100;
+export const WEIGHT_SCALE = 100;
 /** Envoy's slow-start min_weight_percent: a ramping endpoint gets at least this share. */
 const SLOW_START_MIN_FACTOR = 0.1;
 const TICK_MS = 250;
@@ -365,11 +365,48 @@ export class EndpointWriter {
     return busy;
   }
 
+  /** Stops both timers (gateway shutdown). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTick();
     if (this.decayTimer) clearInterval(this.decayTimer);
     this.decayTimer = null;
+  }
+
+  /**
+   * The ramp/free tick only: it idles between table writes, while the EWMA decay
+   * must keep running for as long as a peak-ewma upstream exists (stopping both here
+   * froze every EWMA about 250 ms after the last write).
+   */
+  private stopTick(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Worker slot `w`'s thread has ended: release the in-flight counts it still held
+   * (requests that died with it), so draining rows can be freed and least-request /
+   * peak-EWMA stop seeing phantom load. Logged when anything was released.
+   */
+  releaseWorker(w: number): number {
+    const released = this.table.releaseWorker(w);
+    if (released.length === 0) return 0;
+    let total = 0;
+    const rows = released.map((r) => {
+      total += r.count;
+      const m = this.slots[r.upstream];
+      const key = m?.rows[r.row]?.key;
+      return { upstream: m?.name ?? `#${r.upstream}`, endpoint: key === undefined ? `#${r.row}` : key.replace(/^#/, ''), count: r.count };
+    });
+    this.log?.warn({ event: 'worker-in-flight-reconciled', slot: w, released: total, rows }, `worker slot ${w} ended with ${total} upstream requests counted in flight; released`);
+    this.armTimer(); // draining rows may be free now
+    return total;
+  }
+
+  /** Pending (waiting for a connection) and overload refusals per worker, for upstream `name`. */
+  overload(name: string, workers: readonly number[]): { worker: number; pending: number; overloaded: number }[] {
+    const m = this.byName.get(name);
+    if (!m) return [];
+    return workers.map((w) => ({ worker: w, ...this.table.ledger(w, m.slot) }));
   }
 
   /** One step of EWMA time decay for upstreams balanced by latency (see EndpointTable.decayEwma). */
@@ -532,7 +569,7 @@ export class EndpointWriter {
   private armTimer(): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
-      if (!this.tick()) this.stop();
+      if (!this.tick()) this.stopTick();
     }, TICK_MS);
     this.timer.unref();
   }

@@ -11,6 +11,7 @@ import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
+  kWorkerConnectionsRefusedField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -21,10 +22,16 @@ import { startAdminServer } from './admin-server.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
 import { createObservability, type Observability } from './observability.js';
-import { EndpointWriter, shmCapacity, upstreamTables } from './endpoint-writer.js';
+import { EndpointWriter, WEIGHT_SCALE, shmCapacity, upstreamTables } from './endpoint-writer.js';
 import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
+import { OverloadMonitor } from './overload-monitor.js';
+import { snapshotTls, TlsCertificates, type TlsSnapshot } from './tls-certificates.js';
+import { DecisionFeed } from './decisions/decision-feed.js';
+import { decision, withDecisionFeed } from './decisions/decision-log.js';
+import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
+import { decisionRoutes } from './decisions/decision-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -33,6 +40,11 @@ export interface GatewayOptions {
   /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
   readonly configPath?: string;
   readonly log: Logger;
+}
+
+function streamOptions(c: Config): DecisionStreamOptions {
+  const s = c.observability.decisions.stream;
+  return { heartbeatMs: s.heartbeat, clientBufferBytes: s.clientBuffer, maxClients: s.maxClients };
 }
 
 export function resolveWorkerCount(workers: Config['workers']): number {
@@ -56,38 +68,58 @@ export class Gateway {
   readonly endpoints: EndpointWriter;
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
+  private overload: OverloadMonitor | null = null;
+  /** the data plane's certificates and their reloads */
+  readonly tls: TlsCertificates;
+  /** the last decisions (ejections, discovery, reloads, worker restarts, scaling), GET /v1/decisions */
+  readonly decisions: DecisionFeed;
+  private readonly decisionStream: DecisionStream;
+  /** opts.log carrying the decision feed: every control-plane module logs through it */
+  private readonly log: Logger;
   port = 0;
   adminPort = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     this.config = opts.config;
+    this.tls = new TlsCertificates(opts.config.listen.tls);
+    this.decisions = new DecisionFeed(opts.config.observability.decisions.size);
+    this.decisionStream = new DecisionStream(this.decisions, streamOptions(opts.config));
+    this.log = withDecisionFeed(opts.log, this.decisions);
     const count = resolveWorkerCount(opts.config.workers);
     this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
     // Tables before workers: a worker finds its upstreams in them when it starts.
-    this.endpoints = new EndpointWriter(this.shm, opts.log);
+    this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
-    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
+    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
+    this.supervisor.onWorkerExit = (slot) => {
+      this.endpoints.releaseWorker(slot);
+      // A gauge its next incarnation would only correct at its first request.
+      this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
+    };
     // XXX: writer null until the EndpointWriter is created here; then pass it so discovery
     // and health decisions land in the shared tables the balancers read.
-    this.control = new UpstreamControl({ log: opts.log, writer: this.endpoints });
+    this.control = new UpstreamControl({ log: this.log, writer: this.endpoints });
   }
 
   async start(): Promise<void> {
-    const { log } = this.opts;
+    const log = this.log;
     this.port = await this.supervisor.start();
+    this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
+    const consoleRoutes = decisionRoutes(this.decisions, this.decisionStream);
     this.admin = await startAdminServer(a.host, a.port, a.token, {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
-      extra: this.obs.adminRoutes,
-      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number) => this.supervisor.crash(slot) } : {}),
+      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra },
+      streams: consoleRoutes.streams,
+      ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number, abrupt: boolean) => this.supervisor.crash(slot, abrupt) } : {}),
     });
     this.adminPort = (this.admin.address() as AddressInfo).port;
     log.info(
@@ -109,25 +141,42 @@ export class Gateway {
 
   /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */
   async reload(): Promise<{ generation: number }> {
-    const { log, configPath } = this.opts;
+    const { configPath } = this.opts;
+    const log = this.log;
     if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
       next = loadConfigFile(configPath);
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
-      log.error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
+      decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
-    const restartNeeded = JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) || next.workers !== this.config.workers;
+    // Certificates are swapped live (below); turning TLS on or off changes the scheme
+    // every worker was built for, so that one needs a restart like host and port.
+    const tlsOnOff = (next.listen.tls === undefined) !== (this.config.listen.tls === undefined);
+    const restartNeeded =
+      next.listen.host !== this.config.listen.host ||
+      next.listen.port !== this.config.listen.port ||
+      tlsOnOff ||
+      JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) ||
+      next.workers !== this.config.workers;
+    if (tlsOnOff) {
+      // Until the restart the running TLS setting stays, or workers would stamp the
+      // new scheme on requests that still arrive the old way.
+      const { tls: _ignored, ...plain } = next.listen;
+      next = { ...next, listen: this.config.listen.tls === undefined ? plain : { ...plain, tls: this.config.listen.tls } };
+    }
+    let tlsNext: TlsSnapshot | null;
     try {
+      tlsNext = snapshotTls(next.listen.tls);
       // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
       this.endpoints.checkCapacity(upstreamTables(next));
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
     } catch (err) {
       const e = err as Error & { code?: string };
-      log.error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
+      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
     this.config = next;
@@ -136,9 +185,35 @@ export class Gateway {
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
     this.obs.onConfig(next, this.generation);
     await this.control.apply(next.upstreams);
-    log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
-    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
+    if (tlsNext !== null && next.listen.tls !== undefined && this.tls.changed(tlsNext)) await this.reloadTls(next.listen.tls, tlsNext);
+    this.decisions.resize(next.observability.decisions.size);
+    this.decisionStream.setOptions(streamOptions(next));
+    decision(log).info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
+    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
+  }
+
+  /**
+   * New certificate files: every worker starts a listener with them on the same port,
+   * then every worker closes its old listen socket, then every worker retires the old
+   * listener, whose open connections finish on the old certificate. Each step waits for
+   * all workers: connections an old listener closes reconnect at once, and while any
+   * worker still had an old listen socket the kernel could queue some of them there,
+   * to be reset when it closes (measured: a few connect errors in wrk per reload).
+   */
+  private async reloadTls(tls: NonNullable<Config['listen']['tls']>, next: TlsSnapshot): Promise<void> {
+    const revision = ++this.tls.revision;
+    const slots = this.supervisor.info.map((w) => w.slot);
+    const started = await this.supervisor.tlsStep({ type: 'tls', step: 'start', tls, revision }, slots);
+    const ready = started.filter((a) => a.ok).map((a) => a.slot);
+    const switched = await this.supervisor.tlsStep({ type: 'tls', step: 'switch', revision }, ready);
+    await this.supervisor.tlsStep({ type: 'tls', step: 'retire', revision }, switched.filter((a) => a.ok).map((a) => a.slot));
+    const answers = [...started.filter((a) => !a.ok), ...switched];
+    const failed = answers.filter((a) => !a.ok).map((a) => ({ slot: a.slot, message: a.message ?? 'failed' }));
+    this.tls.recordReload(next, revision, failed, answers.length);
+    const certificates = next.certificates.map((c) => ({ serverName: c.serverName, subject: c.subject, validTo: c.validTo, fingerprint256: c.fingerprint256 }));
+    if (failed.length === 0) decision(this.log).info({ event: 'tls-reloaded', revision, workers: answers.length, certificates }, 'certificates reloaded');
+    else decision(this.log).error({ event: 'tls-reload-failed', revision, failedWorkers: failed, workers: answers.length, certificates }, 'some workers kept their old certificates');
   }
 
   status(): unknown {
@@ -158,6 +233,8 @@ export class Gateway {
         clientAborts: c[kWorkerClientAbortsField],
         upstreamErrors: c[kWorkerUpstreamErrorsField],
         retries: c[kWorkerRetriesField],
+        // limits.maxConnections counts connections with a request in progress (= inFlight)
+        connections: { active: c[kWorkerInFlightField], limit: this.config.limits.maxConnections, refused: c[kWorkerConnectionsRefusedField] },
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
       };
@@ -167,7 +244,7 @@ export class Gateway {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       generation: this.generation,
       draining: this.draining,
-      listen: { host: this.config.listen.host, port: this.port },
+      listen: { host: this.config.listen.host, port: this.port, tls: this.tls.status() },
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
       scaling: this.obs.status().scaling,
@@ -179,10 +256,29 @@ export class Gateway {
         endpoints: (this.control.currentEndpoints(name) ?? (u.discovery.type === 'static' ? u.discovery.endpoints : [])).map(endpointKey),
         ...this.control.status(name),
         timeouts: u.timeouts,
+        overload: this.overloadStatus(name, u.pool),
       })),
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
-      balancing: this.endpoints.status(),
+      // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
+      balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
+      history: this.obs.status().history,
+    };
+  }
+
+  /** Per worker: requests waiting for one of the upstream's connections, and those refused for it (pool.maxPending). */
+  private overloadStatus(name: string, pool: Config['upstreams'][string]['pool']): unknown {
+    const workers = this.endpoints.overload(
+      name,
+      this.supervisor.info.map((w) => w.slot),
+    );
+    return {
+      connections: pool.connections,
+      maxPending: pool.maxPending,
+      pending: workers.reduce((s, w) => s + w.pending, 0),
+      overloaded: workers.reduce((s, w) => s + w.overloaded, 0),
+      workers,
     };
   }
 
@@ -191,17 +287,19 @@ export class Gateway {
     if (this.draining) return;
     this.draining = true;
     const timeoutMs = this.config.shutdown.drainTimeout;
-    this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
+    this.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
+    this.overload?.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
     const admin = this.admin;
+    this.decisionStream.closeAll();
     if (admin) {
       const closed = new Promise<void>((r) => admin.close(() => r()));
       admin.closeAllConnections();
       await closed;
     }
-    this.opts.log.info({ event: 'stopped' }, 'stopped');
+    this.log.info({ event: 'stopped' }, 'stopped');
   }
 }

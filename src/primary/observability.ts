@@ -11,10 +11,12 @@ import type { Logger } from './logger.js';
 import type { Config } from '../config/schema.js';
 import type { SharedState } from '../shm/shared-state.js';
 import type { WorkerInfo } from './supervisor.js';
+import type { TlsStatus } from './tls-certificates.js';
 import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
+  kWorkerConnectionsRefusedField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -30,14 +32,23 @@ import { Recommender, type Recommendation } from '../metrics/scaling.js';
 import { CODE_CLASSES, METHODS, UPSTREAM_CLASSES, isTelemetrySnapshot, type WorkerRuntimeStats } from '../metrics/snapshot.js';
 import type { ForecastResult } from '../metrics/forecast.js';
 import { WebhookNotifier } from '../metrics/webhook.js';
-import { readEndpointTables, readLimiterPolicies, type UpstreamTableRead } from '../metrics/shm-read.js';
+import { readEndpointTables, readLimiterPolicies, readOverload, type UpstreamTableRead } from '../metrics/shm-read.js';
 import { STATUS_PAGE_HTML } from './status-page/page.js';
+import type { DecisionFeed } from './decisions/decision-feed.js';
+import type { DecisionStreamStats } from './decisions/decision-stream.js';
+import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type TrafficTotals } from './history/history.js';
+import { decision } from './decisions/decision-log.js';
 
 export interface ObservabilityDeps {
   readonly shm: SharedState;
   readonly workers: () => readonly WorkerInfo[];
   readonly config: () => Config;
   readonly log: Logger;
+  /** the data plane's certificates (src/primary/tls-certificates.ts) */
+  readonly tls?: () => TlsStatus;
+  /** the decision feed and its stream, for their metrics (absent in tests that need neither) */
+  readonly decisions?: DecisionFeed;
+  readonly decisionStream?: DecisionStreamStats;
 }
 
 export interface ScalingStatus {
@@ -53,7 +64,7 @@ export interface Observability {
   onWorkerTelemetry(slot: number, payload: unknown): void;
   onConfig(config: Config, generation: number): void;
   /** the `scaling` field of GET /status */
-  status(): { scaling: ScalingStatus[] };
+  status(): { scaling: ScalingStatus[]; history: { points: number; capacity: number; intervalMs: number } };
   /** test/bench hook: resolves once every snapshot received so far is merged */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -228,12 +239,51 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       if (prev === undefined || prev !== rec.recommended) {
         lastNotified.set(name, rec.recommended);
         // The first decision is logged too, so the log explains the starting point.
-        log.info({ event: 'scaling-recommendation', upstream: name, current: rec.current, recommended: rec.recommended, previous: prev ?? null, metric: rec.metric, observed: rec.observed, target: rec.target, reason: rec.reason }, 'scaling recommendation changed');
+        decision(log).info({ event: 'scaling-recommendation', upstream: name, current: rec.current, recommended: rec.recommended, previous: prev ?? null, metric: rec.metric, observed: rec.observed, target: rec.target, reason: rec.reason }, 'scaling recommendation changed');
         if (prev !== undefined || rec.recommended !== rec.current) {
           webhook?.notify({ type: 'scaling-recommendation', upstream: name, current: rec.current, recommended: rec.recommended, previous: prev ?? null, metric: rec.metric, observed: rec.observed, target: rec.target, reason: rec.reason, at: new Date(now).toISOString() });
         }
       }
     }
+  }
+
+  // ---- chart history (GET /v1/history) ---------------------------------------------
+
+  const history = new History(historyCapacity(cfg.history.window, cfg.snapshotInterval), cfg.snapshotInterval);
+
+  async function sampleHistory(): Promise<void> {
+    const windows = await aggregator.takeHistoryWindow(HISTORY_PERCENTILES);
+    const routeTotals = new Map<string, TrafficTotals>();
+    const err5xx = CODE_CLASSES.indexOf('5xx');
+    for (const [name, a] of routes) {
+      let requests = 0;
+      let errors = 0;
+      for (let i = 0; i < a.counts.length; i++) {
+        requests += a.counts[i]!;
+        if (i % N_CLASSES === err5xx) errors += a.counts[i]!;
+      }
+      routeTotals.set(name, { requests, errors });
+    }
+    const upstreamTotals = new Map<string, TrafficTotals>();
+    const up5xx = UPSTREAM_CLASSES.indexOf('5xx');
+    const upErr = UPSTREAM_CLASSES.indexOf('error');
+    for (const [name, o] of upstreamOutcomes) {
+      let requests = 0;
+      for (let i = 0; i < o.length; i++) requests += o[i]!;
+      upstreamTotals.set(name, { requests, errors: o[up5xx]! + o[upErr]! });
+    }
+    const routeLatency = new Map<string, LatencyWindow>();
+    const upstreamLatency = new Map<string, LatencyWindow>();
+    for (const [key, w] of Object.entries(windows)) {
+      const { kind, name } = splitHistogramKey(key);
+      (kind === 'request' ? routeLatency : upstreamLatency).set(name, { percentilesUs: w.valuesUs, count: w.count });
+    }
+    const workerElu = new Map<number, number>();
+    for (const w of deps.workers()) {
+      const r = runtime.get(w.slot);
+      if (r !== undefined && w.phase === 'listening') workerElu.set(w.slot, r.elu);
+    }
+    history.sample(Date.now(), { routes: routeTotals, upstreams: upstreamTotals, routeLatency, upstreamLatency, workerElu });
   }
 
   function configureWebhook(): void {
@@ -274,6 +324,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     for (const t of timers) clearInterval(t);
     timers.length = 0;
     timers.push(setInterval(sampleRates, cfg.snapshotInterval));
+    timers.push(setInterval(guarded('history', sampleHistory), cfg.snapshotInterval));
     timers.push(setInterval(guarded('scaling', recomputeScaling), cfg.scaling.interval));
     timers.push(setInterval(guarded('forecast', refitForecasts), cfg.forecast.interval));
     for (const t of timers) t.unref();
@@ -325,6 +376,18 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       },
     });
   }
+
+  // data-plane certificates
+  gauge('tidegate_tls_certificate_expiry_timestamp_seconds', 'notAfter of each certificate the data plane serves, as a Unix time ("default": no SNI match).', ['server_name'], (emit) => {
+    for (const c of deps.tls?.().certificates ?? []) emit({ server_name: c.serverName ?? 'default' }, Date.parse(c.validTo) / 1000);
+  });
+  counter('tidegate_tls_reloads_total', 'Certificate reloads, by outcome ("failed": at least one worker kept its old certificates).', ['outcome'], (emit) => {
+    const r = deps.tls?.().reloads;
+    if (r) {
+      emit({ outcome: 'applied' }, r.applied);
+      emit({ outcome: 'failed' }, r.failed);
+    }
+  });
 
   // per route
   counter('tidegate_route_requests_total', 'Requests finished, by route, method and status class ("aborted": the client left before a status was sent).', ['route', 'method', 'code_class'], (emit) => {
@@ -382,6 +445,12 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   counter('tidegate_upstream_no_endpoint_total', 'Picks that found no usable endpoint (503).', ['upstream'], (emit) => {
     for (const t of tablesThisScrape) emit({ upstream: t.name }, t.noEndpoint);
   });
+  const overloadRows = (emit: (labels: Record<string, string>, v: number) => void, pick: (r: { pending: number; overloaded: number }) => number): void => {
+    const slots = deps.workers().map((w) => w.slot);
+    for (const t of tablesThisScrape) for (const r of readOverload(shm, t.slot, slots)) emit({ upstream: t.name, worker: String(r.worker) }, pick(r));
+  };
+  gauge('tidegate_upstream_pending_requests', "Requests waiting for one of the upstream's connections (beyond pool.connections), by upstream and worker (live).", ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.pending));
+  counter('tidegate_upstream_overloaded_total', 'Requests answered 503 TG_ERR_UPSTREAM_OVERLOADED because pool.maxPending were already waiting, by upstream and worker.', ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.overloaded));
   gauge('tidegate_endpoint_state', 'Endpoint health state (1 for the current state).', ['upstream', 'endpoint', 'state'], (emit) => {
     for (const t of tablesThisScrape) for (const e of t.endpoints) for (const s of ['healthy', 'ejected', 'draining']) emit({ upstream: t.name, endpoint: e.address, state: s }, e.state === s ? 1 : 0);
   });
@@ -440,6 +509,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   });
   gauge('tidegate_worker_in_flight_requests', 'Requests in flight on the worker (live).', ['worker'], (emit) => perWorker(kWorkerInFlightField, emit));
   counter('tidegate_worker_upstream_errors_total', 'Upstream attempts that failed without a response, by worker.', ['worker'], (emit) => perWorker(kWorkerUpstreamErrorsField, emit));
+  counter('tidegate_worker_connections_refused_total', 'Requests answered 503 TG_ERR_LIMIT_CONNECTIONS (and their connection closed) over limits.maxConnections, by worker.', ['worker'], (emit) => perWorker(kWorkerConnectionsRefusedField, emit));
   counter('tidegate_worker_retries_total', 'Upstream retries, by worker.', ['worker'], (emit) => perWorker(kWorkerRetriesField, emit));
   counter('tidegate_worker_client_aborts_total', 'Requests whose client went away before a response, by worker.', ['worker'], (emit) => perWorker(kWorkerClientAbortsField, emit));
   counter('tidegate_worker_received_bytes_total', 'Request body bytes read, by worker.', ['worker'], (emit) => perWorker(kWorkerBytesInField, emit));
@@ -464,6 +534,12 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   });
   counter('tidegate_access_log_entries_total', 'Sampled access-log entries written.', [], (emit) => emit({}, accessLogged));
   counter('tidegate_access_log_dropped_total', 'Sampled access-log entries dropped (over accessLog.maxPerInterval).', [], (emit) => emit({}, accessDropped));
+  counter('tidegate_decisions_total', 'Control-plane decisions recorded in the decision feed, by kind (the log event name).', ['kind'], (emit) => {
+    if (deps.decisions) for (const [kind, n] of deps.decisions.totals) emit({ kind }, n);
+  });
+  gauge('tidegate_decision_stream_clients', 'Open GET /v1/decisions/stream connections.', [], (emit) => emit({}, deps.decisionStream?.clients ?? 0));
+  counter('tidegate_decision_stream_overflows_total', 'Decision streams closed because the client read slower than decisions arrived (it resumes with Last-Event-ID).', [], (emit) => emit({}, deps.decisionStream?.overflows ?? 0));
+  gauge('tidegate_history_points', 'Points held per series in the console history ring.', [], (emit) => emit({}, history.points));
   counter('tidegate_scaling_webhook_deliveries_total', 'Scaling webhook deliveries by outcome (after retries).', ['outcome'], (emit) => {
     emit({ outcome: 'ok' }, webhookOutcomes.ok);
     emit({ outcome: 'failed' }, webhookOutcomes.failed);
@@ -529,6 +605,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       return { type: 'application/json', body: JSON.stringify({ unit: 'microseconds', ...s }, null, 2) };
     },
     '/ui': async () => ({ type: 'text/html; charset=utf-8', body: STATUS_PAGE_HTML }),
+    '/v1/history': async (url) => ({ type: 'application/json', body: JSON.stringify(history.query(url)) }),
   };
 
   return {
@@ -541,6 +618,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
         bounds = [...cfg.histograms.buckets];
         aggregator.setBounds(bounds).catch(() => {}); // logged by the aggregator's onError
       }
+      history.resize(historyCapacity(cfg.history.window, cfg.snapshotInterval), cfg.snapshotInterval);
       if (prev.snapshotInterval !== cfg.snapshotInterval || prev.scaling.interval !== cfg.scaling.interval || prev.forecast.interval !== cfg.forecast.interval) startTimers();
       for (const name of recommenders.keys()) if (cfg.scaling.upstreams[name] === undefined) recommenders.delete(name);
       configureWebhook();
@@ -554,6 +632,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
           requestRate: lastRate.get(upstream) ?? 0,
           forecast: forecasts.get(upstream) ?? null,
         })),
+        history: { points: history.points, capacity: history.capacity, intervalMs: cfg.snapshotInterval },
       };
     },
     flush: () => aggregator.flush(),

@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
 import type { SharedState } from '../shm/shared-state.js';
+import { decision } from './decisions/decision-log.js';
 
 export type WorkerPhase = 'starting' | 'listening' | 'draining' | 'exited' | 'restarting';
 
@@ -43,8 +44,16 @@ export class Supervisor {
   private port = 0;
   private stopping = false;
   private readonly drainedWaiters = new Map<number, () => void>();
+  /** per slot, the answer awaited to a certificate reload */
+  private readonly tlsWaiters = new Map<number, (r: { ok: boolean; message?: string }) => void>();
   /** receives workers' telemetry messages (histogram snapshots etc.) */
   onTelemetry: ((slot: number, payload: unknown) => void) | null = null;
+  /**
+   * A worker thread ended (crash, drain, failed start): it can no longer write shared
+   * memory, so what it still counted can be reconciled. Runs before any restart of
+   * the slot is scheduled.
+   */
+  onWorkerExit: ((slot: number) => void) | null = null;
 
   constructor(
     private readonly shm: SharedState,
@@ -104,7 +113,7 @@ export class Supervisor {
             }
             return;
           case 'listen-failed':
-            this.log.error({ event: 'worker-listen-failed', workerId, slot, error: msg.message }, 'worker could not listen');
+            decision(this.log).error({ event: 'worker-listen-failed', workerId, slot, error: msg.message }, 'worker could not listen');
             if (!settled) {
               settled = true;
               reject(new Error(msg.message));
@@ -117,6 +126,9 @@ export class Supervisor {
             this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
             this.drainedWaiters.get(slot)?.();
             return;
+          case 'tls-step':
+            this.tlsWaiters.get(slot)?.(msg.ok ? { ok: true } : { ok: false, message: msg.message ?? 'failed' });
+            return;
           case 'telemetry':
             this.onTelemetry?.(slot, msg.payload);
             return;
@@ -126,11 +138,12 @@ export class Supervisor {
         }
       });
       w.on('error', (err) => {
-        this.log.error({ event: 'worker-error', workerId, slot, error: err.message, stack: err.stack }, 'worker thread error');
+        decision(this.log).error({ event: 'worker-error', workerId, slot, error: err.message, stack: err.stack }, 'worker thread error');
       });
       w.on('exit', (code) => {
         info.phase = 'exited';
         this.workers[slot] = null;
+        this.onWorkerExit?.(slot);
         this.drainedWaiters.get(slot)?.();
         if (!settled) {
           settled = true;
@@ -143,10 +156,10 @@ export class Supervisor {
         const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** info.restarts);
         info.restarts++;
         info.phase = 'restarting';
-        this.log.warn({ event: 'worker-restart', workerId, slot, exitCode: code, ranForMs: ranFor, restartInMs: delay, reason: 'worker thread exited unexpectedly' }, 'restarting worker');
+        decision(this.log).warn({ event: 'worker-restart', workerId, slot, exitCode: code, ranForMs: ranFor, restartInMs: delay, reason: 'worker thread exited unexpectedly' }, 'restarting worker');
         setTimeout(() => {
           if (this.stopping) return;
-          this.spawn(slot, this.port).catch((err: Error) => this.log.error({ event: 'worker-restart-failed', slot, error: err.message }, 'worker restart failed'));
+          this.spawn(slot, this.port).catch((err: Error) => decision(this.log).error({ event: 'worker-restart-failed', slot, error: err.message }, 'worker restart failed'));
         }, delay).unref();
       });
     });
@@ -155,6 +168,29 @@ export class Supervisor {
   broadcast(config: WorkerConfig): void {
     this.config = config;
     this.post({ type: 'config', config });
+  }
+
+  /**
+   * Sends one step of a certificate reload to the workers in `slots` and waits for each
+   * answer. A worker that does not answer in time counts as failed; one restarted later
+   * reads the files of the config it starts with.
+   */
+  async tlsStep(msg: Extract<PrimaryToWorker, { type: 'tls' }>, slots: readonly number[], timeoutMs = 5_000): Promise<{ slot: number; ok: boolean; message?: string }[]> {
+    const answers = slots.map((slot) => {
+      const w = this.workers[slot];
+      if (!w) return Promise.resolve({ slot, ok: false, message: 'no worker running in this slot' });
+      return new Promise<{ slot: number; ok: boolean; message?: string }>((resolve) => {
+        const t = setTimeout(() => done({ ok: false, message: `no answer within ${timeoutMs} ms` }), timeoutMs);
+        const done = (r: { ok: boolean; message?: string }): void => {
+          clearTimeout(t);
+          this.tlsWaiters.delete(slot);
+          resolve({ slot, ...r });
+        };
+        this.tlsWaiters.set(slot, done);
+        w.postMessage(msg);
+      });
+    });
+    return Promise.all(answers);
   }
 
   private post(msg: PrimaryToWorker): void {
@@ -186,11 +222,14 @@ export class Supervisor {
     clearTimeout(hard);
   }
 
-  /** Makes one worker fail as if it had hit a bug (test hook: exercises crash → restart). */
-  crash(slot: number): boolean {
+  /**
+   * Makes one worker fail as if it had hit a bug (test hook: exercises crash → restart).
+   * `abrupt`: the thread ends without running its own cleanup.
+   */
+  crash(slot: number, abrupt = false): boolean {
     const w = this.workers[slot];
     if (!w) return false;
-    w.postMessage({ type: 'crash' } satisfies PrimaryToWorker);
+    w.postMessage({ type: 'crash', abrupt } satisfies PrimaryToWorker);
     return true;
   }
 }

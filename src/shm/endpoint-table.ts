@@ -40,6 +40,11 @@ import {
   kUpstreamPanicPicksField,
   kUpstreamRowsField,
   kUpstreamSeqField,
+  kLedgerHeaderInt32,
+  kLedgerOverloadedInt32,
+  kLedgerPendingInt32,
+  ledgerInt32Offset,
+  ledgerUpstreamInt32,
   upstreamInt32Offset,
 } from './layout.js';
 import type { SharedState } from './shared-state.js';
@@ -65,8 +70,15 @@ export class EndpointTable {
   private readonly strideI32: number;
   private readonly firstRowI32: number;
   private readonly rowI32: number;
+  /** Int32 index of this worker's ledger (upstream 0's header), -1 on the primary */
+  private readonly ledgerI32: number;
+  private readonly ledgerStrideI32: number;
 
-  constructor(readonly shm: SharedState) {
+  /** `workerSlot`: the worker this view counts for (its ledger); -1 (primary, tests) keeps none. */
+  constructor(
+    readonly shm: SharedState,
+    readonly workerSlot = -1,
+  ) {
     this.i32 = shm.i32;
     this.u8 = new Uint8Array(shm.buffer);
     this.maxUpstreams = shm.layout.limits.maxUpstreams;
@@ -75,6 +87,8 @@ export class EndpointTable {
     this.strideI32 = upstreamInt32Offset(shm.layout, 1) - this.areaI32;
     this.firstRowI32 = endpointInt32Offset(shm.layout, 0, 0) - this.areaI32;
     this.rowI32 = endpointInt32Offset(shm.layout, 0, 1) - endpointInt32Offset(shm.layout, 0, 0);
+    this.ledgerStrideI32 = ledgerUpstreamInt32(this.maxEndpoints);
+    this.ledgerI32 = workerSlot >= 0 ? ledgerInt32Offset(shm.layout, workerSlot, 0) : -1;
   }
 
   upstreamBase(u: number): number {
@@ -168,6 +182,48 @@ export class EndpointTable {
 
   addInFlight(u: number, e: number, delta: number): void {
     Atomics.add(this.i32, this.rowBase(u, e) + kEndpointInFlightField, delta);
+    // This worker's share, a plain add on its own cache lines (one writer).
+    if (this.ledgerI32 >= 0) this.i32[this.ledgerI32 + u * this.ledgerStrideI32 + kLedgerHeaderInt32 + e]! += delta;
+  }
+
+  /** Requests this worker holds waiting for one of upstream `u`'s connections (ledger only). */
+  addPending(u: number, delta: number): void {
+    if (this.ledgerI32 >= 0) this.i32[this.ledgerI32 + u * this.ledgerStrideI32 + kLedgerPendingInt32]! += delta;
+  }
+
+  countOverloaded(u: number): void {
+    if (this.ledgerI32 >= 0) this.i32[this.ledgerI32 + u * this.ledgerStrideI32 + kLedgerOverloadedInt32]! += 1;
+  }
+
+  // ---- primary side: ledgers -----------------------------------------------------------
+
+  /** Worker `w`'s pending count and overload refusals for upstream `u`. */
+  ledger(w: number, u: number): { pending: number; overloaded: number } {
+    const b = ledgerInt32Offset(this.shm.layout, w, u);
+    return { pending: Atomics.load(this.i32, b + kLedgerPendingInt32), overloaded: Atomics.load(this.i32, b + kLedgerOverloadedInt32) >>> 0 };
+  }
+
+  /**
+   * Worker `w`'s thread has ended: subtract what it still held from the shared
+   * in-flight counts and clear its shares and pending gauges (its overload counter
+   * stays: it is a total). Only safe once that thread can no longer write. Returns
+   * the requests released and the rows they were on, per upstream slot.
+   */
+  releaseWorker(w: number): { upstream: number; row: number; count: number }[] {
+    const out: { upstream: number; row: number; count: number }[] = [];
+    const i32 = this.i32;
+    for (let u = 0; u < this.maxUpstreams; u++) {
+      const b = ledgerInt32Offset(this.shm.layout, w, u);
+      Atomics.store(i32, b + kLedgerPendingInt32, 0);
+      for (let e = 0; e < this.maxEndpoints; e++) {
+        const v = Atomics.load(i32, b + kLedgerHeaderInt32 + e);
+        if (v === 0) continue;
+        Atomics.sub(i32, this.rowBase(u, e) + kEndpointInFlightField, v);
+        Atomics.store(i32, b + kLedgerHeaderInt32 + e, 0);
+        out.push({ upstream: u, row: e, count: v });
+      }
+    }
+    return out;
   }
 
   /**

@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 2;
+export const kLayoutVersion = 3;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -45,7 +45,9 @@ export const kWorkerBytesOutField = 8; // response body bytes written to clients
 export const kWorkerInFlightField = 9; // requests started and not yet finished
 export const kWorkerClientAbortsField = 10;
 export const kWorkerRetriesField = 11;
-export const kWorkerFieldCount = 12;
+/** requests refused 503 TG_ERR_LIMIT_CONNECTIONS (limits.maxConnections) */
+export const kWorkerConnectionsRefusedField = 12;
+export const kWorkerFieldCount = 13;
 export const kWorkerSliceWords = Math.ceil(kWorkerFieldCount / kWordsPerCacheLine) * kWordsPerCacheLine;
 
 // ---- endpoint tables (Int32 fields) -------------------------------------------------
@@ -84,7 +86,7 @@ export const kEndpointStateField = 1;
 export const kEndpointWeightField = 2;
 /** [seq] weight balancers use: configured weight, ramped during slow start; 0 = not pickable */
 export const kEndpointEffectiveWeightField = 3;
-/** [rmw] requests sent to this endpoint and not finished (all workers) */
+/** [rmw] requests sent to this endpoint and not finished (all workers; each worker's share is in its ledger) */
 export const kEndpointInFlightField = 4;
 /** [rmw] peak-EWMA of response-head latency, microseconds (CAS by workers, see endpoint-table.ts) */
 export const kEndpointEwmaField = 5;
@@ -139,6 +141,25 @@ export const kLimiterSlotWords = 2;
 /** longest probe sequence; past it the table is considered full for that key */
 export const kLimiterMaxProbe = 16;
 
+// ---- per-worker ledgers (Int32) ----------------------------------------------------------
+//
+// One writer each: that worker, with plain stores (nobody else writes while it lives).
+// Per worker, per upstream slot: a header line, then the worker's share of each
+// endpoint row's in-flight count. The shared [rmw] in-flight count is what balancers
+// read (one load); the ledger is what makes it reconcilable: when a worker thread
+// ends, whatever it still held is subtracted by the primary, so a crash cannot leave
+// counts behind that keep draining rows from ever being freed.
+
+/** requests this worker holds waiting for one of the upstream's connections (all generations) */
+export const kLedgerPendingInt32 = 0;
+/** requests this worker refused 503 TG_ERR_UPSTREAM_OVERLOADED (pool.maxPending); wraps at 2^32 */
+export const kLedgerOverloadedInt32 = 1;
+export const kLedgerHeaderInt32 = 16; // one cache line
+/** ledger Int32 stride of one upstream: header plus one word per endpoint row, whole cache lines */
+export function ledgerUpstreamInt32(maxEndpoints: number): number {
+  return kLedgerHeaderInt32 + Math.ceil(maxEndpoints / 16) * 16;
+}
+
 // ---- sizes ----------------------------------------------------------------------------
 
 export interface LayoutLimits {
@@ -166,6 +187,9 @@ export interface Layout {
   readonly upstreamStrideWords: number;
   readonly limiterPolicyOffset: number; // in words
   readonly limiterSlotOffset: number; // in words
+  readonly ledgerOffset: number; // in words
+  /** Int32 stride of one worker's ledger */
+  readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
   readonly byteLength: number;
 }
@@ -190,8 +214,15 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const upstreamStrideWords = kUpstreamHeaderWords + full.maxEndpoints * kEndpointRowWords;
   const limiterPolicyOffset = endpointAreaOffset + full.maxUpstreams * upstreamStrideWords;
   const limiterSlotOffset = limiterPolicyOffset + full.limiterPolicies * kLimiterPolicyWords;
-  const totalWords = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, totalWords, byteLength: totalWords * 8 };
+  const ledgerOffset = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
+  const ledgerWorkerInt32 = full.maxUpstreams * ledgerUpstreamInt32(full.maxEndpoints);
+  const totalWords = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+}
+
+/** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */
+export function ledgerInt32Offset(layout: Layout, w: number, u: number): number {
+  return layout.ledgerOffset * 2 + w * layout.ledgerWorkerInt32 + u * ledgerUpstreamInt32(layout.limits.maxEndpoints);
 }
 
 export function workerSliceOffset(layout: Layout, workerSlot: number): number {

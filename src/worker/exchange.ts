@@ -2,7 +2,7 @@
 // It is its own undici handler (the legacy callback API, which undici 7 runs without
 // a wrapper), so a request costs one object and no promise.
 //
-// Lifetime rules this file lives by (FIELD-NOTES):
+// Lifetime rules this file lives by:
 // * `res` may be touched only while `!this.aborted` and before the response ended;
 //   every write after an await-equivalent (a callback) happens inside res.cork.
 // * the client going away aborts the upstream request; the upstream failing after the
@@ -13,17 +13,26 @@ import { Errors, type ErrorSpec } from '../errors.js';
 import type { CompiledRoute } from './router.js';
 import type { Runtime } from './runtime.js';
 import type { RequestHead } from './request-head.js';
-import type { UpstreamSet } from './upstream-set.js';
+import type { Endpoint, UpstreamSet } from './upstream-set.js';
 import type { HttpResponse } from './uws.js';
 import { writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
-import { countRetry, countUpstreamError, isDraining, requestFinished } from './worker-state.js';
+import { countConnectionRefused, countRetry, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
+import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
 
 const CLOSE_TOKEN = /(?:^|,)\s*close\s*(?:,|$)/i;
+
+/**
+ * On both overload refusals (connections, upstream queue): 1 s. The condition is a
+ * queue that turns over in about one response time, and a new connection may land on
+ * another worker (SO_REUSEPORT) or instance; a longer value would idle clients that
+ * could be served at once, and a client's own backoff adds to it anyway.
+ */
+const RETRY_AFTER: readonly string[] = ['retry-after', '1'];
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -67,6 +76,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly res: HttpResponse;
   readonly head: RequestHead;
   readonly rt: Runtime;
+  /** the listener the request came in on */
+  readonly scope: ListenerScope;
   route: CompiledRoute | null = null;
   upstream: UpstreamSet | null = null;
   requestId = '';
@@ -96,6 +107,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   // upstream side
   private endpoint = -1;
   private attempts = 0;
+  /** the current attempt is counted in flight (picked, no response head yet, not failed) */
+  private attemptOpen = false;
+  /** the current attempt's endpoint while it holds (or waits for) one of its pool's connections */
+  private holding: Endpoint | null = null;
   private upstreamAbort: ((err?: Error) => void) | null = null;
   private status = 0;
   private respHeaders: Buffer[] | null = null;
@@ -107,8 +122,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pendingOffset = 0;
   private resumeUpstream: (() => void) | null = null;
 
-  constructor(res: HttpResponse, head: RequestHead, rt: Runtime) {
+  constructor(res: HttpResponse, head: RequestHead, rt: Runtime, scope: ListenerScope) {
     this.res = res;
+    this.scope = scope;
     this.head = head;
     this.rt = rt;
     this.startedAt = performance.now();
@@ -118,10 +134,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /**
    * Whether this connection ends after the response: the client sent
    * `Connection: close` (RFC 9112 §9.6: we answer with it and close cleanly, instead
-   * of letting uWS drop the socket), or the worker is draining.
+   * of letting uWS drop the socket), the worker is draining, or a certificate reload
+   * retired the listener the connection came in on.
    */
   closeAfter(): boolean {
-    return this.clientClose || isDraining();
+    return this.clientClose || isDraining() || this.scope.retiring;
   }
 
   /** endpoint index of the last attempt, -1 if none was picked */
@@ -148,6 +165,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.aborted = true;
     this.clearBodyTimer();
     this.bodyStream?.destroy();
+    // XXX: a request still waiting in the pool's queue has no abort yet (undici hands
+    // it over in onConnect, and a queued dispatch cannot be withdrawn), so it keeps its
+    // pool.maxPending place until a connection reaches it and onConnect cancels it.
+    // Still counting it is what keeps undici's queue bounded against clients that
+    // send and leave at once.
     const abort = this.upstreamAbort;
     this.upstreamAbort = null;
     abort?.(new Error('client aborted'));
@@ -170,6 +192,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** Starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler. */
   start(): void {
+    // This request counts itself; uWS never runs two requests of one connection at
+    // once (it closes a connection that pipelines behind an async response), so this
+    // is the worker's connections with a request in progress.
+    if (inFlightCount() > this.rt.config.limits.maxConnections) {
+      countConnectionRefused();
+      this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
+      return;
+    }
     const h = this.head;
     if (h.contentLength > 0 || h.chunked) {
       this.res.onData(this.onClientData);
@@ -212,7 +242,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const s = this.bodyStream!;
     if (copy && !s.push(copy)) {
-      // Backpressure towards the client is per socket in uWS (FIELD-NOTES).
+      // Backpressure towards the client is per socket in uWS (res.pause/resume only).
       this.clientPaused = true;
       this.res.pause();
     }
@@ -270,11 +300,22 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.UPSTREAM_NO_ENDPOINT, false);
       return;
     }
+    const ep = up.endpoints[idx]!;
+    if (up.full(ep)) {
+      // Answered without touching the upstream: queueing more would only add latency
+      // and memory (undici's queue has no bound of its own).
+      up.countOverloaded();
+      this.bodyStream?.destroy();
+      this.fail(Errors.UPSTREAM_OVERLOADED, false, RETRY_AFTER);
+      return;
+    }
     this.endpoint = idx;
     this.attempts++;
     up.onPicked(idx);
+    this.attemptOpen = true;
+    up.acquire(ep);
+    this.holding = ep;
     this.upstreamStartedAt = performance.now();
-    const ep = up.endpoints[idx]!;
     // headers[0..1] is always the Host pair (see http-server.ts)
     if (this.route!.route.rewriteHost) this.headers[1] = ep.authority;
     let body: Buffer | Readable | null = null;
@@ -318,6 +359,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true;
     this.status = statusCode;
     this.upstreamHeadersAt = performance.now();
+    this.attemptOpen = false;
     this.upstream!.onDone(this.endpoint, statusCode, this.upstreamHeadersAt - this.upstreamStartedAt);
     this.resumeUpstream = resume;
     const out: Buffer[] = [];
@@ -455,8 +497,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return true;
   }
 
+  /** The attempt's request left its pool (completed or failed): its connection or queue place is free. */
+  private releaseConnection(): void {
+    const ep = this.holding;
+    if (ep === null) return;
+    this.holding = null;
+    this.upstream!.release(ep);
+  }
+
   onComplete(): void {
     this.upstreamAbort = null;
+    this.releaseConnection();
     if (this.aborted || this.ended) return;
     const res = this.res;
     const draining = this.closeAfter();
@@ -501,9 +552,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error & { code?: string }): void {
     this.upstreamAbort = null;
+    this.releaseConnection();
     // Before the early return: every pick must be matched by one onDone or the shared
     // in-flight count leaks. -1: we cancelled it (client gone), not the upstream's fault.
-    if (this.upstreamHeadersAt === 0 && this.endpoint >= 0) this.upstream!.onDone(this.endpoint, this.aborted || this.ended ? -1 : 0, performance.now() - this.upstreamStartedAt);
+    // Per attempt: an earlier attempt that got a head (then failed, and was retried)
+    // says nothing about this one.
+    if (this.attemptOpen) {
+      this.attemptOpen = false;
+      this.upstream!.onDone(this.endpoint, this.aborted || this.ended ? -1 : 0, performance.now() - this.upstreamStartedAt);
+    }
     if (this.aborted || this.ended) return;
     countUpstreamError();
     if (this.headSent) {
@@ -541,6 +598,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.finished = true;
     this.clearBodyTimer();
     requestFinished(status, this.bodyBytes, this.written);
+    this.scope.inFlight--;
     requestLogged(this, status, performance.now());
   }
 }

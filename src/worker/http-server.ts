@@ -12,20 +12,24 @@ import { requestStarted } from './worker-state.js';
 import { applyTraceContext } from './trace-context.js';
 import { normalizePath } from './path-normalize.js';
 import type { ErrorSpec } from '../errors.js';
+import type { ListenerScope } from './listener.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 
 export type RuntimeRef = { current: Runtime };
 
-export function createHandler(ref: RuntimeRef): (res: HttpResponse, req: HttpRequest) => void {
+/** `scope` is the listener the connection came in on (certificate reloads retire one). */
+export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const rt = ref.current;
     const head = new RequestHead();
     const bad = readRequestHead(req, head, rt.config.limits, rt.requestIdHeader);
-    const ex = new Exchange(res, head, rt);
+    const ex = new Exchange(res, head, rt, scope);
     // Before anything that can outlive this callback: uWS aborts the process when a handler returns without responding or registering onAborted.
     res.onAborted(ex.onClientAborted);
     requestStarted();
+    scope.inFlight++;
+    scope.started++;
     ex.requestId = head.requestId !== null && REQUEST_ID.test(head.requestId) ? head.requestId : randomUUID();
     try {
       if (bad !== null) {
@@ -99,7 +103,7 @@ function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requ
   const trusted = rt.trusted.has(peer);
   const h = head.headers;
   h.push('x-forwarded-for', head.forwardedFor === null ? peer : `${head.forwardedFor}, ${peer}`);
-  h.push('x-forwarded-proto', trusted && head.forwardedProto !== null ? head.forwardedProto : 'http');
+  h.push('x-forwarded-proto', trusted && head.forwardedProto !== null ? head.forwardedProto : rt.scheme);
   h.push('x-forwarded-host', trusted && head.forwardedHost !== null ? head.forwardedHost : head.host);
   const via = rt.viaToken;
   if (via !== null) h.push('via', head.via === null ? via : `${head.via}, ${via}`);
@@ -108,7 +112,7 @@ function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requ
   // claim to be someone else to a backend that reads Forwarded.
   const prior = trusted ? head.forwarded : null;
   if (rt.config.proxy.forwarded === 'append') {
-    const own = forwardedElement(peer, head.host);
+    const own = forwardedElement(peer, head.host, rt.scheme);
     h.push('forwarded', prior === null ? own : `${prior}, ${own}`);
   } else if (prior !== null) {
     h.push('forwarded', prior);
@@ -117,10 +121,10 @@ function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requ
 }
 
 /** `for=…;host=…;proto=…` (RFC 7239 §4, §6): IPv6 nodes and non-token hosts are quoted. */
-function forwardedElement(peer: string, host: string): string {
+function forwardedElement(peer: string, host: string, proto: string): string {
   const node = peer.includes(':') ? `"[${peer}]"` : peer;
   const h = /^[A-Za-z0-9.-]+$/.test(host) ? host : `"${host}"`;
-  return `for=${node};host=${h};proto=http`;
+  return `for=${node};host=${h};proto=${proto}`;
 }
 
 /**

@@ -2,11 +2,13 @@
 // spreads connections, like nginx worker processes). Never blocks, never waits on
 // the primary: config generations arrive as messages and are swapped in whole.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { PrimaryToWorker, WorkerData, WorkerToPrimary } from '../messages.js';
+import type { PrimaryToWorker, TlsStep, WorkerData, WorkerToPrimary } from '../messages.js';
 import { SharedState } from '../shm/shared-state.js';
 import { createHandler, type RuntimeRef } from './http-server.js';
 import { Runtime } from './runtime.js';
-import { loadUws, type TemplatedApp, type us_listen_socket } from './uws.js';
+import { loadUws, type TemplatedApp } from './uws.js';
+import { Listener, tlsFilesProblem, type ListenerScope } from './listener.js';
+import type { TlsConfig } from '../config/schema.js';
 import { attachCounters, inFlightCount, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
 
@@ -31,21 +33,37 @@ try {
 }
 
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
-attachCounters(shm.workerCounters(data.slot));
+attachCounters(shm.workerCounters(data.slot), data.slot);
 
 const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
 const telemetry = startWorkerTelemetry(data, send);
-const app: TemplatedApp = uws.App();
-app.any('/*', createHandler(ref));
+/**
+ * Every route is attached here: it runs once per certificate (uWS keeps one route
+ * table per SNI name) and again for each listener a certificate reload starts.
+ */
+function register(app: TemplatedApp, scope: ListenerScope): void {
+  app.any('/*', createHandler(ref, scope));
+}
 
-let listenSocket: us_listen_socket | null = null;
+const host = data.config.listen.host;
+/** the listener accepting connections; null before listening and while draining */
+let listener: Listener | null = null;
+/** every listener with open uWS sockets: the accepting one and any retiring after a reload */
+const listeners = new Set<Listener>();
+
+function closeListeners(): void {
+  for (const l of listeners) l.close();
+  listeners.clear();
+  listener = null;
+}
+
 /**
  * Ends this thread cleanly. A worker thread must never end with uWS sockets open:
  * libuv then aborts the whole process ("uv_loop_close() while having open handles"),
  * so every exit path, crashes included, closes the app first.
  */
 function shutdownThread(): void {
-  (app as TemplatedApp & { close?: () => void }).close?.();
+  closeListeners();
   ref.current.destroy();
   telemetry.stop();
   port.close();
@@ -58,15 +76,92 @@ process.on('uncaughtException', (err) => {
   shutdownThread();
 });
 
-app.listen(data.config.listen.host, data.port, (ls) => {
-  if (!ls) {
-    send({ type: 'listen-failed', workerId: data.workerId, message: `cannot listen on ${data.config.listen.host}:${data.port} (address in use or not available)` });
+/** A listener for `tls` (or plain), listening on the worker's port; resolves with an error message instead when it cannot. */
+function openListener(tls: TlsConfig | undefined): Promise<Listener | string> {
+  const problem = tls === undefined ? null : tlsFilesProblem(tls);
+  if (problem !== null) return Promise.resolve(problem);
+  let next: Listener;
+  try {
+    next = new Listener(uws, tls, register);
+  } catch (err) {
+    return Promise.resolve(`TLS setup failed: ${(err as Error).message}`);
+  }
+  listeners.add(next);
+  return next.listen(host, data.port).then((got) => {
+    if (got !== null) return next;
+    listeners.delete(next);
+    next.close();
+    return `cannot listen on ${host}:${data.port} (address in use or not available)`;
+  });
+}
+
+void openListener(data.config.listen.tls).then((l) => {
+  if (typeof l === 'string') {
+    send({ type: 'listen-failed', workerId: data.workerId, message: l });
     shutdownThread();
     return;
   }
-  listenSocket = ls;
-  send({ type: 'listening', workerId: data.workerId, port: uws.us_socket_local_port(ls) });
+  listener = l;
+  send({ type: 'listening', workerId: data.workerId, port: l.port });
 });
+
+/** a listener with new certificates, started beside the accepting one (step "start") */
+let incoming: { listener: Listener; revision: number } | null = null;
+/** the listener it replaced, no longer accepting, until step "retire" */
+let outgoing: { listener: Listener; revision: number } | null = null;
+
+function tlsAnswer(revision: number, step: TlsStep, problem: string | null): void {
+  send({ type: 'tls-step', workerId: data.workerId, revision, step, ok: problem === null, ...(problem !== null ? { message: problem } : {}) });
+}
+
+/**
+ * New certificates, in the primary's three steps: a new listener on the same port
+ * starts beside the old one; then the old one stops accepting; then it is retired and
+ * serves its open connections until they are done (src/worker/listener.ts). On any
+ * failure the old listener stays as it was.
+ */
+function tlsStep(msg: Extract<PrimaryToWorker, { type: 'tls' }>): void {
+  const { revision } = msg;
+  if (listener === null) return tlsAnswer(revision, msg.step, 'not listening (starting or draining)');
+  switch (msg.step) {
+    case 'start':
+      if (incoming !== null) {
+        listeners.delete(incoming.listener);
+        incoming.listener.close(); // an unfinished earlier reload: nothing was sent to it
+        incoming = null;
+      }
+      void openListener(msg.tls).then((next) => {
+        if (typeof next === 'string') return tlsAnswer(revision, 'start', next);
+        if (listener === null) {
+          listeners.delete(next); // drain began while it was starting
+          next.close();
+          return;
+        }
+        incoming = { listener: next, revision };
+        tlsAnswer(revision, 'start', null);
+      });
+      return;
+    case 'switch': {
+      if (incoming?.revision !== revision) return tlsAnswer(revision, 'switch', 'no listener started for this revision');
+      const old = listener;
+      listener = incoming.listener;
+      incoming = null;
+      old.stopAccepting();
+      outgoing = { listener: old, revision };
+      return tlsAnswer(revision, 'switch', null);
+    }
+    case 'retire': {
+      if (outgoing?.revision !== revision) return tlsAnswer(revision, 'retire', 'no listener switched for this revision');
+      const old = outgoing.listener;
+      outgoing = null;
+      old.retire(() => {
+        listeners.delete(old);
+        log('info', 'tls-listener-retired', { revision, requestsServed: old.started });
+      });
+      return tlsAnswer(revision, 'retire', null);
+    }
+  }
+}
 
 port.on('message', (msg: PrimaryToWorker) => {
   switch (msg.type) {
@@ -87,7 +182,16 @@ port.on('message', (msg: PrimaryToWorker) => {
     case 'drain':
       drain(msg.timeoutMs);
       return;
+    case 'tls':
+      tlsStep(msg);
+      return;
     case 'crash':
+      if (msg.abrupt === true) {
+        // A thread that ends before its own cleanup has run: sockets closed (or the
+        // process aborts), then gone, with no upstream request released.
+        closeListeners();
+        process.exit(1);
+      }
       setImmediate(() => {
         throw new Error('crash requested by the primary (test hook)');
       });
@@ -96,10 +200,8 @@ port.on('message', (msg: PrimaryToWorker) => {
 });
 
 function drain(timeoutMs: number): void {
-  if (listenSocket) {
-    uws.us_listen_socket_close(listenSocket);
-    listenSocket = null;
-  }
+  for (const l of listeners) l.stopAccepting();
+  listener = null;
   let done = false;
   const finish = (forced: number): void => {
     if (done) return;
@@ -107,7 +209,7 @@ function drain(timeoutMs: number): void {
     clearTimeout(timer);
     // Close every remaining (idle keep-alive or late) connection before the thread
     // ends: a worker that exits with live uWS sockets can trip libuv assertions.
-    (app as TemplatedApp & { close?: () => void }).close?.();
+    closeListeners();
     telemetry.stop();
     void ref.current.close().finally(() => {
       send({ type: 'drained', workerId: data.workerId, forced });

@@ -10,6 +10,7 @@ import { IpAllowList } from './ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
+import { workerSlot } from './worker-state.js';
 
 export class Runtime {
   readonly generation: number;
@@ -21,6 +22,8 @@ export class Runtime {
   readonly viaToken: string | null;
   readonly requestIdHeader: string;
   readonly pathOptions: PathOptions;
+  /** X-Forwarded-Proto for a client that is not a trusted proxy: how it reached us */
+  readonly scheme: 'http' | 'https';
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
 
@@ -29,11 +32,12 @@ export class Runtime {
     this.config = config;
     this.router = new Router(config.routes);
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
-    const endpoints = new EndpointTable(shm);
+    const endpoints = new EndpointTable(shm, workerSlot());
     this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
     this.requestIdHeader = config.proxy.requestIdHeader;
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
+    this.scheme = config.listen.tls === undefined ? 'http' : 'https';
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {

@@ -1,6 +1,6 @@
 // One upstream as a worker sees it: the shared endpoint table (through a snapshot that
 // costs one atomic load per request to keep current), one undici Pool per endpoint
-// (DESIGN.md §1: workers mirror nginx worker processes, each with its own upstream
+// (workers mirror nginx worker processes, each with its own upstream
 // connections), and the picker the config names.
 //
 // Endpoints come from shared memory, not from the config message: the primary's
@@ -26,6 +26,8 @@ export interface Endpoint {
   readonly addressId: number;
   readonly authority: string; // "127.0.0.1:9001", used as Host when a route rewrites it
   readonly pool: Pool;
+  /** requests dispatched to `pool` and not yet finished (complete or failed): what holds or waits for its connections */
+  active: number;
 }
 
 export class UpstreamSet {
@@ -35,6 +37,15 @@ export class UpstreamSet {
   readonly balancer: Balancer;
   readonly retries: number;
   readonly slot: number;
+  /**
+   * Requests of this set waiting for a connection: Σ over endpoints of
+   * max(0, active − pool.connections). With pipelining 1 a request holds its
+   * connection from dispatch to the end of the response body, so this is exactly
+   * undici's queue, counted without asking undici (its `stats` walk every client).
+   */
+  pending = 0;
+  private readonly connections: number;
+  private readonly maxPending: number;
   readonly snapshot: EndpointSnapshot;
   private readonly byId = new Map<number, Endpoint>();
   private poolsVersion = -1;
@@ -48,6 +59,8 @@ export class UpstreamSet {
   ) {
     this.name = cfg.name;
     this.retries = cfg.retries;
+    this.connections = cfg.pool.connections;
+    this.maxPending = cfg.pool.maxPending;
     this.slot = table.findUpstream(cfg.name);
     // The primary writes the tables before it sends a generation, so this is a bug.
     if (this.slot < 0) throw new Error(`upstream "${cfg.name}" is not in the shared endpoint table`);
@@ -103,6 +116,39 @@ export class UpstreamSet {
   }
 
   /**
+   * Whether a request for `ep` must be refused: all its connections are taken and
+   * this set already holds maxPending waiting. One comparison on the common path.
+   * XXX: the bound is per config generation (each has its own pools), so for the
+   * moments a reload overlaps two, a worker may hold up to twice maxPending.
+   */
+  full(ep: Endpoint): boolean {
+    return ep.active >= this.connections && this.pending >= this.maxPending;
+  }
+
+  countOverloaded(): void {
+    this.table.countOverloaded(this.slot);
+  }
+
+  /** A request goes to `ep`'s pool (after `full` said no). */
+  acquire(ep: Endpoint): void {
+    if (ep.active >= this.connections) {
+      this.pending++;
+      this.table.addPending(this.slot, 1);
+    }
+    ep.active++;
+  }
+
+  /** A request `acquire`d for `ep` finished (undici's onComplete or onError): its connection, or its queue place, is free. */
+  release(ep: Endpoint): void {
+    ep.active--;
+    // One that was waiting now has the connection.
+    if (ep.active >= this.connections) {
+      this.pending--;
+      this.table.addPending(this.slot, -1);
+    }
+  }
+
+  /**
    * The request to row `idx` ended: `status` 0 when it failed without a response,
    * -1 when we cancelled it (no health judgement); `latencyMs` to response head.
    */
@@ -143,7 +189,7 @@ export class UpstreamSet {
           this.endpoints[e] = undefined;
           continue;
         }
-        ep = { index: e, addressId: id, authority, pool: this.createPool(authority) };
+        ep = { index: e, addressId: id, authority, pool: this.createPool(authority), active: 0 };
         this.byId.set(id, ep);
       }
       this.endpoints[e] = ep;
@@ -177,7 +223,7 @@ export class UpstreamSet {
     const cfg = this.cfg;
     return new Pool(`http://${authority}`, {
       connections: cfg.pool.connections,
-      pipelining: 1, // real upstreams rarely allow more (FIELD-NOTES)
+      pipelining: 1, // real upstreams rarely allow more
       keepAliveTimeout: cfg.pool.keepAliveTimeout,
       keepAliveMaxTimeout: Math.max(cfg.pool.keepAliveTimeout, 60_000),
       connectTimeout: cfg.timeouts.connect,

@@ -4,6 +4,7 @@ import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
+  kWorkerConnectionsRefusedField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -12,12 +13,19 @@ import {
 } from '../shm/layout.js';
 
 let counters: Float64Array = new Float64Array(16);
+let slot = -1;
 let inFlight = 0;
 let draining = false;
 let onIdle: (() => void) | null = null;
 
-export function attachCounters(slice: Float64Array): void {
+/** `workerSlot`: this worker's slot, for its shared-memory ledger (-1: none, as in unit tests). */
+export function attachCounters(slice: Float64Array, workerSlot = -1): void {
   counters = slice;
+  slot = workerSlot;
+}
+
+export function workerSlot(): number {
+  return slot;
 }
 
 export function isDraining(): boolean {
@@ -60,6 +68,10 @@ export function requestFinished(status: number, bytesIn: number, bytesOut: numbe
 
 export function countUpstreamError(): void {
   counters[kWorkerUpstreamErrorsField]! += 1;
+}
+
+export function countConnectionRefused(): void {
+  counters[kWorkerConnectionsRefusedField]! += 1;
 }
 
 export function countRetry(): void {

@@ -3,46 +3,10 @@
 // `chromium` package: scripts/install-test-deps-ui.sh installs it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { request } from 'undici';
+import { findChromium, dumpDom } from '../helpers/chromium.js';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
-
-function findChromium(): string | null {
-  for (const b of ['chromium', 'chromium-browser']) {
-    const r = spawnSync('sh', ['-c', `command -v ${b}`], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim() !== '') return r.stdout.trim();
-  }
-  return null;
-}
-
-function dumpDom(chromium: string, url: string): Promise<string> {
-  const profile = mkdtempSync(join(tmpdir(), 'tidegate-chromium-'));
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    `--user-data-dir=${profile}`,
-    // Lets the page's timers run (and its fetches finish) before the DOM is dumped.
-    '--virtual-time-budget=5000',
-    '--dump-dom',
-    url,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(chromium, args, { timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
-      rmSync(profile, { recursive: true, force: true });
-      if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 test('status page renders workers, routes and scaling from /status and /metrics in headless Chromium', async () => {
   const chromium = findChromium();
@@ -66,7 +30,7 @@ test('status page renders workers, routes and scaling from /status and /metrics 
     assert.equal((workers.match(/listening/g) ?? []).length, 2);
     // routes table: the api route with its 10 requests (from tidegate_route_requests_total)
     const routes = /<table id="routes">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(dom)![1]!;
-    assert.match(routes, /<td>api<\/td><td>app<\/td><td>10<\/td>/);
+    assert.match(routes, /<td>api<\/td><td>app<\/td><td class="n">10<\/td>/);
     const scaling = /<table id="scaling">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(dom)![1]!;
     assert.match(scaling, /<td>app<\/td>/);
   } finally {

@@ -212,3 +212,43 @@ test('writer API: weights, passive-health counters, capacity errors', () => {
   assert.equal(writer.status()[0]!.endpoints.length, 1);
   writer.stop();
 });
+
+test('peak EWMA keeps decaying on its own timer after the last table write', async () => {
+  const { writer, table, slot, snap } = setup(eps(2));
+  writer.applyConfig([{ name: 'app', balancer: 'peak-ewma', endpoints: eps(2), slowStartMs: 0, panicThreshold: 0 }]);
+  // A write arms the 250 ms ramp/free tick, which goes idle at once (no slow start, nothing draining).
+  writer.setWeight('app', 0, 1);
+  table.recordResult(slot, 0, 200, 50_000);
+  assert.equal(snap.ewmaUs(0), 50_000);
+  const deadline = Date.now() + 4_000;
+  while (snap.ewmaUs(0) >= 50_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  writer.stop();
+  assert.ok(snap.ewmaUs(0) < 50_000, `the 1 s decay ran after the tick went idle: ${snap.ewmaUs(0)}`);
+});
+
+test("releaseWorker subtracts exactly a dead worker's in-flight shares and pending count, and leaves the others'", () => {
+  const shm = SharedState.create({ maxWorkers: 2, maxUpstreams: 2, maxEndpoints: 32, limiterSlots: 16, limiterPolicies: 1 });
+  const writer = new EndpointWriter(shm);
+  writer.applyConfig([{ name: 'app', balancer: 'least-request', endpoints: eps(3), slowStartMs: 0, panicThreshold: 0 }], true);
+  const w0 = new EndpointTable(shm, 0);
+  const w1 = new EndpointTable(shm, 1);
+  const slot = w0.findUpstream('app');
+  const snap = new EndpointSnapshot(w0, slot);
+  w0.addInFlight(slot, 0, 1);
+  w0.addInFlight(slot, 0, 1);
+  w0.addInFlight(slot, 2, 1);
+  w0.addInFlight(slot, 2, -1);
+  w1.addInFlight(slot, 0, 1);
+  w1.addInFlight(slot, 1, 1);
+  w0.addPending(slot, 3);
+  w0.countOverloaded(slot);
+  assert.deepEqual([snap.inFlight(0), snap.inFlight(1), snap.inFlight(2)], [3, 1, 0]);
+  assert.equal(writer.releaseWorker(0), 2);
+  assert.deepEqual([snap.inFlight(0), snap.inFlight(1), snap.inFlight(2)], [1, 1, 0], "only worker 1's requests remain");
+  assert.deepEqual(writer.overload('app', [0, 1]), [
+    { worker: 0, pending: 0, overloaded: 1 },
+    { worker: 1, pending: 0, overloaded: 0 },
+  ]);
+  assert.equal(writer.releaseWorker(0), 0, 'nothing twice');
+  writer.stop();
+});

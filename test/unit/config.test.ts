@@ -127,3 +127,51 @@ test('tidegate --check: exit 0 for a valid file, 2 with every error listed other
   const invalidRun = spawnSync(process.execPath, [CLI, '--config', bad], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(invalidRun.status, 2, 'an invalid config starts nothing and exits 2');
 });
+
+test('duplicate route names are rejected, every duplicate with its path', () => {
+  const a = { discovery: { type: 'static', endpoints: ['127.0.0.1:1'] } };
+  assert.throws(
+    () =>
+      validateConfig({
+        upstreams: { a },
+        routes: [
+          { name: 'api', upstream: 'a', match: { path: '/a' } },
+          { name: 'api', upstream: 'a', match: { path: '/b' } },
+          { upstream: 'a', match: { path: '/c' } }, // implicitly "route-2"
+          { name: 'api', upstream: 'a', match: { path: '/d' } },
+          { name: 'route-2', upstream: 'a', match: { path: '/e' } },
+        ],
+      }),
+    (err: ConfigError) => {
+      const text = err.issues.join('\n');
+      assert.match(text, /routes\[1\]\.name: duplicate route name "api": also the name of routes\[0\]/);
+      assert.match(text, /routes\[3\]\.name: duplicate route name "api": also the name of routes\[0\]/);
+      assert.match(text, /routes\[4\]\.name: duplicate route name "route-2": the default name of routes\[2\], which has no name/);
+      assert.equal(err.issues.filter((i) => i.includes('duplicate route name')).length, 3, text);
+      return true;
+    },
+  );
+  // Distinct names, and unnamed routes, are fine.
+  validateConfig({ upstreams: { a }, routes: [{ name: 'x', upstream: 'a' }, { upstream: 'a' }, { upstream: 'a' }] });
+});
+
+test('slowStart with round-robin (which ignores weights) is rejected at its path; weighted pickers accept it', () => {
+  const ep = { type: 'static', endpoints: ['127.0.0.1:1'] };
+  assert.throws(
+    () =>
+      validateConfig({
+        upstreams: { plain: { discovery: ep, slowStart: '30s' }, explicit: { balancer: 'round-robin', discovery: ep, slowStart: '5s' }, off: { discovery: ep, slowStart: '0s' } },
+        routes: [{ upstream: 'plain' }],
+      }),
+    (err: ConfigError) => {
+      const text = err.issues.join('\n');
+      assert.match(text, /upstreams\.plain\.slowStart: balancer round-robin ignores weights/);
+      assert.match(text, /upstreams\.explicit\.slowStart: balancer round-robin ignores weights/);
+      assert.ok(!text.includes('upstreams.off'), text);
+      return true;
+    },
+  );
+  for (const balancer of ['weighted-round-robin', 'least-request', 'peak-ewma']) {
+    validateConfig({ upstreams: { a: { balancer, discovery: ep, slowStart: '30s' } }, routes: [{ upstream: 'a' }] });
+  }
+});

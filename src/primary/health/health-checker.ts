@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { endpointKey, type DiscoveredEndpoint } from '../../discovery/provider.js';
 import type { ActiveHealthConfig, HealthConfig, PassiveHealthConfig } from './health-schema.js';
 import { createProber, type Prober, type ProbeResult } from './probes.js';
+import { decision } from '../decisions/decision-log.js';
 
 export type EndpointHealthState = 'healthy' | 'ejected';
 
@@ -358,7 +359,7 @@ export class HealthChecker {
     if (total === 0 || (100 * ejected) / total >= p.maxEjectionPercent) {
       if (ejected > 0 || p.maxEjectionPercent === 0) {
         u.stats.ejectionsOverflow++;
-        this.opts.log.warn(
+        decision(this.opts.log).warn(
           { event: 'endpoint-ejection-skipped', upstream: u.name, endpoint: e.key, reason: `${why}; ${ejected}/${total} already ejected (maxEjectionPercent ${p.maxEjectionPercent})` },
           'outlier not ejected: max ejection percent reached',
         );
@@ -413,11 +414,11 @@ export class HealthChecker {
       u.stats.ejectedNow++;
       if (cause === 'active') u.stats.ejectionsActive++;
       else u.stats.ejectionsPassive++;
-      this.opts.log.warn({ event: 'endpoint-ejected', upstream: u.name, endpoint: e.key, cause, reason }, `endpoint ${e.key} ejected`);
+      decision(this.opts.log).warn({ event: 'endpoint-ejected', upstream: u.name, endpoint: e.key, cause, reason }, `endpoint ${e.key} ejected`);
     } else {
       u.stats.ejectedNow--;
       u.stats.readmissions++;
-      this.opts.log.info({ event: 'endpoint-readmitted', upstream: u.name, endpoint: e.key, cause, reason }, `endpoint ${e.key} readmitted`);
+      decision(this.opts.log).info({ event: 'endpoint-readmitted', upstream: u.name, endpoint: e.key, cause, reason }, `endpoint ${e.key} readmitted`);
     }
     this.opts.sink.setHealth(u.name, e.ep, next, reason);
     this.opts.onTransition?.({ upstream: u.name, endpoint: e.key, state: next, cause, reason, at });
