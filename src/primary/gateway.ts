@@ -14,6 +14,12 @@ import {
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
+  kWorkerWsBytesInField,
+  kWorkerWsBytesOutField,
+  kWorkerWsConnectionsField,
+  kWorkerWsMessagesInField,
+  kWorkerWsMessagesOutField,
+  kWorkerWsOpenField,
   kWorkerStatus1xxField,
   kWorkerUpstreamErrorsField,
 } from '../shm/layout.js';
@@ -147,6 +153,14 @@ export class Gateway {
         retries: c[kWorkerRetriesField],
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
+        websocket: {
+          open: c[kWorkerWsOpenField],
+          connections: c[kWorkerWsConnectionsField],
+          messagesIn: c[kWorkerWsMessagesInField],
+          messagesOut: c[kWorkerWsMessagesOutField],
+          bytesIn: c[kWorkerWsBytesInField],
+          bytesOut: c[kWorkerWsBytesOutField],
+        },
       };
     });
     return {

@@ -9,6 +9,7 @@ import { Runtime } from './runtime.js';
 import { loadUws, type TemplatedApp, type us_listen_socket } from './uws.js';
 import { attachCounters, inFlightCount, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
+import { websocketBehavior } from './websocket-upgrade.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -37,6 +38,7 @@ const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
 const telemetry = startWorkerTelemetry(data, send);
 const app: TemplatedApp = uws.App();
 app.any('/*', createHandler(ref));
+app.ws('/*', websocketBehavior(ref));
 
 let listenSocket: us_listen_socket | null = null;
 /**
