@@ -135,15 +135,14 @@ export class WebSocketRelay {
   }
 
   clientDrained(): void {
-    if (this.upstreamPaused && this.client !== null && this.client.getBufferedAmount() <= this.cfg.maxBackpressure / 2) {
-      this.upstreamPaused = false;
-      this.upstream.resume();
-    }
+    if (this.upstreamPaused && this.client !== null && this.client.getBufferedAmount() <= this.cfg.maxBackpressure / 2) this.resumeUpstream();
   }
 
   clientClosed(code: number, message: ArrayBuffer): void {
     this.clientOpen = false;
     this.client = null;
+    // A paused upstream would never deliver its close frame: read on, discarding.
+    this.resumeUpstream();
     if (!this.clientEnding && !this.upstreamClosing) {
       this.upstreamClosing = true;
       if (code === 0 || code === CloseCode.NoStatus) this.upstream.close();
@@ -195,6 +194,7 @@ export class WebSocketRelay {
   /** The gateway ends the relay: both sides get `code`. */
   closeBoth(code: number, reason: string): void {
     this.endClient(code, reason);
+    this.resumeUpstream();
     if (!this.upstreamClosing) {
       this.upstreamClosing = true;
       this.upstream.close(code, reason);
@@ -210,6 +210,12 @@ export class WebSocketRelay {
     }
     this.idleMs += ms;
     if (this.cfg.idleTimeout > 0 && this.idleMs >= this.cfg.idleTimeout) this.closeBoth(CloseCode.GoingAway, 'idle timeout');
+  }
+
+  private resumeUpstream(): void {
+    if (!this.upstreamPaused) return;
+    this.upstreamPaused = false;
+    this.upstream.resume();
   }
 
   private endClient(code: number, reason: string | Buffer): void {
