@@ -1,6 +1,6 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
-import { websocketSchema, type Config, type WebSocketConfig } from './schema.js';
+import type { Config, WebSocketConfig } from './schema.js';
 import type { WorkerConfig, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
 
@@ -28,7 +28,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     upstream: names.indexOf(r.upstream),
     policies: r.policies,
     rewriteHost: r.rewriteHost,
-    websocket: r.websocket === false ? null : workerWebSocket(r.websocket === true ? websocketSchema.parse({}) : r.websocket, cfg.limits.maxWebSocketMessageBytes),
+    websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
 }

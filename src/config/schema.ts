@@ -38,7 +38,7 @@ const adminSchema = z.strictObject({
 });
 
 // uWS 20.30 drops a request with more than 48 header lines before tidegate sees it
-// (measured: FIELD-NOTES + test/integration/framing.test.ts), so a higher limit
+// (measured: test/integration/framing.test.ts), so a higher limit
 // would be a promise we cannot keep.
 export const UWS_MAX_HEADER_COUNT = 48;
 
@@ -150,7 +150,9 @@ const routeSchema = z.strictObject({
   /** set the upstream request's Host to the endpoint's host:port instead of passing the client's */
   rewriteHost: z.boolean().default(false),
   /** accept `Upgrade: websocket` on this route and relay frames to the upstream */
-  websocket: z.union([z.boolean(), websocketSchema]).default(false),
+  // `true` is the block with every default; a union would report a typo inside the
+  // block as "invalid input" instead of the key and its path.
+  websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
 });
 
 export const configSchema = z

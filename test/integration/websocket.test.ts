@@ -17,6 +17,8 @@ interface UpstreamConn {
   /** flood: bytes handed to ws so far, and a switch to stop */
   sent: number;
   stop: boolean;
+  /** message bytes this upstream connection received */
+  received: number;
 }
 
 const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 7);
@@ -30,12 +32,23 @@ async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number
   }
 }
 
-function closedOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+/** Resolves with the next event's arguments, or rejects after `ms`. */
+function within<T>(ms: number, what: string, arm: (resolve: (v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+    arm((v) => {
+      clearTimeout(t);
+      resolve(v);
+    });
+  });
 }
 
-function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
-  return new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data: data as Buffer, isBinary })));
+function closedOf(ws: WebSocket, ms = 10_000): Promise<{ code: number; reason: string }> {
+  return within(ms, 'close', (resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+function nextMessage(ws: WebSocket, ms = 10_000): Promise<{ data: Buffer; isBinary: boolean }> {
+  return within(ms, 'a message', (resolve) => ws.once('message', (data, isBinary) => resolve({ data: data as Buffer, isBinary })));
 }
 
 describe('websocket routes', () => {
@@ -48,7 +61,7 @@ describe('websocket routes', () => {
 
   function open(path: string, protocols: string[] = [], headers: Record<string, string> = {}): Promise<{ ws: WebSocket; response: IncomingMessage }> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url(path), protocols, { headers, perMessageDeflate: false });
+      const ws = new WebSocket(url(path), protocols, { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
       let response: IncomingMessage | null = null;
       ws.once('upgrade', (r) => (response = r));
       ws.once('open', () => resolve({ ws, response: response! }));
@@ -60,9 +73,9 @@ describe('websocket routes', () => {
   /** The HTTP answer to an upgrade the gateway did not complete. */
   function refusal(path: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url(path));
+      const ws = new WebSocket(url(path), { handshakeTimeout: 10_000 });
       ws.once('open', () => reject(new Error('upgrade unexpectedly succeeded')));
-      ws.once('error', () => {});
+      ws.once('error', reject); // settles nothing once resolved
       ws.once('unexpected-response', (req, res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -110,7 +123,7 @@ describe('websocket routes', () => {
         return;
       }
       wss.handleUpgrade(req, socket, head, (s) => {
-        const c: UpstreamConn = { url: req.url!, headers: req.headers, socket: s, closed: null, sent: 0, stop: false };
+        const c: UpstreamConn = { url: req.url!, headers: req.headers, socket: s, closed: null, sent: 0, stop: false, received: 0 };
         conns.push(c);
         s.on('close', (code, reason) => (c.closed = { code, reason: reason.toString() }));
         s.on('error', () => {});
@@ -119,6 +132,7 @@ describe('websocket routes', () => {
           return;
         }
         s.on('message', (data, isBinary) => {
+          c.received += (data as Buffer).length;
           const text = isBinary ? '' : data.toString();
           if (text.startsWith('cmd:close:')) {
             const [, , code, reason] = text.split(':');
@@ -313,6 +327,7 @@ describe('websocket routes', () => {
       assert.equal((await closed).code, 1009);
       await waitFor(() => up.closed !== null, 5000, 'upstream close');
       assert.equal(up.closed!.code, 1009);
+      assert.equal(up.received, 0, 'the oversized message is not forwarded');
     }
     {
       const { ws } = await open('/ws/big-u');
