@@ -137,6 +137,8 @@ describe('websocket routes', () => {
           if (text.startsWith('cmd:close:')) {
             const [, , code, reason] = text.split(':');
             s.close(Number(code), reason);
+          } else if (text === 'cmd:noop') {
+            // no answer: only the client's side of the relay is active
           } else if (text === 'cmd:drop') {
             s.terminate();
           } else if (text.startsWith('cmd:big:')) {
@@ -163,6 +165,7 @@ describe('websocket routes', () => {
         upstreams: {
           app: { discovery: { type: 'static', endpoints: [http.address] }, timeouts: { connect: '1s', response: '5s' } },
           down: { discovery: { type: 'static', endpoints: [`127.0.0.1:${down}`] }, retries: 0 },
+          mixed: { discovery: { type: 'static', endpoints: [`127.0.0.1:${down}`, http.address] }, retries: 1 },
         },
         routes: [
           { name: 'ws', match: { path: '/ws' }, upstream: 'app', websocket: { maxMessageSize: '64kb' } },
@@ -171,6 +174,8 @@ describe('websocket routes', () => {
           { name: 'refuse', match: { path: '/refuse' }, upstream: 'app', websocket: true },
           { name: 'plainhttp', match: { path: '/plainhttp' }, upstream: 'app', websocket: true },
           { name: 'down', match: { path: '/down' }, upstream: 'down', websocket: true },
+          { name: 'mixed', match: { path: '/mixed' }, upstream: 'mixed', websocket: true },
+          { name: 'limited', match: { path: '/limited' }, upstream: 'app', websocket: true, policies: [{ 'rate-limit': { key: 'route', rate: '1/m', burst: 1 } }] },
           { name: 'plain', match: { path: '/' }, upstream: 'app' },
         ],
       }),
@@ -286,6 +291,20 @@ describe('websocket routes', () => {
     assert.match(v12.data, /TG_ERR_WEBSOCKET_VERSION/);
   });
 
+  test('connect failures retry on another endpoint; access policies apply to upgrades', async () => {
+    // round robin over [dead, live] with one retry: every upgrade lands on the live one
+    for (let i = 0; i < 4; i++) {
+      const { ws } = await open(`/mixed/${i}`);
+      ws.close(1000);
+    }
+    const { ws } = await open('/limited/1');
+    ws.close(1000);
+    const limited = await refusal('/limited/2');
+    assert.equal(limited.status, 429);
+    assert.match(limited.body, /TG_ERR_RATE_LIMITED/);
+    assert.ok(limited.headers['retry-after'] !== undefined);
+  });
+
   test('an Upgrade request on a route without websocket is proxied as plain HTTP', async () => {
     const before = http.requests.length;
     const r = await rawRequest(gw.port, 'GET /plain/x HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
@@ -306,10 +325,14 @@ describe('websocket routes', () => {
     const up = await upstreamConn('/idle/quiet');
     const t0 = Date.now();
     const closed = closedOf(ws);
-    const keepBusy = setInterval(() => busy.ws.send('tick'), 300);
-    const c = await closed;
+    const keepBusy = setInterval(() => busy.ws.send('cmd:noop'), 300);
+    let c: { code: number; reason: string };
+    try {
+      c = await closed;
+    } finally {
+      clearInterval(keepBusy);
+    }
     const elapsed = Date.now() - t0;
-    clearInterval(keepBusy);
     assert.deepEqual(c, { code: 1001, reason: 'idle timeout' });
     assert.ok(elapsed >= 900 && elapsed < 6000, `closed after ${elapsed} ms (timeout 1 s, swept each second)`);
     await waitFor(() => up.closed !== null, 5000, 'upstream close');
@@ -416,8 +439,10 @@ describe('websocket routes', () => {
     assert.equal(delta('tidegate_worker_websocket_bytes_total', 'direction="in"'), 1016);
     assert.equal(delta('tidegate_worker_websocket_bytes_total', 'direction="out"'), 1016);
     assert.ok(sum(family(m1, 'tidegate_worker_websocket_open_connections')) >= 1);
+    assert.ok(sum(family(m1, 'tidegate_endpoint_in_flight_requests'), http.address) >= 1, 'an open relay keeps its endpoint in flight');
     ws.close(1000);
     await waitFor(async () => sum(family(await metrics(), 'tidegate_worker_websocket_open_connections')) === 0, 10_000, 'no relay open');
+    await waitFor(async () => sum(family(await metrics(), 'tidegate_endpoint_in_flight_requests')) === 0, 10_000, 'no endpoint in flight');
     const status = (await (await fetch(`${gw.adminUrl}/status`)).json()) as { workers: { websocket: { connections: number; open: number } }[] };
     assert.ok(status.workers.reduce((s, w) => s + w.websocket.connections, 0) > 0);
     assert.equal(status.workers.reduce((s, w) => s + w.websocket.open, 0), 0);
