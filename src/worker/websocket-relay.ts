@@ -49,6 +49,9 @@ function sendable(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
+const BINARY = Object.freeze({ binary: true });
+const TEXT = Object.freeze({ binary: false });
+
 const live = new Set<WebSocketRelay>();
 const SWEEP_MS = 1000;
 let sweeper: NodeJS.Timeout | null = null;
@@ -124,7 +127,7 @@ export class WebSocketRelay {
     }
     wsMessageIn(n);
     // uWS neuters `message` when this handler returns; ws may still be queueing it.
-    this.upstream.send(message.slice(0), { binary: isBinary });
+    this.upstream.send(message.slice(0), isBinary ? BINARY : TEXT);
     if (this.upstream.bufferedAmount > this.cfg.maxBackpressure) {
       // XXX: no way to pause a uWS 20.30 WebSocket's reads, so the only bound left is
       // to disconnect. The upstream is cut (terminate), dropping what it has not read.

@@ -183,10 +183,11 @@ describe('websocket routes', () => {
   });
 
   after(async () => {
-    await gw.stop();
+    // Each step guarded: a failed start must not leave servers that keep the file running.
+    await gw?.stop();
     for (const c of conns) c.socket.terminate();
-    wss.close();
-    await http.close();
+    wss?.close();
+    await http?.close();
   });
 
   test('text and binary messages echo through both workers', async () => {
