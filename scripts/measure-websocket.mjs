@@ -31,7 +31,8 @@ writeFileSync(
     `upstreams: { a: { discovery: { type: static, endpoints: ["127.0.0.1:${upPort}"] } } }\n` +
     `routes: [{ upstream: a, websocket: true }]\n`,
 );
-const gw = spawn(process.execPath, [join(root, 'dist/src/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TIDEGATE_LOG_LEVEL: 'warn' } });
+const gw = spawn(process.execPath, [join(root, 'dist/src/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => gw.kill('SIGTERM')); // also when something below throws
 const gwPort = await new Promise((resolve, reject) => {
   let buf = '';
   const t = setTimeout(() => reject(new Error('gateway did not start')), 15_000);

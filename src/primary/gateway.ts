@@ -112,7 +112,12 @@ export class Gateway {
       log.error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
       throw err;
     }
-    const restartNeeded = JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) || JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) || next.workers !== this.config.workers;
+    const restartNeeded =
+      JSON.stringify(next.listen) !== JSON.stringify(this.config.listen) ||
+      JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) ||
+      next.workers !== this.config.workers ||
+      // uWS takes the WebSocket message ceiling once per worker
+      next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes;
     try {
       // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
       this.endpoints.checkCapacity(upstreamTables(next));
@@ -130,7 +135,7 @@ export class Gateway {
     this.obs.onConfig(next, this.generation);
     await this.control.apply(next.upstreams);
     log.info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
-    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
+    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen, admin, workers or limits.maxWebSocketMessageBytes changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
   }
 

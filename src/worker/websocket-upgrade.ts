@@ -55,16 +55,18 @@ const SKIP_RESPONSE = new Set([
 
 /** The uWS behaviour for `app.ws('/*', …)`: one per worker, settings fixed at start. */
 export function websocketBehavior(ref: RuntimeRef): WebSocketBehavior<RelayData> {
+  // The worker-wide ceiling; a route's smaller maxMessageSize is checked per message,
+  // so it can answer 1009 (uWS itself would drop the connection without a close frame).
+  // A reload cannot raise it (the primary says a restart is needed): routes are held to it.
+  const ceiling = ref.current.config.limits.maxWebSocketMessageBytes;
   return {
-    // The worker-wide ceiling; a route's smaller maxMessageSize is checked per message,
-    // so it can answer 1009 (uWS itself would drop the connection without a close frame).
-    maxPayloadLength: ref.current.config.limits.maxWebSocketMessageBytes,
+    maxPayloadLength: ceiling,
     // 0: uWS never drops a message; relays bound their buffering themselves.
     maxBackpressure: 0,
     // 0: per-route idle timeouts run in the relay's sweep.
     idleTimeout: 0,
     sendPingsAutomatically: false,
-    upgrade: (res, req, context) => upgrade(ref, res, req, context),
+    upgrade: (res, req, context) => upgrade(ref, ceiling, res, req, context),
     open: (ws) => ws.getUserData().relay.clientOpened(ws),
     message: (ws, message, isBinary) => ws.getUserData().relay.fromClient(message, isBinary),
     drain: (ws) => ws.getUserData().relay.clientDrained(),
@@ -74,7 +76,7 @@ export function websocketBehavior(ref: RuntimeRef): WebSocketBehavior<RelayData>
   };
 }
 
-function upgrade(ref: RuntimeRef, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   const rt = ref.current;
   const head = new RequestHead();
   const bad = readRequestHead(req, head, rt.config.limits, rt.requestIdHeader);
@@ -85,7 +87,9 @@ function upgrade(ref: RuntimeRef, res: HttpResponse, req: HttpRequest, context: 
     return;
   }
   // The request object dies when this handler returns: copy what the 101 needs.
-  const hs = new Handshake(res, head, rt, route, route.route.websocket, context, req.getHeader('sec-websocket-key'));
+  const ws = route.route.websocket;
+  const cfg = ws.maxMessageSize <= ceiling ? ws : { ...ws, maxMessageSize: ceiling };
+  const hs = new Handshake(res, head, rt, route, cfg, context, req.getHeader('sec-websocket-key'));
   res.onAborted(hs.onClientAborted);
   requestStarted();
   hs.requestId = head.requestId !== null && REQUEST_ID.test(head.requestId) ? head.requestId : randomUUID();

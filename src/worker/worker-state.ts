@@ -27,6 +27,8 @@ let wsOpen = 0;
 
 export function attachCounters(slice: Float64Array): void {
   counters = slice;
+  // A restarted worker reuses its slot: a gauge left by the one before would stay wrong.
+  counters[kWorkerWsOpenField] = 0;
 }
 
 export function isDraining(): boolean {
