@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// WebSocket relay cost: the same echo workload straight to a `ws` upstream and through
-// the gateway, interleaved in one run (absolute numbers on a shared machine mean
-// little; the ratio within a run is the figure).
+// WebSocket relay cost: the same echo workload straight to a `ws` upstream, through
+// the gateway and (when /usr/sbin/nginx exists) through nginx proxy_pass with the
+// usual Upgrade/Connection lines, interleaved in one run (absolute numbers on a shared
+// machine mean little; the ratios within a run are the figure).
 //   node scripts/measure-websocket.mjs [rounds] [seconds] [workers]   (after npm run build)
 // Per round and target: sequential round trips of 1 KiB on one connection (latency),
 // then 16 connections × 16 messages in flight for `seconds` (throughput).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +47,27 @@ const gwPort = await new Promise((resolve, reject) => {
     }
   });
 });
+
+// nginx, 2 worker processes like the gateway's 2 workers
+const NGINX = '/usr/sbin/nginx';
+let nginxPort = 0;
+let nginx = null;
+if (existsSync(NGINX)) {
+  const probe = createServer();
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+  nginxPort = probe.address().port;
+  await new Promise((r) => probe.close(r));
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes ${WORKERS};\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 4096; }\n` +
+      `http {\n access_log off;\n client_body_temp_path ${dir}/b; proxy_temp_path ${dir}/p; fastcgi_temp_path ${dir}/f; uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;\n` +
+      ` server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://127.0.0.1:${upPort}; proxy_http_version 1.1; ` +
+      `proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; proxy_read_timeout 60s; } }\n}\n`,
+  );
+  nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'inherit' });
+  process.on('exit', () => nginx.kill('SIGTERM'));
+  await new Promise((r) => setTimeout(r, 500));
+}
 
 const open = (port) =>
   new Promise((resolve, reject) => {
@@ -88,12 +111,14 @@ async function throughput(port, conns = 16, window = 16) {
   return rate;
 }
 
-const results = { direct: [], gateway: [] };
+const targets = [
+  ['direct', upPort],
+  ['gateway', gwPort],
+];
+if (nginx !== null) targets.push(['nginx', nginxPort]);
+const results = Object.fromEntries(targets.map(([name]) => [name, []]));
 for (let r = 0; r < ROUNDS; r++) {
-  for (const [name, port] of [
-    ['direct', upPort],
-    ['gateway', gwPort],
-  ]) {
+  for (const [name, port] of targets) {
     const l = await latency(port);
     const t = await throughput(port);
     results[name].push({ ...l, rate: t });
@@ -101,10 +126,13 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-for (const name of ['direct', 'gateway']) {
+for (const [name] of targets) {
   const rs = results[name];
   console.log(`median  ${name.padEnd(7)} p50 ${median(rs.map((x) => x.p50)).toFixed(0)} µs  p99 ${median(rs.map((x) => x.p99)).toFixed(0)} µs  ${median(rs.map((x) => x.rate)).toFixed(0)} msg/s`);
 }
-console.log(`gateway/direct throughput: ${(median(results.gateway.map((x) => x.rate)) / median(results.direct.map((x) => x.rate))).toFixed(2)}×`);
+const rate = (name) => median(results[name].map((x) => x.rate));
+console.log(`gateway/direct throughput: ${(rate('gateway') / rate('direct')).toFixed(2)}×`);
+if (nginx !== null) console.log(`gateway/nginx throughput: ${(rate('gateway') / rate('nginx')).toFixed(2)}×`);
 gw.kill('SIGTERM');
+nginx?.kill('SIGTERM');
 wss.close();

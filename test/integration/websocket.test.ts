@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { deadPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { deadPort, startRawUpstream, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
 interface UpstreamConn {
@@ -55,6 +55,7 @@ describe('websocket routes', () => {
   let http: TestUpstream;
   let wss: WebSocketServer;
   let gw: RunningGateway;
+  let silent: Awaited<ReturnType<typeof startRawUpstream>>;
   const conns: UpstreamConn[] = [];
 
   const url = (path: string): string => `ws://127.0.0.1:${gw.port}${path}`;
@@ -160,11 +161,13 @@ describe('websocket routes', () => {
       });
     });
     const down = await deadPort();
+    silent = await startRawUpstream(() => {}); // accepts, never answers
     gw = await startGateway(
       baseConfig([http.address], {
         upstreams: {
           app: { discovery: { type: 'static', endpoints: [http.address] }, timeouts: { connect: '1s', response: '5s' } },
           down: { discovery: { type: 'static', endpoints: [`127.0.0.1:${down}`] }, retries: 0 },
+          silent: { discovery: { type: 'static', endpoints: [silent.address] }, timeouts: { connect: '500ms', response: '1s' }, retries: 0 },
           mixed: { discovery: { type: 'static', endpoints: [`127.0.0.1:${down}`, http.address] }, retries: 1 },
         },
         routes: [
@@ -174,6 +177,7 @@ describe('websocket routes', () => {
           { name: 'refuse', match: { path: '/refuse' }, upstream: 'app', websocket: true },
           { name: 'plainhttp', match: { path: '/plainhttp' }, upstream: 'app', websocket: true },
           { name: 'down', match: { path: '/down' }, upstream: 'down', websocket: true },
+          { name: 'silent', match: { path: '/silent' }, upstream: 'silent', websocket: true },
           { name: 'mixed', match: { path: '/mixed' }, upstream: 'mixed', websocket: true },
           { name: 'limited', match: { path: '/limited' }, upstream: 'app', websocket: true, policies: [{ 'rate-limit': { key: 'route', rate: '1/m', burst: 1 } }] },
           { name: 'plain', match: { path: '/' }, upstream: 'app' },
@@ -188,6 +192,7 @@ describe('websocket routes', () => {
     for (const c of conns) c.socket.terminate();
     wss?.close();
     await http?.close();
+    await silent?.close();
   });
 
   test('text and binary messages echo through both workers', async () => {
@@ -271,7 +276,7 @@ describe('websocket routes', () => {
     }
   });
 
-  test('an upstream that refuses, is not a WebSocket server, or is down gets an HTTP answer', async () => {
+  test('an upstream that refuses, is not a WebSocket server, is down or silent gets an HTTP answer', async () => {
     const refused = await refusal('/refuse');
     assert.equal(refused.status, 403, 'the upstream refusal is relayed');
     assert.equal(refused.body, 'nope');
@@ -285,6 +290,12 @@ describe('websocket routes', () => {
     const down = await refusal('/down');
     assert.equal(down.status, 502);
     assert.equal((JSON.parse(down.body) as { error: { code: string } }).error.code, 'TG_ERR_UPSTREAM_CONNECT');
+
+    const t0 = Date.now();
+    const timedOut = await refusal('/silent');
+    assert.equal(timedOut.status, 504);
+    assert.equal((JSON.parse(timedOut.body) as { error: { code: string } }).error.code, 'TG_ERR_UPSTREAM_TIMEOUT');
+    assert.ok(Date.now() - t0 >= 1000, 'not before timeouts.connect + timeouts.response');
 
     const v12 = await rawRequest(gw.port, 'GET /ws/v HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n\r\n');
     assert.equal(v12.status, 426);
