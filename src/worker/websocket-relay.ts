@@ -49,6 +49,7 @@ function sendable(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
+const OPEN = 1; // WebSocket.OPEN, without importing ws at run time here
 const BINARY = Object.freeze({ binary: true });
 const TEXT = Object.freeze({ binary: false });
 
@@ -118,7 +119,8 @@ export class WebSocketRelay {
   }
 
   fromClient(message: ArrayBuffer, isBinary: boolean): void {
-    if (this.upstreamClosing) return;
+    // Also while the upstream's own close is under way: ws would count what it cannot send.
+    if (this.upstreamClosing || this.upstream.readyState !== OPEN) return;
     this.active = true;
     const n = message.byteLength;
     if (n > this.cfg.maxMessageSize) {

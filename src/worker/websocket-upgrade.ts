@@ -259,9 +259,8 @@ class Handshake {
 
   private readonly onOpen = (): void => {
     const ws = this.ws!;
-    ws.off('error', this.onError);
     if (this.state !== State.Connecting || this.aborted) {
-      ws.terminate();
+      ws.terminate(); // onError stays attached and ignores what follows
       return;
     }
     this.state = State.Done;
@@ -270,6 +269,7 @@ class Handshake {
     this.settled = true;
     up.onHandshake(this.endpoint, performance.now() - this.startedAt);
     const relay = new WebSocketRelay(ws, this.cfg, up, this.endpoint);
+    ws.off('error', this.onError); // the relay has its own now
     const res = this.res;
     res.cork(() => {
       // Fields must follow an explicit 101 status, or uWS writes "200 OK" first.
