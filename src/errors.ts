@@ -43,6 +43,10 @@ export const Errors = Object.freeze({
   UPSTREAM_RESET: spec('TG_ERR_UPSTREAM_RESET', 502, 'the upstream closed the connection before responding'),
   UPSTREAM_TIMEOUT: spec('TG_ERR_UPSTREAM_TIMEOUT', 504, 'the upstream did not respond within timeouts.response'),
   UPSTREAM_PROTOCOL: spec('TG_ERR_UPSTREAM_PROTOCOL', 502, 'the upstream sent an invalid HTTP response'),
+  // WebSocket upgrades (routes with `websocket`).
+  WEBSOCKET_VERSION: spec('TG_ERR_WEBSOCKET_VERSION', 426, 'only WebSocket version 13 is supported'),
+  WEBSOCKET_HANDSHAKE: spec('TG_ERR_WEBSOCKET_HANDSHAKE', 400, 'the WebSocket handshake is invalid (Sec-WebSocket-Protocol must be a list of distinct tokens)'),
+  UPSTREAM_WEBSOCKET_REFUSED: spec('TG_ERR_UPSTREAM_WEBSOCKET_REFUSED', 502, 'the upstream answered the WebSocket upgrade without switching protocols'),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
   // Anything else; the message never carries internals.

@@ -34,6 +34,15 @@ export interface WorkerRoute {
   readonly upstream: number; // index into WorkerConfig.upstreams
   readonly policies: readonly PolicyEntry[];
   readonly rewriteHost: boolean;
+  /** null: Upgrade requests are proxied as plain HTTP (Upgrade is hop-by-hop) */
+  readonly websocket: WorkerWebSocket | null;
+}
+
+export interface WorkerWebSocket {
+  /** ms; 0 = none */
+  readonly idleTimeout: number;
+  readonly maxMessageSize: number;
+  readonly maxBackpressure: number;
 }
 
 export interface WorkerData {

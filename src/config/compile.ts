@@ -1,7 +1,7 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
-import type { Config } from './schema.js';
-import type { WorkerConfig, WorkerRoute, WorkerUpstream } from '../messages.js';
+import type { Config, WebSocketConfig } from './schema.js';
+import type { WorkerConfig, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
@@ -28,6 +28,11 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     upstream: names.indexOf(r.upstream),
     policies: r.policies,
     rewriteHost: r.rewriteHost,
+    websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
+}
+
+function workerWebSocket(ws: WebSocketConfig, ceiling: number): WorkerWebSocket {
+  return { idleTimeout: ws.idleTimeout, maxMessageSize: ws.maxMessageSize ?? ceiling, maxBackpressure: ws.maxBackpressure };
 }

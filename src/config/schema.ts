@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { SERVER_NAME_RE } from './tls-files.js';
 import { durationMs, sizeBytes } from './zod-units.js';
-import { parseDuration } from './units.js';
+import { parseDuration, parseSize } from './units.js';
 import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
@@ -83,6 +83,11 @@ const limitsSchema = z.strictObject({
    * connections and ones still sending a head are not counted (README, "Overload").
    */
   maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+  /**
+   * Largest WebSocket message any route accepts. uWS takes it once per worker, so it is
+   * fixed at start; routes may set a smaller `websocket.maxMessageSize`.
+   */
+  maxWebSocketMessageBytes: size.pipe(z.number().int().min(1024).max(256 * 1024 * 1024)).default(1024 * 1024),
 });
 
 /**
@@ -170,6 +175,16 @@ const hostPattern = z
   .regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name like "api.example.com" or "*.example.com"')
   .transform((h) => h.toLowerCase());
 
+/** Per-route WebSocket relay settings; `websocket: true` takes every default. */
+export const websocketSchema = z.strictObject({
+  /** no message (or ping/pong) either way for this long closes both sides with 1001; 0 = never. Checked once a second */
+  idleTimeout: duration.default(60_000),
+  /** a larger message in either direction closes both sides with 1009; default limits.maxWebSocketMessageBytes */
+  maxMessageSize: size.pipe(z.number().int().min(1)).optional(),
+  /** bytes the gateway may hold for one side before it stops reading the other (upstream) or disconnects (client) */
+  maxBackpressure: size.pipe(z.number().int().min(1024)).default(1024 * 1024),
+});
+
 const routeSchema = z.strictObject({
   name: z.string().min(1).optional(),
   match: z
@@ -184,6 +199,10 @@ const routeSchema = z.strictObject({
   policies: z.array(policyEntrySchema()).default([]),
   /** set the upstream request's Host to the endpoint's host:port instead of passing the client's */
   rewriteHost: z.boolean().default(false),
+  /** accept `Upgrade: websocket` on this route and relay frames to the upstream */
+  // `true` is the block with every default; a union would report a typo inside the
+  // block as "invalid input" instead of the key and its path.
+  websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
 });
 
 export const configSchema = z
@@ -224,6 +243,19 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
     for (const name of Object.keys(scaling)) {
       if (!upstreams.includes(name)) out.push({ path: ['observability', 'scaling', 'upstreams', name], message: `unknown upstream "${name}" (known: ${upstreams.join(', ') || 'none'})` });
     }
+  }
+  // The route limit is checked against the worker-wide one after both parsed: uWS
+  // refuses a larger message before tidegate sees it, so a route cannot promise more.
+  const limitRaw = (raw as { limits?: { maxWebSocketMessageBytes?: unknown } }).limits?.maxWebSocketMessageBytes;
+  const limit = limitRaw === undefined ? 1024 * 1024 : parseSize(limitRaw);
+  if (Array.isArray(cfg.routes) && (typeof limit === 'number' || limit.ok)) {
+    const max = typeof limit === 'number' ? limit : limit.value;
+    cfg.routes.forEach((r: unknown, i) => {
+      const ws = (r as { websocket?: { maxMessageSize?: unknown } } | null)?.websocket;
+      if (typeof ws !== 'object' || ws === null || ws.maxMessageSize === undefined) return;
+      const v = parseSize(ws.maxMessageSize);
+      if (v.ok && v.value > max) out.push({ path: ['routes', i, 'websocket', 'maxMessageSize'], message: `must not exceed limits.maxWebSocketMessageBytes (${max} bytes)` });
+    });
   }
   const host = typeof cfg.admin?.host === 'string' ? cfg.admin.host : '127.0.0.1';
   const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost';
@@ -292,3 +324,4 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = Config['upstreams'][string];
 export type RouteConfig = Config['routes'][number];
+export type WebSocketConfig = z.output<typeof websocketSchema>;

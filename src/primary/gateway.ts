@@ -15,6 +15,12 @@ import {
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
+  kWorkerWsBytesInField,
+  kWorkerWsBytesOutField,
+  kWorkerWsConnectionsField,
+  kWorkerWsMessagesInField,
+  kWorkerWsMessagesOutField,
+  kWorkerWsOpenField,
   kWorkerStatus1xxField,
   kWorkerUpstreamErrorsField,
 } from '../shm/layout.js';
@@ -160,7 +166,9 @@ export class Gateway {
       next.listen.port !== this.config.listen.port ||
       tlsOnOff ||
       JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) ||
-      next.workers !== this.config.workers;
+      next.workers !== this.config.workers ||
+      // uWS takes the WebSocket message ceiling once per worker
+      next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes;
     if (tlsOnOff) {
       // Until the restart the running TLS setting stays, or workers would stamp the
       // new scheme on requests that still arrive the old way.
@@ -189,7 +197,7 @@ export class Gateway {
     this.decisions.resize(next.observability.decisions.size);
     this.decisionStream.setOptions(streamOptions(next));
     decision(log).info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
-    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin or workers changed; these take effect on restart' }, 'some changes need a restart');
+    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin, workers or limits.maxWebSocketMessageBytes changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
   }
 
@@ -237,6 +245,14 @@ export class Gateway {
         connections: { active: c[kWorkerInFlightField], limit: this.config.limits.maxConnections, refused: c[kWorkerConnectionsRefusedField] },
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
+        websocket: {
+          open: c[kWorkerWsOpenField],
+          connections: c[kWorkerWsConnectionsField],
+          messagesIn: c[kWorkerWsMessagesInField],
+          messagesOut: c[kWorkerWsMessagesOutField],
+          bytesIn: c[kWorkerWsBytesInField],
+          bytesOut: c[kWorkerWsBytesOutField],
+        },
       };
     });
     return {

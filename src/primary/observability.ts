@@ -22,6 +22,12 @@ import {
   kWorkerRetriesField,
   kWorkerStatus1xxField,
   kWorkerUpstreamErrorsField,
+  kWorkerWsBytesInField,
+  kWorkerWsBytesOutField,
+  kWorkerWsConnectionsField,
+  kWorkerWsMessagesInField,
+  kWorkerWsMessagesOutField,
+  kWorkerWsOpenField,
 } from '../shm/layout.js';
 import { Aggregator } from '../metrics/aggregator.js';
 import type { ObservabilityConfig } from '../metrics/config.js';
@@ -514,6 +520,19 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   counter('tidegate_worker_client_aborts_total', 'Requests whose client went away before a response, by worker.', ['worker'], (emit) => perWorker(kWorkerClientAbortsField, emit));
   counter('tidegate_worker_received_bytes_total', 'Request body bytes read, by worker.', ['worker'], (emit) => perWorker(kWorkerBytesInField, emit));
   counter('tidegate_worker_sent_bytes_total', 'Response body bytes written, by worker.', ['worker'], (emit) => perWorker(kWorkerBytesOutField, emit));
+  gauge('tidegate_worker_websocket_open_connections', 'WebSocket relays open on the worker (live).', ['worker'], (emit) => perWorker(kWorkerWsOpenField, emit));
+  counter('tidegate_worker_websocket_connections_total', 'WebSocket relays opened (upstream switched protocols, client upgraded), by worker.', ['worker'], (emit) => perWorker(kWorkerWsConnectionsField, emit));
+  function perWorkerDirection(inField: number, outField: number, emit: (labels: Record<string, string>, v: number) => void): void {
+    for (const w of deps.workers()) {
+      const c = shm.workerCounters(w.slot);
+      emit({ worker: String(w.slot), direction: 'in' }, c[inField] ?? 0);
+      emit({ worker: String(w.slot), direction: 'out' }, c[outField] ?? 0);
+    }
+  }
+  counter('tidegate_worker_websocket_messages_total', 'WebSocket messages relayed, by worker and direction ("in": client to upstream, "out": upstream to client).', ['worker', 'direction'], (emit) =>
+    perWorkerDirection(kWorkerWsMessagesInField, kWorkerWsMessagesOutField, emit),
+  );
+  counter('tidegate_worker_websocket_bytes_total', 'WebSocket message payload bytes relayed, by worker and direction.', ['worker', 'direction'], (emit) => perWorkerDirection(kWorkerWsBytesInField, kWorkerWsBytesOutField, emit));
   gauge('tidegate_worker_up', '1 while the worker thread is listening.', ['worker'], (emit) => {
     for (const w of deps.workers()) emit({ worker: String(w.slot) }, w.phase === 'listening' ? 1 : 0);
   });

@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 3;
+export const kLayoutVersion = 4;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -45,9 +45,16 @@ export const kWorkerBytesOutField = 8; // response body bytes written to clients
 export const kWorkerInFlightField = 9; // requests started and not yet finished
 export const kWorkerClientAbortsField = 10;
 export const kWorkerRetriesField = 11;
+// WebSocket relays (src/worker/websocket-relay.ts). "in": client → upstream, "out": upstream → client.
+export const kWorkerWsOpenField = 12; // relays open now (gauge)
+export const kWorkerWsConnectionsField = 13; // relays opened in total
+export const kWorkerWsMessagesInField = 14;
+export const kWorkerWsMessagesOutField = 15;
+export const kWorkerWsBytesInField = 16; // message payload bytes
+export const kWorkerWsBytesOutField = 17;
 /** requests refused 503 TG_ERR_LIMIT_CONNECTIONS (limits.maxConnections) */
-export const kWorkerConnectionsRefusedField = 12;
-export const kWorkerFieldCount = 13;
+export const kWorkerConnectionsRefusedField = 18;
+export const kWorkerFieldCount = 19;
 export const kWorkerSliceWords = Math.ceil(kWorkerFieldCount / kWordsPerCacheLine) * kWordsPerCacheLine;
 
 // ---- endpoint tables (Int32 fields) -------------------------------------------------

@@ -99,7 +99,7 @@ function rejectFraming(ex: Exchange, spec: ErrorSpec): void {
 }
 
 /** X-Forwarded-For is appended to, as nginx's $proxy_add_x_forwarded_for and Envoy do; Proto/Host from the client are kept only from a trusted proxy. */
-function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requestId: string): void {
+export function addForwardingHeaders(peer: string, head: RequestHead, rt: Runtime, requestId: string): void {
   const trusted = rt.trusted.has(peer);
   const h = head.headers;
   h.push('x-forwarded-for', head.forwardedFor === null ? peer : `${head.forwardedFor}, ${peer}`);

@@ -11,6 +11,7 @@ import { Listener, tlsFilesProblem, type ListenerScope } from './listener.js';
 import type { TlsConfig } from '../config/schema.js';
 import { attachCounters, inFlightCount, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
+import { websocketBehavior } from './websocket-upgrade.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -43,6 +44,7 @@ const telemetry = startWorkerTelemetry(data, send);
  */
 function register(app: TemplatedApp, scope: ListenerScope): void {
   app.any('/*', createHandler(ref, scope));
+  app.ws('/*', websocketBehavior(ref));
 }
 
 const host = data.config.listen.host;

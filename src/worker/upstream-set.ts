@@ -157,6 +157,24 @@ export class UpstreamSet {
     if (status >= 0) this.table.recordResult(this.slot, idx, status, Math.round(latencyMs * 1000));
   }
 
+  /**
+   * A WebSocket handshake to row `idx` succeeded: judged like a response, but the
+   * endpoint stays in flight until `release`, so least-request pickers count open
+   * relays as HAProxy's leastconn counts connections.
+   */
+  onHandshake(idx: number, latencyMs: number): void {
+    this.table.recordResult(this.slot, idx, 101, Math.round(latencyMs * 1000));
+  }
+
+  /** The relay that `onHandshake` kept in flight has closed. */
+  releaseRelay(idx: number): void {
+    this.table.addInFlight(this.slot, idx, -1);
+  }
+
+  get timeouts(): WorkerUpstream['timeouts'] {
+    return this.cfg.timeouts;
+  }
+
   /** Lets in-flight requests finish, then closes every connection. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.byId.values()].map((e) => e.pool.close()));

@@ -10,18 +10,29 @@ import {
   kWorkerRetriesField,
   kWorkerStatus1xxField,
   kWorkerUpstreamErrorsField,
+  kWorkerWsBytesInField,
+  kWorkerWsBytesOutField,
+  kWorkerWsConnectionsField,
+  kWorkerWsMessagesInField,
+  kWorkerWsMessagesOutField,
+  kWorkerWsOpenField,
+  kWorkerSliceWords,
 } from '../shm/layout.js';
 
-let counters: Float64Array = new Float64Array(16);
+let counters: Float64Array = new Float64Array(kWorkerSliceWords);
 let slot = -1;
 let inFlight = 0;
 let draining = false;
 let onIdle: (() => void) | null = null;
+const drainListeners: (() => void)[] = [];
+let wsOpen = 0;
 
 /** `workerSlot`: this worker's slot, for its shared-memory ledger (-1: none, as in unit tests). */
 export function attachCounters(slice: Float64Array, workerSlot = -1): void {
   counters = slice;
   slot = workerSlot;
+  // A restarted worker reuses its slot: a gauge left by the one before would stay wrong.
+  counters[kWorkerWsOpenField] = 0;
 }
 
 export function workerSlot(): number {
@@ -36,6 +47,9 @@ export function isDraining(): boolean {
 export function startDrain(idle: () => void): void {
   draining = true;
   onIdle = idle;
+  // Long-lived connections (WebSocket relays) are not requests in flight: they are told
+  // to go away now rather than holding the drain until its timeout.
+  for (const l of drainListeners) l();
   if (inFlight === 0) fireIdle();
 }
 
@@ -76,4 +90,32 @@ export function countConnectionRefused(): void {
 
 export function countRetry(): void {
   counters[kWorkerRetriesField]! += 1;
+}
+
+/** `cb` runs once when the worker starts draining. */
+export function onDrainStart(cb: () => void): void {
+  drainListeners.push(cb);
+}
+
+export function wsOpened(): void {
+  wsOpen++;
+  counters[kWorkerWsOpenField] = wsOpen;
+  counters[kWorkerWsConnectionsField]! += 1;
+}
+
+export function wsClosed(): void {
+  wsOpen--;
+  counters[kWorkerWsOpenField] = wsOpen;
+}
+
+/** A message relayed client → upstream. */
+export function wsMessageIn(bytes: number): void {
+  counters[kWorkerWsMessagesInField]! += 1;
+  counters[kWorkerWsBytesInField]! += bytes;
+}
+
+/** A message relayed upstream → client. */
+export function wsMessageOut(bytes: number): void {
+  counters[kWorkerWsMessagesOutField]! += 1;
+  counters[kWorkerWsBytesOutField]! += bytes;
 }

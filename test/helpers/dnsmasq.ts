@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
 import { createSocket } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 
 export interface Dnsmasq {
   readonly port: number;
@@ -29,12 +29,21 @@ function findDnsmasq(): string {
   throw new Error('dnsmasq is not installed; the DNS discovery tests need it. Run scripts/install-test-deps.sh (as root) first.');
 }
 
+/** A port free for both UDP and TCP on 127.0.0.1: dnsmasq listens on both. */
 async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (;;) {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const tcp = createServer();
+    const free = await new Promise<boolean>((r) => {
+      tcp.once('error', () => r(false));
+      tcp.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (free) await new Promise<void>((r) => tcp.close(() => r()));
+    if (free) return port;
+  }
 }
 
 export async function startDnsmasq(opts: { hosts?: string[]; extra?: string[]; probeName: string }): Promise<Dnsmasq> {

@@ -190,6 +190,21 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
     assert.equal((await request(`${gw.adminUrl}/histograms?route=api&worker=x`)).statusCode, 400);
 
     // Scaling signal: 1 endpoint at far more than 1 rps each → more replicas recommended.
+    // Traffic keeps flowing while it is read: on a loaded machine the checks above can
+    // outlast the load run and the scale-down window, and the signal rightly goes away.
+    let warm = true;
+    const keepWarm = (async () => {
+      // Ends with the test: an assertion that fails below closes the agent, and so this loop.
+      while (warm) {
+        try {
+          const r = await request(`${gw.url}/item/warm`, { dispatcher: agent });
+          await r.body.dump();
+        } catch {
+          return;
+        }
+        await sleep(50);
+      }
+    })();
     const st = await until('a scaling recommendation', async () => {
       const s = await getJson<{ scaling: { upstream: string; recommendation: { current: number; recommended: number } | null }[] }>(`${gw.adminUrl}/status`);
       const a = s.scaling.find((x) => x.upstream === 'app');
@@ -205,6 +220,8 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
     const after = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
     assert.ok(pick(after, 'tidegate_upstream_replicas_recommended', { upstream: 'app' })[0]!.value > 1);
     await until('a forecast', async () => (pick(parseMetrics(await getText(`${gw.adminUrl}/metrics`)), 'tidegate_upstream_request_rate_forecast', { upstream: 'app', horizon: '60s' }).length === 1 ? true : null));
+    warm = false;
+    await keepWarm;
 
     // Status page is served.
     const ui = await request(`${gw.adminUrl}/ui`);

@@ -85,6 +85,30 @@ test('unknown upstream and unknown policy are errors with paths', () => {
   );
 });
 
+test('websocket routes: true takes the defaults, a block overrides them, a route cannot exceed the worker-wide ceiling', async () => {
+  const { compileWorkerConfig } = await import('../../src/config/compile.js');
+  const up = { a: { discovery: { type: 'static', endpoints: ['127.0.0.1:9001'] } } };
+  const cfg = validateConfig({
+    limits: { maxWebSocketMessageBytes: '2mb' },
+    upstreams: up,
+    routes: [{ upstream: 'a', websocket: true }, { upstream: 'a', websocket: { idleTimeout: '5s', maxMessageSize: '64kb', maxBackpressure: '128kb' } }, { upstream: 'a' }],
+  });
+  const routes = compileWorkerConfig(cfg, 1).routes;
+  assert.deepEqual(routes[0]!.websocket, { idleTimeout: 60_000, maxMessageSize: 2 * 1024 * 1024, maxBackpressure: 1024 * 1024 });
+  assert.deepEqual(routes[1]!.websocket, { idleTimeout: 5_000, maxMessageSize: 64 * 1024, maxBackpressure: 128 * 1024 });
+  assert.equal(routes[2]!.websocket, null);
+  assert.throws(
+    () => validateConfig({ upstreams: up, routes: [{ upstream: 'a', websocket: { maxMessageSize: '2mb', idleTimeout: 5, extra: 1 } }] }),
+    (err: ConfigError) => {
+      const text = err.issues.join('\n');
+      assert.match(text, /routes\[0\]\.websocket\.maxMessageSize: must not exceed limits\.maxWebSocketMessageBytes \(1048576 bytes\)/);
+      assert.match(text, /routes\[0\]\.websocket\.extra: unknown key/);
+      assert.match(text, /routes\[0\]\.websocket\.idleTimeout/);
+      return true;
+    },
+  );
+});
+
 test('environment variables are substituted, typed when a value is one variable, and missing ones reported', () => {
   const cfg = parseConfigText('listen: { port: "${P}" }\nupstreams: { a: { discovery: { type: static, endpoints: ["${HOST}:9000"] } } }\nroutes: [{ upstream: a }]\n', { P: '8181', HOST: '10.1.2.3' });
   assert.equal(cfg.listen.port, 8181);
