@@ -20,7 +20,8 @@
 //                         answers 503, a reset resets, a stall stalls) and answers 503
 //                         while the queue is full — but never queues: active checks see
 //                         the faults, not the backlog.
-// The control and health paths never count as traffic.
+// The control and health paths never count as traffic. Every 200 carries `x-queued-ms`,
+// the time it waited for a slot.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -201,12 +202,13 @@ export async function startFaultUpstream(opts: FaultUpstreamOptions = {}): Promi
 
   function startService(w: Waiting): void {
     c.inService++;
+    const waited = String(Math.round(performance.now() - w.arrived));
     setTimeout(() => {
       c.inService--;
       if (!w.res.destroyed) {
         c.served++;
         const body = `{"upstream":${JSON.stringify(name)},"path":${JSON.stringify(w.req.url ?? '/')}}`;
-        w.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-upstream': name, 'x-queued-ms': String(Math.round(performance.now() - w.arrived)) });
+        w.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-upstream': name, 'x-queued-ms': waited });
         w.res.end(body);
       }
       next();
