@@ -73,7 +73,7 @@ function tidegateOverload(name: string, description: string, protection: Protect
       writeFileSync(file, stringify(tidegateConfig(1, 1, protection)));
       const r = await run(`${name} --check`, process.execPath, [tidegateCli(), '--check', file], { timeoutMs: 15_000, allowFail: true });
       if (r.code === 0) return v;
-      return { ok: false, pending: true, reason: `pending: this build rejects its config (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
+      return { ok: false, pending: true, reason: `this build rejects its config (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
     },
     async start(ctx) {
       mkdirSync(ctx.workDir, { recursive: true });

@@ -138,6 +138,8 @@ export interface PeerOutcome {
   afterSuccessPct?: number;
   upstreamMaxQueue?: number;
   upstreamServed?: number;
+  /** the fault upstream's counters at the end (served, abandoned, rejected, …) */
+  upstreamCounters?: Record<string, number>;
   maxSendLagMs?: number;
   queue?: QueueSample[];
   /** 2xx per second in 250 ms bins, by due time */
@@ -316,12 +318,13 @@ async function measurePeer(def: (typeof OVERLOAD_PEERS)[number], o: OverloadOpti
     const g = JSON.parse(readFileSync(outFile, 'utf8')) as GeneratorOutput;
     Object.assign(outcome, summarise(g, o));
     outcome.queue = samples.map((s) => ({ t: +((s.epoch - g.startEpochMs) / 1000).toFixed(2), queuedNow: s.queuedNow, inService: s.inService })).filter((s) => s.t >= 0);
-    const counters = (JSON.parse((await get(`${up.url}/_fault`)).body) as { counters: { maxQueue: number; served: number } }).counters;
+    const counters = (JSON.parse((await get(`${up.url}/_fault`)).body) as { counters: Record<string, number> & { maxQueue: number; served: number } }).counters;
+    outcome.upstreamCounters = counters;
     outcome.upstreamMaxQueue = counters.maxQueue;
     outcome.upstreamServed = counters.served;
     const ov = outcome.overload!;
     log(
-      `${def.name}: goodput ${ov.goodputRps.toFixed(0)}/s (${ov.goodputPctOfCapacity.toFixed(0)} % of capacity), critical ${ov.criticalSuccessPct.toFixed(1)} % ok, p99 ${ov.criticalP99Ms.toFixed(1)} ms, rejected ${ov.rejected} (p50 ${ov.rejectedP50Ms.toFixed(2)} ms), lost ${ov.timeoutsOrErrors}, upstream max queue ${counters.maxQueue}, recovery ${outcome.recoveryS ?? 'none'} s`,
+      `${def.name}: goodput ${ov.goodputRps.toFixed(0)}/s (${ov.goodputPctOfCapacity.toFixed(0)} % of capacity), critical ${ov.criticalSuccessPct.toFixed(1)} % ok, p99 ${ov.criticalP99Ms.toFixed(1)} ms, rejected ${ov.rejected} (p50 ${ov.rejectedP50Ms.toFixed(2)} ms), lost ${ov.timeoutsOrErrors}, upstream served ${counters.served} (abandoned in its queue ${counters.abandoned}), max queue ${counters.maxQueue}, generator lag ≤ ${g.maxSendLagMs} ms, recovery ${outcome.recoveryS ?? 'none'} s`,
     );
   } catch (e) {
     outcome.state = 'failed';
