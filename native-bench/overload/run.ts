@@ -324,7 +324,7 @@ async function measurePeer(def: (typeof OVERLOAD_PEERS)[number], o: OverloadOpti
     outcome.upstreamServed = counters.served;
     const ov = outcome.overload!;
     log(
-      `${def.name}: goodput ${ov.goodputRps.toFixed(0)}/s (${ov.goodputPctOfCapacity.toFixed(0)} % of capacity), critical ${ov.criticalSuccessPct.toFixed(1)} % ok, p99 ${ov.criticalP99Ms.toFixed(1)} ms, rejected ${ov.rejected} (p50 ${ov.rejectedP50Ms.toFixed(2)} ms), lost ${ov.timeoutsOrErrors}, upstream served ${counters.served} (abandoned in its queue ${counters.abandoned}), max queue ${counters.maxQueue}, generator lag ≤ ${g.maxSendLagMs} ms, recovery ${outcome.recoveryS ?? 'none'} s`,
+      `${def.name}: goodput ${ov.goodputRps.toFixed(0)}/s (${ov.goodputPctOfCapacity.toFixed(0)} % of capacity), critical ${ov.criticalSuccessPct.toFixed(1)} % ok, p99 ${ov.criticalP99Ms.toFixed(1)} ms, rejected ${ov.rejected} (p50 ${ov.rejectedP50Ms.toFixed(2)} ms), lost ${ov.timeoutsOrErrors}, upstream served ${counters.served} (client gone: ${counters.abandoned} in its queue, ${counters.goneInService} in service), max queue ${counters.maxQueue}, generator lag ≤ ${g.maxSendLagMs} ms, recovery ${outcome.recoveryS ?? 'none'} s`,
     );
   } catch (e) {
     outcome.state = 'failed';

@@ -68,6 +68,8 @@ export interface FaultCounters {
   rejected: number;
   /** queued requests skipped because their client had gone */
   abandoned: number;
+  /** requests whose client went away while they were in service: the slot's work was wasted */
+  goneInService: number;
   healthChecks: number;
 }
 
@@ -157,7 +159,7 @@ export interface FaultUpstreamOptions {
 }
 
 function zeroCounters(): FaultCounters {
-  return { received: 0, served: 0, queuedNow: 0, inService: 0, maxQueue: 0, errors: 0, resets: 0, stalls: 0, stalledNow: 0, rejected: 0, abandoned: 0, healthChecks: 0 };
+  return { received: 0, served: 0, queuedNow: 0, inService: 0, maxQueue: 0, errors: 0, resets: 0, stalls: 0, stalledNow: 0, rejected: 0, abandoned: 0, goneInService: 0, healthChecks: 0 };
 }
 
 export async function startFaultUpstream(opts: FaultUpstreamOptions = {}): Promise<FaultUpstream> {
@@ -210,7 +212,7 @@ export async function startFaultUpstream(opts: FaultUpstreamOptions = {}): Promi
         const body = `{"upstream":${JSON.stringify(name)},"path":${JSON.stringify(w.req.url ?? '/')}}`;
         w.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-upstream': name, 'x-queued-ms': waited });
         w.res.end(body);
-      }
+      } else c.goneInService++;
       next();
     }, serviceTime());
   }

@@ -121,6 +121,21 @@ test('stall: the request is held unanswered until the client gives up; stalledNo
   await r.body.text();
 });
 
+test('a client that leaves: in service its slot is wasted (goneInService), in the queue it is skipped (abandoned)', async (t) => {
+  const up = await startFaultUpstream({ settings: { capacity: 1, serviceMs: 300 } });
+  t.after(() => up.close());
+  // an abort signal, not headersTimeout: undici's timers are too coarse for 100 ms
+  const pool = new Pool(up.url, { connections: 2 });
+  t.after(() => pool.destroy());
+  const gone = await Promise.allSettled(['/a', '/b'].map((path) => pool.request({ path, method: 'GET', signal: AbortSignal.timeout(100) })));
+  assert.ok(gone.every((g) => g.status === 'rejected'), 'both clients gave up after 100 ms');
+  const c = await waitFor(() => {
+    const x = up.counters();
+    return x.goneInService === 1 && x.abandoned === 1 && x.inService === 0 ? x : undefined;
+  }, 5_000, 'one wasted service, one skipped queue entry');
+  assert.equal(c.served, 0);
+});
+
 test('control endpoint: GET, PUT changes service time and faults at run time, bad PUT lists every error', async (t) => {
   const up = await startFaultUpstream({ settings: { capacity: 8, serviceMs: 10 } });
   t.after(() => up.close());
