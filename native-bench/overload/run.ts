@@ -142,7 +142,7 @@ export interface PeerOutcome {
   upstreamCounters?: Record<string, number>;
   maxSendLagMs?: number;
   queue?: QueueSample[];
-  /** 2xx per second in 250 ms bins, by due time */
+  /** 2xx per second in 250 ms bins, by when they were answered */
   goodputSeries?: { t: number; y: number }[];
 }
 
@@ -192,11 +192,17 @@ export function summarise(g: GeneratorOutput, o: OverloadOptions): Pick<PeerOutc
   const bins = Math.ceil((o.beforeS + o.overloadS + o.afterS) * 1000 / bin);
   const sent = new Array<number>(bins).fill(0);
   const good = new Array<number>(bins).fill(0);
+  // goodput over time counts answers when they arrive; success shares go by due time
+  const answered = new Array<number>(bins + Math.ceil(o.timeoutMs / bin) + 1).fill(0);
   for (let i = 0; i < g.dueMs.length; i++) {
     const b = Math.min(bins - 1, Math.floor(g.dueMs[i]! / bin));
     sent[b]!++;
     const s = g.status[i]!;
-    if (s >= 200 && s < 300) good[b]!++;
+    if (s >= 200 && s < 300) {
+      good[b]!++;
+      const a = Math.min(answered.length - 1, Math.floor((g.dueMs[i]! + g.latencyMs[i]!) / bin));
+      answered[a]!++;
+    }
   }
   let recoveryS: number | null = null;
   const firstAfter = Math.floor(to / bin);
@@ -233,7 +239,7 @@ export function summarise(g: GeneratorOutput, o: OverloadOptions): Pick<PeerOutc
       timeoutsOrErrors: lost,
     },
     recoveryS,
-    goodputSeries: good.map((v, b) => ({ t: (b * bin) / 1000, y: v * (1000 / bin) })),
+    goodputSeries: answered.map((v, b) => ({ t: (b * bin) / 1000, y: v * (1000 / bin) })),
     errors: g.errors,
     maxSendLagMs: g.maxSendLagMs,
   };
@@ -385,7 +391,7 @@ export async function runOverload(argv: string[]): Promise<void> {
   );
   writeFileSync(
     join(outDir, 'goodput.svg'),
-    timeSeriesChart({ title: 'Goodput (2xx/s, 250 ms bins by due time)', xLabel: 'seconds', yLabel: '2xx per second', bands, series: measured.map((p) => ({ name: p.name, points: (p.goodputSeries ?? []).map((s) => ({ x: s.t, y: s.y })) })) }),
+    timeSeriesChart({ title: 'Goodput (2xx answered per second, 250 ms bins)', xLabel: 'seconds', yLabel: '2xx per second', bands, series: measured.map((p) => ({ name: p.name, points: (p.goodputSeries ?? []).map((s) => ({ x: s.t, y: s.y })) })) }),
   );
   const report = [
     `## Overload — ${startedAt.slice(0, 16).replace('T', ' ')} UTC`,
