@@ -343,6 +343,9 @@ async function measurePeer(def: (typeof OVERLOAD_PEERS)[number], o: OverloadOpti
   return outcome;
 }
 
+/** a generator further behind its schedule than this measured the host, not the peer */
+const LAG_LIMIT_MS = 100;
+
 const f1 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(1) : '–');
 const f2 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(2) : '–');
 
@@ -351,18 +354,18 @@ export function overloadTable(peers: PeerOutcome[], o: OverloadOptions): string[
   const out = [
     `Upstream C = ${o.capacity}, S = ${o.serviceMs} ms (capacity ${capacityRps.toFixed(0)} req/s), offered ${o.offered}× = ${(capacityRps * o.offered).toFixed(0)} req/s for ${o.overloadS} s, ${o.criticalPct} % critical; client deadline ${o.timeoutMs} ms; ${o.workers} proxy workers. Figures over the overload phase (by due time); latency from when each request was due.`,
     '',
-    '| peer | goodput 2xx/s | % of capacity | critical ok | critical p50 / p99 ms | bulk ok | fast rejections | rejection p50 / p99 ms | timeouts + errors | upstream max queue | recovery s | ok after |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| peer | goodput 2xx/s | % of capacity | critical ok | critical p50 / p99 ms | bulk ok | fast rejections | rejection p50 / p99 ms | timeouts + errors | upstream max queue | recovery s | ok after | generator lag ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const p of peers) {
     const ov = p.overload;
     if (p.state !== 'ok' || !ov) {
-      out.push(`| ${p.name} | ${p.state}: ${(p.reason ?? '').replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 200)} | | | | | | | | | | |`);
+      out.push(`| ${p.name} | ${p.state}: ${(p.reason ?? '').replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 200)} | | | | | | | | | | | |`);
       continue;
     }
     const statuses = Object.entries(ov.rejectStatuses).map(([s, n]) => `${n}×${s}`).join(', ');
     out.push(
-      `| ${p.name} | ${ov.goodputRps.toFixed(0)} | ${ov.goodputPctOfCapacity.toFixed(0)} % | ${f1(ov.criticalSuccessPct)} % | ${f1(ov.criticalP50Ms)} / ${f1(ov.criticalP99Ms)} | ${f1(ov.bulkSuccessPct)} % | ${ov.rejected}${statuses ? ` (${statuses})` : ''} | ${f2(ov.rejectedP50Ms)} / ${f2(ov.rejectedP99Ms)} | ${ov.timeoutsOrErrors} | ${p.upstreamMaxQueue ?? '–'} | ${p.recoveryS === null ? `> ${o.afterS}` : f2(p.recoveryS)} | ${f1(p.afterSuccessPct)} % |`,
+      `| ${p.name} | ${ov.goodputRps.toFixed(0)} | ${ov.goodputPctOfCapacity.toFixed(0)} % | ${f1(ov.criticalSuccessPct)} % | ${f1(ov.criticalP50Ms)} / ${f1(ov.criticalP99Ms)} | ${f1(ov.bulkSuccessPct)} % | ${ov.rejected}${statuses ? ` (${statuses})` : ''} | ${f2(ov.rejectedP50Ms)} / ${f2(ov.rejectedP99Ms)} | ${ov.timeoutsOrErrors} | ${p.upstreamMaxQueue ?? '–'} | ${p.recoveryS === null ? `> ${o.afterS}` : f2(p.recoveryS)} | ${f1(p.afterSuccessPct)} % | ${f1(p.maxSendLagMs)}${(p.maxSendLagMs ?? 0) > LAG_LIMIT_MS ? ' ⚠' : ''} |`,
     );
   }
   return out;
@@ -400,7 +403,7 @@ export async function runOverload(argv: string[]): Promise<void> {
     '',
     ...overloadTable(peers, o),
     '',
-    '"fast rejections": answers other than 2xx (the peer, or the upstream\'s own queue-full 503). "recovery": seconds after the overload ended until every later 250 ms bin had ≥ 95 % 2xx; "ok after": 2xx share of the requests due after the overload (offered half capacity).',
+    `"fast rejections": answers other than 2xx (the peer, or the upstream's own queue-full 503). "recovery": seconds after the overload ended until every later 250 ms bin had ≥ 95 % 2xx; "ok after": 2xx share of the requests due after the overload (offered half capacity). "generator lag": how far the sender fell behind its schedule at worst; ⚠ above ${LAG_LIMIT_MS} ms — the machine, not the peer, was saturated: rerun.`,
     '',
     '![upstream queue](upstream-queue.svg) ![goodput](goodput.svg)',
     '',
