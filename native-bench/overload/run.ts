@@ -343,7 +343,7 @@ async function measurePeer(def: (typeof OVERLOAD_PEERS)[number], o: OverloadOpti
   return outcome;
 }
 
-/** a generator further behind its schedule than this measured the host, not the peer */
+/** a generator further behind its schedule than this was short of CPU: its lag is in the figures */
 const LAG_LIMIT_MS = 100;
 
 const f1 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(1) : '–');
@@ -403,7 +403,7 @@ export async function runOverload(argv: string[]): Promise<void> {
     '',
     ...overloadTable(peers, o),
     '',
-    `"fast rejections": answers other than 2xx (the peer, or the upstream's own queue-full 503). "recovery": seconds after the overload ended until every later 250 ms bin had ≥ 95 % 2xx; "ok after": 2xx share of the requests due after the overload (offered half capacity). "generator lag": how far the sender fell behind its schedule at worst; ⚠ above ${LAG_LIMIT_MS} ms — the machine, not the peer, was saturated: rerun.`,
+    `"fast rejections": answers other than 2xx (the peer, or the upstream's own queue-full 503). "recovery": seconds after the overload ended until every later 250 ms bin had ≥ 95 % 2xx; "ok after": 2xx share of the requests due after the overload (offered half capacity). "generator lag": how far the sender fell behind its schedule at worst; ⚠ above ${LAG_LIMIT_MS} ms — the sender was short of CPU (the host's other work, or on a shared machine the peer itself) and its lag is in the latencies: rerun, or compare with care.`,
     '',
     '![upstream queue](upstream-queue.svg) ![goodput](goodput.svg)',
     '',
