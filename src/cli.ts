@@ -10,7 +10,7 @@ import { Gateway, VERSION } from './primary/gateway.js';
 import { createLogger } from './primary/logger.js';
 import { loadUws } from './worker/uws.js';
 import { startEchoUpstream } from './demo/echo-upstream.js';
-import { startFaultUpstream } from './demo/fault-upstream.js';
+import { startFaultUpstream, type FaultUpstream } from './demo/fault-upstream.js';
 import { runFaultUpstreamCli } from './demo/fault-upstream-cli.js';
 import { humanDestination, wantHumanLogs } from './demo/human-log.js';
 
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   loadUws();
   const log = createLogger(undefined, wantHumanLogs() ? humanDestination() : undefined);
   let configPath = args.config;
-  let faults: Awaited<ReturnType<typeof startFaultUpstream>>[] = [];
+  let faults: FaultUpstream[] = [];
   if (!configPath) {
     configPath = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
     const a = await startEchoUpstream('echo-a');
