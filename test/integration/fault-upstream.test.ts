@@ -3,9 +3,10 @@
 // cores); rate bounds are binomial, five standard deviations either side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { Agent, Pool, request } from 'undici';
 import { startFaultUpstream, type FaultCounters } from '../../src/demo/fault-upstream.js';
-import { baseConfig, startGateway } from '../helpers/gateway.js';
+import { baseConfig, CLI, startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/log-capture.js';
 
 /** [lo, hi] that a Binomial(n, p) count leaves with probability ≈ 6e-7 */
@@ -258,4 +259,24 @@ test('through the gateway: capacity holds, injected 5xx pass through at the set 
   cr = await request(`${a.url}/_fault`, { method: 'PUT', body: JSON.stringify({ errorRate: 0 }) });
   await cr.body.text();
   await waitFor(() => gw.logs.find((l) => l.event === 'endpoint-readmitted' && l.endpoint === `127.0.0.1:${a.port}`), 8_000, 'fa readmitted');
+});
+
+test('tidegate fault-upstream: the subcommand starts with its flags, prints where it listens, stops on SIGTERM; a bad flag exits 2', async () => {
+  const proc = spawn(process.execPath, [CLI, 'fault-upstream', '--port', '0', '--capacity', '3', '--service', '30ms', '--error-rate', '0.25'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  try {
+    const line = await waitFor(() => out.split('\n').find((l) => l.includes('fault-upstream-started')), 10_000, 'the started line');
+    const started = JSON.parse(line) as { port: number; settings: { capacity: number; serviceMs: number; errorRate: number } };
+    assert.deepEqual([started.settings.capacity, started.settings.serviceMs, started.settings.errorRate], [3, 30, 0.25]);
+    const r = await request(`http://127.0.0.1:${started.port}/_fault`);
+    assert.equal(((await r.body.json()) as { settings: { capacity: number } }).settings.capacity, 3);
+  } finally {
+    proc.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0);
+  const bad = spawnSync(process.execPath, [CLI, 'fault-upstream', '--service', '20', '--stall-rate', '2'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--service: expected a duration/);
 });
