@@ -1,9 +1,10 @@
 // Log lines for a person at a terminal: one line per event — time, level, event name,
 // then its fields as key=value, then the message. pino still produces the JSON (so the
 // fields are exactly those a log pipeline sees); this only re-renders each line before
-// it reaches the terminal. A dozen lines of our own instead of pino-pretty: pino-pretty
-// prints one field per line (a decision would take a screen), and its single-line mode
-// still needs a template per event; here every event gets the same shape for free.
+// it reaches the terminal. A dozen lines of our own instead of pino-pretty: by default it
+// prints each field on a line of its own (one decision fills a screen), and its
+// singleLine mode appends the fields as a JSON object; here every event gets
+// `event key=value …` with no new dependency.
 import type { DestinationStream } from 'pino';
 
 const SKIP = new Set(['level', 'time', 'svc', 'pid', 'hostname', 'msg', 'event']);

@@ -70,7 +70,7 @@ test('bounded queue: beyond queueLimit arrivals get 503 queue-full at once', asy
 
 test('error and reset rates hold over 600 requests (binomial bounds)', async (t) => {
   const up = await startFaultUpstream({ settings: { capacity: 64, serviceMs: 0, errorRate: 0.2, resetRate: 0.1 } });
-  // A reset kills the connection; a fresh agent per request keeps one reset from failing the next.
+  // A reset kills only its own connection; the agent opens another for the next request.
   const agent = new Agent({ pipelining: 0, connections: 32 });
   t.after(async () => {
     await agent.close();
