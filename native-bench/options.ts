@@ -40,6 +40,7 @@ export interface Options {
 }
 
 export const USAGE = `npm run bench -- [flags]
+npm run bench -- --scenario overload [flags]   (its own flags: --scenario overload --help)
 
   --full                 the whole matrix: all sizes, Connection: close, rates 25/50/75/90 %,
                          worker sweep; default is the quick main comparison (≈3 min)

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SizeName } from './bodies.js';
 import { openLoop } from './load/h2load.js';
+import { runOverload } from './overload/run.js';
 import { wrk } from './load/wrk.js';
 import { describeMachine, missingTools, planCpus, type CpuPlan } from './machine.js';
 import { parseOptions, type Options } from './options.js';
@@ -81,8 +82,18 @@ function summariseClosed(peer: string, size: SizeName, mode: 'keepalive' | 'clos
   };
 }
 
+/** `--scenario NAME` picks a scenario other than the default peer comparison. */
+function scenarioOf(argv: string[]): string | undefined {
+  const i = argv.findIndex((a) => a === '--scenario' || a.startsWith('--scenario='));
+  if (i < 0) return undefined;
+  return argv[i]!.includes('=') ? argv[i]!.slice(argv[i]!.indexOf('=') + 1) : argv[i + 1];
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  const scenario = scenarioOf(argv);
+  if (scenario === 'overload') return runOverload(argv);
+  if (scenario !== undefined) throw new Error(`unknown scenario "${scenario}" (known: overload; without --scenario: the peer comparison)`);
   const preliminary = planCpus(argv.includes('--no-pin'));
   const opts = parseOptions(argv, preliminary.proxyCores);
   const plan = planCpus(opts.noPin);

@@ -119,3 +119,30 @@ export function groupedBarChart(o: { title: string; xLabel: string; yLabel: stri
   body.push(...legend(o.series));
   return frame(o.title, o.xLabel, o.yLabel, body);
 }
+
+/** Numeric x axis (seconds), one polyline per series; optional shaded x ranges (a phase). */
+export function timeSeriesChart(o: { title: string; xLabel: string; yLabel: string; series: LineSeries[]; bands?: { from: number; to: number; label: string }[] }): string {
+  const all = o.series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const maxX = Math.max(1, ...all.map((p) => p.x), ...(o.bands ?? []).map((b) => b.to));
+  const xt = linearTicks(maxX);
+  const yt = linearTicks(Math.max(0, ...all.map((p) => p.y)));
+  const right = xt[xt.length - 1]!;
+  const top = yt[yt.length - 1]!;
+  const pw = W - M.left - M.right;
+  const ph = H - M.top - M.bottom;
+  const X = (x: number): number => M.left + (x / right) * pw;
+  const Y = (y: number): number => M.top + ph - (y / top) * ph;
+  const body: string[] = [];
+  for (const b of o.bands ?? []) {
+    body.push(`<rect x="${X(b.from).toFixed(1)}" y="${M.top}" width="${(X(b.to) - X(b.from)).toFixed(1)}" height="${ph}" fill="#f3e6e6"/><text x="${((X(b.from) + X(b.to)) / 2).toFixed(1)}" y="${M.top + 14}" text-anchor="middle" fill="#955">${esc(b.label)}</text>`);
+  }
+  for (const t of yt) body.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${Y(t)}" y2="${Y(t)}" stroke="#ddd"/><text x="${M.left - 6}" y="${Y(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
+  for (const t of xt) body.push(`<text x="${X(t).toFixed(1)}" y="${M.top + ph + 18}" text-anchor="middle">${fmt(t)}</text>`);
+  body.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" stroke="#333"/><line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#333"/>`);
+  o.series.forEach((s, i) => {
+    const pts = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+    body.push(`<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5" points="${pts.map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ')}"/>`);
+  });
+  body.push(...legend(o.series.map((s) => s.name)));
+  return frame(o.title, o.xLabel, o.yLabel, body);
+}

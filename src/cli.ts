@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// tidegate [--config FILE] [--check FILE] [--demo]
+// tidegate [--config FILE] [--check FILE] [--demo] | tidegate fault-upstream [flags]
 // tidegate top [--admin URL] [--token T] [--once] (src/console/top.ts)
 //   exit 0: ran and stopped cleanly (or the config checked out)
 //   exit 2: the config is invalid (every error listed, with its path); nothing started
@@ -11,16 +11,22 @@ import { Gateway, VERSION } from './primary/gateway.js';
 import { createLogger } from './primary/logger.js';
 import { loadUws } from './worker/uws.js';
 import { startEchoUpstream } from './demo/echo-upstream.js';
+import { startFaultUpstream, type FaultUpstream } from './demo/fault-upstream.js';
+import { runFaultUpstreamCli } from './demo/fault-upstream-cli.js';
+import { humanDestination, wantHumanLogs } from './demo/human-log.js';
 
 const USAGE = `tidegate ${VERSION} — adaptive edge gateway
 
 usage:
   tidegate --config FILE   run with FILE (YAML)
   tidegate --check FILE    validate FILE and exit (0 valid, 2 invalid)
-  tidegate [--demo]        run the demo: bundled config + two echo upstreams on loopback
+  tidegate [--demo]        run the demo: bundled config, echo and fault upstreams on loopback
+  tidegate fault-upstream  run a fault-injecting upstream (--help for its flags)
   tidegate top [--admin URL] [--token T] [--once]
                            watch a running gateway: routes, endpoints, decisions
   tidegate --version | --help
+
+logs: JSON lines, human-readable when stdout is a terminal (TIDEGATE_LOG_FORMAT=json|human).
 
 signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the config file.`;
 
@@ -55,6 +61,20 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
+/** The curl lines that make a demo fault upstream fail, slow down, and recover. */
+function demoFaultHelp(urls: string[]): string {
+  const [a, b] = urls;
+  if (!a || !b) return '';
+  return (
+    `Make an upstream fail or slow down (watch the log: its health checks fail, it is ejected):\n` +
+    `  curl -s -X PUT -d '{"errorRate":1}' ${a}/_fault                 # orders-a answers 500 to everything\n` +
+    `  curl -s -X PUT -d '{"serviceMs":400,"capacity":2}' ${b}/_fault  # orders-b slows down\n` +
+    `  curl -s -X PUT -d '{"stallRate":0.2,"resetRate":0.1}' ${b}/_fault # stalls and resets\n` +
+    `  curl -s ${a}/_fault                                             # its settings and counters\n` +
+    `  curl -s -X PUT -d '{"errorRate":0,"resetRate":0,"stallRate":0,"serviceMs":20,"capacity":8}' ${a}/_fault   # heal\n`
+  );
+}
+
 function fail(message: string, code: number): never {
   console.error(`tidegate: ${message}`);
   process.exit(code);
@@ -67,6 +87,7 @@ async function main(): Promise<void> {
     process.exitCode = await runTop(process.argv.slice(3));
     return;
   }
+  if (process.argv[2] === 'fault-upstream') return runFaultUpstreamCli(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   if (args.check) {
     loadConfigFile(args.check);
@@ -75,18 +96,27 @@ async function main(): Promise<void> {
   }
   // Refuse to start on the slow JS fallback before anything else happens.
   loadUws();
-  const log = createLogger();
+  const log = createLogger(undefined, wantHumanLogs() ? humanDestination() : undefined);
   let configPath = args.config;
+  let faults: FaultUpstream[] = [];
   if (!configPath) {
     configPath = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
     const a = await startEchoUpstream('echo-a');
     const b = await startEchoUpstream('echo-b');
+    faults = [await startFaultUpstream({ name: 'orders-a' }), await startFaultUpstream({ name: 'orders-b' })];
     process.env.TIDEGATE_DEMO_UPSTREAM_A = `127.0.0.1:${a.port}`;
     process.env.TIDEGATE_DEMO_UPSTREAM_B = `127.0.0.1:${b.port}`;
-    log.info({ event: 'demo-upstreams', upstreams: [process.env.TIDEGATE_DEMO_UPSTREAM_A, process.env.TIDEGATE_DEMO_UPSTREAM_B] }, 'demo echo upstreams started');
+    process.env.TIDEGATE_DEMO_FAULT_A = `127.0.0.1:${faults[0]!.port}`;
+    process.env.TIDEGATE_DEMO_FAULT_B = `127.0.0.1:${faults[1]!.port}`;
+    log.info(
+      { event: 'demo-upstreams', echo: [process.env.TIDEGATE_DEMO_UPSTREAM_A, process.env.TIDEGATE_DEMO_UPSTREAM_B], fault: faults.map((f) => `127.0.0.1:${f.port}`) },
+      'demo upstreams started',
+    );
+    const started = faults;
     process.once('exit', () => {
       a.server.close();
       b.server.close();
+      for (const f of started) void f.close();
     });
   }
   const config = loadConfigFile(configPath);
@@ -99,6 +129,8 @@ async function main(): Promise<void> {
         `  curl -s ${base}/api/hello            # proxied to one of two echo upstreams (round robin)\n` +
         `  curl -s -X POST --data 'hi' ${base}/api/echo\n` +
         `  curl -s http://127.0.0.1:${gw.adminPort}/status   # workers, routes, upstreams, counters\n` +
+        `  curl -s ${base}/orders/1             # one of two fault-injecting upstreams (8 at once, 20 ms each)\n` +
+        demoFaultHelp(faults.map((f) => f.url)) +
         `Stop with Ctrl-C (drains in-flight requests first).\n`,
     );
   }

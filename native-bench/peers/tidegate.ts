@@ -37,7 +37,7 @@ function config(upstreamPort: number, workers: number, policies: unknown[], tls?
   };
 }
 
-async function version(): Promise<Availability> {
+export async function version(): Promise<Availability> {
   if (!existsSync(cli)) return { ok: false, reason: `${cli} missing: build first (npx tsc -p tsconfig.json)` };
   const r = await run('tidegate --version', process.execPath, [cli, '--version'], { timeoutMs: 10_000, allowFail: true });
   if (r.code !== 0) return { ok: false, reason: `tidegate --version failed: ${r.stderr.trim().slice(0, 300)}` };
@@ -102,7 +102,7 @@ async function startTidegate(name: string, ctx: TidegateContext, policies: unkno
   };
 }
 
-async function waitForStarted(child: Child): Promise<{ port: number; adminPort: number; workers: number }> {
+export async function waitForStarted(child: Child): Promise<{ port: number; adminPort: number; workers: number }> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     for (const line of child.stdout.split('\n')) {

@@ -130,7 +130,7 @@ test('the bundled example and demo configs are valid', () => {
   }
   const demo = spawnSync(process.execPath, [CLI, '--check', fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url))], {
     encoding: 'utf8',
-    env: { ...process.env, TIDEGATE_DEMO_UPSTREAM_A: '127.0.0.1:1', TIDEGATE_DEMO_UPSTREAM_B: '127.0.0.1:2' },
+    env: { ...process.env, TIDEGATE_DEMO_UPSTREAM_A: '127.0.0.1:1', TIDEGATE_DEMO_UPSTREAM_B: '127.0.0.1:2', TIDEGATE_DEMO_FAULT_A: '127.0.0.1:3', TIDEGATE_DEMO_FAULT_B: '127.0.0.1:4' },
   });
   assert.equal(demo.status, 0, demo.stderr);
 });
