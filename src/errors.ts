@@ -43,6 +43,9 @@ export const Errors = Object.freeze({
   UPSTREAM_RESET: spec('TG_ERR_UPSTREAM_RESET', 502, 'the upstream closed the connection before responding'),
   UPSTREAM_TIMEOUT: spec('TG_ERR_UPSTREAM_TIMEOUT', 504, 'the upstream did not respond within timeouts.response'),
   UPSTREAM_PROTOCOL: spec('TG_ERR_UPSTREAM_PROTOCOL', 502, 'the upstream sent an invalid HTTP response'),
+  // Adaptive protection (upstreams.<name>.breaker, .concurrency).
+  CIRCUIT_OPEN: spec('TG_ERR_CIRCUIT_OPEN', 503, "the upstream's circuit breaker is open"),
+  SHED: spec('TG_ERR_SHED', 503, "the upstream is at its concurrency limit"),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
   // Anything else; the message never carries internals.

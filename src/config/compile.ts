@@ -1,7 +1,7 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
 import type { Config } from './schema.js';
-import type { WorkerConfig, WorkerRoute, WorkerUpstream } from '../messages.js';
+import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
@@ -17,6 +17,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
+      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names) },
     };
   });
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
@@ -30,4 +31,13 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     rewriteHost: r.rewriteHost,
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
+}
+
+function workerFallback(fb: NonNullable<Config['upstreams'][string]['breaker']>['fallback'], names: readonly string[]): WorkerFallback | null {
+  if (fb === undefined) return null;
+  if ('upstream' in fb) return { kind: 'upstream', upstream: names.indexOf(fb.upstream) };
+  const headers: string[] = [];
+  for (const [k, v] of Object.entries(fb.headers)) headers.push(k.toLowerCase(), v);
+  if (!Object.hasOwn(fb.headers, 'content-type') && !headers.includes('content-type') && fb.body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
+  return { kind: 'static', status: fb.status, body: fb.body, headers };
 }

@@ -27,6 +27,7 @@ import { LimiterWriter } from './limiter-writer.js';
 import { UpstreamControl } from './upstream-control.js';
 import { endpointKey } from '../discovery/provider.js';
 import { OverloadMonitor } from './overload-monitor.js';
+import { ControllerScheduler } from '../controllers/scheduler.js';
 
 export const VERSION = '0.1.0';
 
@@ -59,6 +60,8 @@ export class Gateway {
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
   private overload: OverloadMonitor | null = null;
+  /** breaker and concurrency controllers: the only writer of the control words */
+  readonly controllers: ControllerScheduler;
   port = 0;
   adminPort = 0;
 
@@ -73,10 +76,13 @@ export class Gateway {
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), opts.log);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log });
+    this.controllers = new ControllerScheduler({ shm: this.shm, log: opts.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name) });
+    this.controllers.apply(this.config);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: opts.log, controllers: () => this.controllers.status() });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
+      this.controllers.releaseWorker(slot);
       // A gauge its next incarnation would only correct at its first request.
       this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
     };
@@ -88,6 +94,7 @@ export class Gateway {
   async start(): Promise<void> {
     const { log } = this.opts;
     this.port = await this.supervisor.start();
+    this.controllers.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
@@ -134,6 +141,7 @@ export class Gateway {
       this.endpoints.checkCapacity(upstreamTables(next));
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
+      this.controllers.apply(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       log.error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -195,6 +203,8 @@ export class Gateway {
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
       balancing: this.endpoints.status(),
       rateLimits: this.limiter.status(),
+      // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
+      protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status() },
     };
   }
 
@@ -221,6 +231,7 @@ export class Gateway {
     this.opts.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
+    this.controllers.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
