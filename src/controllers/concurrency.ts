@@ -8,8 +8,11 @@
 //   times; gradient = clamp((minRTT × (1 + buffer)) / sampleRTT, 0.5, 2);
 //   target = gradient × limit + √(gradient × limit) (the headroom lets it probe upwards);
 //   limit ← limit + smoothing × (target − limit), within [min, max].
-// * it does not grow while fewer than half the limit are in flight (the limit is not
-//   what holds traffic back, so a larger one proves nothing).
+// * it does not move while fewer than half the limit are in flight (the limit is not
+//   what holds traffic back, so a larger one proves nothing, and a smaller one would
+//   only follow latency noise).
+// * minRTT also follows any tick whose sample is lower (a measurement taken in a slow
+//   moment would otherwise hold the limit down until the next one).
 // * the limit workers see (the control word) moves only when the smoothed value is
 //   at least 10 % (and 1) away from it: a steady load writes nothing and logs nothing.
 //
@@ -161,17 +164,21 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
 
   if (n < cfg.minSamples) return { state: s, write: null, events };
   const sampleRttUs = histogramPercentile(pending, cfg.percentile);
-  const minRtt = Math.max(1, prev.minRttUs);
+  // A tick faster than the measured minRTT means the measurement caught a slow moment
+  // (start-up, a busy gateway): the lower figure is the better estimate.
+  const minRtt = Math.max(1, sampleRttUs > 0 && sampleRttUs < prev.minRttUs ? sampleRttUs : prev.minRttUs);
   const gradient = clamp((minRtt * (1 + cfg.buffer / 100)) / Math.max(1, sampleRttUs), 0.5, 2);
   const raw = gradient * prev.limit;
   let target = raw + Math.sqrt(raw);
-  // Gradient2: no growth while the limit is not what holds traffic back.
-  if (target > prev.limit && inp.inFlight < prev.limit / 2) target = prev.limit;
+  // Gradient2: no growth while the limit is not what holds traffic back. Nor shrinking
+  // on latency noise then: a smaller limit would change nothing until it reached twice
+  // what is in flight, and a load that rises meets the controller again at limit/2.
+  if (inp.inFlight < prev.limit / 2) target = prev.limit;
   const limit = clamp(prev.limit + cfg.smoothing * (target - prev.limit), cfg.min, cfg.max);
   const rounded = Math.round(limit);
   const step = Math.max(1, Math.ceil(prev.written * 0.1));
   const moved = Math.abs(rounded - prev.written) >= step || (rounded !== prev.written && (rounded === cfg.min || rounded === cfg.max));
-  s = { ...s, limit, sampleRttUs, gradient, pending: new Float64Array(kLatencyBuckets) };
+  s = { ...s, limit, sampleRttUs, minRttUs: minRtt, gradient, pending: new Float64Array(kLatencyBuckets) };
   if (!moved) return { state: s, write: null, events };
   events.push({
     event: 'concurrency-limit',
