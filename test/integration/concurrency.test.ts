@@ -93,7 +93,7 @@ async function watch(gw: RunningGateway, ms: number): Promise<number[]> {
   return out;
 }
 
-test('adaptive concurrency: the limit settles near the capacity of an upstream serving C=8 at S=20ms, sheds the excess with TG_ERR_SHED, and rises when capacity does', async () => {
+test('adaptive concurrency: the limit settles near the capacity of an upstream serving C=8 at S=20ms, sheds the excess with TG_ERR_SHED, and rises when capacity does', async (t) => {
   const cap: Capacity = { concurrency: 8, serviceMs: 20, active: 0, queued: 0, peakActiveAndQueued: 0 };
   const up = await capacityUpstream(cap);
   const cfg = baseConfig([up.address]);
@@ -106,6 +106,7 @@ test('adaptive concurrency: the limit settles near the capacity of an upstream s
     await new Promise((r) => setTimeout(r, 4000));
     const settled = await watch(gw, 3000);
     const median = [...settled].sort((a, b) => a - b)[settled.length >> 1]!;
+    t.diagnostic(`settled limits at C=8: ${settled.join(',')} (median ${median})`);
     // Without queueing it could serve 8; the buffer (25 %) and headroom put the fixed point near 13.
     assert.ok(median >= 6 && median <= 30, `limit settled at ${median} (samples ${settled.join(',')})`);
     assert.ok((gen.counts.get('TG_ERR_SHED') ?? 0) > 0, `the excess was shed: ${JSON.stringify([...gen.counts])}`);
@@ -124,6 +125,7 @@ test('adaptive concurrency: the limit settles near the capacity of an upstream s
       await new Promise((r) => setTimeout(r, 200));
       limit = (await concurrency(gw)).limit;
     }
+    t.diagnostic(`limit after capacity 8 → 24: ${limit}`);
     assert.ok(limit >= 24, `limit rose to ${limit} after capacity went from 8 to 24 (was ${median})`);
     const workers1 = ((await (await request(`${gw.adminUrl}/status`)).body.json()) as { workers: { requests: number }[] }).workers.map((w) => w.requests);
     workers1.forEach((n, i) => assert.ok(n - workers0[i]! > 50, `worker ${i} served traffic (${n - workers0[i]!})`));
