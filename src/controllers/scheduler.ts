@@ -122,6 +122,9 @@ export class ControllerScheduler {
         next.push(old);
         continue;
       }
+      // XXX: a changed breaker or concurrency config starts its controllers afresh (closed,
+      // limit at min): carrying an open state into a different window or openFor would
+      // need rules of its own, and changing these settings is rare.
       const concurrency = u.concurrency && fixedLimit(u.concurrency) === null ? initialConcurrencyState(u.concurrency, now) : null;
       const limit = u.concurrency ? (fixedLimit(u.concurrency) ?? concurrency!.written) : 0;
       const g: Guarded = {
