@@ -8,7 +8,8 @@ import { join, relative, resolve, dirname } from 'node:path';
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const src = join(root, 'src');
 const rules = [
-  { from: 'worker', forbid: ['primary', 'discovery', 'demo'] },
+  { from: 'worker', forbid: ['primary', 'discovery', 'demo', 'controllers'] },
+  { from: 'controllers', forbid: ['worker'] },
   { from: 'primary', forbid: ['worker'] },
   { from: 'discovery', forbid: ['worker'] },
   { from: 'shm', forbid: ['primary', 'worker', 'policies', 'balancers', 'discovery'] },

@@ -47,6 +47,9 @@ export const Errors = Object.freeze({
   WEBSOCKET_VERSION: spec('TG_ERR_WEBSOCKET_VERSION', 426, 'only WebSocket version 13 is supported'),
   WEBSOCKET_HANDSHAKE: spec('TG_ERR_WEBSOCKET_HANDSHAKE', 400, 'the WebSocket handshake is invalid (Sec-WebSocket-Protocol must be a list of distinct tokens)'),
   UPSTREAM_WEBSOCKET_REFUSED: spec('TG_ERR_UPSTREAM_WEBSOCKET_REFUSED', 502, 'the upstream answered the WebSocket upgrade without switching protocols'),
+  // Adaptive protection (upstreams.<name>.breaker, .concurrency).
+  CIRCUIT_OPEN: spec('TG_ERR_CIRCUIT_OPEN', 503, "the upstream's circuit breaker is open"),
+  SHED: spec('TG_ERR_SHED', 503, "the upstream is at its concurrency limit"),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
   // Anything else; the message never carries internals.

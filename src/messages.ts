@@ -23,7 +23,21 @@ export interface WorkerUpstream {
   readonly timeouts: UpstreamConfig['timeouts'];
   readonly pool: UpstreamConfig['pool'];
   readonly retries: number;
+  /** breaker and concurrency limit, when either is configured (src/controllers) */
+  readonly guard: WorkerGuard | null;
 }
+
+/** What a worker needs of an upstream's adaptive protection; the controllers on the primary decide the rest. */
+export interface WorkerGuard {
+  /** attempts whose response head takes this long count as slow (breaker.slowCall.duration); 0 = not counted */
+  readonly slowCallUs: number;
+  /** what an open breaker answers instead of 503 TG_ERR_CIRCUIT_OPEN */
+  readonly fallback: WorkerFallback | null;
+}
+
+export type WorkerFallback =
+  | { readonly kind: 'upstream'; readonly upstream: number }
+  | { readonly kind: 'static'; readonly status: number; readonly body: string; readonly headers: readonly string[] };
 
 export interface WorkerRoute {
   readonly name: string;

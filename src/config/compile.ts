@@ -1,7 +1,7 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
 import type { Config, WebSocketConfig } from './schema.js';
-import type { WorkerConfig, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
@@ -17,6 +17,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
+      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names) },
     };
   });
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
@@ -35,4 +36,13 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
 
 function workerWebSocket(ws: WebSocketConfig, ceiling: number): WorkerWebSocket {
   return { idleTimeout: ws.idleTimeout, maxMessageSize: ws.maxMessageSize ?? ceiling, maxBackpressure: ws.maxBackpressure };
+}
+
+function workerFallback(fb: NonNullable<Config['upstreams'][string]['breaker']>['fallback'], names: readonly string[]): WorkerFallback | null {
+  if (fb === undefined) return null;
+  if ('upstream' in fb) return { kind: 'upstream', upstream: names.indexOf(fb.upstream) };
+  const headers: string[] = [];
+  for (const [k, v] of Object.entries(fb.headers)) headers.push(k.toLowerCase(), v);
+  if (!Object.hasOwn(fb.headers, 'content-type') && !headers.includes('content-type') && fb.body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
+  return { kind: 'static', status: fb.status, body: fb.body, headers };
 }

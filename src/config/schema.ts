@@ -12,6 +12,8 @@ import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
 import { healthSchema } from '../primary/health/health-schema.js';
 import { observabilitySchema } from '../metrics/config.js';
+import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
+import { concurrencySchema } from '../controllers/concurrency.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -168,6 +170,10 @@ const upstreamSchema = z.strictObject({
     })
     .prefault({}),
   retries: z.number().int().min(0).max(5).default(1),
+  /** circuit breaker (src/controllers/breaker.ts) */
+  breaker: breakerSchema.optional(),
+  /** in-flight limit, fixed or adaptive (src/controllers/concurrency.ts) */
+  concurrency: concurrencySchema.optional(),
 });
 
 const hostPattern = z
@@ -237,7 +243,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
-  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams));
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {

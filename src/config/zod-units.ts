@@ -31,3 +31,9 @@ export const hostPortValue = z.string().transform((v, ctx) => {
   }
   return r.value;
 });
+
+/** "50%" or a number, 0–100 → the number (percent) */
+export const percent = z
+  .union([z.number(), z.string().regex(/^\d+(\.\d+)?%$/, 'expected a percentage like "50%"')])
+  .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1))))
+  .pipe(z.number().min(0).max(100));

@@ -38,6 +38,7 @@ import { DecisionFeed } from './decisions/decision-feed.js';
 import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
+import { ControllerScheduler } from '../controllers/scheduler.js';
 
 export const VERSION = '0.1.0';
 
@@ -82,6 +83,8 @@ export class Gateway {
   private readonly decisionStream: DecisionStream;
   /** opts.log carrying the decision feed: every control-plane module logs through it */
   private readonly log: Logger;
+  /** breaker and concurrency controllers: the only writer of the control words */
+  readonly controllers: ControllerScheduler;
   port = 0;
   adminPort = 0;
 
@@ -100,10 +103,13 @@ export class Gateway {
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats });
+    this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name) });
+    this.controllers.apply(this.config);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status() });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
+      this.controllers.releaseWorker(slot);
       // A gauge its next incarnation would only correct at its first request.
       this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
     };
@@ -115,6 +121,7 @@ export class Gateway {
   async start(): Promise<void> {
     const log = this.log;
     this.port = await this.supervisor.start();
+    this.controllers.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
@@ -182,6 +189,7 @@ export class Gateway {
       this.endpoints.checkCapacity(upstreamTables(next));
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
+      this.controllers.apply(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -280,6 +288,8 @@ export class Gateway {
       rateLimits: this.limiter.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
+      // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
+      protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status() },
     };
   }
 
@@ -306,6 +316,7 @@ export class Gateway {
     this.log.info({ event: 'draining', timeoutMs }, 'draining');
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
+    this.controllers.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

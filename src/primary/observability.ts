@@ -44,6 +44,7 @@ import type { DecisionFeed } from './decisions/decision-feed.js';
 import type { DecisionStreamStats } from './decisions/decision-stream.js';
 import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type TrafficTotals } from './history/history.js';
 import { decision } from './decisions/decision-log.js';
+import type { GuardStatus } from '../controllers/scheduler.js';
 
 export interface ObservabilityDeps {
   readonly shm: SharedState;
@@ -55,6 +56,8 @@ export interface ObservabilityDeps {
   /** the decision feed and its stream, for their metrics (absent in tests that need neither) */
   readonly decisions?: DecisionFeed;
   readonly decisionStream?: DecisionStreamStats;
+  /** breaker and concurrency controllers' state (src/controllers) */
+  readonly controllers?: () => readonly GuardStatus[];
 }
 
 export interface ScalingStatus {
@@ -439,6 +442,44 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   gauge('tidegate_upstream_scaling_target', 'The configured scaling target (same unit as tidegate_upstream_scaling_observed).', ['upstream', 'metric'], (emit) => {
     for (const [upstream, t] of Object.entries(cfg.scaling.upstreams)) emit({ upstream, metric: t.metric }, t.target);
   });
+
+  // adaptive protection (src/controllers): the decisions and their inputs
+  const guards = (emit: (labels: Record<string, string>, v: number) => void, pick: (g: GuardStatus) => number | null, extra: Record<string, string> = {}): void => {
+    for (const g of deps.controllers?.() ?? []) {
+      const v = pick(g);
+      if (v !== null) emit({ upstream: g.upstream, ...extra }, v);
+    }
+  };
+  gauge('tidegate_breaker_state', 'Circuit breaker state (1 for the current state).', ['upstream', 'state'], (emit) => {
+    for (const g of deps.controllers?.() ?? []) if (g.breaker) for (const st of ['closed', 'open', 'half-open']) emit({ upstream: g.upstream, state: st }, g.breaker.state === st ? 1 : 0);
+  });
+  counter('tidegate_breaker_transitions_total', 'Breaker state changes, by the state entered.', ['upstream', 'to'], (emit) => {
+    for (const g of deps.controllers?.() ?? []) {
+      if (!g.breaker) continue;
+      emit({ upstream: g.upstream, to: 'open' }, g.transitions['breaker-opened'] ?? 0);
+      emit({ upstream: g.upstream, to: 'half-open' }, g.transitions['breaker-half-open'] ?? 0);
+      emit({ upstream: g.upstream, to: 'closed' }, g.transitions['breaker-closed'] ?? 0);
+    }
+  });
+  gauge('tidegate_breaker_failure_rate_threshold_ratio', 'Failure rate (0-1) over the window at which the breaker trips now (moves with event-loop utilisation when adaptive).', ['upstream'], (emit) => guards(emit, (g) => (g.breaker ? g.breaker.failureRateThreshold / 100 : null)));
+  gauge('tidegate_breaker_window_failure_ratio', 'Failure rate (0-1) over the breaker window.', ['upstream'], (emit) => guards(emit, (g) => (g.breaker ? g.breaker.window.failureRate / 100 : null)));
+  gauge('tidegate_breaker_window_slow_ratio', 'Slow-call rate (0-1) over the breaker window.', ['upstream'], (emit) => guards(emit, (g) => (g.breaker ? g.breaker.window.slowRate / 100 : null)));
+  gauge('tidegate_breaker_window_requests', 'Upstream attempts with a verdict over the breaker window.', ['upstream'], (emit) => guards(emit, (g) => (g.breaker ? g.breaker.window.requests : null)));
+  counter('tidegate_breaker_rejected_total', 'Requests refused by an open breaker ("fallback": answered by the fallback instead of 503 TG_ERR_CIRCUIT_OPEN).', ['upstream', 'answer'], (emit) => {
+    for (const g of deps.controllers?.() ?? []) {
+      if (!g.breaker) continue;
+      emit({ upstream: g.upstream, answer: 'circuit_open' }, g.counts.circuitOpen - g.counts.fallback);
+      emit({ upstream: g.upstream, answer: 'fallback' }, g.counts.fallback);
+    }
+  });
+  counter('tidegate_breaker_probes_total', 'Half-open probe requests that got a verdict.', ['upstream'], (emit) => guards(emit, (g) => (g.breaker ? g.counts.probes : null)));
+  gauge('tidegate_concurrency_limit', 'Requests allowed in flight to the upstream, all workers (adaptive or fixed).', ['upstream'], (emit) => guards(emit, (g) => g.concurrency?.limit ?? null));
+  gauge('tidegate_concurrency_in_flight_requests', 'Requests counted against the concurrency limit now (live).', ['upstream'], (emit) => guards(emit, (g) => g.concurrency?.inFlight ?? null));
+  gauge('tidegate_concurrency_min_rtt_seconds', 'The adaptive limit\'s minRTT: response time without queueing, as last measured.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency?.minRttMs == null ? null : g.concurrency.minRttMs / 1000)));
+  gauge('tidegate_concurrency_sample_rtt_seconds', 'The adaptive limit\'s latest sampled response-time percentile.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency?.sampleRttMs == null ? null : g.concurrency.sampleRttMs / 1000)));
+  gauge('tidegate_concurrency_gradient', 'The adaptive limit\'s latest gradient (minRTT with buffer / sample RTT, 0.5-2).', ['upstream'], (emit) => guards(emit, (g) => g.concurrency?.gradient ?? null));
+  counter('tidegate_concurrency_shed_total', 'Requests answered 503 TG_ERR_SHED over the concurrency limit.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? g.counts.shed : null)));
+  counter('tidegate_concurrency_limit_changes_total', 'Times the adaptive limit workers see changed.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? (g.transitions['concurrency-limit'] ?? 0) + (g.transitions['concurrency-min-rtt-start'] ?? 0) + (g.transitions['concurrency-min-rtt'] ?? 0) : null)));
 
   // per endpoint / upstream table (shm; absent until the table is populated)
   let tablesThisScrape: UpstreamTableRead[] = [];

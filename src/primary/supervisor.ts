@@ -1,6 +1,7 @@
 // Worker supervision: spawns the data-plane threads, restarts one that dies (with
 // backoff), forwards config generations, and runs the drain at shutdown.
 import { Worker } from 'node:worker_threads';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
@@ -64,6 +65,28 @@ export class Supervisor {
     this.config = config;
     this.workers = new Array<Worker | null>(count).fill(null);
     this.info = Array.from({ length: count }, (_, slot) => ({ slot, workerId: -1, threadId: -1, phase: 'starting' as WorkerPhase, restarts: 0, startedAt: 0, generation: config.generation }));
+  }
+
+  private readonly lastElu = new Map<Worker, EventLoopUtilization>();
+
+  /**
+   * Mean event-loop utilisation (0–1) of the live workers since the previous call,
+   * read from the thread handles (no message, no wait on the worker).
+   */
+  eventLoopUtilization(): number {
+    let sum = 0;
+    let n = 0;
+    for (const w of this.workers) {
+      if (w === null) continue;
+      const now = w.performance.eventLoopUtilization();
+      const prev = this.lastElu.get(w);
+      this.lastElu.set(w, now);
+      if (prev === undefined) continue;
+      sum += w.performance.eventLoopUtilization(now, prev).utilization;
+      n++;
+    }
+    for (const w of this.lastElu.keys()) if (!this.workers.includes(w)) this.lastElu.delete(w);
+    return n === 0 ? 0 : sum / n;
   }
 
   get listenPort(): number {

@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 4;
+export const kLayoutVersion = 5;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -161,11 +161,68 @@ export const kLimiterMaxProbe = 16;
 export const kLedgerPendingInt32 = 0;
 /** requests this worker refused 503 TG_ERR_UPSTREAM_OVERLOADED (pool.maxPending); wraps at 2^32 */
 export const kLedgerOverloadedInt32 = 1;
-export const kLedgerHeaderInt32 = 16; // one cache line
+// Outcome counters the adaptive controllers read (src/controllers), per upstream attempt
+// that got a verdict; all wrap at 2^32 and are read as deltas (>>> 0).
+export const kLedgerAttemptsInt32 = 2;
+/** 5xx, or no response (connect error, reset, timeout) */
+export const kLedgerFailuresInt32 = 3;
+/** response head later than breaker.slowCall.duration */
+export const kLedgerSlowInt32 = 4;
+export const kLedgerProbeSuccessesInt32 = 5;
+export const kLedgerProbeFailuresInt32 = 6;
+/** requests answered 503 TG_ERR_CIRCUIT_OPEN, or by the fallback */
+export const kLedgerCircuitOpenInt32 = 7;
+export const kLedgerFallbackInt32 = 8;
+/** requests answered 503 TG_ERR_SHED (concurrency limit) */
+export const kLedgerShedInt32 = 9;
+/** requests this worker counts in the upstream's shared in-flight word (kControlInFlightInt32) */
+export const kLedgerAdmittedInt32 = 10;
+/** response-head latency histogram: 4 buckets per power of two of microseconds (see latencyBucket) */
+export const kLedgerLatencyInt32 = 16;
+export const kLatencyBuckets = 96;
+export const kLedgerHeaderInt32 = kLedgerLatencyInt32 + kLatencyBuckets; // 7 cache lines
 /** ledger Int32 stride of one upstream: header plus one word per endpoint row, whole cache lines */
 export function ledgerUpstreamInt32(maxEndpoints: number): number {
   return kLedgerHeaderInt32 + Math.ceil(maxEndpoints / 16) * 16;
 }
+
+/** Latency bucket of `us` microseconds: 2 mantissa bits per octave (≤ 19 % wide), up to 2^24 µs. */
+export function latencyBucket(us: number): number {
+  if (us < 4) return us < 0 ? 0 : us | 0;
+  const o = 31 - Math.clz32(us);
+  const b = (o << 2) + ((us >>> (o - 2)) & 3) - 4;
+  return b < kLatencyBuckets ? b : kLatencyBuckets - 1;
+}
+
+/** Lower bound in microseconds of latency bucket `b`. */
+export function latencyBucketFloor(b: number): number {
+  if (b < 4) return b;
+  const o = (b + 4) >> 2;
+  return (4 + ((b + 4) & 3)) * 2 ** (o - 2);
+}
+
+// ---- control words (Int32) -------------------------------------------------------------
+//
+// Per upstream slot, two cache lines. The first the primary alone writes (src/controllers)
+// and every request reads with one load; the second holds the words workers change with
+// Atomics read-modify-write, kept off the first line so their writes do not evict it.
+
+/** [primary] the breaker state in the low 2 bits (a BreakerState), the concurrency limit above (0 = none) */
+export const kControlWordInt32 = 0;
+/** [primary] f64 at Int32 index 2 (word 1): Date.now() ms at which an open breaker turns half-open */
+export const kControlOpenUntilF64Word = 1;
+/** [rmw] half-open probe permits left: workers take one with compareExchange */
+export const kControlProbePermitsInt32 = 16;
+/** [rmw] requests admitted to the upstream and not finished, all workers (only for upstreams with a concurrency limit) */
+export const kControlInFlightInt32 = 17;
+export const kControlUpstreamInt32 = 32;
+
+export const enum BreakerState {
+  Closed = 0,
+  Open = 1,
+  HalfOpen = 2,
+}
+export const breakerStateNames: readonly string[] = ['closed', 'open', 'half-open'];
 
 // ---- sizes ----------------------------------------------------------------------------
 
@@ -195,6 +252,7 @@ export interface Layout {
   readonly limiterPolicyOffset: number; // in words
   readonly limiterSlotOffset: number; // in words
   readonly ledgerOffset: number; // in words
+  readonly controlOffset: number; // in words
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -223,8 +281,9 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const limiterSlotOffset = limiterPolicyOffset + full.limiterPolicies * kLimiterPolicyWords;
   const ledgerOffset = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
   const ledgerWorkerInt32 = full.maxUpstreams * ledgerUpstreamInt32(full.maxEndpoints);
-  const totalWords = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  const controlOffset = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
+  const totalWords = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */
@@ -244,4 +303,9 @@ export function upstreamInt32Offset(layout: Layout, u: number): number {
 /** Int32 index of row `e` of upstream `u`. */
 export function endpointInt32Offset(layout: Layout, u: number, e: number): number {
   return (layout.endpointAreaOffset + u * layout.upstreamStrideWords + kUpstreamHeaderWords + e * kEndpointRowWords) * 2;
+}
+
+/** Int32 index of upstream `u`'s control words. */
+export function controlInt32Offset(layout: Layout, u: number): number {
+  return layout.controlOffset * 2 + u * kControlUpstreamInt32;
 }

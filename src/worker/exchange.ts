@@ -20,6 +20,8 @@ import { statusLine } from './status-lines.js';
 import { countConnectionRefused, countRetry, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
 import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
+import { Admission, type UpstreamGuard } from './upstream-guard.js';
+import type { WorkerFallback } from '../messages.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -121,6 +123,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pending: Buffer | null = null;
   private pendingOffset = 0;
   private resumeUpstream: (() => void) | null = null;
+  // adaptive protection: the guard this request is counted in flight by, or holds a half-open probe permit of
+  private counted: UpstreamGuard | null = null;
+  private probe: UpstreamGuard | null = null;
 
   constructor(res: HttpResponse, head: RequestHead, rt: Runtime, scope: ListenerScope) {
     this.res = res;
@@ -200,6 +205,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
       return;
     }
+    const g = this.upstream!.guard;
+    if (g !== null && !this.admit(g, true)) return;
     const h = this.head;
     if (h.contentLength > 0 || h.chunked) {
       this.res.onData(this.onClientData);
@@ -214,6 +221,60 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (h.contentLength >= 0) this.headers.push('content-length', String(h.contentLength));
     }
     this.dispatch();
+  }
+
+  /**
+   * The upstream's breaker and concurrency limit: false when the request was answered
+   * here (503, or a static fallback). An open breaker with a fallback upstream sends the
+   * request there, through that upstream's own guard (whose fallback is not followed).
+   */
+  private admit(g: UpstreamGuard, followFallback: boolean): boolean {
+    switch (g.admit()) {
+      case Admission.Pass:
+        return true;
+      case Admission.Counted:
+        this.counted = g;
+        return true;
+      case Admission.Probe:
+        this.probe = g;
+        return true;
+      case Admission.Shed:
+        this.fail(Errors.SHED, false, RETRY_AFTER);
+        return false;
+    }
+    const fb = followFallback ? g.fallback : null;
+    if (fb === null) {
+      this.fail(Errors.CIRCUIT_OPEN, false, g.openRetryAfter());
+      return false;
+    }
+    g.words.countFallback();
+    if (fb.kind === 'static') {
+      this.respondStatic(fb);
+      return false;
+    }
+    const other = this.rt.upstreams[fb.upstream]!;
+    this.upstream = other;
+    return other.guard === null || this.admit(other.guard, false);
+  }
+
+  private respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.headSent = true;
+    this.status = f.status;
+    const close = ((this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete) || this.closeAfter();
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(f.status));
+      const h = f.headers;
+      for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+      res.writeHeader(this.rt.requestIdHeader, this.requestId);
+      if (this.clientClose) res.writeHeader('connection', 'close');
+      const extra = this.responseHeaders;
+      for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
+      res.end(f.body, close);
+    });
+    this.finish(f.status);
   }
 
   private readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => {
@@ -361,6 +422,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.upstreamHeadersAt = performance.now();
     this.attemptOpen = false;
     this.upstream!.onDone(this.endpoint, statusCode, this.upstreamHeadersAt - this.upstreamStartedAt);
+    if (this.probe !== null) {
+      this.probe.words.recordProbe(statusCode >= 500);
+      this.probe = null;
+    }
     this.resumeUpstream = resume;
     const out: Buffer[] = [];
     let connectionListed: Set<string> | null = null;
@@ -559,7 +624,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // says nothing about this one.
     if (this.attemptOpen) {
       this.attemptOpen = false;
-      this.upstream!.onDone(this.endpoint, this.aborted || this.ended ? -1 : 0, performance.now() - this.upstreamStartedAt);
+      const verdict = this.aborted || this.ended ? -1 : 0;
+      this.upstream!.onDone(this.endpoint, verdict, performance.now() - this.upstreamStartedAt);
+      if (verdict === 0 && this.probe !== null) {
+        this.probe.words.recordProbe(true);
+        this.probe = null;
+      }
     }
     if (this.aborted || this.ended) return;
     countUpstreamError();
@@ -597,6 +667,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.finished = true;
     this.clearBodyTimer();
+    if (this.counted !== null) {
+      this.counted.words.leave();
+      this.counted = null;
+    }
+    if (this.probe !== null) {
+      // No verdict (client gone, no endpoint, refused locally): another request may probe.
+      this.probe.words.returnProbe();
+      this.probe = null;
+    }
     requestFinished(status, this.bodyBytes, this.written);
     this.scope.inFlight--;
     requestLogged(this, status, performance.now());

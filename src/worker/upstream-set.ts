@@ -18,6 +18,7 @@ import { hash32 } from '../balancers/hash.js';
 import { EndpointSnapshot, type EndpointTable } from '../shm/endpoint-table.js';
 import { kEndpointAddressField, kUpstreamSeqField } from '../shm/layout.js';
 import type { IpAllowList } from './ip-allow-list.js';
+import { UpstreamGuard } from './upstream-guard.js';
 
 export interface Endpoint {
   /** row in the shared table */
@@ -47,6 +48,8 @@ export class UpstreamSet {
   private readonly connections: number;
   private readonly maxPending: number;
   readonly snapshot: EndpointSnapshot;
+  /** breaker and concurrency limit; null when neither is configured (nothing is read per request) */
+  readonly guard: UpstreamGuard | null;
   private readonly byId = new Map<number, Endpoint>();
   private poolsVersion = -1;
   private readonly hashOn: 'header' | 'cookie' | 'client-ip' | null;
@@ -65,6 +68,7 @@ export class UpstreamSet {
     // The primary writes the tables before it sends a generation, so this is a bug.
     if (this.slot < 0) throw new Error(`upstream "${cfg.name}" is not in the shared endpoint table`);
     this.snapshot = new EndpointSnapshot(table, this.slot);
+    this.guard = cfg.guard === null ? null : new UpstreamGuard(cfg.guard, table.shm, this.slot, table.workerSlot);
     this.syncPools();
     const ctx = { snapshot: this.snapshot, addressOf: (row: number) => this.endpoints[row]?.authority ?? `#${row}` };
     switch (cfg.balancer) {
@@ -154,7 +158,10 @@ export class UpstreamSet {
    */
   onDone(idx: number, status: number, latencyMs: number): void {
     this.table.addInFlight(this.slot, idx, -1);
-    if (status >= 0) this.table.recordResult(this.slot, idx, status, Math.round(latencyMs * 1000));
+    if (status >= 0) {
+      this.table.recordResult(this.slot, idx, status, Math.round(latencyMs * 1000));
+      if (this.guard !== null) this.guard.record(status, latencyMs);
+    }
   }
 
   /**

@@ -1,0 +1,304 @@
+// The one timer of the adaptive controllers, on the primary. Each tick it reads the
+// workers' outcome counters and latency histograms for every guarded upstream (shared
+// memory, summed as deltas), runs each controller's pure step, writes the control words
+// the steps ask for (the primary is their only writer), and logs every decision once.
+// Timers, shared memory and logging live here and nowhere else in src/controllers.
+import type { Logger } from '../primary/logger.js';
+import type { Config } from '../config/schema.js';
+import { ControlWords, type UpstreamOutcomes } from '../shm/control-words.js';
+import { BreakerState, breakerStateNames, kLatencyBuckets, latencyBucketFloor } from '../shm/layout.js';
+import type { SharedState } from '../shm/shared-state.js';
+import { breakerStep, initialBreakerState, windowSums, type BreakerConfig, type BreakerControllerState } from './breaker.js';
+import { concurrencyStep, fixedLimit, initialConcurrencyState, type ConcurrencyConfig, type ConcurrencyState } from './concurrency.js';
+import { round, type DecisionEvent } from './decision.js';
+import { decision } from '../primary/decisions/decision-log.js';
+
+export const DEFAULT_TICK_MS = 200;
+
+export interface SchedulerDeps {
+  readonly shm: SharedState;
+  readonly log: Logger;
+  readonly workerSlots: () => readonly number[];
+  /** mean event-loop utilisation of the workers since the previous call (0–1) */
+  readonly workerUtilization: () => number;
+  readonly slotOf: (upstream: string) => number;
+  readonly tickMs?: number;
+}
+
+interface Totals {
+  readonly o: UpstreamOutcomes;
+  readonly latency: Float64Array;
+}
+
+interface Guarded {
+  readonly name: string;
+  readonly slot: number;
+  /** the config this entry was built from, to keep state across reloads that do not change it */
+  readonly key: string;
+  readonly breakerCfg: BreakerConfig | null;
+  readonly concurrencyCfg: ConcurrencyConfig | null;
+  breaker: BreakerControllerState | null;
+  concurrency: ConcurrencyState | null;
+  /** what the control word holds */
+  state: BreakerState;
+  limit: number;
+  /** per worker slot: the counter totals at the last tick */
+  readonly last: Map<number, Totals>;
+  /** totals over workers, for metrics and /status (counters that only grow) */
+  readonly counts: { attempts: number; failures: number; slow: number; circuitOpen: number; fallback: number; shed: number; probes: number };
+  readonly transitions: Map<string, number>;
+  lastSampleRttUs: number;
+}
+
+function emptyOutcomes(): UpstreamOutcomes {
+  return { attempts: 0, failures: 0, slow: 0, probeSuccesses: 0, probeFailures: 0, circuitOpen: 0, fallback: 0, shed: 0, admitted: 0 };
+}
+
+/** Counter delta that survives 2^32 wrap. */
+function d(now: number, before: number): number {
+  return (now - before) >>> 0;
+}
+
+export interface GuardStatus {
+  readonly upstream: string;
+  readonly breaker: {
+    readonly state: string;
+    readonly sinceMs: number;
+    readonly openUntil: string | null;
+    readonly openForMs: number;
+    readonly trips: number;
+    readonly failureRateThreshold: number;
+    readonly eventLoopUtilization: number;
+    readonly window: { readonly requests: number; readonly failures: number; readonly slow: number; readonly failureRate: number; readonly slowRate: number };
+    readonly probes: { readonly permitsLeft: number; readonly successes: number; readonly failures: number } | null;
+  } | null;
+  readonly concurrency: {
+    readonly mode: 'adaptive' | 'fixed';
+    readonly limit: number;
+    readonly inFlight: number;
+    readonly phase: string | null;
+    readonly minRttMs: number | null;
+    readonly sampleRttMs: number | null;
+    readonly gradient: number | null;
+  } | null;
+  readonly counts: Guarded['counts'];
+  readonly transitions: Record<string, number>;
+}
+
+export class ControllerScheduler {
+  private readonly words: ControlWords;
+  private guarded: Guarded[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  readonly tickMs: number;
+  private readonly scratch = emptyOutcomes();
+  private readonly scratchLatency = new Float64Array(kLatencyBuckets);
+  /** the workers' utilisation at the last tick */
+  utilization = 0;
+
+  constructor(private readonly deps: SchedulerDeps) {
+    this.words = new ControlWords(deps.shm);
+    this.tickMs = deps.tickMs ?? DEFAULT_TICK_MS;
+  }
+
+  /**
+   * A config generation: controllers for upstreams whose breaker/concurrency config is
+   * unchanged keep their state; the rest start afresh. Call before workers receive the
+   * generation, so they never see a new upstream's slot with a stale word.
+   */
+  apply(cfg: Config): void {
+    const now = Date.now();
+    const before = new Map(this.guarded.map((g) => [g.name, g]));
+    const next: Guarded[] = [];
+    const seenSlots = new Set<number>();
+    for (const [name, u] of Object.entries(cfg.upstreams)) {
+      const slot = this.deps.slotOf(name);
+      seenSlots.add(slot);
+      if (u.breaker === undefined && u.concurrency === undefined) {
+        this.words.writeWord(slot, BreakerState.Closed, 0);
+        continue;
+      }
+      const key = JSON.stringify([u.breaker ?? null, u.concurrency ?? null]);
+      const old = before.get(name);
+      if (old !== undefined && old.key === key && old.slot === slot) {
+        next.push(old);
+        continue;
+      }
+      // XXX: a changed breaker or concurrency config starts its controllers afresh (closed,
+      // limit at min): carrying an open state into a different window or openFor would
+      // need rules of its own, and changing these settings is rare.
+      const concurrency = u.concurrency && fixedLimit(u.concurrency) === null ? initialConcurrencyState(u.concurrency, now) : null;
+      const limit = u.concurrency ? (fixedLimit(u.concurrency) ?? concurrency!.written) : 0;
+      const g: Guarded = {
+        name,
+        slot,
+        key,
+        breakerCfg: u.breaker ?? null,
+        concurrencyCfg: u.concurrency ?? null,
+        breaker: u.breaker ? initialBreakerState(u.breaker, this.tickMs, now) : null,
+        concurrency,
+        state: BreakerState.Closed,
+        limit,
+        last: new Map(),
+        counts: old?.counts ?? { attempts: 0, failures: 0, slow: 0, circuitOpen: 0, fallback: 0, shed: 0, probes: 0 },
+        transitions: old?.transitions ?? new Map(),
+        lastSampleRttUs: 0,
+      };
+      this.words.setProbePermits(slot, 0);
+      this.words.writeWord(slot, BreakerState.Closed, limit);
+      this.baseline(g);
+      this.deps.log.info(
+        { event: 'controllers-configured', upstream: name, breaker: u.breaker !== undefined, concurrency: u.concurrency === undefined ? null : String(u.concurrency.limit), limit },
+        `upstream ${name}: adaptive protection configured (breaker ${u.breaker ? 'on' : 'off'}, concurrency ${u.concurrency ? String(u.concurrency.limit) : 'off'})`,
+      );
+      next.push(g);
+    }
+    this.guarded = next;
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    this.deps.workerUtilization(); // start the utilisation interval now
+    this.timer = setInterval(() => this.tick(), this.tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Worker `slot` ended: its share of the shared in-flight words is released. */
+  releaseWorker(slot: number): void {
+    const released = this.words.releaseWorker(slot);
+    if (released.length > 0) this.deps.log.warn({ event: 'worker-admissions-reconciled', slot, released }, `worker slot ${slot} ended holding admitted requests; released`);
+  }
+
+  private baseline(g: Guarded): void {
+    for (const w of this.deps.workerSlots()) g.last.set(w, this.read(g, w, { o: emptyOutcomes(), latency: new Float64Array(kLatencyBuckets) }));
+  }
+
+  private read(g: Guarded, w: number, into: Totals): Totals {
+    this.words.outcomes(w, g.slot, into.o);
+    this.words.readLatency(w, g.slot, into.latency);
+    return into;
+  }
+
+  /** One tick; public for tests that drive the scheduler by hand. */
+  tick(now = Date.now()): void {
+    const elu = this.deps.workerUtilization();
+    this.utilization = elu;
+    const slots = this.deps.workerSlots();
+    for (const g of this.guarded) {
+      const sum = emptyOutcomes();
+      const latency = new Float64Array(kLatencyBuckets);
+      for (const w of slots) {
+        const last = g.last.get(w);
+        if (last === undefined) {
+          // A worker slot seen for the first time: its totals so far are not this tick's.
+          g.last.set(w, this.read(g, w, { o: emptyOutcomes(), latency: new Float64Array(kLatencyBuckets) }));
+          continue;
+        }
+        const cur = this.read(g, w, { o: this.scratch, latency: this.scratchLatency });
+        const o = cur.o;
+        const p = last.o;
+        sum.attempts += d(o.attempts, p.attempts);
+        sum.failures += d(o.failures, p.failures);
+        sum.slow += d(o.slow, p.slow);
+        sum.probeSuccesses += d(o.probeSuccesses, p.probeSuccesses);
+        sum.probeFailures += d(o.probeFailures, p.probeFailures);
+        sum.circuitOpen += d(o.circuitOpen, p.circuitOpen);
+        sum.fallback += d(o.fallback, p.fallback);
+        sum.shed += d(o.shed, p.shed);
+        for (let i = 0; i < kLatencyBuckets; i++) latency[i]! += d(cur.latency[i]!, last.latency[i]!);
+        // Keep these totals as the next baseline (copy: the scratch is reused).
+        Object.assign(p, o);
+        last.latency.set(cur.latency);
+      }
+      const c = g.counts;
+      c.attempts += sum.attempts;
+      c.failures += sum.failures;
+      c.slow += sum.slow;
+      c.circuitOpen += sum.circuitOpen;
+      c.fallback += sum.fallback;
+      c.shed += sum.shed;
+      c.probes += sum.probeSuccesses + sum.probeFailures;
+      const events: DecisionEvent[] = [];
+      let state = g.state;
+      let limit = g.limit;
+      if (g.breaker !== null && g.breakerCfg !== null) {
+        const r = breakerStep(g.name, g.breakerCfg, g.breaker, { now, attempts: sum.attempts, failures: sum.failures, slow: sum.slow, probeSuccesses: sum.probeSuccesses, probeFailures: sum.probeFailures, elu });
+        g.breaker = r.state;
+        events.push(...r.events);
+        if (r.write !== null) {
+          state = r.write.state;
+          // Order matters to workers: time and permits before the state that reads them.
+          if (state === BreakerState.Open) this.words.writeOpenUntil(g.slot, r.write.openUntil);
+          this.words.setProbePermits(g.slot, r.write.permits);
+        }
+      }
+      if (g.concurrency !== null && g.concurrencyCfg !== null) {
+        const inFlightNow = this.words.inFlight(g.slot);
+        // Little's law over the tick: the average in flight, which an instant reading can miss.
+        let busyUs = 0;
+        for (let i = 0; i < kLatencyBuckets; i++) if (latency[i]! > 0) busyUs += latency[i]! * latencyBucketFloor(i);
+        const inFlight = Math.max(inFlightNow, busyUs / (this.tickMs * 1000));
+        const r = concurrencyStep(g.name, g.concurrencyCfg, g.concurrency, { now, latency, inFlight: round(inFlight, 1), shed: sum.shed, random: Math.random() });
+        g.concurrency = r.state;
+        events.push(...r.events);
+        if (r.write !== null) limit = r.write;
+      }
+      if (state !== g.state || limit !== g.limit) {
+        g.state = state;
+        g.limit = limit;
+        this.words.writeWord(g.slot, state, limit);
+      }
+      for (const e of events) {
+        g.transitions.set(e.event, (g.transitions.get(e.event) ?? 0) + 1);
+        // Every controller decision goes into the decision feed as well as the log.
+        decision(this.deps.log)[e.level]({ event: e.event, ...e.fields }, e.msg);
+      }
+    }
+  }
+
+  status(): GuardStatus[] {
+    const now = Date.now();
+    return this.guarded.map((g) => {
+      const b = g.breaker;
+      const c = g.concurrency;
+      let breaker: GuardStatus['breaker'] = null;
+      if (b !== null) {
+        const [requests, failures, slow] = windowSums(b.ring);
+        breaker = {
+          state: b.state,
+          sinceMs: now - b.since,
+          openUntil: b.state === 'open' ? new Date(b.openUntil).toISOString() : null,
+          openForMs: b.openForMs,
+          trips: b.trips,
+          failureRateThreshold: b.threshold,
+          eventLoopUtilization: round(b.elu, 3),
+          window: { requests, failures, slow, failureRate: requests > 0 ? round((failures / requests) * 100, 1) : 0, slowRate: requests > 0 ? round((slow / requests) * 100, 1) : 0 },
+          probes: b.state === 'half-open' ? { permitsLeft: this.words.probePermits(g.slot), successes: b.probeSuccesses, failures: b.probeFailures } : null,
+        };
+      }
+      const concurrency: GuardStatus['concurrency'] =
+        g.concurrencyCfg === null
+          ? null
+          : {
+              mode: c === null ? 'fixed' : 'adaptive',
+              limit: g.limit,
+              inFlight: this.words.inFlight(g.slot),
+              phase: c?.phase ?? null,
+              minRttMs: c === null ? null : round(c.minRttUs / 1000),
+              sampleRttMs: c === null ? null : round(c.sampleRttUs / 1000),
+              gradient: c === null ? null : round(c.gradient, 3),
+            };
+      return { upstream: g.name, breaker, concurrency, counts: { ...g.counts }, transitions: Object.fromEntries(g.transitions) };
+    });
+  }
+
+  /** The breaker state as workers read it (for tests and metrics). */
+  wordState(upstream: string): string | null {
+    const g = this.guarded.find((x) => x.name === upstream);
+    return g === undefined ? null : (breakerStateNames[g.state] ?? null);
+  }
+}
