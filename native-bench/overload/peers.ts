@@ -114,11 +114,10 @@ const nginxLimited: OverloadPeer = {
   },
 };
 
-// One line per peer. tidegate-adaptive uses the settings the adaptive-protection work
-// defines (adaptive concurrency per upstream, route priorities); until a build accepts
-// them it is reported pending.
+// One line per peer. tidegate-adaptive turns on adaptive concurrency on the upstream
+// (route priorities are not built yet: when they are, critical/low go here too).
 export const OVERLOAD_PEERS: readonly OverloadPeer[] = [
   tidegateOverload('tidegate-off', 'tidegate as it is today: no breaker, no adaptive concurrency, no priorities', {}),
-  tidegateOverload('tidegate-adaptive', 'tidegate with adaptive concurrency on the upstream and critical/low route priorities', { upstream: { concurrency: { limit: 'adaptive', min: 2, max: 64 } }, critical: { priority: 'critical' }, bulk: { priority: 'low' } }),
+  tidegateOverload('tidegate-adaptive', 'tidegate with adaptive concurrency on the upstream (no route priorities yet)', { upstream: { concurrency: { limit: 'adaptive', min: 2, max: 64 } } }),
   nginxLimited,
 ];
