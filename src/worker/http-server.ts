@@ -6,6 +6,7 @@ import { Errors } from '../errors.js';
 import { Exchange } from './exchange.js';
 import { RequestHead, readRequestHead } from './request-head.js';
 import type { Runtime } from './runtime.js';
+import type { CompiledRoute } from './router.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 import type { AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
@@ -63,26 +64,10 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;
-      const policies = rt.policies[route.index]!;
-      if (policies.length > 0) {
-        const ctx: AccessContext = {
-          method: head.method,
-          path: head.path,
-          host: head.host,
-          headers: head.headers,
-          peer,
-          clientIp: clientIp(peer, head.forwardedFor, rt),
-          routeIndex: route.index,
-          routeName: route.route.name,
-          responseHeaders: ex.responseHeaders,
-        };
-        for (let i = 0; i < policies.length; i++) {
-          const denied = policies[i]!.access(ctx);
-          if (denied !== null) {
-            ex.fail(denied, false);
-            return;
-          }
-        }
+      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders);
+      if (denied !== null) {
+        ex.fail(denied, false);
+        return;
       }
       ex.start();
     } catch (err) {
@@ -93,6 +78,31 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
 }
 
 const decoder = new TextDecoder('latin1');
+
+/**
+ * The access phase: the route's policies in configured order; the first refusal wins.
+ * Shared by HTTP requests and WebSocket upgrades, so both meet the same policies.
+ */
+export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[]): ErrorSpec | null {
+  const policies = rt.policies[route.index]!;
+  if (policies.length === 0) return null;
+  const ctx: AccessContext = {
+    method: head.method,
+    path: head.path,
+    host: head.host,
+    headers: head.headers,
+    peer,
+    clientIp: clientIp(peer, head.forwardedFor, rt),
+    routeIndex: route.index,
+    routeName: route.route.name,
+    responseHeaders,
+  };
+  for (let i = 0; i < policies.length; i++) {
+    const denied = policies[i]!.access(ctx);
+    if (denied !== null) return denied;
+  }
+  return null;
+}
 
 function rejectFraming(ex: Exchange, spec: ErrorSpec): void {
   ex.fail(spec, true);

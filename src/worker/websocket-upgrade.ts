@@ -11,10 +11,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { Errors, type ErrorSpec } from '../errors.js';
-import type { AccessContext } from '../policies/policy.js';
 import type { WorkerWebSocket } from '../messages.js';
 import { writeError } from './error-response.js';
-import { addForwardingHeaders, clientIp, type RuntimeRef } from './http-server.js';
+import { accessPhase, addForwardingHeaders, type RuntimeRef } from './http-server.js';
+import { classifyUpstreamError } from './exchange.js';
 import { normalizePath } from './path-normalize.js';
 import { RequestHead, readRequestHead } from './request-head.js';
 import type { CompiledRoute } from './router.js';
@@ -114,26 +114,10 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
     const peer = decoder.decode(res.getRemoteAddressAsText());
     addForwardingHeaders(peer, head, rt, hs.requestId);
     applyTraceContext(head.headers, rt.config.observability.tracing);
-    const policies = rt.policies[route.index]!;
-    if (policies.length > 0) {
-      const ctx: AccessContext = {
-        method: head.method,
-        path: head.path,
-        host: head.host,
-        headers: head.headers,
-        peer,
-        clientIp: clientIp(peer, head.forwardedFor, rt),
-        routeIndex: route.index,
-        routeName: route.route.name,
-        responseHeaders: hs.responseHeaders,
-      };
-      for (let i = 0; i < policies.length; i++) {
-        const denied = policies[i]!.access(ctx);
-        if (denied !== null) {
-          hs.fail(denied);
-          return;
-        }
-      }
+    const denied = accessPhase(rt, route, head, peer, hs.responseHeaders);
+    if (denied !== null) {
+      hs.fail(denied);
+      return;
     }
     hs.connect();
   } catch (err) {
@@ -365,24 +349,15 @@ class Handshake {
   }
 }
 
+/** The HTTP answer for a failed upstream handshake: undici's codes mean what they mean for a request; ws adds two it reports by message only. */
 function classify(err: Error & { code?: string }): ErrorSpec {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EADDRNOTAVAIL':
-      return Errors.UPSTREAM_CONNECT;
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return Errors.UPSTREAM_RESET;
+  if (err.code === undefined) {
+    if (err.message.includes('handshake has timed out')) return Errors.UPSTREAM_TIMEOUT;
+    if (err.message === 'socket hang up') return Errors.UPSTREAM_RESET;
   }
-  // ws reports its handshake timer by message only.
-  if (err.message.includes('handshake has timed out')) return Errors.UPSTREAM_TIMEOUT;
-  if (err.message === 'socket hang up') return Errors.UPSTREAM_RESET;
-  // Bad Sec-WebSocket-Accept, a subprotocol we did not offer, and the like.
-  return Errors.UPSTREAM_PROTOCOL;
+  // Connect errors, resets; anything else (a bad Sec-WebSocket-Accept, a subprotocol we
+  // did not offer) is a protocol error, as an unreadable HTTP response is.
+  return classifyUpstreamError(err);
 }
 
 /** Lower-cased name/value pairs of a response, minus the connection's own fields. */
