@@ -59,7 +59,14 @@ const procs = [
 const stop = () => procs.forEach((p) => p.kill('SIGTERM'));
 process.on('SIGINT', () => (stop(), process.exit(130)));
 try {
-  await new Promise((r) => setTimeout(r, 3000));
+  // Until every peer answers (a loaded machine starts them slowly), at most 30 s.
+  const deadline = Date.now() + 30_000;
+  for (const p of [A, B, NGINX]) {
+    while ((await fetch(`http://127.0.0.1:${p}/`).then((r) => r.status, () => 0)) !== 200) {
+      if (Date.now() > deadline) throw new Error(`port ${p} did not answer 200 within 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   const rps = async (port) => {
     const out = (await sh(`wrk -t2 -c64 -d${o.duration}s http://127.0.0.1:${port}/`)).stdout;
     if (/Non-2xx|Socket errors/.test(out)) console.error(`warning: errors at port ${port}:\n${out}`);
