@@ -1,5 +1,6 @@
 // Command-line flags of `npm run bench`. Quick by default (the main comparison in
 // under three minutes); --full is the whole matrix. Every dimension has a flag.
+import { list, num, readFlags } from './flags.js';
 import { cpus } from 'node:os';
 import { isSizeName, SIZE_NAMES, type SizeName } from './bodies.js';
 import { PEERS } from './peers/index.js';
@@ -65,15 +66,6 @@ npm run bench -- --scenario overload [flags]   (its own flags: --scenario overlo
   --tidegate PATH        tidegate cli.js to measure (default dist/src/cli.js of this repo)
   --out DIR              results folder (default native-bench/results/<timestamp>)`;
 
-function list(v: string): string[] {
-  return v.split(',').map((s) => s.trim()).filter(Boolean);
-}
-
-function num(flag: string, v: string | undefined, min: number): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new Error(`${flag}: expected a number ≥ ${min}, got ${JSON.stringify(v)}`);
-  return n;
-}
 
 export function sweepDefault(maxCores: number): number[] {
   const out: number[] = [];
@@ -106,14 +98,7 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
     noPin: false,
     tidegateCli: undefined,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
+  for (const { flag, value } of readFlags(argv)) {
     switch (flag) {
       case '--full':
         break;
@@ -195,7 +180,7 @@ export function parseOptions(argv: string[], proxyCores: number): Options {
         process.exit(0);
         break;
       default:
-        throw new Error(`unknown flag "${a}"\n\n${USAGE}`);
+        throw new Error(`unknown flag "${flag}"\n\n${USAGE}`);
     }
   }
   for (const p of [...o.peers, ...o.sweepPeers]) {

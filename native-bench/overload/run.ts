@@ -7,6 +7,7 @@
 // Phases (by due time): `before` s at half capacity, `overload` s at --offered × capacity,
 // `after` s at half capacity. Each peer gets a fresh upstream process, so no backlog or
 // counter carries over from the peer before it.
+import { readFlags } from '../flags.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -53,20 +54,7 @@ export const OVERLOAD_USAGE = `npm run bench -- --scenario overload [flags]
 
 export function parseOverloadOptions(argv: string[]): OverloadOptions {
   const o: OverloadOptions = { peers: OVERLOAD_PEERS.map((p) => p.name), capacity: 8, serviceMs: 20, offered: 3, criticalPct: 10, beforeS: 3, overloadS: 10, afterS: 5, timeoutMs: 2000, workers: 2, connections: 1024, out: undefined, tidegateCli: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const num = (min: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < min) throw new Error(`${flag}: expected a number ≥ ${min}, got ${JSON.stringify(v)}`);
-      return n;
-    };
+  for (const { flag, value, num } of readFlags(argv)) {
     switch (flag) {
       case '--scenario':
         value();
@@ -92,7 +80,7 @@ export function parseOverloadOptions(argv: string[]): OverloadOptions {
         process.exit(0);
         break;
       default:
-        throw new Error(`unknown flag "${a}"\n\n${OVERLOAD_USAGE}`);
+        throw new Error(`unknown flag "${flag}"\n\n${OVERLOAD_USAGE}`);
     }
   }
   for (const p of o.peers) if (!OVERLOAD_PEERS.some((d) => d.name === p)) throw new Error(`unknown overload peer "${p}" (known: ${OVERLOAD_PEERS.map((d) => d.name).join(', ')})`);
