@@ -5,7 +5,7 @@
 //          └──setEndpoints──▶ HealthChecker ─┘───┘ setHealth (ejected / healthy)
 //
 // The gateway owns one of these, calls apply() with each config generation and stop()
-// at shutdown. The writer is the colleague-built EndpointWriter (endpoint-writer.ts),
+// at shutdown. The writer is the EndpointWriter (endpoint-writer.ts),
 // which implements all three interfaces; until the gateway has one, `writer: null`
 // runs discovery and health checks with decisions logged but not written anywhere.
 import type { Logger } from './logger.js';

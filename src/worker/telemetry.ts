@@ -5,7 +5,7 @@
 // Why counters live here and not in shm: per-route × method × status-class counts
 // depend on the config generation (route count changes on reload) and are read only
 // at scrape time, so a snapshot delta every interval (1 s by default) is as good as
-// a live cell and needs no layout change in the shared buffer other engineers own.
+// a live cell and needs no change to the shared-memory layout.
 // The per-worker totals that the control loops read live are in shm already.
 //
 // Hot-path cost: one WASM `recordValue` per histogram (≈40–60 ns measured, vs ≈220–290
