@@ -41,8 +41,22 @@ export const concurrencySchema = z
     minRttRequests: z.number().int().min(1).max(100_000).default(50),
     /** a tick with fewer responses than this carries over to the next */
     minSamples: z.number().int().min(1).max(100_000).default(10),
+    /**
+     * the share of the limit each route priority may fill (critical: all of it); the
+     * rest is kept for the priorities above, so at the limit the lowest are shed first
+     */
+    shares: z
+      .strictObject({ high: percent.default(90), normal: percent.default(80), low: percent.default(50) })
+      .prefault({})
+      .refine((s) => s.low <= s.normal && s.normal <= s.high, { message: 'shares must not grow towards lower priorities (low ≤ normal ≤ high)', path: ['low'] }),
   })
   .refine((c) => c.min <= c.max, { message: 'min must not exceed max', path: ['min'] });
+
+/** Fractions of the limit by Priority (critical first), as workers apply them. */
+export function priorityShares(cfg: ConcurrencyConfig | undefined): number[] {
+  if (cfg === undefined) return [1, 1, 1, 1];
+  return [1, cfg.shares.high / 100, cfg.shares.normal / 100, cfg.shares.low / 100];
+}
 
 export type ConcurrencyConfig = z.output<typeof concurrencySchema>;
 
