@@ -8,9 +8,9 @@
 //   times; gradient = clamp((minRTT × (1 + buffer)) / sampleRTT, 0.5, 2);
 //   target = gradient × limit + √(gradient × limit) (the headroom lets it probe upwards);
 //   limit ← limit + smoothing × (target − limit), within [min, max].
-// * it does not move while fewer than half the limit are in flight (the limit is not
-//   what holds traffic back, so a larger one proves nothing, and a smaller one would
-//   only follow latency noise).
+// * it does not move while fewer than half the limit are in flight and nothing is shed
+//   (the limit is not what holds traffic back, so a larger one proves nothing, and a
+//   smaller one would only follow latency noise).
 // * minRTT also follows any tick whose sample is lower (a measurement taken in a slow
 //   moment would otherwise hold the limit down until the next one).
 // * the limit workers see (the control word) moves only when the smoothed value is
@@ -187,7 +187,9 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
   // Gradient2: no growth while the limit is not what holds traffic back. Nor shrinking
   // on latency noise then: a smaller limit would change nothing until it reached twice
   // what is in flight, and a load that rises meets the controller again at limit/2.
-  if (inp.inFlight < prev.limit / 2) target = prev.limit;
+  // Requests shed this tick say otherwise: a route priority's share of the limit (low:
+  // half of it by default) is holding them back, so the limit may move.
+  if (inp.inFlight < prev.limit / 2 && inp.shed === 0) target = prev.limit;
   const limit = clamp(prev.limit + cfg.smoothing * (target - prev.limit), cfg.min, cfg.max);
   const rounded = Math.round(limit);
   const step = Math.max(1, Math.ceil(prev.written * 0.1));
