@@ -32,13 +32,13 @@ async function capacityUpstream(c: number, serviceMs: number): Promise<TestUpstr
 
 type Counts = Map<string, number>;
 
-/** `clients` closed-loop clients per path until `stop()`; a 503 waits 20 ms before the next request. */
-function load(base: string, paths: readonly string[], clients: number): { stop(): Promise<void>; counts: Map<string, Counts> } {
-  const agent = new Agent({ connections: clients * paths.length, pipelining: 1 });
+/** `clients(path)` closed-loop clients per path until `stop()`; a 503 waits 20 ms before the next request. */
+function load(base: string, paths: readonly string[], clients: (path: string) => number): { stop(): Promise<void>; counts: Map<string, Counts> } {
+  const agent = new Agent({ connections: paths.reduce((n, p) => n + clients(p), 0), pipelining: 1 });
   const counts = new Map<string, Counts>(paths.map((p) => [p, new Map()]));
   let running = true;
   const loops = paths.flatMap((path) =>
-    Array.from({ length: clients }, async () => {
+    Array.from({ length: clients(path) }, async () => {
       const c = counts.get(path)!;
       while (running) {
         let key = 'error';
@@ -92,7 +92,9 @@ test('at the concurrency limit, lower priorities are shed first and critical get
   Object.assign((cfg.upstreams as { app: Record<string, unknown> }).app, { retries: 0, pool: { connections: 64 }, concurrency: { limit: 20 } });
   const gw = await startGateway(cfg);
   const workers0 = (await status(gw)).workers.map((w) => w.requests);
-  const gen = load(gw.url, PRIORITIES.map((p) => `/${p}`), 10);
+  // Two critical clients: the other priorities can hold at most high's 18 of the 20, so
+  // the reserve always has room for them (short of two workers racing on the count).
+  const gen = load(gw.url, PRIORITIES.map((p) => `/${p}`), (p) => (p === '/critical' ? 2 : 10));
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const before = snapshot(gen.counts);
@@ -107,8 +109,8 @@ test('at the concurrency limit, lower priorities are shed first and critical get
       t.diagnostic(`${p}: ${ok} ok, ${shed} shed (${(shedShare[p] * 100).toFixed(1)} %)`);
     }
     const critOk = delta(now, before, '/critical', '200');
-    assert.ok(critOk > 50, `critical was served (${critOk})`);
-    assert.ok(shedShare.critical! <= 0.1, `critical shed ${shedShare.critical}`);
+    assert.ok(critOk > 20, `critical was served (${critOk})`);
+    assert.ok(shedShare.critical! <= 0.05, `critical shed ${shedShare.critical}`);
     assert.ok(shedShare.low! >= 0.5, `low shed ${shedShare.low}`);
     // The order: each priority is shed at least as often as the one above it (a little slack for noise).
     assert.ok(shedShare.low! >= shedShare.normal! - 0.02 && shedShare.normal! >= shedShare.high! - 0.02 && shedShare.high! >= shedShare.critical! - 0.02, JSON.stringify(shedShare));
@@ -145,11 +147,13 @@ test('gateway load: the shed level rises to its ceiling shedding low and normal,
   const gw = await startGateway(cfg);
   const level = async (): Promise<{ level: number; changes: number; shed: Record<string, number> }> => (await status(gw)).protection.shedding as { level: number; changes: number; shed: Record<string, number> };
   const levelEvents = (): Record<string, unknown>[] => gw.logs.filter((l) => l.event === 'shed-level');
-  const gen = load(gw.url, PRIORITIES.map((p) => `/${p}`), 8);
+  const gen = load(gw.url, PRIORITIES.map((p) => `/${p}`), () => 8);
   let stopped = false;
   try {
     await until('shed level 2', 20_000, async () => (await level()).level === 2);
     const at2 = await level();
+    // The log lines reach this process through a pipe, after /status may already show the level.
+    await until('the decision lines of the changes so far', 5000, () => levelEvents().length >= at2.changes);
     const events0 = levelEvents().length;
     const before = snapshot(gen.counts);
     await new Promise((r) => setTimeout(r, 3000));
@@ -177,6 +181,7 @@ test('gateway load: the shed level rises to its ceiling shedding low and normal,
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal((await level()).changes, idle.changes, 'idle: no change');
     // Every change is one decision event with its inputs, in order 0→1→2 then down.
+    await until('the decision lines of every change', 5000, () => levelEvents().length >= idle.changes);
     const ev = levelEvents();
     for (const e of ev) t.diagnostic(JSON.stringify(e));
     assert.equal(ev.length, idle.changes);
