@@ -33,6 +33,8 @@ export interface WorkerGuard {
   readonly slowCallUs: number;
   /** what an open breaker answers instead of 503 TG_ERR_CIRCUIT_OPEN */
   readonly fallback: WorkerFallback | null;
+  /** the fraction of the concurrency limit each Priority may fill (critical first) */
+  readonly shares: readonly number[];
 }
 
 export type WorkerFallback =
@@ -48,6 +50,8 @@ export interface WorkerRoute {
   readonly upstream: number; // index into WorkerConfig.upstreams
   readonly policies: readonly PolicyEntry[];
   readonly rewriteHost: boolean;
+  /** a Priority (0 critical … 3 low) */
+  readonly priority: number;
   /** null: Upgrade requests are proxied as plain HTTP (Upgrade is hop-by-hop) */
   readonly websocket: WorkerWebSocket | null;
 }

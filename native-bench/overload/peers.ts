@@ -114,10 +114,15 @@ const nginxLimited: OverloadPeer = {
   },
 };
 
-// One line per peer. tidegate-adaptive turns on adaptive concurrency on the upstream
-// (route priorities are not built yet: when they are, critical/low go here too).
+// One line per peer. tidegate-adaptive turns on adaptive concurrency on the upstream and
+// marks the /critical route critical and the bulk route low, so at the limit bulk is
+// shed first and critical keeps the reserve (concurrency.shares, defaults).
 export const OVERLOAD_PEERS: readonly OverloadPeer[] = [
   tidegateOverload('tidegate-off', 'tidegate as it is today: no breaker, no adaptive concurrency, no priorities', {}),
-  tidegateOverload('tidegate-adaptive', 'tidegate with adaptive concurrency on the upstream (no route priorities yet)', { upstream: { concurrency: { limit: 'adaptive', min: 2, max: 64 } } }),
+  tidegateOverload('tidegate-adaptive', 'tidegate with adaptive concurrency on the upstream, /critical marked critical and bulk low', {
+    upstream: { concurrency: { limit: 'adaptive', min: 2, max: 64 } },
+    critical: { priority: 'critical' },
+    bulk: { priority: 'low' },
+  }),
   nginxLimited,
 ];

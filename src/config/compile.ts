@@ -3,6 +3,8 @@
 import type { Config, WebSocketConfig } from './schema.js';
 import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
+import { priorityShares } from '../controllers/concurrency.js';
+import { priorityNames } from '../shm/layout.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
   const names = Object.keys(cfg.upstreams);
@@ -17,7 +19,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
-      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names) },
+      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names), shares: priorityShares(u.concurrency) },
     };
   });
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
@@ -29,6 +31,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     upstream: names.indexOf(r.upstream),
     policies: r.policies,
     rewriteHost: r.rewriteHost,
+    priority: priorityNames.indexOf(r.priority),
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };

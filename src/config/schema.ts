@@ -14,6 +14,8 @@ import { healthSchema } from '../primary/health/health-schema.js';
 import { observabilitySchema } from '../metrics/config.js';
 import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
+import { sheddingSchema } from '../controllers/shed-level.js';
+import { priorityNames } from '../shm/layout.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -203,6 +205,8 @@ const routeSchema = z.strictObject({
     .prefault({}),
   upstream: z.string().min(1),
   policies: z.array(policyEntrySchema()).default([]),
+  /** which requests are shed first at an upstream's concurrency limit or under gateway load */
+  priority: z.enum(priorityNames).default('normal'),
   /** set the upstream request's Host to the endpoint's host:port instead of passing the client's */
   rewriteHost: z.boolean().default(false),
   /** accept `Upgrade: websocket` on this route and relay frames to the upstream */
@@ -221,6 +225,8 @@ export const configSchema = z
     proxy: proxySchema.prefault({}),
     capacity: capacitySchema.prefault({}),
     observability: observabilitySchema.prefault({}),
+    /** shed low priorities when the workers' event loops are busy (src/controllers/shed-level.ts); off when absent */
+    shedding: sheddingSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   });

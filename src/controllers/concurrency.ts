@@ -8,9 +8,9 @@
 //   times; gradient = clamp((minRTT × (1 + buffer)) / sampleRTT, 0.5, 2);
 //   target = gradient × limit + √(gradient × limit) (the headroom lets it probe upwards);
 //   limit ← limit + smoothing × (target − limit), within [min, max].
-// * it does not move while fewer than half the limit are in flight (the limit is not
-//   what holds traffic back, so a larger one proves nothing, and a smaller one would
-//   only follow latency noise).
+// * it does not move while fewer than half the limit are in flight and nothing is shed
+//   (the limit is not what holds traffic back, so a larger one proves nothing, and a
+//   smaller one would only follow latency noise).
 // * minRTT also follows any tick whose sample is lower (a measurement taken in a slow
 //   moment would otherwise hold the limit down until the next one).
 // * the limit workers see (the control word) moves only when the smoothed value is
@@ -41,8 +41,22 @@ export const concurrencySchema = z
     minRttRequests: z.number().int().min(1).max(100_000).default(50),
     /** a tick with fewer responses than this carries over to the next */
     minSamples: z.number().int().min(1).max(100_000).default(10),
+    /**
+     * the share of the limit each route priority may fill (critical: all of it); the
+     * rest is kept for the priorities above, so at the limit the lowest are shed first
+     */
+    shares: z
+      .strictObject({ high: percent.default(90), normal: percent.default(80), low: percent.default(50) })
+      .prefault({})
+      .refine((s) => s.low <= s.normal && s.normal <= s.high, { message: 'shares must not grow towards lower priorities (low ≤ normal ≤ high)', path: ['low'] }),
   })
   .refine((c) => c.min <= c.max, { message: 'min must not exceed max', path: ['min'] });
+
+/** Fractions of the limit by Priority (critical first), as workers apply them. */
+export function priorityShares(cfg: ConcurrencyConfig | undefined): number[] {
+  if (cfg === undefined) return [1, 1, 1, 1];
+  return [1, cfg.shares.high / 100, cfg.shares.normal / 100, cfg.shares.low / 100];
+}
 
 export type ConcurrencyConfig = z.output<typeof concurrencySchema>;
 
@@ -173,7 +187,9 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
   // Gradient2: no growth while the limit is not what holds traffic back. Nor shrinking
   // on latency noise then: a smaller limit would change nothing until it reached twice
   // what is in flight, and a load that rises meets the controller again at limit/2.
-  if (inp.inFlight < prev.limit / 2) target = prev.limit;
+  // Requests shed this tick say otherwise: a route priority's share of the limit (low:
+  // half of it by default) is holding them back, so the limit may move.
+  if (inp.inFlight < prev.limit / 2 && inp.shed === 0) target = prev.limit;
   const limit = clamp(prev.limit + cfg.smoothing * (target - prev.limit), cfg.min, cfg.max);
   const rounded = Math.round(limit);
   const step = Math.max(1, Math.ceil(prev.written * 0.1));

@@ -12,6 +12,8 @@ import { breakerStep, initialBreakerState, windowSums, type BreakerConfig, type 
 import { concurrencyStep, fixedLimit, initialConcurrencyState, type ConcurrencyConfig, type ConcurrencyState } from './concurrency.js';
 import { round, type DecisionEvent } from './decision.js';
 import { decision } from '../primary/decisions/decision-log.js';
+import { initialShedLevel, shedLevelStep, type SheddingConfig, type ShedLevelState } from './shed-level.js';
+import { kHeaderShedLevelField, kWorkerShedLoadField, priorityNames, type PriorityName } from '../shm/layout.js';
 
 export const DEFAULT_TICK_MS = 200;
 
@@ -45,13 +47,13 @@ interface Guarded {
   /** per worker slot: the counter totals at the last tick */
   readonly last: Map<number, Totals>;
   /** totals over workers, for metrics and /status (counters that only grow) */
-  readonly counts: { attempts: number; failures: number; slow: number; circuitOpen: number; fallback: number; shed: number; probes: number };
+  readonly counts: { attempts: number; failures: number; slow: number; circuitOpen: number; fallback: number; shed: number; probes: number; shedByPriority: number[] };
   readonly transitions: Map<string, number>;
   lastSampleRttUs: number;
 }
 
 function emptyOutcomes(): UpstreamOutcomes {
-  return { attempts: 0, failures: 0, slow: 0, probeSuccesses: 0, probeFailures: 0, circuitOpen: 0, fallback: 0, shed: 0, admitted: 0 };
+  return { attempts: 0, failures: 0, slow: 0, probeSuccesses: 0, probeFailures: 0, circuitOpen: 0, fallback: 0, shed: 0, shedByPriority: [0, 0, 0, 0], admitted: 0 };
 }
 
 /** Counter delta that survives 2^32 wrap. */
@@ -85,6 +87,15 @@ export interface GuardStatus {
   readonly transitions: Record<string, number>;
 }
 
+export interface SheddingStatus {
+  readonly enabled: boolean;
+  readonly level: number;
+  readonly sinceMs: number;
+  readonly changes: number;
+  /** requests refused by the shed level, by route priority */
+  readonly shed: Record<PriorityName, number>;
+}
+
 export class ControllerScheduler {
   private readonly words: ControlWords;
   private guarded: Guarded[] = [];
@@ -94,6 +105,8 @@ export class ControllerScheduler {
   private readonly scratchLatency = new Float64Array(kLatencyBuckets);
   /** the workers' utilisation at the last tick */
   utilization = 0;
+  private shedding: SheddingConfig | null = null;
+  private shedLevel: ShedLevelState = initialShedLevel(Date.now());
 
   constructor(private readonly deps: SchedulerDeps) {
     this.words = new ControlWords(deps.shm);
@@ -107,6 +120,11 @@ export class ControllerScheduler {
    */
   apply(cfg: Config): void {
     const now = Date.now();
+    if (JSON.stringify(cfg.shedding ?? null) !== JSON.stringify(this.shedding)) {
+      this.shedding = cfg.shedding ?? null;
+      this.shedLevel = initialShedLevel(now);
+      this.deps.shm.f64[kHeaderShedLevelField] = 0;
+    }
     const before = new Map(this.guarded.map((g) => [g.name, g]));
     const next: Guarded[] = [];
     const seenSlots = new Set<number>();
@@ -139,7 +157,7 @@ export class ControllerScheduler {
         state: BreakerState.Closed,
         limit,
         last: new Map(),
-        counts: old?.counts ?? { attempts: 0, failures: 0, slow: 0, circuitOpen: 0, fallback: 0, shed: 0, probes: 0 },
+        counts: old?.counts ?? { attempts: 0, failures: 0, slow: 0, circuitOpen: 0, fallback: 0, shed: 0, probes: 0, shedByPriority: [0, 0, 0, 0] },
         transitions: old?.transitions ?? new Map(),
         lastSampleRttUs: 0,
       };
@@ -187,6 +205,7 @@ export class ControllerScheduler {
   tick(now = Date.now()): void {
     const elu = this.deps.workerUtilization();
     this.utilization = elu;
+    if (this.shedding !== null) this.stepShedLevel(this.shedding, now, elu);
     const slots = this.deps.workerSlots();
     for (const g of this.guarded) {
       const sum = emptyOutcomes();
@@ -209,9 +228,11 @@ export class ControllerScheduler {
         sum.circuitOpen += d(o.circuitOpen, p.circuitOpen);
         sum.fallback += d(o.fallback, p.fallback);
         sum.shed += d(o.shed, p.shed);
+        for (let i = 0; i < 4; i++) sum.shedByPriority[i]! += d(o.shedByPriority[i]!, p.shedByPriority[i]!);
         for (let i = 0; i < kLatencyBuckets; i++) latency[i]! += d(cur.latency[i]!, last.latency[i]!);
         // Keep these totals as the next baseline (copy: the scratch is reused).
-        Object.assign(p, o);
+        Object.assign(p, o, { shedByPriority: p.shedByPriority });
+        for (let i = 0; i < 4; i++) p.shedByPriority[i] = o.shedByPriority[i]!;
         last.latency.set(cur.latency);
       }
       const c = g.counts;
@@ -221,6 +242,7 @@ export class ControllerScheduler {
       c.circuitOpen += sum.circuitOpen;
       c.fallback += sum.fallback;
       c.shed += sum.shed;
+      for (let i = 0; i < 4; i++) c.shedByPriority[i]! += sum.shedByPriority[i]!;
       c.probes += sum.probeSuccesses + sum.probeFailures;
       const events: DecisionEvent[] = [];
       let state = g.state;
@@ -260,6 +282,24 @@ export class ControllerScheduler {
     }
   }
 
+  private stepShedLevel(cfg: SheddingConfig, now: number, elu: number): void {
+    const r = shedLevelStep(cfg, this.shedLevel, now, elu);
+    this.shedLevel = r.state;
+    if (r.event === null) return;
+    this.deps.shm.f64[kHeaderShedLevelField] = r.state.level;
+    decision(this.deps.log)[r.event.level]({ event: r.event.event, ...r.event.fields }, r.event.msg);
+  }
+
+  /** The gateway's shed level and the requests it refused, by priority (summed over the live workers' counters). */
+  sheddingStatus(): SheddingStatus {
+    const shed = { critical: 0, high: 0, normal: 0, low: 0 };
+    for (const w of this.deps.workerSlots()) {
+      const c = this.deps.shm.workerCounters(w);
+      for (let p = 0; p < 4; p++) shed[priorityNames[p]!] += c[kWorkerShedLoadField + p] ?? 0;
+    }
+    return { enabled: this.shedding !== null, level: this.shedLevel.level, sinceMs: Date.now() - this.shedLevel.since, changes: this.shedLevel.changes, shed };
+  }
+
   status(): GuardStatus[] {
     const now = Date.now();
     return this.guarded.map((g) => {
@@ -292,7 +332,7 @@ export class ControllerScheduler {
               sampleRttMs: c === null ? null : round(c.sampleRttUs / 1000),
               gradient: c === null ? null : round(c.gradient, 3),
             };
-      return { upstream: g.name, breaker, concurrency, counts: { ...g.counts }, transitions: Object.fromEntries(g.transitions) };
+      return { upstream: g.name, breaker, concurrency, counts: { ...g.counts, shedByPriority: [...g.counts.shedByPriority] }, transitions: Object.fromEntries(g.transitions) };
     });
   }
 

@@ -44,7 +44,8 @@ import type { DecisionFeed } from './decisions/decision-feed.js';
 import type { DecisionStreamStats } from './decisions/decision-stream.js';
 import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type TrafficTotals } from './history/history.js';
 import { decision } from './decisions/decision-log.js';
-import type { GuardStatus } from '../controllers/scheduler.js';
+import type { GuardStatus, SheddingStatus } from '../controllers/scheduler.js';
+import { priorityNames } from '../shm/layout.js';
 
 export interface ObservabilityDeps {
   readonly shm: SharedState;
@@ -58,6 +59,8 @@ export interface ObservabilityDeps {
   readonly decisionStream?: DecisionStreamStats;
   /** breaker and concurrency controllers' state (src/controllers) */
   readonly controllers?: () => readonly GuardStatus[];
+  /** the gateway-wide shed level (src/controllers/shed-level.ts) */
+  readonly shedding?: () => SheddingStatus;
 }
 
 export interface ScalingStatus {
@@ -479,6 +482,17 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   gauge('tidegate_concurrency_sample_rtt_seconds', 'The adaptive limit\'s latest sampled response-time percentile.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency?.sampleRttMs == null ? null : g.concurrency.sampleRttMs / 1000)));
   gauge('tidegate_concurrency_gradient', 'The adaptive limit\'s latest gradient (minRTT with buffer / sample RTT, 0.5-2).', ['upstream'], (emit) => guards(emit, (g) => g.concurrency?.gradient ?? null));
   counter('tidegate_concurrency_shed_total', 'Requests answered 503 TG_ERR_SHED over the concurrency limit.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? g.counts.shed : null)));
+  counter('tidegate_concurrency_shed_by_priority_total', 'Requests answered 503 TG_ERR_SHED over their priority\'s share of the concurrency limit, by route priority.', ['upstream', 'priority'], (emit) => {
+    for (const g of deps.controllers?.() ?? []) if (g.concurrency) for (let p = 0; p < 4; p++) emit({ upstream: g.upstream, priority: priorityNames[p]! }, g.counts.shedByPriority[p] ?? 0);
+  });
+  gauge('tidegate_shed_level', 'Priorities the gateway sheds for its own load: 0 none, 1 low, 2 low and normal, 3 all but critical.', [], (emit) => {
+    const s = deps.shedding?.();
+    if (s?.enabled) emit({}, s.level);
+  });
+  counter('tidegate_load_shed_total', 'Requests answered 503 TG_ERR_SHED by the shed level (gateway event-loop load), by route priority.', ['priority'], (emit) => {
+    const s = deps.shedding?.();
+    if (s?.enabled) for (const p of priorityNames) emit({ priority: p }, s.shed[p]);
+  });
   counter('tidegate_concurrency_limit_changes_total', 'Times the adaptive limit workers see changed.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? (g.transitions['concurrency-limit'] ?? 0) + (g.transitions['concurrency-min-rtt-start'] ?? 0) + (g.transitions['concurrency-min-rtt'] ?? 0) : null)));
 
   // per endpoint / upstream table (shm; absent until the table is populated)

@@ -23,6 +23,7 @@ import {
   kLedgerLatencyInt32,
   kLedgerProbeFailuresInt32,
   kLedgerProbeSuccessesInt32,
+  kLedgerShedByPriorityInt32,
   kLedgerShedInt32,
   kLedgerSlowInt32,
   latencyBucket,
@@ -46,6 +47,8 @@ export interface UpstreamOutcomes {
   circuitOpen: number;
   fallback: number;
   shed: number;
+  /** of `shed`, by Priority */
+  readonly shedByPriority: [number, number, number, number];
   /** this worker's share of the shared in-flight word */
   admitted: number;
 }
@@ -128,6 +131,7 @@ export class ControlWords {
     into.circuitOpen = Atomics.load(i32, b + kLedgerCircuitOpenInt32) >>> 0;
     into.fallback = Atomics.load(i32, b + kLedgerFallbackInt32) >>> 0;
     into.shed = Atomics.load(i32, b + kLedgerShedInt32) >>> 0;
+    for (let p = 0; p < 4; p++) into.shedByPriority[p] = Atomics.load(i32, b + kLedgerShedByPriorityInt32 + p) >>> 0;
     into.admitted = Atomics.load(i32, b + kLedgerAdmittedInt32);
     return into;
   }
@@ -228,7 +232,10 @@ export class UpstreamGuardWords {
     if (this.ledgerI >= 0) this.i32[this.ledgerI + kLedgerFallbackInt32]! += 1;
   }
 
-  countShed(): void {
-    if (this.ledgerI >= 0) this.i32[this.ledgerI + kLedgerShedInt32]! += 1;
+  countShed(priority: number): void {
+    const l = this.ledgerI;
+    if (l < 0) return;
+    this.i32[l + kLedgerShedInt32]! += 1;
+    this.i32[l + kLedgerShedByPriorityInt32 + priority]! += 1;
   }
 }

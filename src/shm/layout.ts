@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 5;
+export const kLayoutVersion = 6;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -26,6 +26,8 @@ export const kHeaderMaxUpstreamsField = 4;
 export const kHeaderMaxEndpointsField = 5;
 export const kHeaderLimiterSlotsField = 6;
 export const kHeaderLimiterPoliciesField = 7;
+/** [primary] the gateway's shed level, 0–3 (src/controllers/shed-level.ts): f64, one plain store per change */
+export const kHeaderShedLevelField = 8;
 export const kHeaderWordCount = 2 * kWordsPerCacheLine;
 
 /**
@@ -54,7 +56,9 @@ export const kWorkerWsBytesInField = 16; // message payload bytes
 export const kWorkerWsBytesOutField = 17;
 /** requests refused 503 TG_ERR_LIMIT_CONNECTIONS (limits.maxConnections) */
 export const kWorkerConnectionsRefusedField = 18;
-export const kWorkerFieldCount = 19;
+/** requests refused 503 TG_ERR_SHED by the shed level (gateway load), this index + a Priority (19–22) */
+export const kWorkerShedLoadField = 19;
+export const kWorkerFieldCount = 23;
 export const kWorkerSliceWords = Math.ceil(kWorkerFieldCount / kWordsPerCacheLine) * kWordsPerCacheLine;
 
 // ---- endpoint tables (Int32 fields) -------------------------------------------------
@@ -177,6 +181,8 @@ export const kLedgerFallbackInt32 = 8;
 export const kLedgerShedInt32 = 9;
 /** requests this worker counts in the upstream's shared in-flight word (kControlInFlightInt32) */
 export const kLedgerAdmittedInt32 = 10;
+/** of kLedgerShedInt32, by route priority: this index + a Priority (four words, 11–14) */
+export const kLedgerShedByPriorityInt32 = 11;
 /** response-head latency histogram: 4 buckets per power of two of microseconds (see latencyBucket) */
 export const kLedgerLatencyInt32 = 16;
 export const kLatencyBuckets = 96;
@@ -223,6 +229,16 @@ export const enum BreakerState {
   HalfOpen = 2,
 }
 export const breakerStateNames: readonly string[] = ['closed', 'open', 'half-open'];
+
+/** A route's priority, most important first (the order shedding spares them in). */
+export const enum Priority {
+  Critical = 0,
+  High = 1,
+  Normal = 2,
+  Low = 3,
+}
+export const priorityNames = ['critical', 'high', 'normal', 'low'] as const;
+export type PriorityName = (typeof priorityNames)[number];
 
 // ---- sizes ----------------------------------------------------------------------------
 

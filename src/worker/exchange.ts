@@ -17,7 +17,7 @@ import type { Endpoint, UpstreamSet } from './upstream-set.js';
 import type { HttpResponse } from './uws.js';
 import { writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
-import { countConnectionRefused, countRetry, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
+import { countConnectionRefused, countRetry, shedByLoad, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
 import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
@@ -205,6 +205,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
       return;
     }
+    if (shedByLoad(this.route!.route.priority)) {
+      this.fail(Errors.SHED, false, RETRY_AFTER);
+      return;
+    }
     const g = this.upstream!.guard;
     if (g !== null && !this.admit(g, true)) return;
     const h = this.head;
@@ -229,7 +233,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * request there, through that upstream's own guard (whose fallback is not followed).
    */
   private admit(g: UpstreamGuard, followFallback: boolean): boolean {
-    switch (g.admit()) {
+    switch (g.admit(this.route!.route.priority)) {
       case Admission.Pass:
         return true;
       case Admission.Counted:

@@ -34,7 +34,7 @@ try {
 }
 
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
-attachCounters(shm.workerCounters(data.slot), data.slot);
+attachCounters(shm.workerCounters(data.slot), data.slot, shm.f64);
 
 const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
 const telemetry = startWorkerTelemetry(data, send);

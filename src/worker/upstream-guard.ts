@@ -1,7 +1,7 @@
 // Admission to an upstream: its circuit breaker and concurrency limit, as decided by
 // the primary's controllers and published in the upstream's control word. Per request
 // this is one atomic load (breaker closed, no limit), plus one Atomics.add when a
-// concurrency limit is set; nothing allocates.
+// concurrency limit is set (against the route priority's share of it); nothing allocates.
 import { BreakerState } from '../shm/layout.js';
 import { kBreakerStateMask, kLimitShift, UpstreamGuardWords } from '../shm/control-words.js';
 import type { SharedState } from '../shm/shared-state.js';
@@ -34,14 +34,18 @@ export class UpstreamGuard {
   readonly words: UpstreamGuardWords;
   readonly slowCallUs: number;
   readonly fallback: WorkerFallback | null;
+  /** by Priority: the fraction of the limit requests of that priority may fill */
+  private readonly shares = new Float64Array(4);
 
   constructor(cfg: WorkerGuard, shm: SharedState, slot: number, workerSlot: number) {
     this.words = new UpstreamGuardWords(shm, slot, workerSlot);
     this.slowCallUs = cfg.slowCallUs;
     this.fallback = cfg.fallback;
+    this.shares.set(cfg.shares);
   }
 
-  admit(): Admission {
+  /** `priority`: the route's Priority (0 critical … 3 low). */
+  admit(priority: number): Admission {
     const w = this.words.word();
     if (w === 0) return Admission.Pass;
     const state = w & kBreakerStateMask;
@@ -56,8 +60,12 @@ export class UpstreamGuard {
     }
     const limit = w >>> kLimitShift;
     if (limit === 0) return Admission.Pass;
-    if (this.words.admit(limit)) return Admission.Counted;
-    this.words.countShed();
+    // Each priority compares the one shared in-flight count with its own share of the
+    // limit: at the limit the lowest are refused first, critical only at the whole of it.
+    let threshold = (limit * this.shares[priority]!) | 0;
+    if (threshold < 1) threshold = 1;
+    if (this.words.admit(threshold)) return Admission.Counted;
+    this.words.countShed(priority);
     return Admission.Shed;
   }
 

@@ -5,6 +5,8 @@ import {
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
   kWorkerConnectionsRefusedField,
+  kHeaderShedLevelField,
+  kWorkerShedLoadField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -26,10 +28,13 @@ let draining = false;
 let onIdle: (() => void) | null = null;
 const drainListeners: (() => void)[] = [];
 let wsOpen = 0;
+/** the shared buffer's header, where the primary publishes the shed level */
+let header: Float64Array = new Float64Array(kHeaderShedLevelField + 1);
 
 /** `workerSlot`: this worker's slot, for its shared-memory ledger (-1: none, as in unit tests). */
-export function attachCounters(slice: Float64Array, workerSlot = -1): void {
+export function attachCounters(slice: Float64Array, workerSlot = -1, sharedHeader?: Float64Array): void {
   counters = slice;
+  if (sharedHeader !== undefined) header = sharedHeader;
   slot = workerSlot;
   // A restarted worker reuses its slot: a gauge left by the one before would stay wrong.
   counters[kWorkerWsOpenField] = 0;
@@ -86,6 +91,18 @@ export function countUpstreamError(): void {
 
 export function countConnectionRefused(): void {
   counters[kWorkerConnectionsRefusedField]! += 1;
+}
+
+/**
+ * True (and counted) when the gateway's shed level refuses a request of `priority`:
+ * level n sheds the n lowest priorities, so critical (0) never (levels stop at 3).
+ * One plain load of a word the primary changes a few times a minute at most.
+ */
+export function shedByLoad(priority: number): boolean {
+  const level = header[kHeaderShedLevelField]!;
+  if (level === 0 || priority + level < 4) return false;
+  counters[kWorkerShedLoadField + priority]! += 1;
+  return true;
 }
 
 export function countRetry(): void {

@@ -15,14 +15,14 @@ const shm = SharedState.create({ maxWorkers: 1, maxUpstreams: 2, maxEndpoints: 8
 const words = new ControlWords(shm);
 words.writeWord(0, BreakerState.Closed, 0); // breaker only
 words.writeWord(1, BreakerState.Closed, 10_000); // breaker + concurrency limit
-const breakerOnly = new UpstreamGuard({ slowCallUs: 1_000_000, fallback: null }, shm, 0, 0);
-const withLimit = new UpstreamGuard({ slowCallUs: 1_000_000, fallback: null }, shm, 1, 0);
+const breakerOnly = new UpstreamGuard({ slowCallUs: 1_000_000, fallback: null, shares: [1, 0.9, 0.8, 0.5] }, shm, 0, 0);
+const withLimit = new UpstreamGuard({ slowCallUs: 1_000_000, fallback: null, shares: [1, 0.9, 0.8, 0.5] }, shm, 1, 0);
 
 let sink = 0;
 function guarded(g: UpstreamGuard): number {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < N; i++) {
-    const a = g.admit();
+    const a = g.admit(2); // a normal-priority route
     if (a === Admission.Open || a === Admission.Shed) sink++;
     g.record(200, 1 + (i & 63) * 0.5); // 1–32 ms, spread over buckets
     if (a === Admission.Counted) g.words.leave();
