@@ -19,7 +19,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
-      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names), shares: priorityShares(u.concurrency) },
+      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names), shares: uncapTop(priorityShares(u.concurrency), topPriority(cfg, name)) },
     };
   });
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
@@ -35,6 +35,22 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
+}
+
+/** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0). */
+function topPriority(cfg: Config, upstream: string): number {
+  let top = priorityNames.length - 1;
+  for (const r of cfg.routes) if (r.upstream === upstream) top = Math.min(top, priorityNames.indexOf(r.priority));
+  return top;
+}
+
+/**
+ * A share is a reserve for the priorities above it, so the highest priority that
+ * actually routes to the upstream fills the whole limit: an upstream whose routes are
+ * all `normal` admits its full `limit`, not 80 % of it.
+ */
+function uncapTop(shares: number[], top: number): number[] {
+  return shares.map((s, i) => (i <= top ? 1 : s));
 }
 
 function workerWebSocket(ws: WebSocketConfig, ceiling: number): WorkerWebSocket {

@@ -67,3 +67,24 @@ test('shed level: rises one step per holdFor while over target, holds between re
   assert.ok(f.changes <= 2, `${f.changes} changes`);
   assert.equal(sheddingSchema.safeParse({ target: '50%', release: '60%' }).success, false);
 });
+
+test('the highest priority routed to an upstream fills its whole limit; lower ones keep their share', async () => {
+  const { validateConfig } = await import('../../src/config/load.js');
+  const { compileWorkerConfig } = await import('../../src/config/compile.js');
+  const up = (): Record<string, unknown> => ({ discovery: { type: 'static', endpoints: ['127.0.0.1:9001'] }, concurrency: { limit: 100 } });
+  const cfg = validateConfig({
+    upstreams: { plain: up(), mixed: up(), top: up() },
+    routes: [
+      { match: { path: '/p' }, upstream: 'plain' },
+      { match: { path: '/m1' }, upstream: 'mixed', priority: 'high' },
+      { match: { path: '/m2' }, upstream: 'mixed', priority: 'low' },
+      { match: { path: '/t' }, upstream: 'top', priority: 'critical' },
+      { match: { path: '/t2' }, upstream: 'top' },
+    ],
+  });
+  const shares = Object.fromEntries(compileWorkerConfig(cfg, 1).upstreams.map((u) => [u.name, u.guard!.shares]));
+  // critical, high, normal, low
+  assert.deepEqual(shares.plain, [1, 1, 1, 0.5], 'all normal: normal fills the whole limit');
+  assert.deepEqual(shares.mixed, [1, 1, 0.8, 0.5], 'high is the top here; low keeps its share');
+  assert.deepEqual(shares.top, [1, 0.9, 0.8, 0.5], 'a critical route: every share applies');
+});
