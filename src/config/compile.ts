@@ -3,9 +3,12 @@
 import type { Config, WebSocketConfig } from './schema.js';
 import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
+import { adaptivePolicies } from '../controllers/adaptive-rate.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
   const names = Object.keys(cfg.upstreams);
+  // An adaptive rate limit needs its upstream's outcome counters, which a guard keeps.
+  const watched = new Set(adaptivePolicies(cfg).map((p) => p.upstream));
   const upstreams: WorkerUpstream[] = names.map((name) => {
     const u = cfg.upstreams[name]!;
     return {
@@ -17,7 +20,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
-      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names) },
+      guard: u.breaker === undefined && u.concurrency === undefined && !watched.has(name) ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names) },
     };
   });
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
