@@ -92,11 +92,12 @@ test('adaptive rate limit: steady when healthy, cut to its floor while the upstr
         name: 'api',
         match: { path: '/' },
         upstream: 'app',
-        policies: [{ 'rate-limit': { name: 'aimd', key: 'route', rate: '100/s', burst: 10, adaptive: { upstreamLatency: '200ms', errorRate: '5%', min: '20%', decrease: 0.5, increase: '40%', window: '1s', minSamples: 5 } } }],
+        policies: [{ 'rate-limit': { name: 'aimd', key: 'route', rate: '100/s', burst: 10, adaptive: { upstreamLatency: '200ms', percentile: 90, errorRate: '5%', min: '20%', decrease: 0.5, increase: '40%', window: '1s', minSamples: 5 } } }],
       },
     ],
   });
   Object.assign((cfg.upstreams as { app: Record<string, unknown> }).app, { retries: 0 });
+  // p90, not the default p99: on this small shared machine one scheduling stall is the p99 of a 1 s window.
   const gw = await startGateway(cfg);
   const workers0 = await workerRequests(gw.adminUrl);
   const gen = load(`${gw.url}/x`, 24);
@@ -123,7 +124,7 @@ test('adaptive rate limit: steady when healthy, cut to its floor while the upstr
     const down = aimdEvents().filter((e) => e.event === 'ratelimit-decreased');
     assert.deepEqual(down.map((e) => e.multiplier), [0.5, 0.25, 0.2], 'halved per window down to the floor, each cut logged once, none repeated at the floor');
     for (const k of ['route', 'policy', 'upstream', 'previous', 'latencyMs', 'latencyTargetMs', 'errorRate', 'errorRateTarget', 'responses', 'windowMs']) assert.ok(k in down[0]!, `decision log carries ${k}`);
-    assert.ok((down[0]!.latencyMs as number) > 200, `the cut quotes the slow p99 (${String(down[0]!.latencyMs)} ms)`);
+    assert.ok((down[0]!.latencyMs as number) > 200, `the cut quotes the slow p90 (${String(down[0]!.latencyMs)} ms)`);
     const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text();
     assert.match(metrics, /tidegate_ratelimit_multiplier\{route="api",policy="aimd"\} 0\.2\b/);
 
@@ -142,6 +143,7 @@ test('adaptive rate limit: steady when healthy, cut to its floor while the upstr
     assert.ok((last.errorRate as number) > 5, `the cut quotes the error rate (${String(last.errorRate)} %)`);
     assert.match(String(last.msg), /error rate/);
     await assertEveryWorkerServed(gw.adminUrl, 2, workers0);
+    for (const e of aimdEvents()) t.diagnostic(JSON.stringify(e));
   } finally {
     await gen.stop();
     await gw.stop();
