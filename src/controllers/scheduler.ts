@@ -34,7 +34,6 @@ interface AdaptiveRate {
   state: AdaptiveRateState;
 }
 
-
 interface Totals {
   readonly o: UpstreamOutcomes;
   readonly latency: Float64Array;
