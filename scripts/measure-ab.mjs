@@ -9,6 +9,8 @@
 //   npm run build && node scripts/measure-ab.mjs --a /tmp/tg-a --b . [--runs 5] [--duration 5] [--yaml-b "<extra top-level yaml>"] [--upstream-b "<extra keys of the upstream>"]
 // --upstream-a/-b add keys to the one upstream's flow mapping, e.g.
 //   --upstream-b 'breaker: { failureRate: 50% }, concurrency: { limit: 10000 }'
+// --route-a/-b add keys to the one route's flow mapping, e.g.
+//   --route-b 'policies: [{ rate-limit: { key: route, rate: 10000000/s, adaptive: {} } }]'
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -27,6 +29,8 @@ const { values: o } = parseArgs({
     'yaml-b': { type: 'string', default: '' },
     'upstream-a': { type: 'string', default: '' },
     'upstream-b': { type: 'string', default: '' },
+    'route-a': { type: 'string', default: '' },
+    'route-b': { type: 'string', default: '' },
   },
 });
 if (!o.a) {
@@ -45,10 +49,10 @@ events { worker_connections 4096; }
 http { access_log off; upstream up { server 127.0.0.1:${UP}; keepalive 64; }
   server { listen 127.0.0.1:${NGINX} reuseport; keepalive_requests 1000000;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }\n`);
-const tgYaml = (port, extra, upstream) =>
-  `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 2\nadmin: { port: ${port + 1} }\nupstreams: { up: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] }${upstream ? `, ${upstream}` : ''} } }\nroutes: [{ upstream: up }]\n${extra.replaceAll('\\n', '\n')}\n`;
-writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a']));
-writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b']));
+const tgYaml = (port, extra, upstream, route) =>
+  `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 2\nadmin: { port: ${port + 1} }\nupstreams: { up: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] }${upstream ? `, ${upstream}` : ''} } }\nroutes: [{ upstream: up${route ? `, ${route}` : ''} }]\n${extra.replaceAll('\\n', '\n')}\n`;
+writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a'], o['route-a']));
+writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b'], o['route-b']));
 
 const procs = [
   spawn('nginx', ['-p', dir, '-c', join(dir, 'up.conf')], { stdio: 'ignore' }),

@@ -5,9 +5,12 @@ import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream, WorkerW
 import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
+import { adaptivePolicies } from '../controllers/adaptive-rate.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
   const names = Object.keys(cfg.upstreams);
+  // An adaptive rate limit needs its upstream's outcome counters, which a guard keeps.
+  const watched = new Set(adaptivePolicies(cfg).map((p) => p.upstream));
   const upstreams: WorkerUpstream[] = names.map((name) => {
     const u = cfg.upstreams[name]!;
     return {
@@ -19,7 +22,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       timeouts: u.timeouts,
       pool: u.pool,
       retries: u.retries,
-      guard: u.breaker === undefined && u.concurrency === undefined ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names), shares: uncapTop(priorityShares(u.concurrency), topPriority(cfg, name)) },
+      guard: u.breaker === undefined && u.concurrency === undefined && !watched.has(name) ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names), shares: uncapTop(priorityShares(u.concurrency), topPriority(cfg, name)) },
     };
   });
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({

@@ -11,6 +11,7 @@ import type { SharedState } from '../shm/shared-state.js';
 import { breakerStep, initialBreakerState, windowSums, type BreakerConfig, type BreakerControllerState } from './breaker.js';
 import { concurrencyStep, fixedLimit, initialConcurrencyState, type ConcurrencyConfig, type ConcurrencyState } from './concurrency.js';
 import { round, type DecisionEvent } from './decision.js';
+import { adaptivePolicies, adaptiveRateStep, adaptiveRateStatus, initialAdaptiveRateState, type AdaptivePolicy, type AdaptiveRateState, type AdaptiveRateStatus } from './adaptive-rate.js';
 import { decision } from '../primary/decisions/decision-log.js';
 import { initialShedLevel, shedLevelStep, type SheddingConfig, type ShedLevelState } from './shed-level.js';
 import { kHeaderShedLevelField, kWorkerShedLoadField, priorityNames, type PriorityName } from '../shm/layout.js';
@@ -24,7 +25,15 @@ export interface SchedulerDeps {
   /** mean event-loop utilisation of the workers since the previous call (0–1) */
   readonly workerUtilization: () => number;
   readonly slotOf: (upstream: string) => number;
+  /** writes a rate-limit policy row's multiplier (adaptive rate limits) */
+  readonly setMultiplier?: (row: number, factor: number) => void;
   readonly tickMs?: number;
+}
+
+interface AdaptiveRate {
+  readonly p: AdaptivePolicy;
+  readonly key: string;
+  state: AdaptiveRateState;
 }
 
 interface Totals {
@@ -99,6 +108,7 @@ export interface SheddingStatus {
 export class ControllerScheduler {
   private readonly words: ControlWords;
   private guarded: Guarded[] = [];
+  private adaptive: AdaptiveRate[] = [];
   private timer: NodeJS.Timeout | null = null;
   readonly tickMs: number;
   private readonly scratch = emptyOutcomes();
@@ -128,10 +138,11 @@ export class ControllerScheduler {
     const before = new Map(this.guarded.map((g) => [g.name, g]));
     const next: Guarded[] = [];
     const seenSlots = new Set<number>();
+    const watched = this.applyAdaptive(cfg, now);
     for (const [name, u] of Object.entries(cfg.upstreams)) {
       const slot = this.deps.slotOf(name);
       seenSlots.add(slot);
-      if (u.breaker === undefined && u.concurrency === undefined) {
+      if (u.breaker === undefined && u.concurrency === undefined && !watched.has(name)) {
         this.words.writeWord(slot, BreakerState.Closed, 0);
         continue;
       }
@@ -171,6 +182,19 @@ export class ControllerScheduler {
       next.push(g);
     }
     this.guarded = next;
+  }
+
+  /** Adaptive rate limits: an unchanged policy keeps its multiplier across a reload (rewritten: applyConfig reset the row). */
+  private applyAdaptive(cfg: Config, now: number): Set<string> {
+    const before = new Map(this.adaptive.map((a) => [a.key, a]));
+    this.adaptive = adaptivePolicies(cfg).map((p) => {
+      const key = JSON.stringify([p.route, p.policy, p.upstream, p.cfg]);
+      const state = before.get(key)?.state ?? initialAdaptiveRateState(now, kLatencyBuckets);
+      // XXX: between the limiter writer's reset to 1 and this write a reload lets workers see ×1 for a moment.
+      this.deps.setMultiplier?.(p.row, state.multiplier);
+      return { p, key, state };
+    });
+    return new Set(this.adaptive.map((a) => a.p.upstream));
   }
 
   start(): void {
@@ -269,6 +293,13 @@ export class ControllerScheduler {
         events.push(...r.events);
         if (r.write !== null) limit = r.write;
       }
+      for (const a of this.adaptive) {
+        if (a.p.upstream !== g.name) continue;
+        const r = adaptiveRateStep(a.p, a.p.cfg, a.state, { now, attempts: sum.attempts, failures: sum.failures, latency });
+        a.state = r.state;
+        events.push(...r.events);
+        if (r.write !== null) this.deps.setMultiplier?.(a.p.row, r.write);
+      }
       if (state !== g.state || limit !== g.limit) {
         g.state = state;
         g.limit = limit;
@@ -334,6 +365,10 @@ export class ControllerScheduler {
             };
       return { upstream: g.name, breaker, concurrency, counts: { ...g.counts, shedByPriority: [...g.counts.shedByPriority] }, transitions: Object.fromEntries(g.transitions) };
     });
+  }
+
+  adaptiveRateStatus(): AdaptiveRateStatus[] {
+    return this.adaptive.map((a) => adaptiveRateStatus(a.p, a.state));
   }
 
   /** The breaker state as workers read it (for tests and metrics). */

@@ -15,6 +15,7 @@ import {
   kLimiterPolicyAllowedInt32,
   kLimiterPolicyDeniedInt32,
   kLimiterPolicyInUseField,
+  kLimiterPolicyMultiplierField,
   kLimiterPolicyOverflowInt32,
   kLimiterPolicyWords,
   kUpstreamHealthyField,
@@ -94,6 +95,8 @@ export interface LimiterPolicyRead {
   readonly allowed: number;
   readonly denied: number;
   readonly overflow: number;
+  /** 1 = as configured; an adaptive rate limit moves it */
+  readonly multiplier: number;
 }
 
 export function readLimiterPolicies(shm: SharedState): LimiterPolicyRead[] {
@@ -108,6 +111,7 @@ export function readLimiterPolicies(shm: SharedState): LimiterPolicyRead[] {
       allowed: Atomics.load(shm.i32, i + kLimiterPolicyAllowedInt32) >>> 0,
       denied: Atomics.load(shm.i32, i + kLimiterPolicyDeniedInt32) >>> 0,
       overflow: Atomics.load(shm.i32, i + kLimiterPolicyOverflowInt32) >>> 0,
+      multiplier: shm.f64[base + kLimiterPolicyMultiplierField]!,
     });
   }
   return out;

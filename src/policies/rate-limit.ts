@@ -17,14 +17,18 @@
 // from this config and changeable at run time (src/primary/limiter-writer.ts); the
 // worker reads them on every request.
 //
+// adaptive: { upstreamLatency, errorRate, min, ... } lets the primary's AIMD controller
+//   (src/controllers/adaptive-rate.ts) scale the rate by the row's multiplier while the
+//   route's upstream is slow or failing; the worker just applies the multiplier.
+//
 // Header syntax: draft-ietf-httpapi-ratelimit-headers (2025):
-//   RateLimit-Policy: "<name>";q=<n>;w=<period seconds>   (the configured rate)
+//   RateLimit-Policy: "<name>";q=<n>;w=<period seconds>   (the effective rate: configured × multiplier)
 //   RateLimit: "<name>";r=<remaining>;t=<seconds>         (t: until full / until retry)
 // `r` is capped at q: GCRA's burst can exceed one window's quota, and r > q would
 // read as nonsense to a client.
 import type { z as ZodNamespace } from 'zod';
 import { Errors, type ErrorSpec } from '../errors.js';
-import { parseRate, type Rate } from '../config/units.js';
+import { parseDuration, parseRate, type Rate } from '../config/units.js';
 import { hash32, SEED_A, SEED_B } from '../balancers/hash.js';
 import { SharedState } from '../shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../shm/limiter-table.js';
@@ -40,6 +44,40 @@ export function rateLimitSchema(z: Zod) {
     }
     return r.value;
   });
+  const ms = z.union([z.string(), z.number()]).transform((v, ctx): number => {
+    const r = parseDuration(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: `${r.expected}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+  const pct = z
+    .union([z.number(), z.string().regex(/^\d+(\.\d+)?%$/, 'expected a percentage like "50%"')])
+    .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1))))
+    .pipe(z.number().min(0).max(100));
+  // The AIMD controller's knobs (src/controllers/adaptive-rate.ts runs it on the primary).
+  const adaptive = z
+    .strictObject({
+      /** the upstream's response-time percentile (`percentile`) above which the rate shrinks */
+      upstreamLatency: ms.default(200),
+      percentile: pct.default(99),
+      /** the upstream's failure rate (5xx, no response) above which the rate shrinks */
+      errorRate: pct.default(5),
+      /** floor of the multiplier, percent of the configured rate */
+      min: pct.pipe(z.number().gt(0)).default(20),
+      /** multiplicative decrease: the multiplier is multiplied by this when over target */
+      decrease: z.number().gt(0).lt(1).default(0.7),
+      /** additive increase per healthy window, percent of the configured rate */
+      increase: pct.pipe(z.number().gt(0)).default(10),
+      /** healthy (room to increase) only below this share of both targets: the hysteresis band */
+      healthyBelow: pct.pipe(z.number().gt(0)).default(80),
+      /** responses judged per decision; the window restarts after every change */
+      window: ms.pipe(z.number().min(200).max(600_000)).default(2000),
+      /** a window with fewer responses decides nothing */
+      minSamples: z.number().int().min(1).max(1_000_000).default(20),
+    })
+    .optional();
   const keyPart = z.union([
     z.literal('client-ip'),
     z.literal('route'),
@@ -56,11 +94,13 @@ export function rateLimitSchema(z: Zod) {
       rate,
       burst: z.number().int().min(1).max(10_000_000).optional(),
       headers: z.boolean().default(true),
+      adaptive,
     })
     .transform((c) => ({ ...c, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(c.rate.perSecond)) }));
 }
 
 export type RateLimitConfig = ZodNamespace.output<ReturnType<typeof rateLimitSchema>>;
+export type AdaptiveRateConfig = NonNullable<RateLimitConfig['adaptive']>;
 
 const enum KeyKind {
   ClientIp,
@@ -82,10 +122,12 @@ class RateLimit implements PolicyInstance {
   readonly name = 'rate-limit';
   private readonly kinds: KeyKind[];
   private readonly headerNames: string[];
-  private readonly policyHeader: string;
+  private policyHeader: string;
   private readonly quoted: string;
-  private readonly quota: number;
-  private readonly out: LimitResult = { remaining: 0, resetSeconds: 0 };
+  private quota: number;
+  /** the row multiplier policyHeader and quota were built for */
+  private multiplier = 1;
+  private readonly out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1 };
 
   constructor(
     private readonly cfg: RateLimitConfig,
@@ -98,6 +140,14 @@ class RateLimit implements PolicyInstance {
     this.quoted = `"${cfg.name}"`;
     this.quota = cfg.rate.count;
     this.policyHeader = `${this.quoted};q=${cfg.rate.count};w=${cfg.rate.periodSeconds}`;
+  }
+
+  /** The headers state the effective quota: rebuilt only when the multiplier moved (rare), never per request. */
+  private rescale(m: number): void {
+    this.multiplier = m;
+    // Rounded down, at least 1: a client that keeps to q must never be refused.
+    this.quota = Math.max(1, Math.floor(this.cfg.rate.count * (m > 0 ? m : 1)));
+    this.policyHeader = `${this.quoted};q=${this.quota};w=${this.cfg.rate.periodSeconds}`;
   }
 
   private key(ctx: AccessContext): string {
@@ -127,6 +177,7 @@ class RateLimit implements PolicyInstance {
     const key = this.key(ctx);
     const out = this.out;
     const ok = this.table.acquire(this.row, hash32(key, SEED_A), hash32(key, SEED_B), process.hrtime.bigint(), out);
+    if (out.multiplier !== this.multiplier) this.rescale(out.multiplier);
     if (ok) {
       if (this.cfg.headers) {
         ctx.responseHeaders.push('ratelimit-policy', this.policyHeader, 'ratelimit', `${this.quoted};r=${Math.min(out.remaining, this.quota)};t=${Math.ceil(out.resetSeconds)}`);

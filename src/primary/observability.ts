@@ -557,6 +557,20 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     }
   });
 
+  gauge('tidegate_ratelimit_multiplier', 'Share of the configured rate a rate-limit policy admits now (1 = as configured; an adaptive policy lowers it while its upstream is slow or failing).', ['route', 'policy'], (emit) => {
+    let rows: ReturnType<typeof readLimiterPolicies> = [];
+    try {
+      rows = readLimiterPolicies(shm);
+    } catch {
+      rows = [];
+    }
+    const labels = limiterRowLabels();
+    for (const r of rows) {
+      const l = labels[r.row];
+      if (l !== undefined) emit(l, r.multiplier);
+    }
+  });
+
   // per worker (shm counter slices + telemetry)
   function perWorker(field: number, emit: (labels: Record<string, string>, v: number) => void): void {
     for (const w of deps.workers()) emit({ worker: String(w.slot) }, shm.workerCounters(w.slot)[field] ?? 0);

@@ -43,6 +43,8 @@ export interface LimitResult {
   remaining: number;
   /** admitted: seconds until the bucket is full again; denied: seconds until one more passes */
   resetSeconds: number;
+  /** the policy row's multiplier as this request read it (1 = as configured; adaptive limits move it) */
+  multiplier: number;
 }
 
 export interface LimiterPolicyInfo {
@@ -140,7 +142,9 @@ export class LimiterTable {
   acquire(p: number, h1: number, h2: number, nowNs: bigint, out: LimitResult): boolean {
     const pb = this.policyBase(p);
     const f64 = this.f64;
-    const rate = f64[pb + kLimiterPolicyRateField]! * f64[pb + kLimiterPolicyMultiplierField]!;
+    const m = f64[pb + kLimiterPolicyMultiplierField]!;
+    out.multiplier = m;
+    const rate = f64[pb + kLimiterPolicyRateField]! * m;
     const burst = f64[pb + kLimiterPolicyBurstField]!;
     if (!(rate > 0) || !(burst >= 1)) {
       out.remaining = 0;
