@@ -540,7 +540,8 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     });
     return out;
   }
-  counter('tidegate_ratelimit_decisions_total', 'Rate-limit decisions by route and policy ("limited": 429; "unmetered": bucket table full, admitted).', ['route', 'policy', 'decision'], (emit) => {
+  /** The policy rows of this generation with their labels (a row left over from an older generation is skipped). */
+  const labelledLimiterRows = (): { l: { route: string; policy: string }; r: ReturnType<typeof readLimiterPolicies>[number] }[] => {
     let rows: ReturnType<typeof readLimiterPolicies> = [];
     try {
       rows = readLimiterPolicies(shm);
@@ -548,9 +549,15 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       rows = [];
     }
     const labels = limiterRowLabels();
+    const out: { l: { route: string; policy: string }; r: ReturnType<typeof readLimiterPolicies>[number] }[] = [];
     for (const r of rows) {
       const l = labels[r.row];
-      if (l === undefined) continue; // a row left over from an older generation
+      if (l !== undefined) out.push({ l, r });
+    }
+    return out;
+  };
+  counter('tidegate_ratelimit_decisions_total', 'Rate-limit decisions by route and policy ("limited": 429; "unmetered": bucket table full, admitted).', ['route', 'policy', 'decision'], (emit) => {
+    for (const { l, r } of labelledLimiterRows()) {
       emit({ ...l, decision: 'allowed' }, r.allowed);
       emit({ ...l, decision: 'limited' }, r.denied);
       emit({ ...l, decision: 'unmetered' }, r.overflow);
@@ -558,17 +565,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   });
 
   gauge('tidegate_ratelimit_multiplier', 'Share of the configured rate a rate-limit policy admits now (1 = as configured; an adaptive policy lowers it while its upstream is slow or failing).', ['route', 'policy'], (emit) => {
-    let rows: ReturnType<typeof readLimiterPolicies> = [];
-    try {
-      rows = readLimiterPolicies(shm);
-    } catch {
-      rows = [];
-    }
-    const labels = limiterRowLabels();
-    for (const r of rows) {
-      const l = labels[r.row];
-      if (l !== undefined) emit(l, r.multiplier);
-    }
+    for (const { l, r } of labelledLimiterRows()) emit(l, r.multiplier);
   });
 
   // per worker (shm counter slices + telemetry)
