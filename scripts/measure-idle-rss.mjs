@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startedPort } from './lib/started-port.mjs';
 
 const N = Number(process.argv[2] ?? 1000);
 const WORKERS = Number(process.argv[3] ?? 2);
@@ -22,14 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tg-idle-'));
 const cfg = join(dir, 'c.yaml');
 writeFileSync(cfg, `listen: { host: 127.0.0.1, port: 0 }\nworkers: ${WORKERS}\nadmin: { port: 0 }\nupstreams: { a: { discovery: { type: static, endpoints: ["127.0.0.1:${up.address().port}"] } } }\nroutes: [{ upstream: a }]\n`);
 const gw = spawn(process.execPath, [join(root, 'dist/src/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise((resolve) => {
-  let buf = '';
-  gw.stdout.on('data', (d) => {
-    buf += d;
-    const m = /"event":"started","port":(\d+)/.exec(buf);
-    if (m) resolve(Number(m[1]));
-  });
-});
+const port = await startedPort(gw);
 await new Promise((r) => setTimeout(r, 500));
 const before = rss(gw.pid);
 const sockets = [];

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
+import { startedPort } from './lib/started-port.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const WORKERS = Number(process.argv[3] ?? 2);
@@ -62,14 +63,7 @@ async function gateway(base) {
   const cfg = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(cfg, `listen: { host: 127.0.0.1, port: 0 }\nworkers: ${WORKERS}\nadmin: { port: 0 }\nupstreams: { a: { discovery: { type: static, endpoints: ["127.0.0.1:${ngxPort}"] } } }\nroutes: [{ upstream: a }]\n`);
   const p = spawn(process.execPath, [join(base, 'dist/src/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve) => {
-    let buf = '';
-    p.stdout.on('data', (d) => {
-      buf += d;
-      const m = /"event":"started","port":(\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-  });
+  const port = await startedPort(p);
   return { p, port };
 }
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
+import { startedPort } from './lib/started-port.mjs';
 
 const CLIENTS = Number(process.argv[2] ?? 50);
 const SECONDS = Number(process.argv[3] ?? 20);
@@ -43,14 +44,7 @@ writeFileSync(
     `routes: [{ upstream: a }]\n`,
 );
 const gw = spawn(process.execPath, [join(root, 'dist/src/cli.js'), '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise((resolve) => {
-  let buf = '';
-  gw.stdout.on('data', (d) => {
-    buf += d;
-    const m = /"event":"started","port":(\d+)/.exec(buf);
-    if (m) resolve(Number(m[1]));
-  });
-});
+const port = await startedPort(gw);
 await sleep(1000);
 const rssIdle = rss(gw.pid);
 

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
+import { startedPort } from './lib/started-port.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const HEAD = 'GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(4000);
@@ -98,14 +99,7 @@ const cfg = join(dir, 'c.yaml');
 writeFileSync(cfg, `listen: { host: 127.0.0.1, port: 0 }\nworkers: 2\nadmin: { port: 0 }\nupstreams: { a: { discovery: { type: static, endpoints: ["127.0.0.1:${up.address().port}"] } } }\nroutes: [{ upstream: a }]\n`);
 // Every slow connection is a file descriptor in the gateway: raise the soft limit.
 const gw = spawn('sh', ['-c', `ulimit -n ${Math.max(4096, 2 * N + 1024)} 2>/dev/null || ulimit -n $(ulimit -Hn); exec "${process.execPath}" "${join(root, 'dist/src/cli.js')}" --config "${cfg}"`], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise((resolve) => {
-  let buf = '';
-  gw.stdout.on('data', (d) => {
-    buf += d;
-    const m = /"event":"started","port":(\d+)/.exec(buf);
-    if (m) resolve(Number(m[1]));
-  });
-});
+const port = await startedPort(gw);
 const rss = () => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.pid}/status`, 'utf8'))[1]) / 1024);
 
 async function normalLoad(seconds) {
