@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startRawUpstream } from '../helpers/upstream.js';
+import { until } from '../helpers/poll.js';
 
 interface Row {
   address: string;
@@ -19,17 +20,6 @@ async function rows(gw: RunningGateway, upstream = 'app'): Promise<Row[]> {
   const r = await request(`${gw.adminUrl}/status`);
   const s = (await r.body.json()) as { balancing: { name: string; endpoints: Row[] }[] };
   return s.balancing.find((u) => u.name === upstream)!.endpoints;
-}
-
-/** Polls until `check` returns true; fails with the last value seen after `ms`. */
-async function until<T>(what: string, read: () => Promise<T>, check: (v: T) => boolean, ms = 5000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await read();
-    if (check(v)) return v;
-    if (Date.now() - t0 > ms) assert.fail(`${what}: not reached in ${ms} ms; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 test('a retry after an attempt that got a response head releases its in-flight count', async () => {

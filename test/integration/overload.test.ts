@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startRawUpstream, startUpstream } from '../helpers/upstream.js';
 import { rawRequest } from '../helpers/raw-http.js';
+import { until } from '../helpers/poll.js';
 
 /** Accepts and reads, never answers; counts connections and request heads. */
 async function stalledUpstream() {
@@ -39,16 +40,6 @@ async function metric(gw: RunningGateway, line: RegExp): Promise<number | null> 
   const text = await (await request(`${gw.adminUrl}/metrics`)).body.text();
   const m = text.split('\n').find((l) => line.test(l));
   return m === undefined ? null : Number(m.slice(m.lastIndexOf(' ') + 1));
-}
-
-async function until<T>(what: string, read: () => Promise<T> | T, check: (v: T) => boolean, ms = 5000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await read();
-    if (check(v)) return v;
-    if (Date.now() - t0 > ms) assert.fail(`${what}: not reached in ${ms} ms; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 test('pool.maxPending: with a stalled upstream, requests beyond connections + maxPending get 503 at once, and the upstream sees only what its connections carry', async () => {
