@@ -18,6 +18,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startNginxPair } from './lib/nginx-pair.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -40,23 +41,13 @@ if (!o.a) {
 const sh = promisify(exec);
 const dir = mkdtempSync(join(tmpdir(), 'tg-ab-'));
 const UP = 18281, NGINX = 18282, A = 18283, B = 18285;
-const body = 'x'.repeat(1024);
-writeFileSync(join(dir, 'up.conf'), `worker_processes 1; daemon off; pid ${dir}/up.pid; error_log ${dir}/up.err;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:${UP} reuseport; keepalive_requests 1000000; location / { return 200 "${body}"; } } }\n`);
-writeFileSync(join(dir, 'proxy.conf'), `worker_processes 2; daemon off; pid ${dir}/px.pid; error_log ${dir}/px.err;
-events { worker_connections 4096; }
-http { access_log off; upstream up { server 127.0.0.1:${UP}; keepalive 64; }
-  server { listen 127.0.0.1:${NGINX} reuseport; keepalive_requests 1000000;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }\n`);
 const tgYaml = (port, extra, upstream, route) =>
   `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 2\nadmin: { port: ${port + 1} }\nupstreams: { up: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] }${upstream ? `, ${upstream}` : ''} } }\nroutes: [{ upstream: up${route ? `, ${route}` : ''} }]\n${extra.replaceAll('\\n', '\n')}\n`;
 writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a'], o['route-a']));
 writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b'], o['route-b']));
 
 const procs = [
-  spawn('nginx', ['-p', dir, '-c', join(dir, 'up.conf')], { stdio: 'ignore' }),
-  spawn('nginx', ['-p', dir, '-c', join(dir, 'proxy.conf')], { stdio: 'ignore' }),
+  ...startNginxPair(dir, UP, NGINX),
   spawn(process.execPath, [join(resolve(o.a), 'dist/src/cli.js'), '--config', join(dir, 'a.yaml')], { stdio: 'ignore' }),
   spawn(process.execPath, [join(resolve(o.b), 'dist/src/cli.js'), '--config', join(dir, 'b.yaml')], { stdio: 'ignore' }),
 ];

@@ -10,25 +10,16 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startNginxPair } from './lib/nginx-pair.mjs';
 
 const sh = promisify(exec);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(join(tmpdir(), 'tg-wrk-'));
 const UP = 18181, NGINX = 18182, TG = 18183, ADMIN = 18184;
-const body = 'x'.repeat(1024);
-writeFileSync(join(dir, 'up.conf'), `worker_processes 1; daemon off; pid ${dir}/up.pid; error_log ${dir}/up.err;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:${UP} reuseport; keepalive_requests 1000000; location / { return 200 "${body}"; } } }\n`);
-writeFileSync(join(dir, 'proxy.conf'), `worker_processes 2; daemon off; pid ${dir}/px.pid; error_log ${dir}/px.err;
-events { worker_connections 4096; }
-http { access_log off; upstream up { server 127.0.0.1:${UP}; keepalive 64; }
-  server { listen 127.0.0.1:${NGINX} reuseport; keepalive_requests 1000000;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }\n`);
 writeFileSync(join(dir, 'tg.yaml'), `listen: { host: 127.0.0.1, port: ${TG} }\nworkers: 2\nadmin: { port: ${ADMIN} }\nupstreams: { up: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] } } }\nroutes: [{ upstream: up }]\n`);
 
 const procs = [
-  spawn('nginx', ['-p', dir, '-c', join(dir, 'up.conf')], { stdio: 'ignore' }),
-  spawn('nginx', ['-p', dir, '-c', join(dir, 'proxy.conf')], { stdio: 'ignore' }),
+  ...startNginxPair(dir, UP, NGINX),
   spawn(process.execPath, [join(root, 'dist/src/cli.js'), '--config', join(dir, 'tg.yaml')], { stdio: 'ignore' }),
 ];
 const stop = () => procs.forEach((p) => p.kill('SIGTERM'));
