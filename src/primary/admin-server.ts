@@ -34,12 +34,27 @@ function refuse(res: ServerResponse, caller: Caller, scope: Scope, what: string)
   send(res, AdminErrors.FORBIDDEN.status, { error: { code: AdminErrors.FORBIDDEN.code, message: `token "${caller.name}" lacks the "${scope}" scope that ${what} needs` } });
 }
 
+type ExtraHandler = NonNullable<AdminRoutes['extra']>[string];
+
+function serveExtra(res: ServerResponse, extra: ExtraHandler, url: URL): void {
+  extra(url).then(
+    (r) => {
+      res.writeHead(r.status ?? 200, { 'content-type': r.type, 'cache-control': 'no-store' });
+      res.end(r.body);
+    },
+    (err: Error & { status?: number; code?: string }) => send(res, err.status ?? 500, { error: { code: err.code ?? AdminErrors.INTERNAL.code, message: err.message } }),
+  );
+}
+
 export function startAdminServer(host: string, port: number, tokens: TokenStore, routes: AdminRoutes): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
     if (path === '/healthz') return send(res, 200, { status: 'ok' });
     if (path === '/readyz') return routes.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not-ready' });
+    // The console's page holds no data (it fetches everything with the token the user
+    // types), and a browser cannot send a bearer header on a navigation.
+    if (path === '/ui' && req.method === 'GET' && routes.extra?.['/ui']) return void serveExtra(res, routes.extra['/ui'], url);
     const caller = tokens.identify(req.headers.authorization);
     if (caller === null) {
       res.setHeader('www-authenticate', 'Bearer');
@@ -77,16 +92,7 @@ export function startAdminServer(host: string, port: number, tokens: TokenStore,
       return;
     }
     const extra = routes.extra?.[path];
-    if (extra && req.method === 'GET') {
-      extra(url).then(
-        (r) => {
-          res.writeHead(r.status ?? 200, { 'content-type': r.type, 'cache-control': 'no-store' });
-          res.end(r.body);
-        },
-        (err: Error & { status?: number; code?: string }) => send(res, err.status ?? 500, { error: { code: err.code ?? AdminErrors.INTERNAL.code, message: err.message } }),
-      );
-      return;
-    }
+    if (extra && req.method === 'GET') return void serveExtra(res, extra, url);
     send(res, 404, { error: { code: AdminErrors.NOT_FOUND.code, message: `no admin endpoint ${req.method} ${path}` } });
   });
   // Probes and scrapes are short; never let a slow client hold the control plane.
