@@ -9,7 +9,7 @@ import { launchBrowser } from '../helpers/browser.js';
 
 const TOKEN = 'console-admin-token-0000001';
 
-test('console: token typed once, sent as a header, refused token said so', async () => {
+test('console: token typed once, sent as a header, refused token said so', { timeout: 120_000 }, async () => {
   const up = await startUpstream();
   const gw = await startGateway(baseConfig([up.address], { admin: { host: '127.0.0.1', port: 0, token: TOKEN } }));
   const browser = await launchBrowser();

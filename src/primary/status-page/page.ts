@@ -48,6 +48,10 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div id="charts" class="charts" aria-live="off"></div>
 <h2>Endpoints</h2>
 <div class="scroll"><table id="endpoints"><thead><tr><th scope="col">upstream</th><th scope="col">endpoint</th><th scope="col">state</th><th scope="col">why</th><th scope="col" class="n">since</th><th scope="col" class="n">weight</th><th scope="col" class="n">slow start</th><th scope="col" class="n">in flight</th><th scope="col" class="n">EWMA (ms)</th><th scope="col" class="n">requests</th><th scope="col" class="n">failures</th></tr></thead><tbody></tbody></table></div>
+<h2>Protection</h2>
+<p id="shedding" class="muted">-</p>
+<div class="scroll"><table id="protection"><thead><tr><th scope="col">upstream</th><th scope="col">breaker</th><th scope="col" class="n">since</th><th scope="col" class="n">trips</th><th scope="col" class="n">trip at (% failed)</th><th scope="col" class="n">window failed</th><th scope="col">concurrency</th><th scope="col" class="n">limit</th><th scope="col" class="n">in flight</th><th scope="col" class="n">minRTT (ms)</th><th scope="col" class="n">sample RTT (ms)</th><th scope="col" class="n">shed</th><th scope="col" class="n">refused open</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="ratelimits"><thead><tr><th scope="col">route</th><th scope="col">policy</th><th scope="col">rate</th><th scope="col" class="n">admitting</th><th scope="col">verdict</th><th scope="col" class="n">upstream p99 / target (ms)</th><th scope="col" class="n">errors / target</th><th scope="col" class="n">allowed</th><th scope="col" class="n">limited</th></tr></thead><tbody></tbody></table></div>
 <h2>Decisions</h2>
 <div class="scroll"><table id="decisions"><thead><tr><th scope="col" class="n">#</th><th scope="col">time</th><th scope="col">kind</th><th scope="col">subject</th><th scope="col">why</th></tr></thead><tbody></tbody></table></div>
 <h2>Workers</h2>
@@ -203,6 +207,29 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     });
     fill('endpoints', rows);
   }
+  // ---- protection: breakers, concurrency limits, shed level, adaptive rate limits ----
+  function renderProtection(status) {
+    var p = status.protection || {};
+    var sh = p.shedding;
+    var shedText = !sh || !sh.enabled ? 'Gateway shed level: off.' : 'Gateway shed level ' + sh.level + (sh.level === 0 ? ' (admitting every priority)' : ' (shedding the lowest ' + sh.level + ' priorities)') + ' for ' + num(sh.sinceMs / 1000, 0) + ' s; sheds: ' + Object.keys(sh.shed || {}).map(function (k) { return k + ' ' + sh.shed[k]; }).join(', ') + '.';
+    document.getElementById('shedding').textContent = shedText + ' Event-loop utilisation ' + num((p.eventLoopUtilization || 0) * 100, 0) + ' %.';
+    fill('protection', (p.upstreams || []).map(function (u) {
+      var b = u.breaker, c = u.concurrency, k = u.counts || {};
+      var bcls = !b ? 'muted' : b.state === 'closed' ? 'ok' : b.state === 'open' ? 'bad' : 'warn';
+      var since = b && b.sinceMs !== undefined ? num(b.sinceMs / 1000, 0) + ' s' : '-';
+      var win = b && b.window ? num(b.window.failureRate, 0) + ' % of ' + b.window.requests : '-';
+      return row([u.upstream, el('td', b ? b.state + (b.forced ? ' (forced)' : '') : 'off', 'state ' + bcls), since, b ? b.trips : '-', b ? num(b.failureRateThreshold, 0) : '-', win,
+        c ? c.mode + (c.phase ? ', ' + c.phase : '') : 'off', c ? c.limit : '-', c ? c.inFlight : '-', c && c.minRttMs ? num(c.minRttMs, 1) : '-', c && c.sampleRttMs ? num(c.sampleRttMs, 1) : '-', k.shed || 0, k.circuitOpen || 0]);
+    }));
+    var adaptive = {};
+    (p.rateLimits || []).forEach(function (r) { adaptive[r.route + ' ' + r.policy] = r; });
+    fill('ratelimits', (status.rateLimits || []).map(function (r) {
+      var a = adaptive[r.route + ' ' + r.name];
+      var m = r.multiplier === undefined ? 1 : r.multiplier;
+      return row([r.route, r.name, r.configuredRate + ' burst ' + r.burst, el('td', num(m * 100, 0) + ' %', m < 1 ? 'n warn' : 'n'), a ? a.verdict : 'static',
+        a ? num(a.latencyMs, 1) + ' / ' + a.latencyTargetMs : '-', a ? num(a.errorRate, 1) + ' % / ' + a.errorRateTarget + ' %' : '-', r.allowed, el('td', String(r.denied), r.denied ? 'n warn' : 'n')]);
+    }));
+  }
   // ---- decisions ----
   function whyText(d) {
     var w = d.why || {};
@@ -247,6 +274,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       return row([s.upstream, num(s.requestRate, 1), s.forecast ? num(s.forecast.value, 1) + ' in ' + s.forecast.horizonSeconds + 's' : '-', rec ? rec.current : '-', el('td', rec ? String(rec.recommended) : '-', rec && rec.recommended !== rec.current ? 'n bad' : 'n'), el('td', rec ? rec.reason : '', 'muted')]);
     }));
     renderEndpoints(status);
+    renderProtection(status);
     renderCharts(status);
     document.getElementById('updated').textContent = new Date(now).toISOString();
     document.getElementById('error').textContent = '';
