@@ -289,7 +289,7 @@ export class Gateway {
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
-      protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status(), shedding: this.controllers.sheddingStatus(), rateLimits: this.controllers.adaptiveRateStatus() },
+      protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status(), shedding: this.controllers.sheddingStatus(), shed: this.obs.shedByRoute(), rateLimits: this.controllers.adaptiveRateStatus() },
     };
   }
 
