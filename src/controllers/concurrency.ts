@@ -26,6 +26,7 @@ import { z } from 'zod';
 import { durationMs, percent } from '../config/zod-units.js';
 import { kLatencyBuckets, latencyBucketFloor } from '../shm/layout.js';
 import { round, type DecisionEvent } from './decision.js';
+import { predictiveSchema } from './predictive.js';
 
 export const concurrencySchema = z
   .strictObject({
@@ -51,6 +52,8 @@ export const concurrencySchema = z
       .strictObject({ high: percent.default(90), normal: percent.default(80), low: percent.default(50) })
       .prefault({})
       .refine((s) => s.low <= s.normal && s.normal <= s.high, { message: 'shares must not grow towards lower priorities (low ≤ normal ≤ high)', path: ['low'] }),
+    /** raise the limit's floor ahead of a surge the request-rate forecast predicts (src/controllers/predictive.ts); off by default */
+    predictive: predictiveSchema,
   })
   .refine((c) => c.min <= c.max, { message: 'min must not exceed max', path: ['min'] });
 
@@ -91,6 +94,8 @@ export interface ConcurrencyInputs {
   readonly shed: number;
   /** uniform in [0, 1): the jitter of the next minRTT measurement (passed in to keep this pure) */
   readonly random: number;
+  /** a raised floor (predictive input), 0 or absent for none: the limit stays at or above it while sampling */
+  readonly floor?: number;
 }
 
 export interface ConcurrencyStep {
@@ -185,6 +190,18 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
     return { state: s, write: written !== prev.written ? written : null, events };
   }
 
+  const floor = Math.min(cfg.max, Math.max(cfg.min, inp.floor ?? 0));
+  if (floor > prev.written) {
+    // The predictive floor: the limit goes up to it now, before the surge brings samples.
+    events.push({
+      event: 'concurrency-limit',
+      level: 'info',
+      msg: `upstream ${upstream}: concurrency limit ${prev.written} → ${floor} (predictive floor)`,
+      fields: { upstream, from: prev.written, to: floor, floor, ramp: false, inFlight: inp.inFlight, shed: inp.shed },
+    });
+    s = { ...s, limit: Math.max(prev.limit, floor), written: floor, changes: prev.changes + 1 };
+    return { state: s, write: floor, events };
+  }
   if (n < cfg.minSamples) return { state: s, write: null, events };
   const sampleRttUs = histogramPercentile(pending, cfg.percentile);
   // A tick faster than the measured minRTT means the measurement caught a slow moment
@@ -212,10 +229,10 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
   // minRTT: that measurement was taken in a slow moment and says nothing about queueing
   // now. Shrinking, and growth once latency rises, stay smoothed.
   const ramp = inp.shed > 0 && target > prev.limit && sampleRttUs >= prev.minRttUs * (1 - RAMP_BELOW) && sampleRttUs <= prev.minRttUs * (1 + RAMP_ABOVE);
-  const limit = clamp(prev.limit + (ramp ? 1 : cfg.smoothing) * (target - prev.limit), cfg.min, cfg.max);
+  const limit = clamp(prev.limit + (ramp ? 1 : cfg.smoothing) * (target - prev.limit), floor, cfg.max);
   const rounded = Math.round(limit);
   const step = Math.max(1, Math.ceil(prev.written * 0.1));
-  const moved = Math.abs(rounded - prev.written) >= step || (rounded !== prev.written && (rounded === cfg.min || rounded === cfg.max));
+  const moved = Math.abs(rounded - prev.written) >= step || (rounded !== prev.written && (rounded === floor || rounded === cfg.max));
   s = { ...s, limit, sampleRttUs, minRttUs: minRtt, gradient, pending: new Float64Array(kLatencyBuckets) };
   if (!moved) return { state: s, write: null, events };
   events.push({

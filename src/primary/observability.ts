@@ -82,6 +82,8 @@ export interface Observability {
   readonly adminRoutes: NonNullable<AdminRoutes['extra']>;
   /** shed counts by route, priority and reason (non-zero totals; as of the last worker snapshots) */
   shedByRoute(): ShedCount[];
+  /** the upstream's last request rate and its forecast, null before any traffic (predictive concurrency) */
+  forecastOf(upstream: string): { rate: number; forecast: number | null; horizonS: number } | null;
   /** a `telemetry` message from a worker */
   onWorkerTelemetry(slot: number, payload: unknown): void;
   onConfig(config: Config, generation: number): void;
@@ -521,6 +523,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     const s = deps.shedding?.();
     if (s?.enabled) for (const p of priorityNames) emit({ priority: p }, s.shed[p]);
   });
+  gauge('tidegate_concurrency_predictive_floor', 'With concurrency.predictive: the floor the request-rate forecast raised the adaptive limit to ahead of a surge (0: none).', ['upstream'], (emit) => guards(emit, (g) => g.concurrency?.predictive?.floor ?? null));
   counter('tidegate_concurrency_limit_changes_total', 'Times the adaptive limit workers see changed.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? (g.transitions['concurrency-limit'] ?? 0) + (g.transitions['concurrency-min-rtt-start'] ?? 0) + (g.transitions['concurrency-min-rtt'] ?? 0) : null)));
 
   // per endpoint / upstream table (shm; absent until the table is populated)
@@ -724,6 +727,12 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   return {
     adminRoutes,
     shedByRoute,
+    forecastOf(upstream) {
+      const rate = lastRate.get(upstream);
+      if (rate === undefined) return null;
+      const f = forecasts.get(upstream);
+      return { rate, forecast: f?.value ?? null, horizonS: f?.horizonSeconds ?? cfg.forecast.horizon / 1000 };
+    },
     onWorkerTelemetry,
     onConfig(config) {
       const prev = cfg;
