@@ -61,8 +61,8 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-/** The curl lines that make a demo fault upstream fail, slow down, and recover. */
-function demoFaultHelp(urls: string[]): string {
+/** The curl lines that make a demo fault upstream fail, slow down, and recover, and trip the orders breaker. */
+function demoFaultHelp(urls: string[], base: string): string {
   const [a, b] = urls;
   if (!a || !b) return '';
   return (
@@ -71,7 +71,11 @@ function demoFaultHelp(urls: string[]): string {
     `  curl -s -X PUT -d '{"serviceMs":400,"capacity":2}' ${b}/_fault  # orders-b slows down\n` +
     `  curl -s -X PUT -d '{"stallRate":0.2,"resetRate":0.1}' ${b}/_fault # stalls and resets\n` +
     `  curl -s ${a}/_fault                                             # its settings and counters\n` +
-    `  curl -s -X PUT -d '{"errorRate":0,"resetRate":0,"stallRate":0,"serviceMs":20,"capacity":8}' ${a}/_fault   # heal\n`
+    `  curl -s -X PUT -d '{"errorRate":0,"resetRate":0,"stallRate":0,"serviceMs":20,"capacity":8}' ${a}/_fault   # heal\n` +
+    `Open the circuit breaker of orders (both endpoints fail; watch the log for breaker-opened):\n` +
+    `  curl -s -X PUT -d '{"errorRate":1}' ${a}/_fault; curl -s -X PUT -d '{"errorRate":1}' ${b}/_fault\n` +
+    `  for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -o /dev/null -w '%{http_code} ' ${base}/orders/$i; sleep 0.1; done; echo   # 500s, then 503 TG_ERR_CIRCUIT_OPEN at once\n` +
+    `  curl -s -X PUT -d '{"errorRate":0}' ${a}/_fault; curl -s -X PUT -d '{"errorRate":0}' ${b}/_fault   # heal: after 5 s its probes close it\n`
   );
 }
 
@@ -130,7 +134,7 @@ async function main(): Promise<void> {
         `  curl -s -X POST --data 'hi' ${base}/api/echo\n` +
         `  curl -s http://127.0.0.1:${gw.adminPort}/status   # workers, routes, upstreams, counters\n` +
         `  curl -s ${base}/orders/1             # one of two fault-injecting upstreams (8 at once, 20 ms each)\n` +
-        demoFaultHelp(faults.map((f) => f.url)) +
+        demoFaultHelp(faults.map((f) => f.url), base) +
         `Stop with Ctrl-C (drains in-flight requests first).\n`,
     );
   }

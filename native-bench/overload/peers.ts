@@ -3,11 +3,13 @@
 // adds to the plain config (upstream settings, and settings of the critical and bulk
 // routes). A peer whose config this build's `tidegate --check` rejects is "pending"
 // with the checker's words, never faked.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from '../ports.js';
 import { nginxVersion, startNginx } from '../peers/nginx-common.js';
+import { LUA_MODULE } from '../peers/nginx-lua.js';
+import { PEER_FILES } from '../paths.js';
 import { fillTemplate, makePrefix, type Availability, type PeerContext, type PeerDefinition, type RunningPeer } from '../peers/peer.js';
 import { tidegateCli, version, waitForStarted } from '../peers/tidegate.js';
 import { run, start, stop } from '../processes.js';
@@ -114,6 +116,25 @@ const nginxLimited: OverloadPeer = {
   },
 };
 
+const nginxLuaAdaptive: OverloadPeer = {
+  name: 'nginx-lua-adaptive',
+  description: 'nginx + ngx_lua: adaptive concurrency written in Lua (Envoy-style gradient on a shared dict, /critical/ all of the limit, bulk half; peers/overload.lua)',
+  scalable: true,
+  async available() {
+    const v = await nginxVersion();
+    if (!v.ok) return v;
+    if (!existsSync(LUA_MODULE)) return { ok: false, reason: `${LUA_MODULE} missing; run scripts/install-bench-deps.sh (Debian libnginx-mod-http-lua)` };
+    return { ok: true, version: `${v.version} + ngx_lua (libnginx-mod-http-lua)` };
+  },
+  async start(ctx) {
+    const port = await freePort();
+    const prefix = makePrefix(ctx.workDir);
+    const conf = fillTemplate('nginx-lua-overload.conf', { WORKERS: ctx.workers, PREFIX: prefix, PORT: port, UPSTREAM_PORT: ctx.upstreamPort, PEER_FILES });
+    const n = await startNginx('nginx-lua-adaptive', prefix, conf, port, ctx.cpus, ctx.workers);
+    return { port, pid: n.pid, workers: ctx.workers, stop: n.stop };
+  },
+};
+
 // One line per peer. tidegate-adaptive turns on adaptive concurrency on the upstream and
 // marks the /critical route critical and the bulk route low, so at the limit bulk is
 // shed first and critical keeps the reserve (concurrency.shares, defaults).
@@ -125,4 +146,5 @@ export const OVERLOAD_PEERS: readonly OverloadPeer[] = [
     bulk: { priority: 'low' },
   }),
   nginxLimited,
+  nginxLuaAdaptive,
 ];

@@ -7,7 +7,7 @@ import { nginxVersion, startNginx } from './nginx-common.js';
 import { fillTemplate, makePrefix, type PeerContext, type PeerDefinition, type RunningPeer } from './peer.js';
 import { RATE_LIMIT } from './rate-limit.js';
 
-const LUA_MODULE = '/usr/lib/nginx/modules/ngx_http_lua_module.so';
+export const LUA_MODULE = '/usr/lib/nginx/modules/ngx_http_lua_module.so';
 
 export const nginxLuaPeer: PeerDefinition = {
   name: 'nginx-lua',

@@ -6,8 +6,10 @@
 //   upstream's latency without queueing.
 // * every tick with enough samples: sampleRTT = the percentile of this tick's response
 //   times; gradient = clamp((minRTT × (1 + buffer)) / sampleRTT, 0.5, 2);
-//   target = gradient × limit + √(gradient × limit) (the headroom lets it probe upwards);
-//   limit ← limit + smoothing × (target − limit), within [min, max].
+//   target = gradient × limit + √(gradient × limit) (the headroom lets it probe upwards;
+//   none while requests are refused with the gradient below 1);
+//   limit ← limit + smoothing × (target − limit), within [min, max] — the whole step
+//   at once while requests are refused and responses come back at minRTT (the ramp).
 // * it does not move while fewer than half the limit are in flight and nothing is shed
 //   (the limit is not what holds traffic back, so a larger one proves nothing, and a
 //   smaller one would only follow latency noise).
@@ -24,6 +26,7 @@ import { z } from 'zod';
 import { durationMs, percent } from '../config/zod-units.js';
 import { kLatencyBuckets, latencyBucketFloor } from '../shm/layout.js';
 import { round, type DecisionEvent } from './decision.js';
+import { predictiveSchema } from './predictive.js';
 
 export const concurrencySchema = z
   .strictObject({
@@ -49,6 +52,8 @@ export const concurrencySchema = z
       .strictObject({ high: percent.default(90), normal: percent.default(80), low: percent.default(50) })
       .prefault({})
       .refine((s) => s.low <= s.normal && s.normal <= s.high, { message: 'shares must not grow towards lower priorities (low ≤ normal ≤ high)', path: ['low'] }),
+    /** raise the limit's floor ahead of a surge the request-rate forecast predicts (src/controllers/predictive.ts); off by default */
+    predictive: predictiveSchema,
   })
   .refine((c) => c.min <= c.max, { message: 'min must not exceed max', path: ['min'] });
 
@@ -89,6 +94,8 @@ export interface ConcurrencyInputs {
   readonly shed: number;
   /** uniform in [0, 1): the jitter of the next minRTT measurement (passed in to keep this pure) */
   readonly random: number;
+  /** a raised floor (predictive input), 0 or absent for none: the limit stays at or above it while sampling */
+  readonly floor?: number;
 }
 
 export interface ConcurrencyStep {
@@ -102,6 +109,13 @@ export interface ConcurrencyStep {
 export function fixedLimit(cfg: ConcurrencyConfig): number | null {
   return cfg.limit === 'adaptive' ? null : cfg.limit;
 }
+
+/**
+ * How far above the measured minRTT a sample may be and still count as "no queueing"
+ * for the ramp, and how far below it (about one histogram bucket: 4 per octave).
+ */
+const RAMP_ABOVE = 0.05;
+const RAMP_BELOW = 0.15;
 
 /** Longest the minRTT window waits for its requests before measuring with what it has. */
 const MIN_RTT_TIMEOUT_MS = 5_000;
@@ -176,6 +190,18 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
     return { state: s, write: written !== prev.written ? written : null, events };
   }
 
+  const floor = Math.min(cfg.max, Math.max(cfg.min, inp.floor ?? 0));
+  if (floor > prev.written) {
+    // The predictive floor: the limit goes up to it now, before the surge brings samples.
+    events.push({
+      event: 'concurrency-limit',
+      level: 'info',
+      msg: `upstream ${upstream}: concurrency limit ${prev.written} → ${floor} (predictive floor)`,
+      fields: { upstream, from: prev.written, to: floor, floor, ramp: false, inFlight: inp.inFlight, shed: inp.shed },
+    });
+    s = { ...s, limit: Math.max(prev.limit, floor), written: floor, changes: prev.changes + 1 };
+    return { state: s, write: floor, events };
+  }
   if (n < cfg.minSamples) return { state: s, write: null, events };
   const sampleRttUs = histogramPercentile(pending, cfg.percentile);
   // A tick faster than the measured minRTT means the measurement caught a slow moment
@@ -183,24 +209,37 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
   const minRtt = Math.max(1, sampleRttUs > 0 && sampleRttUs < prev.minRttUs ? sampleRttUs : prev.minRttUs);
   const gradient = clamp((minRtt * (1 + cfg.buffer / 100)) / Math.max(1, sampleRttUs), 0.5, 2);
   const raw = gradient * prev.limit;
-  let target = raw + Math.sqrt(raw);
+  // The √ headroom probes for capacity and rides out latency noise. But latency past
+  // the buffer (gradient < 1) while requests are refused is the upstream queueing the
+  // demand the limit lets through, not noise: there the limit settled where √limit more
+  // were queued at the upstream than the buffer allows (≈ 1.4 × minRTT at 8 slots, more
+  // with a low share inflating the limit), and every request, critical ones included,
+  // waited behind them.
+  let target = gradient < 1 && inp.shed > 0 ? raw : raw + Math.sqrt(raw);
   // Gradient2: no growth while the limit is not what holds traffic back. Nor shrinking
   // on latency noise then: a smaller limit would change nothing until it reached twice
   // what is in flight, and a load that rises meets the controller again at limit/2.
   // Requests shed this tick say otherwise: a route priority's share of the limit (low:
   // half of it by default) is holding them back, so the limit may move.
   if (inp.inFlight < prev.limit / 2 && inp.shed === 0) target = prev.limit;
-  const limit = clamp(prev.limit + cfg.smoothing * (target - prev.limit), cfg.min, cfg.max);
+  // Requests refused while responses come back as fast as at the measured minRTT: the
+  // limit is holding back demand the upstream shows no sign of queueing for, so it
+  // takes the whole step at once (smoothed, a surge from a half-loaded limit took
+  // ≈ 2.5 s of refusals to reach capacity). Not on a tick well below the measured
+  // minRTT: that measurement was taken in a slow moment and says nothing about queueing
+  // now. Shrinking, and growth once latency rises, stay smoothed.
+  const ramp = inp.shed > 0 && target > prev.limit && sampleRttUs >= prev.minRttUs * (1 - RAMP_BELOW) && sampleRttUs <= prev.minRttUs * (1 + RAMP_ABOVE);
+  const limit = clamp(prev.limit + (ramp ? 1 : cfg.smoothing) * (target - prev.limit), floor, cfg.max);
   const rounded = Math.round(limit);
   const step = Math.max(1, Math.ceil(prev.written * 0.1));
-  const moved = Math.abs(rounded - prev.written) >= step || (rounded !== prev.written && (rounded === cfg.min || rounded === cfg.max));
+  const moved = Math.abs(rounded - prev.written) >= step || (rounded !== prev.written && (rounded === floor || rounded === cfg.max));
   s = { ...s, limit, sampleRttUs, minRttUs: minRtt, gradient, pending: new Float64Array(kLatencyBuckets) };
   if (!moved) return { state: s, write: null, events };
   events.push({
     event: 'concurrency-limit',
     level: 'info',
     msg: `upstream ${upstream}: concurrency limit ${prev.written} → ${rounded} (sample RTT ${round(sampleRttUs / 1000)} ms, minRTT ${round(minRtt / 1000)} ms, gradient ${round(gradient)})`,
-    fields: { upstream, from: prev.written, to: rounded, sampleRttMs: round(sampleRttUs / 1000), minRttMs: round(minRtt / 1000), gradient: round(gradient, 3), inFlight: inp.inFlight, samples: n, shed: inp.shed, percentile: cfg.percentile },
+    fields: { upstream, from: prev.written, to: rounded, ramp, sampleRttMs: round(sampleRttUs / 1000), minRttMs: round(minRtt / 1000), gradient: round(gradient, 3), inFlight: inp.inFlight, samples: n, shed: inp.shed, percentile: cfg.percentile },
   });
   s = { ...s, written: rounded, changes: prev.changes + 1 };
   return { state: s, write: rounded, events };

@@ -13,6 +13,7 @@ import { concurrencyStep, fixedLimit, initialConcurrencyState, type ConcurrencyC
 import { round, type DecisionEvent } from './decision.js';
 import { adaptivePolicies, adaptiveRateStep, adaptiveRateStatus, initialAdaptiveRateState, type AdaptivePolicy, type AdaptiveRateState, type AdaptiveRateStatus } from './adaptive-rate.js';
 import { decision } from '../primary/decisions/decision-log.js';
+import { initialPredictiveState, predictiveStep, type PredictiveState } from './predictive.js';
 import { initialShedLevel, shedLevelStep, type SheddingConfig, type ShedLevelState } from './shed-level.js';
 import { kHeaderShedLevelField, kWorkerShedLoadField, priorityNames, type PriorityName } from '../shm/layout.js';
 
@@ -27,7 +28,17 @@ export interface SchedulerDeps {
   readonly slotOf: (upstream: string) => number;
   /** writes a rate-limit policy row's multiplier (adaptive rate limits) */
   readonly setMultiplier?: (row: number, factor: number) => void;
+  /** the upstream's request rate and its forecast (`observability.forecast`), for `concurrency.predictive` */
+  readonly forecast?: (upstream: string) => UpstreamForecast | null;
   readonly tickMs?: number;
+}
+
+export interface UpstreamForecast {
+  /** requests per second over the last snapshot interval */
+  readonly rate: number;
+  /** forecast requests per second `horizonS` ahead; null before the first fit */
+  readonly forecast: number | null;
+  readonly horizonS: number;
 }
 
 interface AdaptiveRate {
@@ -50,6 +61,8 @@ interface Guarded {
   readonly concurrencyCfg: ConcurrencyConfig | null;
   breaker: BreakerControllerState | null;
   concurrency: ConcurrencyState | null;
+  /** the predictive floor's state (concurrency.predictive), null when off */
+  predictive: PredictiveState | null;
   /** what the control word holds */
   state: BreakerState;
   limit: number;
@@ -91,6 +104,8 @@ export interface GuardStatus {
     readonly minRttMs: number | null;
     readonly sampleRttMs: number | null;
     readonly gradient: number | null;
+    /** concurrency.predictive: the floor in force (0: none) and the forecast it last read */
+    readonly predictive: { readonly floor: number; readonly requestRate: number; readonly forecast: number | null } | null;
   } | null;
   readonly counts: Guarded['counts'];
   readonly transitions: Record<string, number>;
@@ -165,6 +180,7 @@ export class ControllerScheduler {
         concurrencyCfg: u.concurrency ?? null,
         breaker: u.breaker ? initialBreakerState(u.breaker, this.tickMs, now) : null,
         concurrency,
+        predictive: concurrency !== null && u.concurrency?.predictive ? initialPredictiveState() : null,
         state: BreakerState.Closed,
         limit,
         last: new Map(),
@@ -288,7 +304,16 @@ export class ControllerScheduler {
         let busyUs = 0;
         for (let i = 0; i < kLatencyBuckets; i++) if (latency[i]! > 0) busyUs += latency[i]! * latencyBucketFloor(i);
         const inFlight = Math.max(inFlightNow, busyUs / (this.tickMs * 1000));
-        const r = concurrencyStep(g.name, g.concurrencyCfg, g.concurrency, { now, latency, inFlight: round(inFlight, 1), shed: sum.shed, random: Math.random() });
+        let floor = 0;
+        const pc = g.concurrencyCfg.predictive;
+        const f = pc !== null && g.predictive !== null ? (this.deps.forecast?.(g.name) ?? null) : null;
+        if (pc !== null && g.predictive !== null && f !== null) {
+          const p = predictiveStep(g.name, pc, g.predictive, { now, rate: f.rate, forecast: f.forecast, horizonS: f.horizonS, minRttUs: g.concurrency.minRttUs, bufferPct: g.concurrencyCfg.buffer, limit: g.concurrency.written, max: g.concurrencyCfg.max });
+          g.predictive = p.state;
+          events.push(...p.events);
+          floor = p.state.floor;
+        }
+        const r = concurrencyStep(g.name, g.concurrencyCfg, g.concurrency, { now, latency, inFlight: round(inFlight, 1), shed: sum.shed, random: Math.random(), floor });
         g.concurrency = r.state;
         events.push(...r.events);
         if (r.write !== null) limit = r.write;
@@ -362,6 +387,7 @@ export class ControllerScheduler {
               minRttMs: c === null ? null : round(c.minRttUs / 1000),
               sampleRttMs: c === null ? null : round(c.sampleRttUs / 1000),
               gradient: c === null ? null : round(c.gradient, 3),
+              predictive: g.predictive === null ? null : { floor: g.predictive.floor, requestRate: round(g.predictive.rate, 1), forecast: g.predictive.forecast === null ? null : round(g.predictive.forecast, 1) },
             };
       return { upstream: g.name, breaker, concurrency, counts: { ...g.counts, shedByPriority: [...g.counts.shedByPriority] }, transitions: Object.fromEntries(g.transitions) };
     });

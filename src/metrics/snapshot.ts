@@ -11,6 +11,13 @@ export const CODE_CLASSES = ['aborted', '1xx', '2xx', '3xx', '4xx', '5xx'] as co
 /** Upstream outcome slots: 0 is "error" (no response head), then 1xx … 5xx. */
 export const UPSTREAM_CLASSES = ['error', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
+/**
+ * Why a request was answered 503 TG_ERR_SHED: its upstream was at (its priority's share
+ * of) the concurrency limit, or the gateway's own event-loop load put its priority
+ * under the shed level. An Exchange's `shedReason` is an index here + 1 (0: not shed).
+ */
+export const SHED_REASONS = ['concurrency', 'gateway_load'] as const;
+
 /** Route name used for requests that matched no route (404s, framing errors). */
 export const UNMATCHED_ROUTE = '_unmatched';
 
@@ -21,6 +28,8 @@ export interface RouteDelta {
   readonly counts: number[];
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** requests shed, SHED_REASONS.length × 4 route priorities (critical first), reason-major (absent from older workers) */
+  readonly shed?: number[];
   /** interval HDR histogram of end-to-end latency (µs), V2 encoding; null when histograms are off */
   hist: Uint8Array | null;
   /** exact sum of the values in `hist`, µs */

@@ -116,7 +116,7 @@ export class Gateway {
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
-    this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
+    this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f), forecast: (name) => this.obs.forecastOf(name) });
     this.controllers.apply(this.config);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
@@ -315,7 +315,7 @@ export class Gateway {
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
-      protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status(), shedding: this.controllers.sheddingStatus(), rateLimits: this.controllers.adaptiveRateStatus() },
+      protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status(), shedding: this.controllers.sheddingStatus(), shed: this.obs.shedByRoute(), rateLimits: this.controllers.adaptiveRateStatus() },
     };
   }
 

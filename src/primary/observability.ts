@@ -35,7 +35,7 @@ import { histogramKey, splitHistogramKey } from '../metrics/hdr.js';
 import type { IngestEntry } from '../metrics/histogram-store.js';
 import { renderHistogram, type HistogramSeries } from '../metrics/prometheus.js';
 import { Recommender, type Recommendation } from '../metrics/scaling.js';
-import { CODE_CLASSES, METHODS, UPSTREAM_CLASSES, isTelemetrySnapshot, type WorkerRuntimeStats } from '../metrics/snapshot.js';
+import { CODE_CLASSES, METHODS, SHED_REASONS, UPSTREAM_CLASSES, isTelemetrySnapshot, type WorkerRuntimeStats } from '../metrics/snapshot.js';
 import type { ForecastResult } from '../metrics/forecast.js';
 import { WebhookNotifier } from '../metrics/webhook.js';
 import { readEndpointTables, readLimiterPolicies, readOverload, type UpstreamTableRead } from '../metrics/shm-read.js';
@@ -45,7 +45,7 @@ import type { DecisionStreamStats } from './decisions/decision-stream.js';
 import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type TrafficTotals } from './history/history.js';
 import { decision } from './decisions/decision-log.js';
 import type { GuardStatus, SheddingStatus } from '../controllers/scheduler.js';
-import { priorityNames } from '../shm/layout.js';
+import { priorityNames, type PriorityName } from '../shm/layout.js';
 
 export interface ObservabilityDeps {
   readonly shm: SharedState;
@@ -70,8 +70,20 @@ export interface ScalingStatus {
   readonly forecast: (ForecastResult & { horizonSeconds: number }) | null;
 }
 
+/** Requests answered 503 TG_ERR_SHED on one route at one priority for one reason (totals). */
+export interface ShedCount {
+  readonly route: string;
+  readonly priority: PriorityName;
+  readonly reason: (typeof SHED_REASONS)[number];
+  readonly count: number;
+}
+
 export interface Observability {
   readonly adminRoutes: NonNullable<AdminRoutes['extra']>;
+  /** shed counts by route, priority and reason (non-zero totals; as of the last worker snapshots) */
+  shedByRoute(): ShedCount[];
+  /** the upstream's last request rate and its forecast, null before any traffic (predictive concurrency) */
+  forecastOf(upstream: string): { rate: number; forecast: number | null; horizonS: number } | null;
   /** a `telemetry` message from a worker */
   onWorkerTelemetry(slot: number, payload: unknown): void;
   onConfig(config: Config, generation: number): void;
@@ -85,6 +97,8 @@ export interface Observability {
 interface RouteAgg {
   upstream: string;
   readonly counts: Float64Array;
+  /** 503 TG_ERR_SHED, SHED_REASONS × priority (reason-major) */
+  readonly shed: Float64Array;
   bytesIn: number;
   bytesOut: number;
 }
@@ -113,6 +127,18 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   // Sampling is the access log's switch (accessLog.sampleRate), not the control-plane log level.
   const accessLog = log.child({ log: 'access' }, { level: 'info' });
 
+  /** Shed counts with a non-zero total, by route, priority and reason (metrics and /status). */
+  function shedByRoute(): ShedCount[] {
+    const out: ShedCount[] = [];
+    for (const [route, a] of routes)
+      for (let r = 0; r < SHED_REASONS.length; r++)
+        for (let p = 0; p < priorityNames.length; p++) {
+          const count = a.shed[r * priorityNames.length + p]!;
+          if (count > 0) out.push({ route, priority: priorityNames[p]!, reason: SHED_REASONS[r]!, count });
+        }
+    return out;
+  }
+
   // ---- telemetry intake -------------------------------------------------------------
 
   function onWorkerTelemetry(slot: number, payload: unknown): void {
@@ -123,9 +149,10 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     const rc = new Map<string, number>();
     for (const r of payload.routes) {
       let agg = routes.get(r.name);
-      if (agg === undefined) routes.set(r.name, (agg = { upstream: r.upstream, counts: new Float64Array(METHODS.length * N_CLASSES), bytesIn: 0, bytesOut: 0 }));
+      if (agg === undefined) routes.set(r.name, (agg = { upstream: r.upstream, counts: new Float64Array(METHODS.length * N_CLASSES), shed: new Float64Array(SHED_REASONS.length * priorityNames.length), bytesIn: 0, bytesOut: 0 }));
       agg.upstream = r.upstream;
       for (let i = 0; i < agg.counts.length; i++) agg.counts[i]! += r.counts[i] ?? 0;
+      if (r.shed !== undefined) for (let i = 0; i < agg.shed.length; i++) agg.shed[i]! += r.shed[i] ?? 0;
       agg.bytesIn += r.bytesIn;
       agg.bytesOut += r.bytesOut;
       rc.set(r.name, r.sumUs / intervalUs);
@@ -410,6 +437,9 @@ export function createObservability(deps: ObservabilityDeps): Observability {
           if (v > 0) emit({ route, method: METHODS[m]!, code_class: CODE_CLASSES[c]! }, v);
         }
   });
+  counter('tidegate_shed_total', 'Requests answered 503 TG_ERR_SHED, by route, route priority and reason ("concurrency": the upstream was at its priority\'s share of the concurrency limit; "gateway_load": the shed level).', ['route', 'priority', 'reason'], (emit) => {
+    for (const s of shedByRoute()) emit({ route: s.route, priority: s.priority, reason: s.reason }, s.count);
+  });
   counter('tidegate_route_received_bytes_total', 'Request body bytes read from clients, by route.', ['route'], (emit) => {
     for (const [route, a] of routes) emit({ route }, a.bytesIn);
   });
@@ -493,6 +523,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     const s = deps.shedding?.();
     if (s?.enabled) for (const p of priorityNames) emit({ priority: p }, s.shed[p]);
   });
+  gauge('tidegate_concurrency_predictive_floor', 'With concurrency.predictive: the floor the request-rate forecast raised the adaptive limit to ahead of a surge (0: none).', ['upstream'], (emit) => guards(emit, (g) => g.concurrency?.predictive?.floor ?? null));
   counter('tidegate_concurrency_limit_changes_total', 'Times the adaptive limit workers see changed.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? (g.transitions['concurrency-limit'] ?? 0) + (g.transitions['concurrency-min-rtt-start'] ?? 0) + (g.transitions['concurrency-min-rtt'] ?? 0) : null)));
 
   // per endpoint / upstream table (shm; absent until the table is populated)
@@ -695,6 +726,13 @@ export function createObservability(deps: ObservabilityDeps): Observability {
 
   return {
     adminRoutes,
+    shedByRoute,
+    forecastOf(upstream) {
+      const rate = lastRate.get(upstream);
+      if (rate === undefined) return null;
+      const f = forecasts.get(upstream);
+      return { rate, forecast: f?.value ?? null, horizonS: f?.horizonSeconds ?? cfg.forecast.horizon / 1000 };
+    },
     onWorkerTelemetry,
     onConfig(config) {
       const prev = cfg;

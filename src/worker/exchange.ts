@@ -68,6 +68,12 @@ export function classifyUpstreamError(err: Error & { code?: string }): ErrorSpec
   }
 }
 
+/** SHED_REASONS (src/metrics/snapshot.ts) index + 1 */
+const enum ShedReason {
+  Concurrency = 1,
+  GatewayLoad = 2,
+}
+
 const enum BodyMode {
   None,
   Buffering,
@@ -126,6 +132,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   // adaptive protection: the guard this request is counted in flight by, or holds a half-open probe permit of
   private counted: UpstreamGuard | null = null;
   private probe: UpstreamGuard | null = null;
+  /** why it was answered 503 TG_ERR_SHED: a SHED_REASONS index + 1 (0: not shed), and at which priority */
+  shedReason = 0;
+  shedPriority = 0;
 
   constructor(res: HttpResponse, head: RequestHead, rt: Runtime, scope: ListenerScope) {
     this.res = res;
@@ -182,6 +191,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   };
 
   /** Responds with an error; framing-class errors close the connection. */
+  /** 503 TG_ERR_SHED, remembered (reason, priority) for the route's shed counters. */
+  private shed(reason: ShedReason, priority: number): void {
+    this.shedReason = reason;
+    this.shedPriority = priority;
+    this.fail(Errors.SHED, false, RETRY_AFTER);
+  }
+
   fail(spec: ErrorSpec, close: boolean, extra?: readonly string[]): void {
     if (this.aborted || this.ended) return;
     this.ended = true;
@@ -205,8 +221,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
       return;
     }
-    if (shedByLoad(this.route!.route.priority)) {
-      this.fail(Errors.SHED, false, RETRY_AFTER);
+    const priority = this.route!.route.priority;
+    if (shedByLoad(priority)) {
+      this.shed(ShedReason.GatewayLoad, priority);
       return;
     }
     const g = this.upstream!.guard;
@@ -233,7 +250,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * request there, through that upstream's own guard (whose fallback is not followed).
    */
   private admit(g: UpstreamGuard, followFallback: boolean): boolean {
-    switch (g.admit(this.route!.route.priority)) {
+    const priority = this.route!.route.priority;
+    switch (g.admit(priority)) {
       case Admission.Pass:
         return true;
       case Admission.Counted:
@@ -243,7 +261,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.probe = g;
         return true;
       case Admission.Shed:
-        this.fail(Errors.SHED, false, RETRY_AFTER);
+        this.shed(ShedReason.Concurrency, priority);
         return false;
     }
     const fb = followFallback ? g.fallback : null;

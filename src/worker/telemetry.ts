@@ -21,6 +21,7 @@ import { HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US } from '../metrics/hdr.js';
 import {
   CODE_CLASSES,
   METHODS,
+  SHED_REASONS,
   UNMATCHED_ROUTE,
   UPSTREAM_CLASSES,
   type AccessLogEntry,
@@ -74,6 +75,9 @@ class RouteStats {
   count = 0;
   sumUs = 0;
   readonly counts = new Float64Array(METHODS.length * N_CLASSES);
+  /** 503 TG_ERR_SHED by reason × priority (SHED_REASONS-major) */
+  readonly shed = new Float64Array(SHED_REASONS.length * 4);
+  shedAny = false;
   bytesIn = 0;
   bytesOut = 0;
   constructor(
@@ -190,6 +194,10 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
     rs.counts[methodIndex(ex.head.method) * N_CLASSES + classIndex(status)]! += 1;
     rs.bytesIn += ex.requestBytes;
     rs.bytesOut += ex.responseBytes;
+    if (ex.shedReason !== 0) {
+      rs.shed[(ex.shedReason - 1) * 4 + ex.shedPriority]! += 1;
+      rs.shedAny = true;
+    }
     let upUs = -1;
     if (route !== null && ex.endpointIndex >= 0) {
       const u = v.upstreams[v.routeUpstream[route.index]!]!;
@@ -269,7 +277,11 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
     for (const s of routeStats.values()) {
       // A histogram may hold values recorded after the last counter cut (see below).
       if (s.count === 0 && (s.hist === null || s.hist.totalCount === 0)) continue;
-      const delta = { name: s.name, upstream: s.upstream, counts: Array.from(s.counts), bytesIn: s.bytesIn, bytesOut: s.bytesOut, hist: null, histSumUs: 0, count: s.count, sumUs: s.sumUs };
+      const delta: RouteDelta = { name: s.name, upstream: s.upstream, counts: Array.from(s.counts), ...(s.shedAny ? { shed: Array.from(s.shed) } : {}), bytesIn: s.bytesIn, bytesOut: s.bytesOut, hist: null, histSumUs: 0, count: s.count, sumUs: s.sumUs };
+      if (s.shedAny) {
+        s.shed.fill(0);
+        s.shedAny = false;
+      }
       routes.push(delta);
       if (s.hist !== null) pending.push({ stats: s, delta });
       s.counts.fill(0);

@@ -62,3 +62,55 @@ test('the demo starts with no config, round-robins over two echo upstreams, a fa
     assert.equal(code, 0);
   }
 });
+
+test('the demo prints the curl lines that open the orders breaker; run as printed, it opens (a human log line says so), answers 503 TG_ERR_CIRCUIT_OPEN, and closes after the heal line', async () => {
+  const proc = spawn(process.execPath, [CLI], { env: { ...process.env, TIDEGATE_PORT: '0', TIDEGATE_ADMIN_PORT: '0', TIDEGATE_LOG_FORMAT: 'human' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d: Buffer) => (err += d));
+  proc.stdout.on('data', (d: Buffer) => (out += d));
+  try {
+    await waitFor(() => /Stop with Ctrl-C/.test(err), 15_000, 'the demo help text');
+    const fail = /curl -s -X PUT -d '(\{"errorRate":1\})' (http:\/\/127\.0\.0\.1:\d+)\/_fault; curl -s -X PUT -d '(\{"errorRate":1\})' (http:\/\/127\.0\.0\.1:\d+)\/_fault/.exec(err);
+    assert.ok(fail, `no curl line that makes both orders endpoints fail in:\n${err}`);
+    const loop = /curl -s -o \/dev\/null -w '%\{http_code\} ' (http:\/\/127\.0\.0\.1:\d+\/orders\/)\$i; sleep 0\.1/.exec(err);
+    assert.ok(loop, `no request loop in:\n${err}`);
+    const heal = /curl -s -X PUT -d '(\{"errorRate":0\})' (http:\/\/127\.0\.0\.1:\d+)\/_fault; curl -s -X PUT -d '(\{"errorRate":0\})' (http:\/\/127\.0\.0\.1:\d+)\/_fault/.exec(err);
+    assert.ok(heal, `no heal line in:\n${err}`);
+    const put = async (url: string, body: string): Promise<void> => {
+      const r = await request(`${url}/_fault`, { method: 'PUT', body });
+      assert.equal(r.statusCode, 200);
+      await r.body.text();
+    };
+    await put(fail[2]!, fail[1]!);
+    await put(fail[4]!, fail[3]!);
+    // The printed loop: ten requests 100 ms apart (a loaded machine may need a second round).
+    const statuses: string[] = [];
+    for (let i = 1; i <= 20 && !statuses.includes('TG_ERR_CIRCUIT_OPEN'); i++) {
+      const r = await request(`${loop[1]!}${i}`);
+      const body = await r.body.text();
+      statuses.push(r.statusCode === 503 ? (JSON.parse(body) as { error: { code: string } }).error.code : String(r.statusCode));
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(statuses.includes('500'), `the failures reached the client first: ${statuses.join(' ')}`);
+    assert.equal(statuses.at(-1), 'TG_ERR_CIRCUIT_OPEN', `the breaker opened: ${statuses.join(' ')}`);
+    await waitFor(() => /^\d\d:\d\d:\d\d\.\d{3} WARN  breaker-opened upstream=orders .*— upstream orders: breaker opened/m.test(out), 5_000, 'the human breaker-opened line');
+    await put(heal[2]!, heal[1]!);
+    await put(heal[4]!, heal[3]!);
+    // After openFor (5 s) the probes go through and close it.
+    const end = Date.now() + 20_000;
+    let closed = false;
+    while (!closed && Date.now() < end) {
+      const r = await request(`${loop[1]!}0`);
+      await r.body.text();
+      closed = r.statusCode === 200 && /breaker-closed upstream=orders/.test(out);
+      if (!closed) await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.ok(closed, `the breaker closed after the heal:\n${out.split('\n').filter((l) => l.includes('breaker')).join('\n')}`);
+    assert.ok(!out.split('\n').some((l) => l.startsWith('{')), 'every log line is human-readable');
+  } finally {
+    proc.kill('SIGTERM');
+    const code = await new Promise((r) => proc.once('exit', r));
+    assert.equal(code, 0);
+  }
+});

@@ -78,6 +78,34 @@ async function status(gw: RunningGateway): Promise<{ workers: { requests: number
   return (await (await request(`${gw.adminUrl}/status`)).body.json()) as { workers: { requests: number }[]; protection: Record<string, unknown> };
 }
 
+interface ShedCount {
+  route: string;
+  priority: string;
+  reason: string;
+  count: number;
+}
+
+/** What /status says was shed on `route` for `reason` (each route here has one priority, its name). */
+async function shedCounted(gw: RunningGateway, route: string, reason: string): Promise<number> {
+  const rows = (await status(gw)).protection.shed as ShedCount[];
+  return rows.filter((r) => r.route === route && r.reason === reason).reduce((n, r) => n + (r.priority === route ? r.count : NaN), 0);
+}
+
+/** Every 503 TG_ERR_SHED the clients saw on each route is counted once under its route, priority and reason. */
+async function assertShedByRoute(gw: RunningGateway, counts: Map<string, Counts>, reason: string, other: string): Promise<void> {
+  const seen = (p: string): number => counts.get(`/${p}`)!.get('TG_ERR_SHED') ?? 0;
+  await until(`the ${reason} shed counts of every route`, 5000, async () => {
+    for (const p of PRIORITIES) if ((await shedCounted(gw, p, reason)) !== seen(p)) return false;
+    return true;
+  });
+  for (const p of PRIORITIES) assert.equal(await shedCounted(gw, p, other), 0, `${p}: nothing shed for ${other}`);
+  const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text();
+  for (const p of PRIORITIES) {
+    const m = new RegExp(`tidegate_shed_total\\{route="${p}",priority="${p}",reason="${reason}"\\} (\\d+)`).exec(metrics);
+    assert.equal(Number(m?.[1] ?? 0), seen(p), `tidegate_shed_total for ${p}`);
+  }
+}
+
 async function until(what: string, ms: number, cond: () => Promise<boolean> | boolean): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
@@ -95,6 +123,7 @@ test('at the concurrency limit, lower priorities are shed first and critical get
   // Two critical clients: the other priorities can hold at most high's 18 of the 20, so
   // the reserve always has room for them (short of two workers racing on the count).
   const gen = load(gw.url, PRIORITIES.map((p) => `/${p}`), (p) => (p === '/critical' ? 2 : 10));
+  let stopped = false;
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const before = snapshot(gen.counts);
@@ -131,8 +160,11 @@ test('at the concurrency limit, lower priorities are shed first and critical get
     const low = Number(/tidegate_concurrency_shed_by_priority_total\{upstream="app",priority="low"\} (\d+)/.exec(metrics)?.[1]);
     const crit = Number(/tidegate_concurrency_shed_by_priority_total\{upstream="app",priority="critical"\} (\d+)/.exec(metrics)?.[1]);
     assert.ok(low > 0 && low > crit, `metrics: low ${low}, critical ${crit}`);
-  } finally {
     await gen.stop();
+    stopped = true;
+    await assertShedByRoute(gw, gen.counts, 'concurrency', 'gateway_load');
+  } finally {
+    if (!stopped) await gen.stop();
     await gw.stop();
     await up.close();
   }
@@ -190,6 +222,7 @@ test('gateway load: the shed level rises to its ceiling shedding low and normal,
     const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text();
     assert.match(metrics, /tidegate_shed_level 0/);
     assert.match(metrics, /tidegate_load_shed_total\{priority="low"\} [1-9]/);
+    await assertShedByRoute(gw, gen.counts, 'gateway_load', 'concurrency');
   } finally {
     if (!stopped) await gen.stop();
     await gw.stop();

@@ -176,6 +176,34 @@ test('concurrency step: measures minRTT at the floor, converges near capacity, f
   for (const l of down) assert.ok(l >= 8 && l <= 20, `back at capacity 8: ${down.join(',')}`);
 });
 
+/**
+ * The overload benchmark as a recorded model: C = 8 slots of 20 ms, bulk (low) traffic
+ * far above the limit filling its 50 % share, three critical requests in flight. The
+ * limit must fill the upstream within a few ticks of a surge (refusals while responses
+ * come back at minRTT ramp it unsmoothed), then hold the upstream's queue within the
+ * buffer: the √ headroom is no longer added once latency is past it, so critical
+ * requests do not wait behind √limit queued bulk ones.
+ */
+test('concurrency step: ramps to capacity within a few ticks of a surge while a low share fills it, then keeps the upstream queue within the buffer', () => {
+  const cfg = concurrencySchema.parse({ min: 2, max: 64 });
+  let s: ConcurrencyState = { ...initialConcurrencyState(cfg, 0), phase: 'sampling', minRttUs: 20_000, limit: 6, written: 6, nextMinRttAt: 1e12 };
+  const inFlights: number[] = [];
+  const rtts: number[] = [];
+  for (let i = 1; i <= 60; i++) {
+    const bulk = Math.max(1, Math.floor(s.written * 0.5));
+    const inFlight = bulk + Math.min(3, s.written - bulk);
+    const rttMs = 20 * Math.max(1, inFlight / 8);
+    const r = concurrencyStep('app', cfg, s, { now: i * 200, latency: samples(Math.round((inFlight / rttMs) * 200), rttMs), inFlight, shed: 100, random: 0.5 });
+    s = r.state;
+    if (r.events.length > 0) assert.equal(r.events[0]!.fields.ramp, rttMs <= 21, `tick ${i}: ramp only while there is no queue`);
+    inFlights.push(inFlight);
+    rtts.push(rttMs);
+  }
+  assert.ok(inFlights.slice(2).every((n) => n >= 8), `the upstream is full from the third tick on: ${inFlights.join(',')}`);
+  const settled = rtts.slice(-30);
+  assert.ok(settled.every((ms) => ms <= 26), `upstream queue within the 25 % buffer once settled (RTT ms ${settled.join(',')})`);
+});
+
 test('concurrency step: still while not binding, quiet in a steady state, periodic minRTT with jitter, bounds', () => {
   const cfg = concurrencySchema.parse({ min: 3, max: 40, minRttInterval: '10s', minRttJitter: '20%' });
   let s: ConcurrencyState = { ...initialConcurrencyState(cfg, 0), phase: 'sampling', minRttUs: 20_000, limit: 20, written: 20, nextMinRttAt: 1e12 };
