@@ -39,6 +39,7 @@ import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
+import { ClusterLimiter } from '../fleet/cluster-limiter.js';
 
 export const VERSION = '0.1.0';
 
@@ -75,6 +76,8 @@ export class Gateway {
   readonly endpoints: EndpointWriter;
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
+  /** leases of `scope: cluster` rate limits from Redis (src/fleet/cluster-limiter.ts) */
+  readonly cluster: ClusterLimiter;
   private overload: OverloadMonitor | null = null;
   /** the data plane's certificates and their reloads */
   readonly tls: TlsCertificates;
@@ -102,10 +105,12 @@ export class Gateway {
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
+    this.cluster = new ClusterLimiter(this.shm, this.log);
+    this.cluster.apply(this.config, this.limiter.rows());
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r) });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -122,6 +127,7 @@ export class Gateway {
     const log = this.log;
     this.port = await this.supervisor.start();
     this.controllers.start();
+    this.cluster.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
@@ -188,6 +194,7 @@ export class Gateway {
       // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
       this.endpoints.checkCapacity(upstreamTables(next));
       this.limiter.applyConfig(next);
+      this.cluster.apply(next, this.limiter.rows());
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
     } catch (err) {
@@ -286,6 +293,8 @@ export class Gateway {
       // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
       balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      // scope: cluster rate limits: Redis reachability, the mode in force, leases, commands
+      cluster: this.cluster.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -317,6 +326,7 @@ export class Gateway {
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
     this.controllers.stop();
+    this.cluster.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
