@@ -47,6 +47,8 @@ export interface GatewayOptions {
   readonly config: Config;
   /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
   readonly configPath?: string;
+  /** a config source other than a file (etcd, src/fleet/etcd-source.ts): reload takes its current config */
+  readonly configSource?: { load(): Config; status(): unknown };
   readonly log: Logger;
 }
 
@@ -160,12 +162,12 @@ export class Gateway {
 
   /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */
   async reload(): Promise<{ generation: number }> {
-    const { configPath } = this.opts;
+    const { configPath, configSource } = this.opts;
     const log = this.log;
-    if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
+    if (!configPath && !configSource) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
-      next = loadConfigFile(configPath);
+      next = configSource ? configSource.load() : loadConfigFile(configPath!);
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
@@ -275,6 +277,7 @@ export class Gateway {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       generation: this.generation,
       draining: this.draining,
+      configSource: this.opts.configSource?.status() ?? { type: 'file', path: this.opts.configPath ?? null },
       listen: { host: this.config.listen.host, port: this.port, tls: this.tls.status() },
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
