@@ -8,8 +8,8 @@
 // same call charging what workers admitted on credit and returning what an idle key
 // no longer needs. Batches are sized from the key's demand here (admitted + refused for
 // want of a lease). When Redis has fewer than half a batch it grants nothing and answers
-// how long until it will have them: workers refuse the key until then (a 429 without a
-// round trip) and the next request for tokens waits as long, so instances at the limit
+// how long until it will have them: workers refuse the key until the next answer (a 429
+// without a round trip) and the next request for tokens waits as long, so instances at the limit
 // take turns in batches instead of a token per command. A lease that runs dry with no
 // such answer (the refill was late) admits on credit at this instance's share of the
 // rate, `bridgeBurst` at once; the credit is charged at the next exchange.
@@ -326,8 +326,10 @@ export class ClusterLimiter {
     const alpha = 0.25;
     for (const k of this.keys.values()) {
       if (!this.leases.tagIs(k.slot, k.hi, k.lo)) {
-        // Taken over by another key, which only happens to a slot with no lease, use or credit.
+        // Taken over by another key, which only happens to a slot with no lease, use or
+        // credit; the new key must not inherit the old one's refusal.
         this.keys.delete(k.slot);
+        this.leases.setDenyUntil(k.slot, 0);
         continue;
       }
       const { used, debt, refused } = this.leases.takeUsage(k.slot);
@@ -344,7 +346,7 @@ export class ClusterLimiter {
       if (now - k.lastUsedMs >= cfg.lease.idle) {
         const back = this.leases.drainTokens(k.slot);
         if (back > 0 || k.debt > 0) this.exchange(k, 0, 0, back);
-        else this.keys.delete(k.slot);
+        else this.forget(k);
         continue;
       }
       // Never more than the burst (Redis could not grant it) nor, as the least it waits
@@ -358,6 +360,12 @@ export class ClusterLimiter {
       if (wantNow) this.exchange(k, Math.max(1, batch - Math.max(0, tokens)), Math.min(min, Math.max(1, batch - Math.max(0, tokens))), 0);
       else if (k.debt > 0) this.exchange(k, 0, 0, 0);
     }
+  }
+
+  /** An idle key: its state goes, and so does any refusal Redis asked for (it would outlive every answer). */
+  private forget(k: KeyState): void {
+    this.keys.delete(k.slot);
+    if (this.leases.tagIs(k.slot, k.hi, k.lo)) this.leases.setDenyUntil(k.slot, 0);
   }
 
   /** One EVALSHA for one key: return `back`, charge its credit, ask for `want` (granted only if ≥ `min`). */
@@ -386,11 +394,12 @@ export class ClusterLimiter {
           }
           k.nextAskMs = 0;
         } else if (want > 0) {
-          // Too few tokens: workers refuse the key until Redis will have `min`, and we ask again then.
+          // Too few tokens: workers refuse the key until our next answer, which we ask for
+          // when Redis will have `min` (the time is also their Retry-After).
           if (live) this.leases.setDenyUntil(k.slot, Number(process.hrtime.bigint()) + waitUs * 1000);
           k.nextAskMs = Date.now() + Math.ceil(waitUs / 1000);
         }
-        if (want === 0 && back > 0 && this.keys.get(k.slot) === k && k.debt === 0 && this.leases.tokens(k.slot) === 0) this.keys.delete(k.slot);
+        if (want === 0 && back > 0 && this.keys.get(k.slot) === k && k.debt === 0 && this.leases.tokens(k.slot) === 0) this.forget(k);
       },
       (err: Error) => {
         k.inFlight = false;

@@ -21,7 +21,7 @@
 // A `scope: cluster` policy (its cluster words say so, src/fleet/ writes them) adds a
 // lease in front of the same slot: tokens the primary took from the Redis bucket for
 // this key. A request spends one with compareExchange; with none left it is refused
-// while Redis said the key is empty (deny-until), else admitted on credit by a small
+// when Redis last said the key is empty (deny-until), else admitted on credit by a small
 // GCRA at this instance's share of the rate on the slot's TAT (the bridge), and the
 // primary charges that credit to Redis at its next exchange. While Redis is
 // unreachable the row's mode says what to do instead (allow, deny, or the local share).
@@ -276,13 +276,14 @@ export class LimiterTable {
         return true;
       }
     }
+    // Redis said the key is empty: refused until the primary's next answer clears this
+    // (a grant) or moves it (still empty). Credit here would be charged past the limit.
     const until = f64[li / 2 + kLeaseDenyUntilField]!;
-    const now = Number(nowNs);
-    if (now < until) {
+    if (until > 0) {
       Atomics.add(i32, li + kLeaseRefusedInt32, 1);
       Atomics.add(i32, pb * 2 + kLimiterPolicyDeniedInt32, 1);
       out.remaining = 0;
-      out.resetSeconds = (until - now) / 1e9;
+      out.resetSeconds = Math.max(0.001, (until - Number(nowNs)) / 1e9);
       return false;
     }
     const ok = this.update(pb, base, T, BigInt(Math.round(tNs * f64[cb + kClusterPolicyBridgeBurstField]!)), nowNs, out);
