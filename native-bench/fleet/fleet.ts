@@ -8,7 +8,8 @@
 // worker of every instance on the new generation.
 //
 //   npm run fleet -- --instances 10 [--rate 100] [--burst 50] [--seconds 20] [--keys 1]
-//                    [--load 2] [--workers 1] [--on-failure local] [--etcd] [--no-kill] [--json FILE]
+//                    [--load 2] [--workers 1] [--on-failure local] [--lease-ahead 250ms] [--etcd]
+//                    [--no-kill] [--json FILE]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -34,10 +35,12 @@ interface Options {
   etcd: boolean;
   kill: boolean;
   json: string | null;
+  /** redis.lease.ahead, e.g. "250ms" (default: the config default) */
+  leaseAhead: string | null;
 }
 
 function parse(argv: readonly string[]): Options {
-  const o: Options = { instances: 2, rate: 100, burst: 50, seconds: 20, keys: 1, load: 2, workers: 1, onFailure: 'local', etcd: false, kill: true, json: null };
+  const o: Options = { instances: 2, rate: 100, burst: 50, seconds: 20, keys: 1, load: 2, workers: 1, onFailure: 'local', etcd: false, kill: true, json: null, leaseAhead: null };
   for (const f of readFlags(argv)) {
     switch (f.flag) {
       case '--instances': o.instances = f.num(1); break;
@@ -56,6 +59,7 @@ function parse(argv: readonly string[]): Options {
       case '--etcd': o.etcd = true; break;
       case '--no-kill': o.kill = false; break;
       case '--json': o.json = f.value(); break;
+      case '--lease-ahead': o.leaseAhead = f.value(); break;
       default: throw new Error(`unknown flag ${f.flag}`);
     }
   }
@@ -103,6 +107,7 @@ interface ClusterStatus {
   mode: string;
   reachable: boolean;
   transitions: number;
+  tokens: { granted: number; returned: number; expired: number; charged: number };
 }
 
 async function statusOf(i: Instance): Promise<{ generation: number; workers: { generation: number }[]; cluster: ClusterStatus; routes: { name: string }[] }> {
@@ -188,7 +193,7 @@ function config(o: Options, upstream: string, redisUrl: string, routeName = 'api
     listen: { host: '127.0.0.1', port: 0 },
     workers: o.workers,
     admin: { host: '127.0.0.1', port: 0 },
-    redis: { url: redisUrl, instances: o.instances, onFailure: o.onFailure },
+    redis: { url: redisUrl, instances: o.instances, onFailure: o.onFailure, ...(o.leaseAhead ? { lease: { ahead: o.leaseAhead } } : {}) },
     upstreams: { app: { discovery: { type: 'static', endpoints: [upstream] } } },
     routes: [{ name: routeName, match: { path: '/' }, upstream: 'app', policies: [{ 'rate-limit': { name: 'tenant', key: 'header:x-tenant', rate: `${o.rate}/s`, burst: o.burst, scope: 'cluster', headers: false } }] }],
   };
@@ -223,7 +228,7 @@ async function main(): Promise<void> {
     const etcdUrl = etcd ? `etcd://127.0.0.1:${etcd.port}/fleet` : null;
     if (etcd) await etcd.put('/fleet/config', stringify(base));
     const file = writeConfig(base);
-    console.log(`fleet: ${o.instances} instances × ${o.workers} worker, limit ${o.rate}/s burst ${o.burst} per key (${o.keys} key${o.keys > 1 ? 's' : ''}), load ${o.load}×, Redis ${redis.url}${etcdUrl ? `, config from ${etcdUrl}` : ''}`);
+    console.log(`fleet: ${o.instances} instances × ${o.workers} worker, limit ${o.rate}/s burst ${o.burst} per key (${o.keys} key${o.keys > 1 ? 's' : ''}), load ${o.load}×, lease.ahead ${o.leaseAhead ?? '250ms'}, Redis ${redis.url}${etcdUrl ? `, config from ${etcdUrl}` : ''}`);
     // One at a time: on a 2-core machine parallel starts only slow each other down.
     for (let n = 0; n < o.instances; n++) instances.push(await launch(etcdUrl ? ['--config', etcdUrl, '--last-good', `${file}.last-good-${n}`] : ['--config', file]));
     for (const i of instances) await waitFor('Redis reachable', () => statusOf(i), (s) => s.cluster.reachable, 30_000);
@@ -244,6 +249,9 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(`${r.key.padEnd(12)} ${String(r.sent).padStart(6)} ${String(r.ok).padStart(9)} ${String(r.limited).padStart(8)} ${String(r.other + r.unavailable).padStart(6)} ${String(r.skipped).padStart(8)} ${String(r.expected).padStart(9)}  ${r.errorPercent >= 0 ? '+' : ''}${r.errorPercent} %`);
     const per1k = (1000 * evals) / Math.max(1, admitted);
     console.log(`Redis: ${evals} EVALSHA (${all} commands counted by Redis, the script's own TIME/GET/SET included) for ${admitted} admitted = ${per1k.toFixed(1)} EVALSHA per 1,000 admitted (${((1000 * evals) / Math.max(1, rows.reduce((s, r) => s + r.sent, 0))).toFixed(1)} per 1,000 requests)`);
+    const tok = (await Promise.all(instances.map(statusOf))).map((x) => x.cluster.tokens);
+    const tsum = (f: keyof ClusterStatus['tokens']): number => tok.reduce((a, t) => a + t[f], 0);
+    console.log(`leases over all instances: ${tsum('granted')} tokens granted, ${tsum('charged')} admitted on credit (charged), ${tsum('returned')} returned, ${tsum('expired')} expired`);
     report.accuracy = { elapsed: run.elapsed, expectedPerKey: expected, keys: rows, evalsha: evals, commands: all, evalshaPer1000Admitted: per1k };
 
     // ---- Redis killed mid-load and restarted ------------------------------------------

@@ -69,6 +69,8 @@ interface KeyState {
   /** no new lease before (Date.now ms): Redis said when it will have tokens */
   nextAskMs: number;
   inFlight: boolean;
+  /** Redis' last answer granted less than asked: the key is at the fleet's limit */
+  limited: boolean;
 }
 
 export interface ClusterLimiterStatus {
@@ -278,7 +280,8 @@ export class ClusterLimiter {
     const n = cfg?.instances ?? 1;
     const mode = this.reachable ? ClusterMode.Lease : this.failureMode();
     for (const r of this.rows.values()) {
-      this.leases.setPolicy(r.row, mode, r.rate / n, Math.max(1, Math.ceil(r.burst / n)), cfg?.bridgeBurst ?? 1);
+      // Grace: two sync intervals past a refusal's end without a new answer.
+      this.leases.setPolicy(r.row, mode, r.rate / n, Math.max(1, Math.ceil(r.burst / n)), cfg?.bridgeBurst ?? 1, 2 * (cfg?.syncInterval ?? 50) * 1e6);
     }
   }
 
@@ -321,7 +324,7 @@ export class ClusterLimiter {
       const k = this.keys.get(slot);
       if (k !== undefined && k.hi === hi && k.lo === lo) return;
       const r = this.rows.get(row)!;
-      this.keys.set(slot, { slot, hi, lo, row: r, redisKey: r.prefix + (hi & 0xffff).toString(16).padStart(4, '0') + (lo >>> 0).toString(16).padStart(8, '0'), rate: 0, lastLookMs: now, lastUsedMs: now, debt: 0, nextAskMs: 0, inFlight: false });
+      this.keys.set(slot, { slot, hi, lo, row: r, redisKey: r.prefix + (hi & 0xffff).toString(16).padStart(4, '0') + (lo >>> 0).toString(16).padStart(8, '0'), rate: 0, lastLookMs: now, lastUsedMs: now, debt: 0, nextAskMs: 0, inFlight: false, limited: false });
     });
     const alpha = 0.25;
     for (const k of this.keys.values()) {
@@ -337,8 +340,8 @@ export class ClusterLimiter {
       // A busy primary ticks late: size leases for the interval it really achieves.
       const interval = Math.max(cfg.syncInterval, dt);
       k.lastLookMs = now;
-      const demand = ((used + refused) * 1000) / dt;
-      k.rate = k.rate === 0 ? demand : k.rate * (1 - alpha) + alpha * demand;
+      const seen = ((used + refused) * 1000) / dt;
+      k.rate = k.rate === 0 ? seen : k.rate * (1 - alpha) + alpha * seen;
       if (used > 0) k.lastUsedMs = now;
       k.debt += debt;
       if (k.inFlight) continue;
@@ -352,10 +355,13 @@ export class ClusterLimiter {
       // Never more than the burst (Redis could not grant it) nor, as the least it waits
       // for, more than this instance's share of the burst.
       const r = k.row;
-      const batch = Math.min(cfg.lease.maxTokens, r.burst, Math.max(1, Math.ceil((k.rate * Math.max(cfg.lease.ahead, 2 * interval)) / 1000)));
+      // Demand above this instance's share of the rate cannot be served from Redis for
+      // long: sizing for it would only leave more tokens stranded here.
+      const demand = k.limited ? Math.min(k.rate, r.rate / cfg.instances) : k.rate;
+      const batch = Math.min(cfg.lease.maxTokens, r.burst, Math.max(1, Math.ceil((demand * Math.max(cfg.lease.ahead, 2 * interval)) / 1000)));
       const min = Math.min(Math.max(1, Math.ceil(batch / 2)), Math.max(1, Math.floor(r.burst / cfg.instances)));
       // Refill while two syncs' worth is still left: the lease must not run dry before the answer.
-      const low = Math.ceil((k.rate * 2 * interval) / 1000);
+      const low = Math.ceil((demand * 2 * interval) / 1000);
       const wantNow = tokens <= low && now >= k.nextAskMs;
       if (wantNow) this.exchange(k, Math.max(1, batch - Math.max(0, tokens)), Math.min(min, Math.max(1, batch - Math.max(0, tokens))), 0);
       else if (k.debt > 0) this.exchange(k, 0, 0, 0);
@@ -383,6 +389,7 @@ export class ClusterLimiter {
         this.returned += back;
         const [grant, waitUs] = reply;
         const live = this.keys.get(k.slot) === k && this.leases.tagIs(k.slot, k.hi, k.lo);
+        if (want > 0) k.limited = grant < want;
         if (grant > 0) {
           this.granted += grant;
           if (live) {

@@ -261,6 +261,8 @@ export const kClusterPolicyBridgedInt32 = 9;
 export const kClusterPolicyLocalInt32 = 10;
 export const kClusterPolicyFailOpenInt32 = 11;
 export const kClusterPolicyFailClosedInt32 = 12;
+/** [primary] f64 (word 7): ns past a key's deny-until after which, still without an answer from the primary, credit resumes */
+export const kClusterPolicyGraceField = 7;
 export const kClusterPolicyWords = kWordsPerCacheLine;
 
 /** [rmw] i32: lease tokens left; the primary adds a batch, workers take one each with compareExchange */

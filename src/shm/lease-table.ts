@@ -7,6 +7,7 @@ import {
   kClusterPolicyBridgedInt32,
   kClusterPolicyFailClosedInt32,
   kClusterPolicyFailOpenInt32,
+  kClusterPolicyGraceField,
   kClusterPolicyLeasedInt32,
   kClusterPolicyLocalInt32,
   kClusterPolicyModeField,
@@ -54,8 +55,9 @@ export class LeaseTable {
     this.tagInt32 = (shm.layout.limiterSlotOffset + kLimiterSlotTagField) * 2;
   }
 
-  setPolicy(row: number, mode: ClusterMode, shareRate: number, shareBurst: number, bridgeBurst: number): void {
+  setPolicy(row: number, mode: ClusterMode, shareRate: number, shareBurst: number, bridgeBurst: number, graceNs = 0): void {
     const b = this.policyOffset + row * kClusterPolicyWords;
+    this.f64[b + kClusterPolicyGraceField] = graceNs;
     this.f64[b + kClusterPolicyShareRateField] = shareRate;
     this.f64[b + kClusterPolicyShareBurstField] = shareBurst;
     this.f64[b + kClusterPolicyBridgeBurstField] = bridgeBurst;

@@ -36,6 +36,7 @@ import {
   kClusterPolicyBridgedInt32,
   kClusterPolicyFailClosedInt32,
   kClusterPolicyFailOpenInt32,
+  kClusterPolicyGraceField,
   kClusterPolicyLeasedInt32,
   kClusterPolicyLocalInt32,
   kClusterPolicyModeField,
@@ -277,9 +278,11 @@ export class LimiterTable {
       }
     }
     // Redis said the key is empty: refused until the primary's next answer clears this
-    // (a grant) or moves it (still empty). Credit here would be charged past the limit.
+    // (a grant) or moves it (still empty): credit here would be charged past the limit.
+    // Unless that answer is late by more than the grace (a starved primary, a slow
+    // Redis): then credit at the share rate, as for any late refill.
     const until = f64[li / 2 + kLeaseDenyUntilField]!;
-    if (until > 0) {
+    if (until > 0 && Number(nowNs) < until + f64[cb + kClusterPolicyGraceField]!) {
       Atomics.add(i32, li + kLeaseRefusedInt32, 1);
       Atomics.add(i32, pb * 2 + kLimiterPolicyDeniedInt32, 1);
       out.remaining = 0;
