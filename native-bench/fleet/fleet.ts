@@ -264,28 +264,36 @@ async function main(): Promise<void> {
       let restartedAt = 0;
       const failover: Promise<{ ms: number }>[] = [];
       const failback: Promise<{ ms: number }>[] = [];
+      let killed = false;
+      let killing: Promise<void> = Promise.resolve();
+      let restoring: Promise<void> = Promise.resolve();
+      let restarted = false;
+      // `>=`: a starved load generator may skip a second's first iteration.
       const phase = drive(instances, killKeys, o.load * o.rate, TOTAL * 1000, (s) => {
-        if (s === KILL_AT) {
+        if (s >= KILL_AT && !killed) {
+          killed = true;
           killedAt = performance.now();
-          void redis.kill().then(() => {
+          killing = redis.kill().then(() => {
             for (const i of instances) failover.push(waitFor('failover', () => statusOf(i), (x) => !x.cluster.reachable, 20_000));
           });
         }
-        if (s === RESTART_AT) {
+        if (s >= RESTART_AT && killed && !restarted) {
+          restarted = true;
           restartedAt = performance.now();
-          void redis.restart().then(() => {
+          restoring = killing.then(() => redis.restart()).then(() => {
             for (const i of instances) failback.push(waitFor('failback', () => statusOf(i), (x) => x.cluster.reachable && x.cluster.mode === 'lease', 30_000));
           });
         }
       });
       const k = await phase;
+      await restoring;
       const over = await Promise.all(failover);
       const back = await Promise.all(failback);
       void killedAt;
       void restartedAt;
       console.log(`\nRedis killed at ${KILL_AT} s, restarted at ${RESTART_AT} s (onFailure ${o.onFailure}; limit ${o.rate}/s, load ${o.load * o.rate}/s):`);
       console.log('second  admitted  limited  unavailable  other');
-      k.bySecond.forEach((c, s) => console.log(`${String(s).padStart(6)} ${String(c.ok).padStart(9)} ${String(c.limited).padStart(8)} ${String(c.unavailable).padStart(12)} ${String(c.other).padStart(6)}${s === KILL_AT ? '   ← kill' : s === RESTART_AT ? '   ← restart' : ''}`));
+      Array.from({ length: TOTAL }, (_, s) => k.bySecond[s] ?? zero()).forEach((c, s) => console.log(`${String(s).padStart(6)} ${String(c.ok).padStart(9)} ${String(c.limited).padStart(8)} ${String(c.unavailable).padStart(12)} ${String(c.other).padStart(6)}${s === KILL_AT ? '   ← kill' : s === RESTART_AT ? '   ← restart' : ''}`));
       const ms = (xs: { ms: number }[]): string => `max ${Math.max(...xs.map((x) => x.ms)).toFixed(0)} ms, median ${xs.map((x) => x.ms).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(0)} ms`;
       console.log(`every instance in ${o.onFailure} mode after the kill: ${ms(over)} (status polled every 20 ms); back to leases after the restart: ${ms(back)}`);
       const transitions = (await Promise.all(instances.map(statusOf))).map((s) => s.cluster.transitions);

@@ -15,8 +15,10 @@
 // rate, `bridgeBurst` at once; the credit is charged at the next exchange.
 //
 // Accuracy, per key over any interval t, with N instances sharing it (redis.instances = N):
-//   admitted ≤ rate × t + burst + N × bridgeBurst + rate × (syncInterval + Redis RTT)
-// (credit taken before the next exchange is the only thing Redis has not counted yet);
+//   admitted ≤ rate × t + burst + N × bridgeBurst + rate × L
+// with L how late exchanges run (syncInterval + Redis RTT + event-loop delay): credit, at
+// rate / N per instance, is taken only while an answer is late and is the only thing
+// Redis has not counted yet;
 // and, while every instance's demand is above its share, admitted ≥ rate × t + burst
 // − the tokens leased and not yet spent (at most rate × lease.ahead + N: leases are
 // sized from each instance's share of the admitted rate).
