@@ -344,7 +344,9 @@ export class ClusterLimiter {
       k.lastLookMs = now;
       const seen = ((used + refused) * 1000) / dt;
       k.rate = k.rate === 0 ? seen : k.rate * (1 - alpha) + alpha * seen;
-      if (used > 0) k.lastUsedMs = now;
+      // Idle means no requests at all: a key refused while it waits for tokens is busy, and
+      // returning the tokens that then arrive would strand them in Redis.
+      if (used + refused > 0) k.lastUsedMs = now;
       k.debt += debt;
       if (k.inFlight) continue;
       const tokens = this.leases.tokens(k.slot);
