@@ -31,7 +31,9 @@ async function cluster(gw: RunningGateway): Promise<ClusterStatus> {
 function fleetConfig(upstream: string, redisUrl: string, redis: Record<string, unknown>, limit: { rate: number; burst: number }): Record<string, unknown> {
   return baseConfig([upstream], {
     workers: 2,
-    redis: { url: redisUrl, instances: 2, syncInterval: '20ms', commandTimeout: '300ms', connectTimeout: '500ms', ...redis },
+    // commandTimeout: a loaded 2-core machine answers a healthy Redis late at times; the
+    // failover tests kill Redis (the connection closes), they do not need a short timeout.
+    redis: { url: redisUrl, instances: 2, syncInterval: '20ms', commandTimeout: '2s', connectTimeout: '500ms', ...redis },
     routes: [{ name: 'api', match: { path: '/' }, upstream: 'app', policies: [{ 'rate-limit': { name: 'fleet', key: 'header:x-tenant', rate: `${limit.rate}/s`, burst: limit.burst, scope: 'cluster' } }] }],
   });
 }
@@ -100,7 +102,7 @@ test('cluster rate limit: two instances share one Redis bucket; admitted ≈ rat
     console.log(`admitted ${ok} (per instance ${tallies.map((t) => t.ok).join(' + ')}), limited ${sum(tallies, 'limited')}, expected ${expected.toFixed(0)} over ${elapsed.toFixed(2)} s; ${evals} EVALSHA = ${((1000 * evals) / ok).toFixed(0)} per 1,000 admitted`);
     assert.equal(sum(tallies, 'other') + sum(tallies, 'unavailable'), 0);
     const requests = ok + sum(tallies, 'limited');
-    assert.ok(requests > 2 * expected, `the load must be well above the limit: ${requests} requests`);
+    assert.ok(requests > 1.5 * expected, `the load must be well above the limit: ${requests} requests`);
     // The bound (src/fleet/cluster-limiter.ts) plus room for a loaded 2-core machine.
     // Below: tokens still leased when the load stops (≤ one batch per instance, ≤ burst each).
     assert.ok(ok >= expected - 2 * BURST - 5 && ok <= expected * 1.1 + 2 + 5, `admitted ${ok}, expected ${expected.toFixed(0)}`);
