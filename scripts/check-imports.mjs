@@ -8,11 +8,13 @@ import { join, relative, resolve, dirname } from 'node:path';
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const src = join(root, 'src');
 const rules = [
-  { from: 'worker', forbid: ['primary', 'discovery', 'demo', 'controllers'] },
+  { from: 'worker', forbid: ['primary', 'discovery', 'demo', 'controllers', 'fleet'] },
+  // Redis leases and the etcd source: control plane, beside src/primary.
+  { from: 'fleet', forbid: ['worker'] },
   { from: 'controllers', forbid: ['worker'] },
   { from: 'primary', forbid: ['worker'] },
   { from: 'discovery', forbid: ['worker'] },
-  { from: 'shm', forbid: ['primary', 'worker', 'policies', 'balancers', 'discovery'] },
+  { from: 'shm', forbid: ['primary', 'worker', 'policies', 'balancers', 'discovery', 'fleet'] },
   { from: 'balancers', forbid: ['primary', 'worker'] },
   { from: 'policies', forbid: ['primary', 'worker'] },
   // `tidegate top` is a client of the admin HTTP API, never of the gateway's internals.

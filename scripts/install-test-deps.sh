@@ -6,15 +6,22 @@
 #             dnsmasq-base ships no system service, so nothing listens on port 53.
 #   openssl — the command line tool: TLS tests make their certificates with it
 #             (test/helpers/certs.ts).
+#   redis-server — Redis 7: the cluster-wide rate-limit tests start their own on a
+#             random loopback port with its own data directory (test/helpers/redis.ts).
+#   etcd-server — etcd 3.4: the etcd config-source tests start their own the same way
+#             (test/helpers/etcd.ts). Debian starts neither package as a service here
+#             (no init in containers); the tests never use a system instance.
 # Idempotent: exits 0 at once when everything is present.
 set -euo pipefail
 
 need=()
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "install-test-deps: everything is present (dnsmasq, openssl)"
+  echo "install-test-deps: everything is present (dnsmasq, openssl, redis-server, etcd)"
   exit 0
 fi
 

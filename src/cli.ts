@@ -4,7 +4,11 @@
 //   exit 0: ran and stopped cleanly (or the config checked out)
 //   exit 2: the config is invalid (every error listed, with its path); nothing started
 //   exit 1: anything else that stopped it from running
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isEtcdUrl } from './fleet/etcd-url.js';
 import { ConfigError, StartupError } from './errors.js';
 import { loadConfigFile } from './config/load.js';
 import { Gateway, VERSION } from './primary/gateway.js';
@@ -19,6 +23,11 @@ const USAGE = `tidegate ${VERSION} — adaptive edge gateway
 
 usage:
   tidegate --config FILE   run with FILE (YAML)
+  tidegate --config etcd://HOST:PORT[,HOST:PORT]/PREFIX [--last-good FILE]
+                           run with the config at key PREFIX/config in etcd v3, watched;
+                           FILE keeps the last config applied, run when etcd is unreachable
+  tidegate config push FILE --to etcd://HOST:PORT/PREFIX
+                           validate FILE and write it to etcd (every watching gateway applies it)
   tidegate --check FILE    validate FILE and exit (0 valid, 2 invalid)
   tidegate [--demo]        run the demo: bundled config, echo and fault upstreams on loopback
   tidegate fault-upstream  run a fault-injecting upstream (--help for its flags)
@@ -32,6 +41,7 @@ signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the config file.`;
 
 interface Args {
   config?: string;
+  lastGood?: string;
   check?: string;
   demo: boolean;
 }
@@ -47,6 +57,8 @@ function parseArgs(argv: string[]): Args {
     };
     if (a === '--config' || a === '-c') args.config = value();
     else if (a.startsWith('--config=')) args.config = a.slice(9);
+    else if (a === '--last-good') args.lastGood = value();
+    else if (a.startsWith('--last-good=')) args.lastGood = a.slice(12);
     else if (a === '--check') args.check = value();
     else if (a.startsWith('--check=')) args.check = a.slice(8);
     else if (a === '--demo') args.demo = true;
@@ -79,6 +91,15 @@ function demoFaultHelp(urls: string[], base: string): string {
   );
 }
 
+/** `tidegate config push FILE --to etcd://…` */
+async function configCommand(argv: string[]): Promise<void> {
+  const [sub, file, flag, url] = argv;
+  if (sub !== 'push' || !file || flag !== '--to' || !url || !isEtcdUrl(url)) fail(`usage: tidegate config push FILE --to etcd://HOST:PORT/PREFIX`, 2);
+  const { pushConfig } = await import('./fleet/etcd-source.js');
+  const { key, revision } = await pushConfig(file!, url!);
+  console.log(`tidegate: ${file} is valid; written to ${key} (revision ${revision})`);
+}
+
 function fail(message: string, code: number): never {
   console.error(`tidegate: ${message}`);
   process.exit(code);
@@ -92,6 +113,7 @@ async function main(): Promise<void> {
     return;
   }
   if (process.argv[2] === 'fault-upstream') return runFaultUpstreamCli(process.argv.slice(3));
+  if (process.argv[2] === 'config') return configCommand(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   if (args.check) {
     loadConfigFile(args.check);
@@ -123,9 +145,22 @@ async function main(): Promise<void> {
       for (const f of started) void f.close();
     });
   }
-  const config = loadConfigFile(configPath);
-  const gw = new Gateway({ config, configPath, log });
-  await gw.start();
+  let gw: Gateway;
+  let stopSource: () => Promise<void> = async () => {};
+  if (isEtcdUrl(configPath)) {
+    const { EtcdConfigSource } = await import('./fleet/etcd-source.js');
+    const lastGood = args.lastGood ?? join(tmpdir(), `tidegate-last-good-${createHash('sha1').update(configPath).digest('hex').slice(0, 12)}.yaml`);
+    const { source, config } = await EtcdConfigSource.open(configPath, lastGood, log);
+    gw = new Gateway({ config, configSource: source, log });
+    await gw.start();
+    const g = gw;
+    source.watch(() => g.reload());
+    stopSource = () => source.stop();
+  } else {
+    const config = loadConfigFile(configPath);
+    gw = new Gateway({ config, configPath, log });
+    await gw.start();
+  }
   if (!args.config) {
     const base = `http://127.0.0.1:${gw.port}`;
     console.error(
@@ -144,7 +179,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ event: 'signal', signal }, `received ${signal}`);
     gw.stop().then(
-      () => process.exit(0),
+      () => stopSource().finally(() => process.exit(0)),
       (err: Error) => {
         log.error({ event: 'stop-failed', error: err.message }, 'stop failed');
         process.exit(1);

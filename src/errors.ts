@@ -52,6 +52,7 @@ export const Errors = Object.freeze({
   SHED: spec('TG_ERR_SHED', 503, "the upstream is at its concurrency limit"),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
+  RATE_LIMIT_UNAVAILABLE: spec('TG_ERR_RATE_LIMIT_UNAVAILABLE', 503, 'the cluster rate-limit store (Redis) is unreachable and redis.onFailure is deny'),
   // Anything else; the message never carries internals.
   INTERNAL: spec('TG_ERR_INTERNAL', 500, 'internal gateway error'),
 });

@@ -54,7 +54,7 @@ if (!isMainThread) {
   const ewma = new PeakEwmaBalancer(snap);
   const limiter = new LimiterTable(shm);
   limiter.setPolicy(0, 1e6, 1e6);
-  const out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1 };
+  const out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1, unavailable: false };
   let sink = 0;
 
   const cases: Record<string, (n: number) => void> = {

@@ -16,6 +16,7 @@ import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
+import { redisIssues, redisSchema } from '../fleet/redis-schema.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -229,6 +230,8 @@ export const configSchema = z
     observability: observabilitySchema.prefault({}),
     /** shed low priorities when the workers' event loops are busy (src/controllers/shed-level.ts); off when absent */
     shedding: sheddingSchema.optional(),
+    /** where `scope: cluster` rate limits keep their buckets (src/fleet/); needed only by those */
+    redis: redisSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   });
@@ -251,7 +254,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
-  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams));
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {

@@ -21,6 +21,12 @@
 //   (src/controllers/adaptive-rate.ts) scale the rate by the row's multiplier while the
 //   route's upstream is slow or failing; the worker just applies the multiplier.
 //
+// scope: `local` (default: this instance's shared memory alone) or `cluster`: one bucket
+//   per key for the whole fleet, kept in Redis (top-level `redis`), spent from local
+//   leases the primary refills (src/fleet/cluster-limiter.ts); the worker never waits
+//   on Redis. While Redis is unreachable `redis.onFailure` decides; `deny` answers
+//   503 TG_ERR_RATE_LIMIT_UNAVAILABLE.
+//
 // Header syntax: draft-ietf-httpapi-ratelimit-headers (2025):
 //   RateLimit-Policy: "<name>";q=<n>;w=<period seconds>   (the effective rate: configured × multiplier)
 //   RateLimit: "<name>";r=<remaining>;t=<seconds>         (t: until full / until retry)
@@ -94,8 +100,12 @@ export function rateLimitSchema(z: Zod) {
       rate,
       burst: z.number().int().min(1).max(10_000_000).optional(),
       headers: z.boolean().default(true),
+      scope: z.enum(['local', 'cluster']).default('local'),
       adaptive,
     })
+    // XXX: an adaptive multiplier would have to travel to Redis with every lease and be
+    // agreed by every instance; refused until the fleet has one controller for it.
+    .refine((c) => !(c.scope === 'cluster' && c.adaptive !== undefined), { message: 'adaptive is not supported with scope: cluster', path: ['adaptive'] })
     .transform((c) => ({ ...c, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(c.rate.perSecond)) }));
 }
 
@@ -127,7 +137,7 @@ class RateLimit implements PolicyInstance {
   private quota: number;
   /** the row multiplier policyHeader and quota were built for */
   private multiplier = 1;
-  private readonly out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1 };
+  private readonly out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1, unavailable: false };
 
   constructor(
     private readonly cfg: RateLimitConfig,
@@ -187,6 +197,7 @@ class RateLimit implements PolicyInstance {
     // Whole seconds, rounded up: a client that waits Retry-After must find a token.
     const retry = Math.max(1, Math.ceil(out.resetSeconds));
     ctx.responseHeaders.push('ratelimit-policy', this.policyHeader, 'ratelimit', `${this.quoted};r=0;t=${retry}`, 'retry-after', String(retry));
+    if (out.unavailable) return Errors.RATE_LIMIT_UNAVAILABLE; // a 503: the error response adds Retry-After: 1
     return Errors.RATE_LIMITED;
   }
 }

@@ -42,6 +42,7 @@ import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
+import { ClusterLimiter } from '../fleet/cluster-limiter.js';
 
 export const VERSION = '0.1.0';
 
@@ -49,6 +50,8 @@ export interface GatewayOptions {
   readonly config: Config;
   /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
   readonly configPath?: string;
+  /** a config source other than a file (etcd, src/fleet/etcd-source.ts): reload takes its current config */
+  readonly configSource?: { load(): Config; status(): unknown };
   readonly log: Logger;
 }
 
@@ -78,6 +81,8 @@ export class Gateway {
   readonly endpoints: EndpointWriter;
   /** rate-limit policy rows: rates changeable at run time */
   readonly limiter: LimiterWriter;
+  /** leases of `scope: cluster` rate limits from Redis (src/fleet/cluster-limiter.ts) */
+  readonly cluster: ClusterLimiter;
   private overload: OverloadMonitor | null = null;
   /** the data plane's certificates and their reloads */
   readonly tls: TlsCertificates;
@@ -115,10 +120,12 @@ export class Gateway {
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
+    this.cluster = new ClusterLimiter(this.shm, this.log);
+    this.cluster.apply(this.config, this.limiter.rows());
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f), forecast: (name) => this.obs.forecastOf(name) });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r) });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -135,6 +142,7 @@ export class Gateway {
     const log = this.log;
     this.port = await this.supervisor.start();
     this.controllers.start();
+    this.cluster.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
@@ -178,12 +186,12 @@ export class Gateway {
   }
 
   async reload(): Promise<{ generation: number }> {
-    const { configPath } = this.opts;
+    const { configPath, configSource } = this.opts;
     const log = this.log;
-    if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
+    if (!configPath && !configSource) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
-      next = loadConfigFile(configPath);
+      next = configSource ? configSource.load() : loadConfigFile(configPath!);
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
@@ -213,6 +221,7 @@ export class Gateway {
       // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
       this.endpoints.checkCapacity(upstreamTables(next));
       this.limiter.applyConfig(next);
+      this.cluster.apply(next, this.limiter.rows());
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
     } catch (err) {
@@ -294,6 +303,7 @@ export class Gateway {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       generation: this.generation,
       draining: this.draining,
+      configSource: this.opts.configSource?.status() ?? { type: 'file', path: this.opts.configPath ?? null },
       listen: { host: this.config.listen.host, port: this.port, tls: this.tls.status() },
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
@@ -312,6 +322,8 @@ export class Gateway {
       // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
       balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      // scope: cluster rate limits: Redis reachability, the mode in force, leases, commands
+      cluster: this.cluster.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -343,6 +355,7 @@ export class Gateway {
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
     this.controllers.stop();
+    this.cluster.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

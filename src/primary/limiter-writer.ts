@@ -9,18 +9,20 @@
 //   setMultiplier(row, factor)             adaptive scaling (1 = as configured)
 //   find(route, name?) → row | -1          a policy's row by route name (and policy name)
 //   status()                               every policy: route, rate, burst, counters
+//   rows()                                 every policy's row and config
 import { StartupCodes, StartupError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import type { RateLimitConfig } from '../policies/rate-limit.js';
 import { LimiterTable, type LimiterPolicyInfo } from '../shm/limiter-table.js';
 import type { SharedState } from '../shm/shared-state.js';
 
-interface PolicyMeta {
+export interface PolicyMeta {
   readonly row: number;
   readonly route: string;
   readonly name: string;
   readonly key: readonly string[];
   readonly configuredRate: string;
+  readonly config: RateLimitConfig;
 }
 
 export interface LimiterPolicyStatus extends LimiterPolicyInfo {
@@ -49,7 +51,7 @@ export class LimiterWriter {
     }
     found.forEach(({ c }, row) => this.table.setPolicy(row, c.rate.perSecond, c.burst, 1));
     for (let row = found.length; row < this.metas.length; row++) this.table.clearPolicy(row);
-    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: `${c.rate.count}/${c.rate.periodSeconds}s` }));
+    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: `${c.rate.count}/${c.rate.periodSeconds}s`, config: c }));
   }
 
   setRate(row: number, ratePerSecond: number, burst?: number): void {
@@ -61,6 +63,11 @@ export class LimiterWriter {
   setMultiplier(row: number, factor: number): void {
     if (!(factor > 0)) throw new RangeError('multiplier must be above zero');
     this.table.setMultiplier(row, factor);
+  }
+
+  /** every policy's row, route, name and config (the cluster limiter takes its `scope: cluster` ones) */
+  rows(): readonly PolicyMeta[] {
+    return this.metas;
   }
 
   find(route: string, name?: string): number {

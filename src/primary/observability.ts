@@ -61,6 +61,8 @@ export interface ObservabilityDeps {
   readonly controllers?: () => readonly GuardStatus[];
   /** the gateway-wide shed level (src/controllers/shed-level.ts) */
   readonly shedding?: () => SheddingStatus;
+  /** modules with metric families of their own add them to the registry (cluster rate limits) */
+  readonly register?: (registry: Registry) => void;
 }
 
 export interface ScalingStatus {
@@ -390,6 +392,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tidegate_' });
   const reg = [registry];
+  deps.register?.(registry);
 
   function counter(name: string, help: string, labelNames: readonly string[], fill: (emit: (labels: Record<string, string>, v: number) => void) => void): void {
     new Counter({

@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 6;
+export const kLayoutVersion = 7;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -240,6 +240,57 @@ export const enum Priority {
 export const priorityNames = ['critical', 'high', 'normal', 'low'] as const;
 export type PriorityName = (typeof priorityNames)[number];
 
+// ---- cluster rate limits (leases of a Redis bucket, src/fleet/) -------------------------
+//
+// A `rate-limit` policy with `scope: cluster` keeps its bucket in Redis; the primary
+// leases tokens from it per hot key into these words, and workers spend them with
+// Atomics, never waiting on Redis. Per limiter policy row one cache line, per limiter
+// bucket slot three words, at the same index as the slot in the GCRA table.
+
+/** [primary] f64: how workers admit under this row (a ClusterMode; 0 = not a cluster policy) */
+export const kClusterPolicyModeField = 0;
+/** [primary] f64: this instance's share of the rate (rate / redis.instances): local mode and the bridge */
+export const kClusterPolicyShareRateField = 1;
+/** [primary] f64: this instance's share of the burst, for local mode */
+export const kClusterPolicyShareBurstField = 2;
+/** [primary] f64: requests a key may take on credit while its lease is empty (charged to Redis later) */
+export const kClusterPolicyBridgeBurstField = 3;
+/** [rmw] i32 counters (word 4 on): requests admitted from a lease, on credit, by the local share, failing open, refused failing closed */
+export const kClusterPolicyLeasedInt32 = 8;
+export const kClusterPolicyBridgedInt32 = 9;
+export const kClusterPolicyLocalInt32 = 10;
+export const kClusterPolicyFailOpenInt32 = 11;
+export const kClusterPolicyFailClosedInt32 = 12;
+/** [primary] f64 (word 7): ns past a key's deny-until after which, still without an answer from the primary, credit resumes */
+export const kClusterPolicyGraceField = 7;
+export const kClusterPolicyWords = kWordsPerCacheLine;
+
+/** [rmw] i32: lease tokens left; the primary adds a batch, workers take one each with compareExchange */
+export const kLeaseTokensInt32 = 0;
+/** [rmw] i32: requests admitted for this key since the primary last read it (it exchanges it to 0) */
+export const kLeaseUsedInt32 = 1;
+/** [rmw] i32: requests admitted on credit (bridge) not yet charged to Redis */
+export const kLeaseDebtInt32 = 2;
+/** [rmw] i32: requests refused for want of a lease since the primary last read it (demand it sizes batches by) */
+export const kLeaseRefusedInt32 = 3;
+/** [primary] f64 (word 2): process.hrtime ns before which the key is refused (Redis had no tokens) */
+export const kLeaseDenyUntilField = 2;
+export const kLeaseSlotWords = 3;
+
+export const enum ClusterMode {
+  /** a per-instance policy: the GCRA table alone */
+  Off = 0,
+  /** Redis reachable: spend the lease, bridge on credit, refuse while denied */
+  Lease = 1,
+  /** Redis unreachable, redis.onFailure allow: admit */
+  Allow = 2,
+  /** Redis unreachable, redis.onFailure deny: refuse with 503 */
+  Deny = 3,
+  /** Redis unreachable, redis.onFailure local: GCRA at rate / redis.instances */
+  Local = 4,
+}
+export const clusterModeNames: readonly string[] = ['off', 'lease', 'allow', 'deny', 'local'];
+
 // ---- sizes ----------------------------------------------------------------------------
 
 export interface LayoutLimits {
@@ -269,6 +320,8 @@ export interface Layout {
   readonly limiterSlotOffset: number; // in words
   readonly ledgerOffset: number; // in words
   readonly controlOffset: number; // in words
+  readonly clusterPolicyOffset: number; // in words
+  readonly leaseSlotOffset: number; // in words
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -298,8 +351,10 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const ledgerOffset = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
   const ledgerWorkerInt32 = full.maxUpstreams * ledgerUpstreamInt32(full.maxEndpoints);
   const controlOffset = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
-  const totalWords = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  const clusterPolicyOffset = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
+  const leaseSlotOffset = clusterPolicyOffset + full.limiterPolicies * kClusterPolicyWords;
+  const totalWords = leaseSlotOffset + full.limiterSlots * kLeaseSlotWords;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */

@@ -17,10 +17,38 @@
 // XXX: taking over an expired slot is two CASes (tag, then TAT). A request for the old
 // key racing the takeover can leave the new key with the old key's TAT (at most one
 // request's worth, once) — the price of not locking; counted nowhere.
+//
+// A `scope: cluster` policy (its cluster words say so, src/fleet/ writes them) adds a
+// lease in front of the same slot: tokens the primary took from the Redis bucket for
+// this key. A request spends one with compareExchange; with none left it is refused
+// when Redis last said the key is empty (deny-until), else admitted on credit by a small
+// GCRA at this instance's share of the rate on the slot's TAT (the bridge), and the
+// primary charges that credit to Redis at its next exchange. While Redis is
+// unreachable the row's mode says what to do instead (allow, deny, or the local share).
+// A slot with a lease, unreported use or uncharged credit is never taken over.
+//
 // When every probed slot holds a live key the request is admitted unmetered and
 // counted as overflow (fail open: a full table must not become an outage); the
 // primary reports it so `capacity.limiterKeys` can be raised.
 import {
+  ClusterMode,
+  kClusterPolicyBridgeBurstField,
+  kClusterPolicyBridgedInt32,
+  kClusterPolicyFailClosedInt32,
+  kClusterPolicyFailOpenInt32,
+  kClusterPolicyGraceField,
+  kClusterPolicyLeasedInt32,
+  kClusterPolicyLocalInt32,
+  kClusterPolicyModeField,
+  kClusterPolicyShareBurstField,
+  kClusterPolicyShareRateField,
+  kClusterPolicyWords,
+  kLeaseDebtInt32,
+  kLeaseDenyUntilField,
+  kLeaseRefusedInt32,
+  kLeaseSlotWords,
+  kLeaseTokensInt32,
+  kLeaseUsedInt32,
   kLimiterMaxProbe,
   kLimiterPolicyAllowedInt32,
   kLimiterPolicyBurstField,
@@ -45,6 +73,8 @@ export interface LimitResult {
   resetSeconds: number;
   /** the policy row's multiplier as this request read it (1 = as configured; adaptive limits move it) */
   multiplier: number;
+  /** refused because a cluster policy's Redis is unreachable and redis.onFailure is deny (not a 429) */
+  unavailable: boolean;
 }
 
 export interface LimiterPolicyInfo {
@@ -66,6 +96,8 @@ export class LimiterTable {
   private readonly mask: number;
   private readonly policyOffset: number;
   private readonly slotOffset: number;
+  private readonly clusterOffset: number;
+  private readonly leaseOffset: number;
   /** the clock `acquire`'s callers use (tests with a synthetic clock replace it) */
   clock: () => bigint = process.hrtime.bigint;
 
@@ -78,6 +110,8 @@ export class LimiterTable {
     this.mask = this.slots - 1;
     this.policyOffset = shm.layout.limiterPolicyOffset;
     this.slotOffset = shm.layout.limiterSlotOffset;
+    this.clusterOffset = shm.layout.clusterPolicyOffset;
+    this.leaseOffset = shm.layout.leaseSlotOffset;
   }
 
   private policyBase(p: number): number {
@@ -144,6 +178,7 @@ export class LimiterTable {
     const f64 = this.f64;
     const m = f64[pb + kLimiterPolicyMultiplierField]!;
     out.multiplier = m;
+    out.unavailable = false;
     const rate = f64[pb + kLimiterPolicyRateField]! * m;
     const burst = f64[pb + kLimiterPolicyBurstField]!;
     if (!(rate > 0) || !(burst >= 1)) {
@@ -151,35 +186,116 @@ export class LimiterTable {
       out.resetSeconds = 0;
       return true; // no policy written (or switched off): admit
     }
-    const tNs = 1e9 / rate;
-    const T = BigInt(Math.max(1, Math.round(tNs)));
-    const tau = BigInt(Math.round(tNs * burst));
     const tag = (BigInt(p + 1) << 48n) | (BigInt(h1 >>> 0) << 16n) | BigInt(h2 & 0xffff);
+    const base = this.slotFor(tag, h1, nowNs);
+    if (base < 0) {
+      Atomics.add(this.i32, pb * 2 + kLimiterPolicyOverflowInt32, 1);
+      out.remaining = 0;
+      out.resetSeconds = 0;
+      return true;
+    }
+    const mode = f64[this.clusterOffset + p * kClusterPolicyWords + kClusterPolicyModeField]!;
+    if (mode !== ClusterMode.Off) return this.cluster(p, pb, base, mode, rate, burst, nowNs, out);
+    const tNs = 1e9 / rate;
+    return this.update(pb, base, BigInt(Math.max(1, Math.round(tNs))), BigInt(Math.round(tNs * burst)), nowNs, out);
+  }
+
+  /** The slot holding `tag` (claimed if new), or -1 when every probed slot holds another live key. */
+  private slotFor(tag: bigint, h1: number, nowNs: bigint): number {
     const i64 = this.i64;
     const start = h1 & this.mask;
     let expired = -1;
     for (let k = 0; k < kLimiterMaxProbe; k++) {
       const base = this.slotOffset + ((start + k) & this.mask) * kLimiterSlotWords;
       const t = Atomics.load(i64, base + kLimiterSlotTagField);
-      if (t === tag) return this.update(pb, base, T, tau, nowNs, out);
+      if (t === tag) return base;
       if (t === 0n) {
         const was = Atomics.compareExchange(i64, base + kLimiterSlotTagField, 0n, tag);
-        if (was === 0n || was === tag) return this.update(pb, base, T, tau, nowNs, out);
+        if (was === 0n || was === tag) return base;
         continue; // another key claimed it first
       }
-      if (expired < 0 && Atomics.load(i64, base + kLimiterSlotTatField) <= nowNs) expired = base;
+      if (expired < 0 && Atomics.load(i64, base + kLimiterSlotTatField) <= nowNs && this.leaseIdle(base)) expired = base;
     }
     if (expired >= 0) {
       const old = Atomics.load(i64, expired + kLimiterSlotTagField);
       const oldTat = Atomics.load(i64, expired + kLimiterSlotTatField);
-      if (oldTat <= nowNs && Atomics.compareExchange(i64, expired + kLimiterSlotTagField, old, tag) === old) {
-        return this.update(pb, expired, T, tau, nowNs, out);
+      if (oldTat <= nowNs && Atomics.compareExchange(i64, expired + kLimiterSlotTagField, old, tag) === old) return expired;
+    }
+    return -1;
+  }
+
+  /** Int32 index of the lease words beside the GCRA slot at word `base`. */
+  private leaseIndex(base: number): number {
+    return (this.leaseOffset + ((base - this.slotOffset) / kLimiterSlotWords) * kLeaseSlotWords) * 2;
+  }
+
+  private leaseIdle(base: number): boolean {
+    const li = this.leaseIndex(base);
+    const i32 = this.i32;
+    return Atomics.load(i32, li + kLeaseTokensInt32) <= 0 && Atomics.load(i32, li + kLeaseUsedInt32) === 0 && Atomics.load(i32, li + kLeaseDebtInt32) === 0 && Atomics.load(i32, li + kLeaseRefusedInt32) === 0;
+  }
+
+  private cluster(p: number, pb: number, base: number, mode: number, rate: number, burst: number, nowNs: bigint, out: LimitResult): boolean {
+    const cb = this.clusterOffset + p * kClusterPolicyWords;
+    const ci = cb * 2;
+    const i32 = this.i32;
+    const f64 = this.f64;
+    if (mode === ClusterMode.Allow) {
+      Atomics.add(i32, ci + kClusterPolicyFailOpenInt32, 1);
+      Atomics.add(i32, pb * 2 + kLimiterPolicyAllowedInt32, 1);
+      out.remaining = Math.floor(burst);
+      out.resetSeconds = 0;
+      return true;
+    }
+    if (mode === ClusterMode.Deny) {
+      Atomics.add(i32, ci + kClusterPolicyFailClosedInt32, 1);
+      Atomics.add(i32, pb * 2 + kLimiterPolicyDeniedInt32, 1);
+      out.unavailable = true;
+      out.remaining = 0;
+      out.resetSeconds = 1;
+      return false;
+    }
+    const shareRate = f64[cb + kClusterPolicyShareRateField]!;
+    const tNs = 1e9 / (shareRate > 0 ? shareRate : rate);
+    const T = BigInt(Math.max(1, Math.round(tNs)));
+    if (mode === ClusterMode.Local) {
+      const ok = this.update(pb, base, T, BigInt(Math.round(tNs * f64[cb + kClusterPolicyShareBurstField]!)), nowNs, out);
+      if (ok) Atomics.add(i32, ci + kClusterPolicyLocalInt32, 1);
+      return ok;
+    }
+    const li = this.leaseIndex(base);
+    for (;;) {
+      const t = Atomics.load(i32, li + kLeaseTokensInt32);
+      if (t <= 0) break;
+      if (Atomics.compareExchange(i32, li + kLeaseTokensInt32, t, t - 1) === t) {
+        Atomics.add(i32, li + kLeaseUsedInt32, 1);
+        Atomics.add(i32, ci + kClusterPolicyLeasedInt32, 1);
+        Atomics.add(i32, pb * 2 + kLimiterPolicyAllowedInt32, 1);
+        // What this instance holds: the fleet's bucket may hold more, never less.
+        out.remaining = t - 1;
+        out.resetSeconds = Math.max(0, burst - (t - 1)) / rate;
+        return true;
       }
     }
-    Atomics.add(this.i32, pb * 2 + kLimiterPolicyOverflowInt32, 1);
-    out.remaining = 0;
-    out.resetSeconds = 0;
-    return true;
+    // Redis said the key is empty: refused until the primary's next answer clears this
+    // (a grant) or moves it (still empty): credit here would be charged past the limit.
+    // Unless that answer is late by more than the grace (a starved primary, a slow
+    // Redis): then credit at the share rate, as for any late refill.
+    const until = f64[li / 2 + kLeaseDenyUntilField]!;
+    if (until > 0 && Number(nowNs) < until + f64[cb + kClusterPolicyGraceField]!) {
+      Atomics.add(i32, li + kLeaseRefusedInt32, 1);
+      Atomics.add(i32, pb * 2 + kLimiterPolicyDeniedInt32, 1);
+      out.remaining = 0;
+      out.resetSeconds = Math.max(0.001, (until - Number(nowNs)) / 1e9);
+      return false;
+    }
+    const ok = this.update(pb, base, T, BigInt(Math.round(tNs * f64[cb + kClusterPolicyBridgeBurstField]!)), nowNs, out);
+    if (ok) {
+      Atomics.add(i32, li + kLeaseDebtInt32, 1);
+      Atomics.add(i32, li + kLeaseUsedInt32, 1);
+      Atomics.add(i32, ci + kClusterPolicyBridgedInt32, 1);
+    } else Atomics.add(i32, li + kLeaseRefusedInt32, 1);
+    return ok;
   }
 
   private update(pb: number, base: number, T: bigint, tau: bigint, now: bigint, out: LimitResult): boolean {

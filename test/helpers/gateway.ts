@@ -43,9 +43,10 @@ export function baseConfig(endpoints: string[], overrides: Record<string, unknow
   };
 }
 
-export async function startGateway(config: unknown, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningGateway> {
-  const configPath = writeConfig(config);
-  const proc = spawn(process.execPath, [CLI, '--config', configPath], {
+/** `args`: the command line instead of `--config <file written from config>` (an etcd URL, say). */
+export async function startGateway(config: unknown, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; args?: readonly string[] } = {}): Promise<RunningGateway> {
+  const configPath = opts.args ? '' : writeConfig(config);
+  const proc = spawn(process.execPath, [CLI, ...(opts.args ?? ['--config', configPath])], {
     env: { ...process.env, TIDEGATE_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

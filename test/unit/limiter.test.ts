@@ -20,7 +20,7 @@ function table(slots = 1024, policies = 4): { shm: SharedState; t: LimiterTable 
 test('GCRA: burst at once, then one per interval; reset and retry times', () => {
   const { t } = table();
   t.setPolicy(0, 10, 3); // 10/s, burst 3
-  const out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1 };
+  const out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1, unavailable: false };
   const now = 1000n * S;
   const h1 = hash32('k', SEED_A);
   const h2 = hash32('k', SEED_B);
@@ -65,7 +65,7 @@ test('GCRA: burst at once, then one per interval; reset and retry times', () => 
 test('expired keys are evicted; a table full of live keys fails open and counts it', () => {
   const { t } = table(16);
   t.setPolicy(0, 1, 1); // 1/s, burst 1: every key stays live for a second after use
-  const out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1 };
+  const out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1, unavailable: false };
   const now = 5000n * S;
   let overflow = 0;
   for (let i = 0; i < 40; i++) {
