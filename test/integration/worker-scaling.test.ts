@@ -115,6 +115,10 @@ test('workers { min: 1, max: 2 }: overload adds a serving thread; a quiet gatewa
     const m2 = await metrics(gw);
     assert.match(m2, /tidegate_worker_scaling_total\{direction="down"\} 1/);
     assert.match(m2, /tidegate_workers\{state="serving"\} 1/);
+    for (const l of [up1, added1, down, gone]) {
+      const { time: _t, svc: _s, decision: _d, msg: _m, ...rest } = l;
+      console.log(JSON.stringify(rest));
+    }
     console.log(
       `worker scaling: dwell ${String(up1.heldMs)} ms at elu ${String(up1.eventLoopUtilization)} + start ${String(added1.tookMs)} ms; ` +
         `slot 1 seen serving ${servedAfterMs} ms after the load began; retired ${retiredAfterMs} ms after the load dropped (drain ${String(gone.tookMs)} ms); ` +
