@@ -27,7 +27,7 @@ export interface WorkerInfo {
 export interface WorkerCounts {
   /** listening and not retiring */
   readonly serving: number;
-  /** added, not yet listening */
+  /** added or restarting, not yet listening */
   readonly starting: number;
   /** draining before they end */
   readonly retiring: number;
@@ -100,7 +100,9 @@ export class Supervisor {
     for (const w of this.info) {
       if (w.phase === 'retiring') retiring++;
       else if (w.phase === 'listening') serving++;
-      else if (w.added === true) starting++;
+      // Added, or restarting after a crash: either way a thread is on its way, and
+      // utilisation measured now says nothing about the count it will serve with.
+      else starting++;
     }
     return { serving, starting, retiring };
   }

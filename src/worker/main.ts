@@ -237,6 +237,8 @@ function retire(timeoutMs: number): void {
   };
   // Its own deadline: a connection that keeps one request open (a long download) must not keep the thread.
   const timer = setTimeout(() => finish(inFlightCount()), timeoutMs);
+  // A shutdown drain may end the thread first; this timer must not keep it alive.
+  timer.unref();
   // Draining: WebSocket relays are told to go away, and every response says Connection: close.
   startDrain(() => undefined);
   for (const l of retiring) {

@@ -130,3 +130,42 @@ test('workers { min: 1, max: 2 }: overload adds a serving thread; a quiet gatewa
     await slow.close();
   }
 });
+
+test('SIGTERM while a thread retires: the gateway drains and exits 0', async () => {
+  const up = await startChildUpstream();
+  const gw = await startGateway(
+    baseConfig([up.address], {
+      workers: { min: 1, max: 2, target: '25%', release: '10%', addAfter: '1s', retireAfter: '1s', cooldown: '1s' },
+      shutdown: { drainTimeout: '2s' },
+    }),
+  );
+  try {
+    let heavy = true;
+    const t0 = Date.now();
+    const loops = Array.from({ length: 48 }, async () => {
+      let c = new Client(gw.url, { pipelining: 1 });
+      for (let i = 0; i < 4_000 && heavy && Date.now() - t0 < 60_000; i++) {
+        if (i > 0 && i % 25 === 0) {
+          await c.close();
+          c = new Client(gw.url, { pipelining: 1 });
+        }
+        const r = await c.request({ path: `/t${i}`, method: 'GET' }).catch(() => null);
+        await r?.body.text();
+      }
+      await c.close();
+    });
+    await until('a second thread serving', () => status(gw), (s) => s.workerScaling?.serving === 2, 45_000);
+    heavy = false;
+    await Promise.all(loops);
+    await until('the retire under way', () => status(gw), (s) => (s.workerScaling?.retiring ?? 0) === 1, 30_000);
+    // The retiring thread waits ~11 s for idle connections; the drain must not wait for it.
+    const stoppedAt = Date.now();
+    const code = await gw.stop('SIGTERM');
+    assert.equal(code, 0, `exit code (stderr: ${gw.stderr.join('').slice(-300)})`);
+    assert.ok(Date.now() - stoppedAt < 9_000, `stopped in ${Date.now() - stoppedAt} ms`);
+    assert.ok(!gw.logs.some((l) => l.event === 'drain-stuck'));
+  } finally {
+    await gw.stop();
+    await up.kill();
+  }
+});
