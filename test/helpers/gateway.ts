@@ -54,7 +54,11 @@ export async function startGateway(config: unknown, opts: { env?: NodeJS.Process
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   let buf = '';
   const started = new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gateway did not start in time; stderr: ${stderr.join('')}`)), opts.timeoutMs ?? 15_000);
+    const t = setTimeout(() => {
+      // A gateway left running would hold the test file open (its stdout pipe) long after the failure.
+      proc.kill('SIGKILL');
+      reject(new Error(`gateway did not start in time; stderr: ${stderr.join('')}`));
+    }, opts.timeoutMs ?? 15_000);
     proc.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;
