@@ -79,6 +79,11 @@ export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   /**
+   * The worker scaler retires this thread: stop accepting, close each connection after
+   * its next response, end once none is left (or at timeoutMs); answered with 'drained'.
+   */
+  | { readonly type: 'retire'; readonly timeoutMs: number }
+  /**
    * New certificate files (or the same paths rewritten), in three steps that every
    * worker finishes before any starts the next (src/primary/gateway.ts reloadTls):
    * start a listener with them beside the old one; switch (the old listen socket

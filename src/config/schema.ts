@@ -15,6 +15,7 @@ import { observabilitySchema } from '../metrics/config.js';
 import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
+import { workersSchema } from './schema-workers.js';
 import { priorityNames } from '../shm/layout.js';
 import { redisIssues, redisSchema } from '../fleet/redis-schema.js';
 
@@ -221,7 +222,7 @@ const routeSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     listen: listenSchema.prefault({}),
-    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+    workers: workersSchema.default('auto'),
     admin: adminSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     shutdown: shutdownSchema.prefault({}),

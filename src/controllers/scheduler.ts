@@ -16,6 +16,8 @@ import { decision } from '../primary/decisions/decision-log.js';
 import { initialPredictiveState, predictiveStep, type PredictiveState } from './predictive.js';
 import { initialShedLevel, shedLevelStep, type SheddingConfig, type ShedLevelState } from './shed-level.js';
 import { kHeaderShedLevelField, kWorkerShedLoadField, priorityNames, type PriorityName } from '../shm/layout.js';
+import type { WorkerScalingConfig } from '../config/schema-workers.js';
+import { initialWorkerScale, workerScaleSettled, workerScaleStep, type WorkerScaleState } from './worker-scale.js';
 
 export const DEFAULT_TICK_MS = 200;
 
@@ -31,6 +33,38 @@ export interface SchedulerDeps {
   /** the upstream's request rate and its forecast (`observability.forecast`), for `concurrency.predictive` */
   readonly forecast?: (upstream: string) => UpstreamForecast | null;
   readonly tickMs?: number;
+  /** the worker threads, for worker scaling (workers: { min, max }) */
+  readonly workerPool?: WorkerPool;
+}
+
+/** What the worker scaler may do to the worker threads (src/primary/supervisor.ts). */
+export interface WorkerPool {
+  counts(): { readonly serving: number; readonly starting: number; readonly retiring: number };
+  /** false when no slot is free */
+  add(): boolean;
+  /** the slot retiring, or null when none can */
+  retire(): number | null;
+}
+
+export interface WorkerScalingStatus {
+  readonly enabled: boolean;
+  readonly min: number;
+  readonly max: number;
+  /** percent */
+  readonly target: number;
+  readonly release: number;
+  readonly serving: number;
+  readonly starting: number;
+  readonly retiring: number;
+  /** smoothed mean utilisation of the serving workers (0–1); null while a change settles */
+  readonly eventLoopUtilization: number | null;
+  readonly hotForMs: number;
+  readonly coldForMs: number;
+  readonly cooldownLeftMs: number;
+  readonly adds: number;
+  readonly retires: number;
+  /** the last completed change */
+  readonly last: { readonly direction: 'up' | 'down'; readonly slot: number; readonly at: string; readonly tookMs: number; readonly forcedRequests: number } | null;
 }
 
 export interface UpstreamForecast {
@@ -132,6 +166,9 @@ export class ControllerScheduler {
   utilization = 0;
   private shedding: SheddingConfig | null = null;
   private shedLevel: ShedLevelState = initialShedLevel(Date.now());
+  private workerScaling: WorkerScalingConfig | null = null;
+  private workerScale: WorkerScaleState = initialWorkerScale(Date.now());
+  private lastWorkerChange: WorkerScalingStatus['last'] = null;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.words = new ControlWords(deps.shm);
@@ -149,6 +186,11 @@ export class ControllerScheduler {
       this.shedding = cfg.shedding ?? null;
       this.shedLevel = initialShedLevel(now);
       this.deps.shm.f64[kHeaderShedLevelField] = 0;
+    }
+    const scaling = typeof cfg.workers === 'object' ? cfg.workers : null;
+    if (JSON.stringify(scaling) !== JSON.stringify(this.workerScaling)) {
+      this.workerScaling = scaling;
+      this.workerScale = { ...initialWorkerScale(now), adds: this.workerScale.adds, retires: this.workerScale.retires };
     }
     const before = new Map(this.guarded.map((g) => [g.name, g]));
     const next: Guarded[] = [];
@@ -246,6 +288,7 @@ export class ControllerScheduler {
     const elu = this.deps.workerUtilization();
     this.utilization = elu;
     if (this.shedding !== null) this.stepShedLevel(this.shedding, now, elu);
+    if (this.workerScaling !== null && this.deps.workerPool !== undefined) this.stepWorkers(this.workerScaling, this.deps.workerPool, now, elu);
     const slots = this.deps.workerSlots();
     for (const g of this.guarded) {
       const sum = emptyOutcomes();
@@ -344,6 +387,65 @@ export class ControllerScheduler {
     if (r.event === null) return;
     this.deps.shm.f64[kHeaderShedLevelField] = r.state.level;
     decision(this.deps.log)[r.event.level]({ event: r.event.event, ...r.event.fields }, r.event.msg);
+  }
+
+  private stepWorkers(cfg: WorkerScalingConfig, pool: WorkerPool, now: number, elu: number): void {
+    const c = pool.counts();
+    const r = workerScaleStep(cfg, this.workerScale, { now, elu, serving: c.serving, changing: c.starting + c.retiring });
+    this.workerScale = r.state;
+    if (r.event === null) return;
+    const log = decision(this.deps.log);
+    log[r.event.level]({ event: r.event.event, ...r.event.fields }, r.event.msg);
+    const slot = r.action === 'add' ? (pool.add() ? 0 : null) : r.action === 'retire' ? pool.retire() : null;
+    if (slot === null) {
+      // Nothing changed after all (no free slot, or a thread ended meanwhile): the cool-down still applies.
+      this.workerScale = workerScaleSettled(this.workerScale, now);
+      this.deps.log.warn({ event: 'worker-scale-skipped', action: r.action }, `worker scaling: could not ${r.action ?? 'act'} now`);
+    }
+  }
+
+  /**
+   * A change the scaler asked for has finished: the added thread listens (`ok`) or
+   * failed to start, or the retiring thread has ended. The cool-down starts now.
+   */
+  workerChanged(direction: 'up' | 'down', slot: number, ok: boolean, tookMs: number, detail: { forcedRequests?: number; error?: string } = {}): void {
+    const now = Date.now();
+    this.workerScale = workerScaleSettled(this.workerScale, now);
+    const c = this.deps.workerPool?.counts();
+    const serving = c?.serving ?? 0;
+    const log = decision(this.deps.log);
+    if (direction === 'up' && !ok) {
+      log.warn({ event: 'worker-add-failed', slot, tookMs, error: detail.error ?? null, serving }, `worker thread in slot ${slot} did not start: ${detail.error ?? 'unknown error'}`);
+      return;
+    }
+    const forcedRequests = detail.forcedRequests ?? 0;
+    this.lastWorkerChange = { direction, slot, at: new Date(now).toISOString(), tookMs, forcedRequests };
+    if (direction === 'up') log.info({ event: 'worker-added', slot, tookMs, serving }, `worker thread in slot ${slot} serving ${tookMs} ms after it was asked for (${serving} serving)`);
+    else (forcedRequests > 0 ? log.warn.bind(log) : log.info.bind(log))({ event: 'worker-retired', slot, tookMs, forcedRequests, serving }, `worker thread in slot ${slot} retired after draining for ${tookMs} ms (${forcedRequests} requests cut at the drain timeout; ${serving} serving)`);
+  }
+
+  workerScalingStatus(): WorkerScalingStatus | null {
+    const cfg = this.workerScaling;
+    const pool = this.deps.workerPool;
+    if (cfg === null || pool === undefined) return null;
+    const s = this.workerScale;
+    const c = pool.counts();
+    const now = Date.now();
+    return {
+      enabled: true,
+      min: cfg.min,
+      max: cfg.max,
+      target: cfg.target,
+      release: cfg.release,
+      ...c,
+      eventLoopUtilization: s.elu === null ? null : round(s.elu, 3),
+      hotForMs: s.hotSince === null ? 0 : now - s.hotSince,
+      coldForMs: s.coldSince === null ? 0 : now - s.coldSince,
+      cooldownLeftMs: Math.max(0, cfg.cooldown - (now - s.settledAt)),
+      adds: s.adds,
+      retires: s.retires,
+      last: this.lastWorkerChange,
+    };
   }
 
   /** The gateway's shed level and the requests it refused, by priority (summed over the live workers' counters). */

@@ -46,6 +46,9 @@ import { ClusterLimiter } from '../fleet/cluster-limiter.js';
 
 export const VERSION = '0.1.0';
 
+/** uWS closes an idle HTTP connection after 10 s (compile-time); a retiring thread waits that out, plus a margin. */
+const kRetireIdleMs = 15_000;
+
 export interface GatewayOptions {
   readonly config: Config;
   /** file to re-read on reload (SIGHUP or POST /reload); absent for a programmatic config */
@@ -60,8 +63,14 @@ function streamOptions(c: Config): DecisionStreamOptions {
   return { heartbeatMs: s.heartbeat, clientBufferBytes: s.clientBuffer, maxClients: s.maxClients };
 }
 
-export function resolveWorkerCount(workers: Config['workers']): number {
-  return workers === 'auto' ? Math.max(1, availableParallelism()) : workers;
+/** Threads to start with, and the most that may run at once (the shared memory is sized for these). */
+export function resolveWorkerCount(workers: Config['workers']): { initial: number; max: number } {
+  if (workers === 'auto') {
+    const n = Math.max(1, availableParallelism());
+    return { initial: n, max: n };
+  }
+  if (typeof workers === 'number') return { initial: workers, max: workers };
+  return { initial: workers.min, max: workers.max };
 }
 
 export class Gateway {
@@ -113,7 +122,7 @@ export class Gateway {
     this.api = new ApiRouter(this.audit);
     this.api.add(selfRoute);
     const count = resolveWorkerCount(opts.config.workers);
-    this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
+    this.shm = SharedState.create({ maxWorkers: count.max, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
     // Tables before workers: a worker finds its upstreams in them when it starts.
     this.endpoints = new EndpointWriter(this.shm, this.log);
@@ -122,10 +131,19 @@ export class Gateway {
     this.limiter.applyConfig(this.config);
     this.cluster = new ClusterLimiter(this.shm, this.log);
     this.cluster.apply(this.config, this.limiter.rows());
-    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
-    this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f), forecast: (name) => this.obs.forecastOf(name) });
+    this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation), this.log);
+    const workerPool = {
+      counts: () => this.supervisor.counts(),
+      add: () => this.supervisor.addWorker(),
+      // A retiring thread closes its connections one response at a time, then waits out
+      // uWS's idle timeout: the drain timeout bounds the requests, not that wait.
+      retire: () => this.supervisor.retireWorker(this.config.shutdown.drainTimeout + kRetireIdleMs),
+    };
+    this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f), forecast: (name) => this.obs.forecastOf(name), workerPool });
+    this.supervisor.onAdded = (slot, ok, ms, error) => this.controllers.workerChanged('up', slot, ok, ms, error === undefined ? {} : { error });
+    this.supervisor.onRetired = (slot, forced, ms) => this.controllers.workerChanged('down', slot, true, ms, { forcedRequests: forced });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r) });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r) });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -150,7 +168,7 @@ export class Gateway {
     this.admin = await startAdminServer(a.host, a.port, this.tokens, {
       api: this.api,
       audit: this.audit,
-      ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
+      ready: () => !this.draining && this.supervisor.ready() && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
       extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra },
@@ -206,9 +224,11 @@ export class Gateway {
       tlsOnOff ||
       next.admin.host !== this.config.admin.host ||
       next.admin.port !== this.config.admin.port ||
-      next.workers !== this.config.workers ||
+      JSON.stringify(next.workers) !== JSON.stringify(this.config.workers) ||
       // uWS takes the WebSocket message ceiling once per worker
       next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes;
+    // XXX: worker bounds take effect on restart: the shared memory was sized for the running max.
+    if (JSON.stringify(next.workers) !== JSON.stringify(this.config.workers)) next = { ...next, workers: this.config.workers };
     if (tlsOnOff) {
       // Until the restart the running TLS setting stays, or workers would stamp the
       // new scheme on requests that still arrive the old way.
@@ -308,6 +328,7 @@ export class Gateway {
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
       scaling: this.obs.status().scaling,
+      workerScaling: this.controllers.workerScalingStatus(),
       routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, policies: r.policies.map((p) => p.name) })),
       upstreams: Object.entries(this.config.upstreams).map(([name, u]) => ({
         name,

@@ -44,7 +44,7 @@ import type { DecisionFeed } from './decisions/decision-feed.js';
 import type { DecisionStreamStats } from './decisions/decision-stream.js';
 import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type TrafficTotals } from './history/history.js';
 import { decision } from './decisions/decision-log.js';
-import type { GuardStatus, SheddingStatus } from '../controllers/scheduler.js';
+import type { GuardStatus, SheddingStatus, WorkerScalingStatus } from '../controllers/scheduler.js';
 import { priorityNames, type PriorityName } from '../shm/layout.js';
 
 export interface ObservabilityDeps {
@@ -63,6 +63,8 @@ export interface ObservabilityDeps {
   readonly shedding?: () => SheddingStatus;
   /** modules with metric families of their own add them to the registry (cluster rate limits) */
   readonly register?: (registry: Registry) => void;
+  /** worker-thread scaling (workers: { min, max }); null when the count is fixed */
+  readonly workerScaling?: () => WorkerScalingStatus | null;
 }
 
 export interface ScalingStatus {
@@ -635,6 +637,31 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   counter('tidegate_worker_websocket_bytes_total', 'WebSocket message payload bytes relayed, by worker and direction.', ['worker', 'direction'], (emit) => perWorkerDirection(kWorkerWsBytesInField, kWorkerWsBytesOutField, emit));
   gauge('tidegate_worker_up', '1 while the worker thread is listening.', ['worker'], (emit) => {
     for (const w of deps.workers()) emit({ worker: String(w.slot) }, w.phase === 'listening' ? 1 : 0);
+  });
+  gauge('tidegate_workers', 'Worker threads by state: serving, starting (added, not yet listening), retiring (draining before they end).', ['state'], (emit) => {
+    let serving = 0;
+    let starting = 0;
+    let retiring = 0;
+    for (const w of deps.workers()) {
+      if (w.phase === 'listening') serving++;
+      else if (w.phase === 'retiring') retiring++;
+      else if (w.phase === 'starting' || w.phase === 'restarting') starting++;
+    }
+    emit({ state: 'serving' }, serving);
+    emit({ state: 'starting' }, starting);
+    emit({ state: 'retiring' }, retiring);
+  });
+  gauge('tidegate_workers_bounds', 'Worker-thread scaling bounds (workers.min, workers.max); absent when the count is fixed.', ['bound'], (emit) => {
+    const s = deps.workerScaling?.();
+    if (s === null || s === undefined) return;
+    emit({ bound: 'min' }, s.min);
+    emit({ bound: 'max' }, s.max);
+  });
+  counter('tidegate_worker_scaling_total', 'Worker-thread scaling decisions, by direction ("up": a thread added, "down": one retired).', ['direction'], (emit) => {
+    const s = deps.workerScaling?.();
+    if (s === null || s === undefined) return;
+    emit({ direction: 'up' }, s.adds);
+    emit({ direction: 'down' }, s.retires);
   });
   gauge('tidegate_worker_restarts', 'Consecutive restarts of the worker slot (resets after a stable minute).', ['worker'], (emit) => {
     for (const w of deps.workers()) emit({ worker: String(w.slot) }, w.restarts);

@@ -1,5 +1,6 @@
 // Worker supervision: spawns the data-plane threads, restarts one that dies (with
-// backoff), forwards config generations, and runs the drain at shutdown.
+// backoff), adds and retires threads when the worker scaler asks, forwards config
+// generations, and runs the drain at shutdown.
 import { Worker } from 'node:worker_threads';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { createServer, type AddressInfo } from 'node:net';
@@ -8,7 +9,7 @@ import type { PrimaryToWorker, WorkerConfig, WorkerData, WorkerToPrimary } from 
 import type { SharedState } from '../shm/shared-state.js';
 import { decision } from './decisions/decision-log.js';
 
-export type WorkerPhase = 'starting' | 'listening' | 'draining' | 'exited' | 'restarting';
+export type WorkerPhase = 'starting' | 'listening' | 'retiring' | 'draining' | 'exited' | 'restarting';
 
 export interface WorkerInfo {
   readonly slot: number;
@@ -18,6 +19,18 @@ export interface WorkerInfo {
   restarts: number;
   startedAt: number;
   generation: number;
+  /** added by the worker scaler and not yet listening: readiness does not wait for it */
+  added?: boolean;
+}
+
+/** What the worker scaler reads of the threads. */
+export interface WorkerCounts {
+  /** listening and not retiring */
+  readonly serving: number;
+  /** added or restarting, not yet listening */
+  readonly starting: number;
+  /** draining before they end */
+  readonly retiring: number;
 }
 
 const WORKER_URL = new URL('../worker/main.js', import.meta.url);
@@ -45,6 +58,8 @@ export class Supervisor {
   private port = 0;
   private stopping = false;
   private readonly drainedWaiters = new Map<number, () => void>();
+  /** slots whose thread is retiring: its exit is the end of the slot, not a crash */
+  private readonly retiringSlots = new Map<number, number>();
   /** per slot, the answer awaited to a certificate reload */
   private readonly tlsWaiters = new Map<number, (r: { ok: boolean; message?: string }) => void>();
   /** receives workers' telemetry messages (histogram snapshots etc.) */
@@ -55,7 +70,15 @@ export class Supervisor {
    * the slot is scheduled.
    */
   onWorkerExit: ((slot: number) => void) | null = null;
+  /** a thread the scaler added is listening (`startMs` after the request) or failed to start */
+  onAdded: ((slot: number, ok: boolean, startMs: number, error?: string) => void) | null = null;
+  /** a retiring thread has ended: `forced` requests were still in flight at its drain timeout */
+  onRetired: ((slot: number, forced: number, drainMs: number) => void) | null = null;
 
+  /**
+   * `count` threads start; the shared memory has slots for every thread that may run at
+   * once (workers.max), and `info` lists the slots in use, in slot order.
+   */
   constructor(
     private readonly shm: SharedState,
     private readonly count: number,
@@ -63,8 +86,81 @@ export class Supervisor {
     private readonly log: Logger,
   ) {
     this.config = config;
-    this.workers = new Array<Worker | null>(count).fill(null);
-    this.info = Array.from({ length: count }, (_, slot) => ({ slot, workerId: -1, threadId: -1, phase: 'starting' as WorkerPhase, restarts: 0, startedAt: 0, generation: config.generation }));
+    const capacity = shm.layout.limits.maxWorkers;
+    if (count > capacity) throw new RangeError(`${count} workers do not fit ${capacity} shared-memory slots`);
+    this.workers = new Array<Worker | null>(capacity).fill(null);
+    this.info = Array.from({ length: count }, (_, slot) => newInfo(slot, config.generation));
+  }
+
+  /** Threads by state, for the worker scaler. */
+  counts(): WorkerCounts {
+    let serving = 0;
+    let starting = 0;
+    let retiring = 0;
+    for (const w of this.info) {
+      if (w.phase === 'retiring') retiring++;
+      else if (w.phase === 'listening') serving++;
+      // Added, or restarting after a crash: either way a thread is on its way, and
+      // utilisation measured now says nothing about the count it will serve with.
+      else starting++;
+    }
+    return { serving, starting, retiring };
+  }
+
+  /** Every thread that should serve does (one the scaler is still adding, or retiring, aside). */
+  ready(): boolean {
+    return this.info.every((w) => w.phase === 'listening' || w.phase === 'retiring' || (w.added === true && w.phase === 'starting'));
+  }
+
+  /**
+   * Starts one more thread in the lowest free slot; it joins the listen port (SO_REUSEPORT)
+   * and takes its share of new connections. False when every slot is taken.
+   */
+  addWorker(): boolean {
+    if (this.stopping) return false;
+    const used = new Set(this.info.map((w) => w.slot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    if (slot >= this.workers.length) return false;
+    const info = newInfo(slot, this.config.generation);
+    info.added = true;
+    this.info.push(info);
+    this.info.sort((a, b) => a.slot - b.slot);
+    const asked = Date.now();
+    this.spawn(slot, this.port).then(
+      () => {
+        info.added = false;
+        this.onAdded?.(slot, true, Date.now() - asked);
+      },
+      (err: Error) => {
+        this.removeInfo(slot);
+        this.onAdded?.(slot, false, Date.now() - asked, err.message);
+      },
+    );
+    return true;
+  }
+
+  /**
+   * Retires the serving thread in the highest slot: it closes its listen socket (the
+   * kernel sends new connections to the others), answers each open connection's next
+   * request with Connection: close, and ends once no connection is left, or at
+   * `timeoutMs`. Returns the slot, or null when fewer than two threads serve.
+   */
+  retireWorker(timeoutMs: number): number | null {
+    if (this.stopping) return null;
+    const serving = this.info.filter((w) => w.phase === 'listening');
+    const info = serving[serving.length - 1];
+    const w = info === undefined ? null : this.workers[info.slot];
+    if (serving.length < 2 || info === undefined || !w) return null;
+    info.phase = 'retiring';
+    this.retiringSlots.set(info.slot, Date.now());
+    w.postMessage({ type: 'retire', timeoutMs } satisfies PrimaryToWorker);
+    return info.slot;
+  }
+
+  private removeInfo(slot: number): void {
+    const i = this.info.findIndex((w) => w.slot === slot);
+    if (i !== -1) this.info.splice(i, 1);
   }
 
   private readonly lastElu = new Map<Worker, EventLoopUtilization>();
@@ -76,8 +172,10 @@ export class Supervisor {
   eventLoopUtilization(): number {
     let sum = 0;
     let n = 0;
-    for (const w of this.workers) {
-      if (w === null) continue;
+    for (const info of this.info) {
+      const w = this.workers[info.slot];
+      // A thread starting or draining says nothing about the load the others carry.
+      if (!w || info.phase !== 'listening') continue;
       const now = w.performance.eventLoopUtilization();
       const prev = this.lastElu.get(w);
       this.lastElu.set(w, now);
@@ -117,7 +215,7 @@ export class Supervisor {
     const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config };
     const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}` });
     this.workers[slot] = w;
-    const info = this.info[slot]!;
+    const info = this.info.find((x) => x.slot === slot)!;
     info.workerId = workerId;
     info.threadId = w.threadId;
     info.phase = 'starting';
@@ -125,6 +223,8 @@ export class Supervisor {
     info.generation = this.config.generation;
     return new Promise<number>((resolve, reject) => {
       let settled = false;
+      /** requests a retiring thread still had at its drain timeout, from its last message */
+      let retired = 0;
       w.on('message', (msg: WorkerToPrimary) => {
         switch (msg.type) {
           case 'listening':
@@ -147,6 +247,7 @@ export class Supervisor {
             return;
           case 'drained':
             this.log.info({ event: 'worker-drained', workerId, slot, forcedRequests: msg.forced }, 'worker drained');
+            if (this.retiringSlots.has(slot)) retired = msg.forced;
             this.drainedWaiters.get(slot)?.();
             return;
           case 'tls-step':
@@ -171,6 +272,13 @@ export class Supervisor {
         if (!settled) {
           settled = true;
           reject(new Error(`worker ${workerId} exited with code ${code} before listening`));
+          return;
+        }
+        const retiringSince = this.retiringSlots.get(slot);
+        if (retiringSince !== undefined) {
+          this.retiringSlots.delete(slot);
+          this.removeInfo(slot);
+          if (!this.stopping) this.onRetired?.(slot, retired, Date.now() - retiringSince);
           return;
         }
         if (this.stopping) return;
@@ -225,7 +333,8 @@ export class Supervisor {
     this.stopping = true;
     const exits = this.workers.map((w, slot) => {
       if (!w) return Promise.resolve();
-      this.info[slot]!.phase = 'draining';
+      const info = this.info.find((x) => x.slot === slot);
+      if (info !== undefined) info.phase = 'draining';
       return new Promise<void>((resolve) => {
         this.drainedWaiters.set(slot, resolve);
         w.once('exit', () => resolve());
@@ -255,4 +364,8 @@ export class Supervisor {
     w.postMessage({ type: 'crash', abrupt } satisfies PrimaryToWorker);
     return true;
   }
+}
+
+function newInfo(slot: number, generation: number): WorkerInfo {
+  return { slot, workerId: -1, threadId: -1, phase: 'starting', restarts: 0, startedAt: 0, generation, added: false };
 }

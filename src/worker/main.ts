@@ -9,7 +9,7 @@ import { Runtime } from './runtime.js';
 import { loadUws, type TemplatedApp } from './uws.js';
 import { Listener, tlsFilesProblem, type ListenerScope } from './listener.js';
 import type { TlsConfig } from '../config/schema.js';
-import { attachCounters, inFlightCount, startDrain } from './worker-state.js';
+import { attachCounters, inFlightCount, isDraining, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
 import { websocketBehavior } from './websocket-upgrade.js';
 
@@ -184,6 +184,9 @@ port.on('message', (msg: PrimaryToWorker) => {
     case 'drain':
       drain(msg.timeoutMs);
       return;
+    case 'retire':
+      retire(msg.timeoutMs);
+      return;
     case 'tls':
       tlsStep(msg);
       return;
@@ -201,13 +204,60 @@ port.on('message', (msg: PrimaryToWorker) => {
   }
 });
 
+/**
+ * Leaves the worker pool while the others go on serving: the listen socket closes (the
+ * kernel hands new connections to the other threads on the port), each open connection
+ * is closed after its next response, and the apps close once nothing has arrived for
+ * longer than uWS keeps an idle connection (src/worker/listener.ts retire): closing
+ * earlier could cut a request a client is sending on an idle keep-alive connection.
+ */
+/** set by the first of retire and drain to finish: the thread ends once */
+let ended = false;
+
+function retire(timeoutMs: number): void {
+  if (isDraining()) return;
+  const retiring = [...listeners];
+  listener = null;
+  incoming = null;
+  outgoing = null;
+  let open = retiring.length;
+  let done = false;
+  const finish = (forced: number): void => {
+    if (done || ended) return;
+    done = true;
+    ended = true;
+    clearTimeout(timer);
+    closeListeners();
+    telemetry.stop();
+    log('info', 'worker-retire-drained', { forcedRequests: forced });
+    void ref.current.close().finally(() => {
+      send({ type: 'drained', workerId: data.workerId, forced });
+      port.close();
+    });
+  };
+  // Its own deadline: a connection that keeps one request open (a long download) must not keep the thread.
+  const timer = setTimeout(() => finish(inFlightCount()), timeoutMs);
+  // A shutdown drain may end the thread first; this timer must not keep it alive.
+  timer.unref();
+  // Draining: WebSocket relays are told to go away, and every response says Connection: close.
+  startDrain(() => undefined);
+  for (const l of retiring) {
+    l.retire(() => {
+      listeners.delete(l);
+      if (--open === 0) finish(0);
+    });
+  }
+  if (open === 0) finish(0);
+}
+
 function drain(timeoutMs: number): void {
   for (const l of listeners) l.stopAccepting();
   listener = null;
   let done = false;
   const finish = (forced: number): void => {
-    if (done) return;
+    if (done || ended) return;
     done = true;
+    ended = true;
     clearTimeout(timer);
     // Close every remaining (idle keep-alive or late) connection before the thread
     // ends: a worker that exits with live uWS sockets can trip libuv assertions.
