@@ -42,6 +42,12 @@ import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
+import { SplitWriter } from './rollout/split-writer.js';
+import { SideStats } from './rollout/side-stats.js';
+import { RolloutManager } from './rollout/rollout-manager.js';
+import { rolloutRoutes } from './rollout/rollout-routes.js';
+import { splitTarget, type SplitSpec } from './overrides/split-target.js';
+import type { OverrideTarget } from './overrides/target.js';
 
 export const VERSION = '0.1.0';
 
@@ -93,6 +99,13 @@ export class Gateway {
   /** the /v1 admin route table: each run-time capability registers its endpoints here */
   readonly api: ApiRouter;
   private readonly audit: AuditSink;
+  /** split routes' weights in shared memory: config, API, overrides and rollouts write through it */
+  readonly splits: SplitWriter;
+  private readonly sideStats = new SideStats();
+  /** canary rollouts (src/primary/rollout) */
+  readonly rollouts: RolloutManager;
+  /** the `split` override target, for the override store */
+  readonly splitTarget: OverrideTarget<SplitSpec>;
   port = 0;
   adminPort = 0;
 
@@ -115,11 +128,20 @@ export class Gateway {
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
+    this.splits = new SplitWriter(this.shm, this.log);
+    this.splits.applyConfig(this.config);
+    this.splitTarget = splitTarget(this.splits);
+    this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log);
+    this.rollouts.applyConfig(this.config);
+    this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
-    this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), extraMetrics: () => this.rollouts.metricsText() });
+    this.supervisor.onTelemetry = (slot, payload) => {
+      this.obs.onWorkerTelemetry(slot, payload);
+      this.sideStats.onTelemetry(payload);
+    };
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
       this.controllers.releaseWorker(slot);
@@ -215,6 +237,7 @@ export class Gateway {
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
+      this.splits.applyConfig(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -226,6 +249,7 @@ export class Gateway {
     this.shm.setGeneration(this.generation);
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
     this.obs.onConfig(next, this.generation);
+    this.rollouts.applyConfig(next);
     await this.control.apply(next.upstreams);
     if (tlsNext !== null && next.listen.tls !== undefined && this.tls.changed(tlsNext)) await this.reloadTls(next.listen.tls, tlsNext);
     this.decisions.resize(next.observability.decisions.size);
@@ -298,7 +322,7 @@ export class Gateway {
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
       scaling: this.obs.status().scaling,
-      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, policies: r.policies.map((p) => p.name) })),
+      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.split === undefined ? r.upstream : null, ...(r.split === undefined ? {} : { split: r.split.map((s) => s.upstream) }), policies: r.policies.map((p) => p.name) })),
       upstreams: Object.entries(this.config.upstreams).map(([name, u]) => ({
         name,
         balancer: u.balancer,
@@ -312,6 +336,8 @@ export class Gateway {
       // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
       balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      splits: this.splits.status(),
+      rollouts: this.rollouts.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -343,6 +369,7 @@ export class Gateway {
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
     this.controllers.stop();
+    this.rollouts.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

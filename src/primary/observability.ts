@@ -61,6 +61,8 @@ export interface ObservabilityDeps {
   readonly controllers?: () => readonly GuardStatus[];
   /** the gateway-wide shed level (src/controllers/shed-level.ts) */
   readonly shedding?: () => SheddingStatus;
+  /** exposition text of families kept elsewhere (splits and rollouts), appended to /metrics */
+  readonly extraMetrics?: () => string;
 }
 
 export interface ScalingStatus {
@@ -657,7 +659,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     '/metrics': async () => {
       // One consistent read of the endpoint tables serves every endpoint family.
       tablesThisScrape = safeTables();
-      const text = (await registry.metrics()) + renderHistograms();
+      const text = (await registry.metrics()) + renderHistograms() + (deps.extraMetrics?.() ?? '');
       return { type: registry.contentType, body: text };
     },
     '/histograms': async (url) => {
