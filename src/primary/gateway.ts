@@ -322,7 +322,7 @@ export class Gateway {
       workers,
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
       scaling: this.obs.status().scaling,
-      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.split === undefined ? r.upstream : null, ...(r.split === undefined ? {} : { split: r.split.map((s) => s.upstream) }), policies: r.policies.map((p) => p.name) })),
+      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, ...(r.split === undefined ? {} : { split: r.split.map((s) => s.upstream) }), policies: r.policies.map((p) => p.name) })),
       upstreams: Object.entries(this.config.upstreams).map(([name, u]) => ({
         name,
         balancer: u.balancer,
