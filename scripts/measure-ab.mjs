@@ -11,6 +11,10 @@
 //   --upstream-b 'breaker: { failureRate: 50% }, concurrency: { limit: 10000 }'
 // --route-a/-b add keys to the one route's flow mapping, e.g.
 //   --route-b 'policies: [{ rate-limit: { key: route, rate: 10000000/s, adaptive: {} } }]'
+// --split-a/-b <percent> turn the route into a split: `up` gets 100 − percent, a second
+// upstream `up2` (the same nginx) gets percent, so A/B measures a split route against a
+// plain one in one build:
+//   node scripts/measure-ab.mjs --a . --b . --split-b 50
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -32,6 +36,8 @@ const { values: o } = parseArgs({
     'upstream-b': { type: 'string', default: '' },
     'route-a': { type: 'string', default: '' },
     'route-b': { type: 'string', default: '' },
+    'split-a': { type: 'string', default: '' },
+    'split-b': { type: 'string', default: '' },
   },
 });
 if (!o.a) {
@@ -41,10 +47,13 @@ if (!o.a) {
 const sh = promisify(exec);
 const dir = mkdtempSync(join(tmpdir(), 'tg-ab-'));
 const UP = 18281, NGINX = 18282, A = 18283, B = 18285;
-const tgYaml = (port, extra, upstream, route) =>
-  `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 2\nadmin: { port: ${port + 1} }\nupstreams: { up: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] }${upstream ? `, ${upstream}` : ''} } }\nroutes: [{ upstream: up${route ? `, ${route}` : ''} }]\n${extra.replaceAll('\\n', '\n')}\n`;
-writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a'], o['route-a']));
-writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b'], o['route-b']));
+const tgYaml = (port, extra, upstream, route, split) => {
+  const up = (name) => `${name}: { discovery: { type: static, endpoints: ["127.0.0.1:${UP}"] }${upstream ? `, ${upstream}` : ''} }`;
+  const target = split === '' ? 'upstream: up' : `split: [{ upstream: up, weight: ${100 - Number(split)} }, { upstream: up2, weight: ${Number(split)} }]`;
+  return `listen: { host: 127.0.0.1, port: ${port} }\nworkers: 2\nadmin: { port: ${port + 1} }\nupstreams: { ${up('up')}${split === '' ? '' : `, ${up('up2')}`} }\nroutes: [{ ${target}${route ? `, ${route}` : ''} }]\n${extra.replaceAll('\\n', '\n')}\n`;
+};
+writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a'], o['route-a'], o['split-a']));
+writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b'], o['route-b'], o['split-b']));
 
 const procs = [
   ...startNginxPair(dir, UP, NGINX),

@@ -54,6 +54,18 @@ export interface WorkerRoute {
   readonly priority: number;
   /** null: Upgrade requests are proxied as plain HTTP (Upgrade is hop-by-hop) */
   readonly websocket: WorkerWebSocket | null;
+  /** null: every request goes to `upstream` */
+  readonly split: WorkerSplit | null;
+}
+
+/** A route's sides; their weights are in the shared split row `row` (src/shm/split-table.ts). */
+export interface WorkerSplit {
+  readonly row: number;
+  /** upstream index of each side, in config order (the order of the row's thresholds) */
+  readonly sides: readonly number[];
+  readonly sticky: { readonly on: 'header' | 'cookie' | 'client-ip'; readonly name: string } | null;
+  /** header rules, tried in side order before the weights: `headers` is name, value, … */
+  readonly rules: readonly { readonly side: number; readonly headers: readonly string[] }[];
 }
 
 export interface WorkerWebSocket {

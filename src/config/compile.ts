@@ -1,7 +1,7 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
-import type { Config, WebSocketConfig } from './schema.js';
-import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { Config, RouteConfig, WebSocketConfig } from './schema.js';
+import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerSplit, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
@@ -25,6 +25,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
       guard: u.breaker === undefined && u.concurrency === undefined && !watched.has(name) ? null : { slowCallUs: (u.breaker?.slowCall?.duration ?? 0) * 1000, fallback: workerFallback(u.breaker?.fallback, names), shares: uncapTop(priorityShares(u.concurrency), topPriority(cfg, name)) },
     };
   });
+  let splitRow = 0;
   const routes: WorkerRoute[] = cfg.routes.map((r, i) => ({
     name: r.name ?? `route-${i}`,
     hosts: r.match.host === undefined ? null : Array.isArray(r.match.host) ? r.match.host : [r.match.host],
@@ -36,6 +37,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     rewriteHost: r.rewriteHost,
     priority: priorityNames.indexOf(r.priority),
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
+    split: r.split === undefined ? null : workerSplit(r, splitRow++, names),
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
 }
@@ -43,7 +45,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
 /** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0). */
 function topPriority(cfg: Config, upstream: string): number {
   let top = priorityNames.length - 1;
-  for (const r of cfg.routes) if (r.upstream === upstream) top = Math.min(top, priorityNames.indexOf(r.priority));
+  for (const r of cfg.routes) if (r.upstream === upstream || r.split?.some((s) => s.upstream === upstream)) top = Math.min(top, priorityNames.indexOf(r.priority));
   return top;
 }
 
@@ -67,4 +69,18 @@ function workerFallback(fb: NonNullable<Config['upstreams'][string]['breaker']>[
   for (const [k, v] of Object.entries(fb.headers)) headers.push(k.toLowerCase(), v);
   if (!Object.hasOwn(fb.headers, 'content-type') && !headers.includes('content-type') && fb.body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
   return { kind: 'static', status: fb.status, body: fb.body, headers };
+}
+
+/**
+ * Split rows go to split routes in config order (the primary's SplitWriter uses the
+ * same order, src/primary/rollout/split-writer.ts).
+ */
+function workerSplit(r: RouteConfig, row: number, names: readonly string[]): WorkerSplit {
+  const sides = r.split!;
+  return {
+    row,
+    sides: sides.map((s) => names.indexOf(s.upstream)),
+    sticky: r.sticky === undefined ? null : { on: r.sticky.on, name: r.sticky.name ?? '' },
+    rules: sides.flatMap((s, side) => (s.match === undefined ? [] : [{ side, headers: Object.entries(s.match.header).flat() }])),
+  };
 }

@@ -18,6 +18,8 @@ import { sheddingSchema } from '../controllers/shed-level.js';
 import { workersSchema } from './schema-workers.js';
 import { priorityNames } from '../shm/layout.js';
 import { redisIssues, redisSchema } from '../fleet/redis-schema.js';
+import { splitIssues, splitRouteFields } from './schema-split.js';
+import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-rollout.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -207,7 +209,9 @@ const routeSchema = z.strictObject({
       methods: z.array(z.enum(METHODS)).min(1).optional(),
     })
     .prefault({}),
-  upstream: z.string().min(1),
+  /** absent when the route has a `split` (src/config/schema-split.ts) */
+  upstream: z.string().min(1).optional(),
+  ...splitRouteFields,
   policies: z.array(policyEntrySchema()).default([]),
   /** which requests are shed first at an upstream's concurrency limit or under gateway load */
   priority: z.enum(priorityNames).default('normal'),
@@ -217,7 +221,11 @@ const routeSchema = z.strictObject({
   // `true` is the block with every default; a union would report a typo inside the
   // block as "invalid input" instead of the key and its path.
   websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
-});
+})
+  // A split route's `upstream` is its first side, so code that names one upstream per
+  // route (priorities, adaptive limits, status) keeps a value; splitIssues rejects a
+  // route with neither.
+  .transform((r) => ({ ...r, upstream: r.upstream ?? r.split?.[0]?.upstream ?? '' }));
 
 export const configSchema = z
   .strictObject({
@@ -235,6 +243,10 @@ export const configSchema = z
     redis: redisSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
+    /** canary rollouts over split routes (src/config/schema-rollout.ts) */
+    rollouts: rolloutsSchema.default({}),
+    /** where rollout progress is kept across restarts; in memory only when absent */
+    rolloutState: rolloutStateSchema.optional(),
   });
 
 /**
@@ -255,7 +267,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
-  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw));
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw), ...splitIssues(raw), ...rolloutIssues(raw));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {

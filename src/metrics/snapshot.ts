@@ -39,6 +39,18 @@ export interface RouteDelta {
   readonly sumUs: number;
 }
 
+/** One side of a split route: what the canary analysis compares (src/primary/rollout/). */
+export interface SideDelta {
+  readonly route: string;
+  /** the side's upstream */
+  readonly upstream: string;
+  /** CODE_CLASSES.length request counts (end-to-end status, gateway errors included) */
+  readonly counts: number[];
+  /** interval HDR histogram of end-to-end latency (µs), V2 encoding; null when histograms are off */
+  hist: Uint8Array | null;
+  histSumUs: number;
+}
+
 export interface UpstreamDelta {
   readonly name: string;
   /** UPSTREAM_CLASSES.length counts of upstream attempts' final outcome */
@@ -85,6 +97,8 @@ export interface TelemetrySnapshot {
   readonly intervalMs: number;
   readonly routes: RouteDelta[];
   readonly upstreams: UpstreamDelta[];
+  /** split routes, per side (absent from workers that predate splits) */
+  readonly sides?: SideDelta[];
   readonly runtime: WorkerRuntimeStats;
   readonly accessLog: AccessLogEntry[];
   /** access-log entries sampled but not kept (over maxPerInterval) */

@@ -29,8 +29,9 @@ const BACKOFF_MAX_MS = 5_000;
 /** events waiting beyond this are dropped oldest-first: only the latest state matters */
 const MAX_QUEUE = 100;
 
-export class WebhookNotifier {
-  private readonly queue: ScalingEvent[] = [];
+/** `E`: the JSON event type posted (scaling recommendations by default; rollout phase changes use it too). */
+export class WebhookNotifier<E extends object = ScalingEvent> {
+  private readonly queue: E[] = [];
   private running = false;
   private closed = false;
   private readonly abort = new AbortController();
@@ -39,14 +40,14 @@ export class WebhookNotifier {
 
   constructor(
     private cfg: WebhookConfig,
-    private readonly onOutcome: (ev: ScalingEvent, outcome: DeliveryOutcome) => void,
+    private readonly onOutcome: (ev: E, outcome: DeliveryOutcome) => void,
   ) {}
 
   setConfig(cfg: WebhookConfig): void {
     this.cfg = cfg;
   }
 
-  notify(ev: ScalingEvent): void {
+  notify(ev: E): void {
     if (this.closed) return;
     this.queue.push(ev);
     if (this.queue.length > MAX_QUEUE) this.queue.shift();
@@ -68,7 +69,7 @@ export class WebhookNotifier {
     }
   }
 
-  private async deliver(ev: ScalingEvent): Promise<DeliveryOutcome> {
+  private async deliver(ev: E): Promise<DeliveryOutcome> {
     const body = JSON.stringify(ev);
     let lastError = '';
     const attempts = this.cfg.retries + 1;

@@ -43,6 +43,12 @@ import { DecisionStream, type DecisionStreamOptions } from './decisions/decision
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
 import { ClusterLimiter } from '../fleet/cluster-limiter.js';
+import { SplitWriter } from './rollout/split-writer.js';
+import { SideStats } from './rollout/side-stats.js';
+import { RolloutManager } from './rollout/rollout-manager.js';
+import { rolloutRoutes } from './rollout/rollout-routes.js';
+import { splitTarget, type SplitSpec } from './overrides/split-target.js';
+import type { OverrideTarget } from './overrides/target.js';
 
 export const VERSION = '0.1.0';
 
@@ -107,6 +113,13 @@ export class Gateway {
   /** the /v1 admin route table: each run-time capability registers its endpoints here */
   readonly api: ApiRouter;
   private readonly audit: AuditSink;
+  /** split routes' weights in shared memory: config, API, overrides and rollouts write through it */
+  readonly splits: SplitWriter;
+  private readonly sideStats = new SideStats();
+  /** canary rollouts (src/primary/rollout) */
+  readonly rollouts: RolloutManager;
+  /** the `split` override target, for the override store */
+  readonly splitTarget: OverrideTarget<SplitSpec>;
   port = 0;
   adminPort = 0;
 
@@ -131,6 +144,12 @@ export class Gateway {
     this.limiter.applyConfig(this.config);
     this.cluster = new ClusterLimiter(this.shm, this.log);
     this.cluster.apply(this.config, this.limiter.rows());
+    this.splits = new SplitWriter(this.shm, this.log);
+    this.splits.applyConfig(this.config);
+    this.splitTarget = splitTarget(this.splits);
+    this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log);
+    this.rollouts.applyConfig(this.config);
+    this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
     this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation), this.log);
     const workerPool = {
       counts: () => this.supervisor.counts(),
@@ -143,8 +162,11 @@ export class Gateway {
     this.supervisor.onAdded = (slot, ok, ms, error) => this.controllers.workerChanged('up', slot, ok, ms, error === undefined ? {} : { error });
     this.supervisor.onRetired = (slot, forced, ms) => this.controllers.workerChanged('down', slot, true, ms, { forcedRequests: forced });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r) });
-    this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText() });
+    this.supervisor.onTelemetry = (slot, payload) => {
+      this.obs.onWorkerTelemetry(slot, payload);
+      this.sideStats.onTelemetry(payload);
+    };
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
       this.controllers.releaseWorker(slot);
@@ -244,6 +266,7 @@ export class Gateway {
       this.cluster.apply(next, this.limiter.rows());
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
+      this.splits.applyConfig(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -255,6 +278,7 @@ export class Gateway {
     this.shm.setGeneration(this.generation);
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
     this.obs.onConfig(next, this.generation);
+    this.rollouts.applyConfig(next);
     await this.control.apply(next.upstreams);
     if (tlsNext !== null && next.listen.tls !== undefined && this.tls.changed(tlsNext)) await this.reloadTls(next.listen.tls, tlsNext);
     this.decisions.resize(next.observability.decisions.size);
@@ -329,7 +353,7 @@ export class Gateway {
       totals: { requests: workers.reduce((s, w) => s + (w.requests ?? 0), 0), inFlight: workers.reduce((s, w) => s + (w.inFlight ?? 0), 0) },
       scaling: this.obs.status().scaling,
       workerScaling: this.controllers.workerScalingStatus(),
-      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, policies: r.policies.map((p) => p.name) })),
+      routes: this.config.routes.map((r, i) => ({ name: r.name ?? `route-${i}`, match: r.match, upstream: r.upstream, ...(r.split === undefined ? {} : { split: r.split.map((s) => s.upstream) }), policies: r.policies.map((p) => p.name) })),
       upstreams: Object.entries(this.config.upstreams).map(([name, u]) => ({
         name,
         balancer: u.balancer,
@@ -345,6 +369,8 @@ export class Gateway {
       rateLimits: this.limiter.status(),
       // scope: cluster rate limits: Redis reachability, the mode in force, leases, commands
       cluster: this.cluster.status(),
+      splits: this.splits.status(),
+      rollouts: this.rollouts.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -377,6 +403,7 @@ export class Gateway {
     this.overload?.stop();
     this.controllers.stop();
     this.cluster.stop();
+    this.rollouts.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

@@ -65,6 +65,8 @@ export interface ObservabilityDeps {
   readonly register?: (registry: Registry) => void;
   /** worker-thread scaling (workers: { min, max }); null when the count is fixed */
   readonly workerScaling?: () => WorkerScalingStatus | null;
+  /** exposition text of families kept elsewhere (splits and rollouts), appended to /metrics */
+  readonly extraMetrics?: () => string;
 }
 
 export interface ScalingStatus {
@@ -718,7 +720,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
     '/metrics': async () => {
       // One consistent read of the endpoint tables serves every endpoint family.
       tablesThisScrape = safeTables();
-      const text = (await registry.metrics()) + renderHistograms();
+      const text = (await registry.metrics()) + renderHistograms() + (deps.extraMetrics?.() ?? '');
       return { type: registry.contentType, body: text };
     },
     '/histograms': async (url) => {

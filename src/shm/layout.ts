@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 7;
+export const kLayoutVersion = 8;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -290,6 +290,24 @@ export const enum ClusterMode {
   Local = 4,
 }
 export const clusterModeNames: readonly string[] = ['off', 'lease', 'allow', 'deny', 'local'];
+// ---- split weights (Int32) --------------------------------------------------------------
+//
+// One row (one cache line) per route with a `split`, in the order the config lists them.
+// The primary alone writes a row, between two increments of its seqlock word, so a
+// change of every side's weight (a blue/green flip) is seen by a request whole or not
+// at all. Weights are cumulative thresholds out of kSplitScale: side i takes the
+// requests whose draw x (in [0, kSplitScale)) is below threshold i and not below i − 1.
+export const kSplitRows = 256;
+export const kSplitMaxSides = 8;
+/** 2^20: one part in about a million, and a 32-bit hash shifted right by 12 lands in it */
+export const kSplitScale = 1 << 20;
+/** [seq] seqlock: odd while the primary writes this row */
+export const kSplitSeqInt32 = 0;
+/** [seq] sides in use */
+export const kSplitSidesInt32 = 1;
+/** [seq] cumulative thresholds, one per side (kSplitMaxSides words) */
+export const kSplitCumulativeInt32 = 2;
+export const kSplitRowInt32 = 2 * kWordsPerCacheLine;
 
 // ---- sizes ----------------------------------------------------------------------------
 
@@ -322,6 +340,7 @@ export interface Layout {
   readonly controlOffset: number; // in words
   readonly clusterPolicyOffset: number; // in words
   readonly leaseSlotOffset: number; // in words
+  readonly splitOffset: number; // in words
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -353,8 +372,9 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const controlOffset = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
   const clusterPolicyOffset = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
   const leaseSlotOffset = clusterPolicyOffset + full.limiterPolicies * kClusterPolicyWords;
-  const totalWords = leaseSlotOffset + full.limiterSlots * kLeaseSlotWords;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  const splitOffset = leaseSlotOffset + full.limiterSlots * kLeaseSlotWords;
+  const totalWords = splitOffset + (kSplitRows * kSplitRowInt32) / 2;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */
@@ -379,4 +399,9 @@ export function endpointInt32Offset(layout: Layout, u: number, e: number): numbe
 /** Int32 index of upstream `u`'s control words. */
 export function controlInt32Offset(layout: Layout, u: number): number {
   return layout.controlOffset * 2 + u * kControlUpstreamInt32;
+}
+
+/** Int32 index of split row `r`. */
+export function splitInt32Offset(layout: Layout, r: number): number {
+  return layout.splitOffset * 2 + r * kSplitRowInt32;
 }

@@ -88,6 +88,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly scope: ListenerScope;
   route: CompiledRoute | null = null;
   upstream: UpstreamSet | null = null;
+  /** the side of a split route the request was sent to (index into route.split.sides); -1 otherwise */
+  side = -1;
   requestId = '';
   headers: string[] = [];
   /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */

@@ -12,6 +12,7 @@ import type { AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
 import { applyTraceContext } from './trace-context.js';
 import { normalizePath } from './path-normalize.js';
+import { chooseSide } from './split-choice.js';
 import type { ErrorSpec } from '../errors.js';
 import type { ListenerScope } from './listener.js';
 
@@ -59,8 +60,14 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         return;
       }
       ex.route = route;
-      ex.upstream = rt.upstreams[route.route.upstream]!;
       const peer = decoder.decode(res.getRemoteAddressAsText());
+      const split = route.route.split;
+      if (split === null) ex.upstream = rt.upstreams[route.route.upstream]!;
+      else {
+        // Before the forwarding headers are added: a rule or sticky header is the client's own.
+        ex.side = chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(peer, head.forwardedFor, rt) : peer);
+        ex.upstream = rt.upstreams[split.sides[ex.side]!]!;
+      }
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;

@@ -6,6 +6,7 @@ import type { PolicyInstance } from '../policies/policy.js';
 import { policyDefinition } from '../policies/registry.js';
 import type { SharedState } from '../shm/shared-state.js';
 import { EndpointTable } from '../shm/endpoint-table.js';
+import { SplitTable } from '../shm/split-table.js';
 import { IpAllowList } from './ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
@@ -26,6 +27,8 @@ export class Runtime {
   readonly scheme: 'http' | 'https';
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
+  /** the split routes' weights (shared; the primary changes them at run time) */
+  readonly splits: SplitTable;
 
   constructor(config: WorkerConfig, shm: SharedState) {
     this.generation = config.generation;
@@ -38,6 +41,7 @@ export class Runtime {
     this.requestIdHeader = config.proxy.requestIdHeader;
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
     this.scheme = config.listen.tls === undefined ? 'http' : 'https';
+    this.splits = new SplitTable(shm);
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {

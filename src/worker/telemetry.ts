@@ -26,6 +26,7 @@ import {
   UPSTREAM_CLASSES,
   type AccessLogEntry,
   type RouteDelta,
+  type SideDelta,
   type TelemetrySnapshot,
   type UpstreamDelta,
 } from '../metrics/snapshot.js';
@@ -95,12 +96,25 @@ class UpstreamStats {
   constructor(readonly name: string) {}
 }
 
+/** One side of a split route: the counts and latencies the canary analysis compares. */
+class SideStats {
+  hist: Histogram | null = null;
+  histSumUs = 0;
+  readonly counts = new Float64Array(N_CLASSES);
+  constructor(
+    readonly route: string,
+    readonly upstream: string,
+  ) {}
+}
+
 /** One config generation's index → stats mapping; stats objects are shared by name across generations. */
 interface GenerationView {
   readonly generation: number;
   readonly routes: readonly RouteStats[];
   readonly routeUpstream: readonly number[];
   readonly upstreams: readonly UpstreamStats[];
+  /** per route: its sides' stats, or null for a route without a split */
+  readonly sides: readonly (readonly SideStats[] | null)[];
 }
 
 function methodIndex(m: string): number {
@@ -139,6 +153,7 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
   let obs: WorkerObservability = data.config.observability ?? DEFAULT_WORKER_OBSERVABILITY;
   const routeStats = new Map<string, RouteStats>();
   const upstreamStats = new Map<string, UpstreamStats>();
+  const sideStats = new Map<string, SideStats>();
   const views = new Map<number, GenerationView>();
   const unmatched = new RouteStats(UNMATCHED_ROUTE, '');
   routeStats.set(UNMATCHED_ROUTE, unmatched);
@@ -168,8 +183,20 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
       ensureHist(s);
       return s;
     });
+    const sides = config.routes.map((r) =>
+      r.split === null
+        ? null
+        : r.split.sides.map((u) => {
+            const up = config.upstreams[u]?.name ?? '';
+            const key = `${r.name}\u0000${up}`;
+            let s = sideStats.get(key);
+            if (s === undefined) sideStats.set(key, (s = new SideStats(r.name, up)));
+            ensureHist(s);
+            return s;
+          }),
+    );
     ensureHist(unmatched);
-    v = { generation: config.generation, routes, routeUpstream: config.routes.map((r) => r.upstream), upstreams };
+    v = { generation: config.generation, routes, routeUpstream: config.routes.map((r) => r.upstream), upstreams, sides };
     views.set(config.generation, v);
     // Requests of a generation older than the last few are long gone; let their view go.
     for (const g of views.keys()) if (g < config.generation - 4) views.delete(g);
@@ -199,8 +226,19 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
       rs.shedAny = true;
     }
     let upUs = -1;
+    if (route !== null && ex.side >= 0) {
+      const ss = v.sides[route.index]?.[ex.side];
+      if (ss !== undefined) {
+        if (ss.hist !== null) {
+          ss.hist.recordValue(us);
+          ss.histSumUs += us;
+        }
+        ss.counts[classIndex(status)]! += 1;
+      }
+    }
     if (route !== null && ex.endpointIndex >= 0) {
-      const u = v.upstreams[v.routeUpstream[route.index]!]!;
+      // A split route's request counts for the side it went to.
+      const u = v.upstreams[ex.side >= 0 ? (route.route.split?.sides[ex.side] ?? v.routeUpstream[route.index]!) : v.routeUpstream[route.index]!]!;
       if (ex.upstreamHeadersAt > 0) {
         upUs = toUs(ex.upstreamHeadersAt - ex.upstreamStartedAt);
         if (u.hist !== null) {
@@ -298,6 +336,16 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
       s.outcomes.fill(0);
       s.count = s.sumUs = 0;
     }
+    const sides: SideDelta[] = [];
+    for (const s of sideStats.values()) {
+      let any = 0;
+      for (let i = 0; i < s.counts.length; i++) any += s.counts[i]!;
+      if (any === 0 && (s.hist === null || s.hist.totalCount === 0)) continue;
+      const delta: SideDelta = { route: s.route, upstream: s.upstream, counts: Array.from(s.counts), hist: null, histSumUs: 0 };
+      sides.push(delta);
+      if (s.hist !== null) pending.push({ stats: s, delta });
+      s.counts.fill(0);
+    }
     const nowElu = performance.eventLoopUtilization();
     const eluDelta = performance.eventLoopUtilization(nowElu, elu);
     elu = nowElu;
@@ -318,6 +366,7 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
       intervalMs: obs.snapshotIntervalMs,
       routes,
       upstreams,
+      sides,
       runtime: { elu: eluDelta.utilization, loopDelayMeanMs: delayMean, loopDelayP99Ms: delayP99, loopDelayMaxMs: delayMax, heapUsedBytes: heap.used_heap_size, heapTotalBytes: heap.total_heap_size },
       accessLog,
       accessLogDropped,

@@ -299,7 +299,7 @@ export class UpstreamSet {
   }
 }
 
-function findHeader(h: readonly string[], name: string): string | null {
+export function findHeader(h: readonly string[], name: string): string | null {
   for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1]!;
   return null;
 }
@@ -309,7 +309,7 @@ function findLastHeader(h: readonly string[], name: string): string | null {
   return null;
 }
 
-function cookieValue(header: string, name: string): string | null {
+export function cookieValue(header: string, name: string): string | null {
   let i = 0;
   while (i < header.length) {
     while (header.charCodeAt(i) === 32) i++;

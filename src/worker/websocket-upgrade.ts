@@ -13,7 +13,8 @@ import WebSocket from 'ws';
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { WorkerWebSocket } from '../messages.js';
 import { writeError } from './error-response.js';
-import { accessPhase, addForwardingHeaders, type RuntimeRef } from './http-server.js';
+import { accessPhase, addForwardingHeaders, clientIp, type RuntimeRef } from './http-server.js';
+import { chooseSide } from './split-choice.js';
 import { classifyUpstreamError } from './exchange.js';
 import { normalizePath } from './path-normalize.js';
 import { RequestHead, readRequestHead } from './request-head.js';
@@ -110,8 +111,9 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
       return;
     }
     hs.protocols = protocols;
-    hs.upstream = rt.upstreams[route.route.upstream]!;
     const peer = decoder.decode(res.getRemoteAddressAsText());
+    const split = route.route.split;
+    hs.upstream = rt.upstreams[split === null ? route.route.upstream : split.sides[chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(peer, head.forwardedFor, rt) : peer)]!]!;
     addForwardingHeaders(peer, head, rt, hs.requestId);
     applyTraceContext(head.headers, rt.config.observability.tracing);
     const denied = accessPhase(rt, route, head, peer, hs.responseHeaders);
