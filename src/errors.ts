@@ -52,6 +52,8 @@ export const Errors = Object.freeze({
   SHED: spec('TG_ERR_SHED', 503, "the upstream is at its concurrency limit"),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
+  AUTH_REQUIRED: spec('TG_ERR_AUTH_REQUIRED', 401, 'a valid credential is required (API key or bearer token)'),
+  FORBIDDEN: spec('TG_ERR_FORBIDDEN', 403, 'the client is not allowed on this route'),
   // Anything else; the message never carries internals.
   INTERNAL: spec('TG_ERR_INTERNAL', 500, 'internal gateway error'),
 });

@@ -71,6 +71,8 @@ export interface WorkerData {
   /** the port to listen on; 0 only for the first worker, which reports the one it got */
   readonly port: number;
   readonly config: WorkerConfig;
+  /** the access policies' run-time tables in force when the worker starts (src/policies/policy-data.ts) */
+  readonly policyData: readonly (readonly [string, unknown])[];
 }
 
 export type TlsStep = 'start' | 'switch' | 'retire';
@@ -78,6 +80,8 @@ export type TlsStep = 'start' | 'switch' | 'retire';
 export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
+  /** an access policy's run-time table changed (src/policies/policy-data.ts); value undefined clears it */
+  | { readonly type: 'policy-data'; readonly key: string; readonly value: unknown }
   /**
    * New certificate files (or the same paths rewritten), in three steps that every
    * worker finishes before any starts the next (src/primary/gateway.ts reloadTls):

@@ -66,6 +66,9 @@ export interface AccessLogEntry {
   readonly upstreamMs: number | null;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** who an api-key or jwt policy identified; null on routes without one */
+  readonly consumer: string | null;
+  readonly tenant: string | null;
 }
 
 export interface TelemetrySnapshot {

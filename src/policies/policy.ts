@@ -22,6 +22,23 @@ export interface AccessContext {
   readonly routeName: string;
   /** name, value pairs a policy adds to the response (the error it returns, or the proxied one) */
   readonly responseHeaders: string[];
+  /** who the caller is, once an auth policy (api-key, jwt) identified it; later policies key on these */
+  consumer: string | null;
+  tenant: string | null;
+  /** the tenant's tier (a `tenants` tier name), set with the tenant */
+  tier: string | null;
+  /** StatusWatcher, key pairs told the response status when the request ends (null until one is added) */
+  watched: unknown[] | null;
+}
+
+/** A policy that learns how each request it saw ended (ban counts refusals). */
+export interface StatusWatcher {
+  onStatus(key: string, status: number): void;
+}
+
+/** Asks for `w.onStatus(key, status)` when the request ends, whatever answers it. */
+export function watchStatus(ctx: AccessContext, w: StatusWatcher, key: string): void {
+  (ctx.watched ??= []).push(w, key);
 }
 
 export interface PolicyEnv {
@@ -29,6 +46,8 @@ export interface PolicyEnv {
   readonly shm: SharedArrayBuffer;
   readonly maxWorkers: number;
   readonly routeIndex: number;
+  /** the route's name (routes[].name, or route-<index>) */
+  readonly routeName: string;
   readonly policyIndex: number;
   /** this policy's position among all policies of its kind in the config (stable per generation) */
   readonly kindIndex: number;

@@ -7,7 +7,9 @@
 //
 // key: `client-ip` (after trusted proxies), `header:<name>` (a request without the
 //   header is keyed by its client address, as APISIX falls back to remote_addr), `route`
-//   (one bucket for the whole route), or a list of these combined into one key.
+//   (one bucket for the whole route), `consumer` / `tenant` (as an earlier api-key or
+//   jwt policy identified the caller; keyed by client address when none did), or a
+//   list of these combined into one key.
 // rate: "<n>/<s|m|h|d>". burst: requests admitted at once from a fresh key (default:
 //   one second's worth, at least 1).
 // headers: send RateLimit-Policy / RateLimit on admitted responses too (default true);
@@ -81,9 +83,11 @@ export function rateLimitSchema(z: Zod) {
   const keyPart = z.union([
     z.literal('client-ip'),
     z.literal('route'),
+    z.literal('consumer'),
+    z.literal('tenant'),
     z
       .string()
-      .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route" or "header:<name>"')
+      .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route", "consumer", "tenant" or "header:<name>"')
       .transform((v) => v.toLowerCase()),
   ]);
   return z
@@ -106,6 +110,8 @@ const enum KeyKind {
   ClientIp,
   Route,
   Header,
+  Consumer,
+  Tenant,
 }
 
 // Shared across instances of one worker: the table view over the same buffer.
@@ -135,7 +141,7 @@ class RateLimit implements PolicyInstance {
     private readonly row: number,
     private readonly routeIndex: number,
   ) {
-    this.kinds = cfg.key.map((k) => (k === 'client-ip' ? KeyKind.ClientIp : k === 'route' ? KeyKind.Route : KeyKind.Header));
+    this.kinds = cfg.key.map((k) => (k === 'client-ip' ? KeyKind.ClientIp : k === 'route' ? KeyKind.Route : k === 'consumer' ? KeyKind.Consumer : k === 'tenant' ? KeyKind.Tenant : KeyKind.Header));
     this.headerNames = cfg.key.map((k) => (k.startsWith('header:') ? k.slice(7) : ''));
     this.quoted = `"${cfg.name}"`;
     this.quota = cfg.rate.count;
@@ -164,6 +170,11 @@ class RateLimit implements PolicyInstance {
         return ctx.clientIp;
       case KeyKind.Route:
         return `#${this.routeIndex}`;
+      // Set by an earlier api-key or jwt policy; without one, key by client (never one bucket for all).
+      case KeyKind.Consumer:
+        return ctx.consumer === null ? ctx.clientIp : `c:${ctx.consumer}`;
+      case KeyKind.Tenant:
+        return ctx.tenant === null ? ctx.clientIp : `t:${ctx.tenant}`;
       default: {
         const name = this.headerNames[i]!;
         const h = ctx.headers;

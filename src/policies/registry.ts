@@ -5,8 +5,10 @@
 // src/config/policy-entries.ts).
 import type { PolicyDefinition } from './policy.js';
 import { rateLimitPolicy } from './rate-limit.js';
+import { ipAccessPolicy } from './ip-access.js';
+import { apiKeyPolicy } from './api-key.js';
 
-const definitions: readonly PolicyDefinition[] = [rateLimitPolicy];
+const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, ipAccessPolicy, apiKeyPolicy];
 
 export function policyDefinition(name: string): PolicyDefinition | undefined {
   return definitions.find((d) => d.name === name);

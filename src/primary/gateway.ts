@@ -42,6 +42,8 @@ import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
+import { AccessControl } from './access/access-control.js';
+import { accessRoutes } from './access/access-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -93,6 +95,8 @@ export class Gateway {
   /** the /v1 admin route table: each run-time capability registers its endpoints here */
   readonly api: ApiRouter;
   private readonly audit: AuditSink;
+  /** the access policies' run-time tables (ip-access lists, api-key files) */
+  readonly access: AccessControl;
   port = 0;
   adminPort = 0;
 
@@ -116,6 +120,10 @@ export class Gateway {
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
+    // Before the workers start: each one gets the tables in force with its workerData.
+    this.access = new AccessControl({ send: (key, value) => this.supervisor.setPolicyData(key, value), log: this.log });
+    this.access.applyConfig(this.config);
+    this.api.add(...accessRoutes(this.access, () => this.config));
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
@@ -215,6 +223,7 @@ export class Gateway {
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
+      this.access.applyConfig(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -312,6 +321,7 @@ export class Gateway {
       // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
       balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      access: this.access.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -346,6 +356,7 @@ export class Gateway {
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
+    this.access.stop();
     const admin = this.admin;
     this.decisionStream.closeAll();
     if (admin) {

@@ -22,6 +22,7 @@ import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
 import type { WorkerFallback } from '../messages.js';
+import type { StatusWatcher } from '../policies/policy.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -86,6 +87,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   headers: string[] = [];
   /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */
   readonly responseHeaders: string[] = [];
+  /** who the access phase identified (api-key, jwt), for the access log */
+  consumer: string | null = null;
+  tenant: string | null = null;
+  tier: string | null = null;
+  /** StatusWatcher, key pairs the access phase asked to be told the final status (ban) */
+  watched: unknown[] | null = null;
   /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
   readonly startedAt: number;
   upstreamStartedAt = 0;
@@ -680,6 +687,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.probe.words.returnProbe();
       this.probe = null;
     }
+    const w = this.watched;
+    if (w !== null) for (let i = 0; i < w.length; i += 2) (w[i] as StatusWatcher).onStatus(w[i + 1] as string, status);
     requestFinished(status, this.bodyBytes, this.written);
     this.scope.inFlight--;
     requestLogged(this, status, performance.now());

@@ -64,7 +64,7 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;
-      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders);
+      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders, ex);
       if (denied !== null) {
         ex.fail(denied, false);
         return;
@@ -79,11 +79,19 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
 
 const decoder = new TextDecoder('latin1');
 
+/** Who the access phase identified, and who wants the final status (kept by the exchange for the log phase). */
+export interface AccessOutcome {
+  consumer: string | null;
+  tenant: string | null;
+  tier: string | null;
+  watched: unknown[] | null;
+}
+
 /**
  * The access phase: the route's policies in configured order; the first refusal wins.
  * Shared by HTTP requests and WebSocket upgrades, so both meet the same policies.
  */
-export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[]): ErrorSpec | null {
+export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], out: AccessOutcome): ErrorSpec | null {
   const policies = rt.policies[route.index]!;
   if (policies.length === 0) return null;
   const ctx: AccessContext = {
@@ -96,12 +104,21 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
     routeIndex: route.index,
     routeName: route.route.name,
     responseHeaders,
+    consumer: null,
+    tenant: null,
+    tier: null,
+    watched: null,
   };
+  let denied: ErrorSpec | null = null;
   for (let i = 0; i < policies.length; i++) {
-    const denied = policies[i]!.access(ctx);
-    if (denied !== null) return denied;
+    denied = policies[i]!.access(ctx);
+    if (denied !== null) break;
   }
-  return null;
+  out.consumer = ctx.consumer;
+  out.tenant = ctx.tenant;
+  out.tier = ctx.tier;
+  out.watched = ctx.watched;
+  return denied;
 }
 
 function rejectFraming(ex: Exchange, spec: ErrorSpec): void {

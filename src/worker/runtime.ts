@@ -6,7 +6,7 @@ import type { PolicyInstance } from '../policies/policy.js';
 import { policyDefinition } from '../policies/registry.js';
 import type { SharedState } from '../shm/shared-state.js';
 import { EndpointTable } from '../shm/endpoint-table.js';
-import { IpAllowList } from './ip-allow-list.js';
+import { IpAllowList } from '../policies/ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
@@ -45,7 +45,7 @@ export class Runtime {
         if (!def) throw new Error(`unknown policy ${p.name}`);
         const kindIndex = kinds.get(p.name) ?? 0;
         kinds.set(p.name, kindIndex + 1);
-        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, policyIndex, kindIndex });
+        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex });
       }),
     );
   }
