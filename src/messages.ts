@@ -14,6 +14,28 @@ export interface WorkerConfig {
   readonly observability: WorkerObservability;
   readonly upstreams: readonly WorkerUpstream[];
   readonly routes: readonly WorkerRoute[];
+  /** tenant tiers (src/config/schema-tenants.ts), null without a tenants section */
+  readonly tenants: WorkerTenants | null;
+}
+
+export interface WorkerTenants {
+  /** request header naming the tenant when no auth policy did; null: none */
+  readonly header: string | null;
+  readonly tiers: readonly WorkerTier[];
+  /** tenant → index into tiers */
+  readonly assign: Readonly<Record<string, number>>;
+  readonly defaultTier: number;
+}
+
+export interface WorkerTier {
+  readonly name: string;
+  readonly ratePerSecond: number;
+  /** the rate as configured, for RateLimit-Policy: count per periodSeconds */
+  readonly count: number;
+  readonly periodSeconds: number;
+  readonly burst: number;
+  /** a Priority (0 critical … 3 low), or -1: the route's */
+  readonly priority: number;
 }
 
 export interface WorkerUpstream {

@@ -16,6 +16,7 @@ import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
+import { tenantsSchema } from './schema-tenants.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -107,6 +108,8 @@ const capacitySchema = z.strictObject({
   limiterKeys: z.number().int().min(16).max(1 << 24).default(65_536),
   /** rate-limit policies across all routes */
   limiterPolicies: z.number().int().min(1).max(4096).default(64),
+  /** keys the ban table tracks at once (refusal counts and bans), rounded up to a power of two */
+  banKeys: z.number().int().min(16).max(1 << 20).default(4096),
 });
 
 const shutdownSchema = z.strictObject({
@@ -229,6 +232,8 @@ export const configSchema = z
     observability: observabilitySchema.prefault({}),
     /** shed low priorities when the workers' event loops are busy (src/controllers/shed-level.ts); off when absent */
     shedding: sheddingSchema.optional(),
+    /** tenants and their tiers (src/config/schema-tenants.ts); off when absent */
+    tenants: tenantsSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   });

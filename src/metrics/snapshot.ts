@@ -69,6 +69,8 @@ export interface AccessLogEntry {
   /** who an api-key or jwt policy identified; null on routes without one */
   readonly consumer: string | null;
   readonly tenant: string | null;
+  /** the tenant's tier, with a tenants section */
+  readonly tier: string | null;
 }
 
 export interface TelemetrySnapshot {

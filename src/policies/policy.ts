@@ -5,6 +5,7 @@
 // from per-request state).
 import type { z as ZodNamespace } from 'zod';
 import type { ErrorSpec } from '../errors.js';
+import type { TenantDirectory } from './tenant-directory.js';
 
 /** What the access phase sees of a request. Valid only during the call. */
 export interface AccessContext {
@@ -24,9 +25,8 @@ export interface AccessContext {
   readonly responseHeaders: string[];
   /** who the caller is, once an auth policy (api-key, jwt) identified it; later policies key on these */
   consumer: string | null;
+  /** the tenant: from an auth policy, or the `tenants.header` field when none named one */
   tenant: string | null;
-  /** the tenant's tier (a `tenants` tier name), set with the tenant */
-  tier: string | null;
   /** StatusWatcher, key pairs told the response status when the request ends (null until one is added) */
   watched: unknown[] | null;
 }
@@ -51,6 +51,8 @@ export interface PolicyEnv {
   readonly policyIndex: number;
   /** this policy's position among all policies of its kind in the config (stable per generation) */
   readonly kindIndex: number;
+  /** the tenants section's tiers, null without one */
+  readonly tenants: TenantDirectory | null;
 }
 
 export interface PolicyInstance {

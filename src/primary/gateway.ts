@@ -44,6 +44,7 @@ import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
 import { AccessControl } from './access/access-control.js';
 import { accessRoutes } from './access/access-routes.js';
+import { BanWriter } from './access/ban-writer.js';
 
 export const VERSION = '0.1.0';
 
@@ -97,6 +98,8 @@ export class Gateway {
   private readonly audit: AuditSink;
   /** the access policies' run-time tables (ip-access lists, api-key files) */
   readonly access: AccessControl;
+  /** the shared ban table's primary side (list, set, lift, decision events) */
+  readonly bans: BanWriter;
   port = 0;
   adminPort = 0;
 
@@ -123,10 +126,12 @@ export class Gateway {
     // Before the workers start: each one gets the tables in force with its workerData.
     this.access = new AccessControl({ send: (key, value) => this.supervisor.setPolicyData(key, value), log: this.log });
     this.access.applyConfig(this.config);
-    this.api.add(...accessRoutes(this.access, () => this.config));
+    this.bans = new BanWriter(this.shm, this.log);
+    this.bans.applyConfig(this.config);
+    this.api.add(...accessRoutes(this.access, this.bans, () => this.config));
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), bans: () => this.bans.counts() });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -142,7 +147,10 @@ export class Gateway {
   async start(): Promise<void> {
     const log = this.log;
     this.port = await this.supervisor.start();
+    // JWT key sets from a URL arrive asynchronously; wait (bounded) so the first requests find them.
+    await Promise.race([this.access.loaded(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     this.controllers.start();
+    this.bans.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
@@ -224,6 +232,7 @@ export class Gateway {
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
       this.access.applyConfig(next);
+      this.bans.applyConfig(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -322,6 +331,7 @@ export class Gateway {
       balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
       access: this.access.status(),
+      bans: this.bans.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -357,6 +367,7 @@ export class Gateway {
     await this.control.stop();
     this.endpoints.stop();
     this.access.stop();
+    this.bans.stop();
     const admin = this.admin;
     this.decisionStream.closeAll();
     if (admin) {

@@ -91,6 +91,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   consumer: string | null = null;
   tenant: string | null = null;
   tier: string | null = null;
+  /** the priority this request is shed as: its route's, or its tenant tier's */
+  priority = 2;
   /** StatusWatcher, key pairs the access phase asked to be told the final status (ban) */
   watched: unknown[] | null = null;
   /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
@@ -212,7 +214,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
       return;
     }
-    if (shedByLoad(this.route!.route.priority)) {
+    if (shedByLoad(this.priority)) {
       this.fail(Errors.SHED, false, RETRY_AFTER);
       return;
     }
@@ -240,7 +242,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * request there, through that upstream's own guard (whose fallback is not followed).
    */
   private admit(g: UpstreamGuard, followFallback: boolean): boolean {
-    switch (g.admit(this.route!.route.priority)) {
+    switch (g.admit(this.priority)) {
       case Admission.Pass:
         return true;
       case Admission.Counted:

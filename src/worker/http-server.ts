@@ -59,6 +59,7 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         return;
       }
       ex.route = route;
+      ex.priority = route.route.priority;
       ex.upstream = rt.upstreams[route.route.upstream]!;
       const peer = decoder.decode(res.getRemoteAddressAsText());
       addForwardingHeaders(peer, head, rt, ex.requestId);
@@ -83,7 +84,10 @@ const decoder = new TextDecoder('latin1');
 export interface AccessOutcome {
   consumer: string | null;
   tenant: string | null;
+  /** the tenant's tier name (with a tenants section) */
   tier: string | null;
+  /** the priority the request is shed as: the route's, or its tier's */
+  priority: number;
   watched: unknown[] | null;
 }
 
@@ -93,7 +97,18 @@ export interface AccessOutcome {
  */
 export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], out: AccessOutcome): ErrorSpec | null {
   const policies = rt.policies[route.index]!;
-  if (policies.length === 0) return null;
+  const dir = rt.tenants;
+  if (policies.length === 0 && dir === null) return null;
+  let tenant: string | null = null;
+  if (dir !== null && dir.header !== null) {
+    const h = head.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i] === dir.header) {
+        tenant = h[i + 1]!;
+        break;
+      }
+    }
+  }
   const ctx: AccessContext = {
     method: head.method,
     path: head.path,
@@ -105,8 +120,7 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
     routeName: route.route.name,
     responseHeaders,
     consumer: null,
-    tenant: null,
-    tier: null,
+    tenant,
     watched: null,
   };
   let denied: ErrorSpec | null = null;
@@ -116,8 +130,12 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
   }
   out.consumer = ctx.consumer;
   out.tenant = ctx.tenant;
-  out.tier = ctx.tier;
   out.watched = ctx.watched;
+  if (dir !== null) {
+    const tier = dir.tiers[dir.tierOf(ctx.tenant)]!;
+    out.tier = tier.name;
+    if (tier.priority >= 0) out.priority = tier.priority;
+  }
   return denied;
 }
 

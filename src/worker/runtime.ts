@@ -11,6 +11,7 @@ import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
 import { workerSlot } from './worker-state.js';
+import { TenantDirectory } from '../policies/tenant-directory.js';
 
 export class Runtime {
   readonly generation: number;
@@ -24,6 +25,8 @@ export class Runtime {
   readonly pathOptions: PathOptions;
   /** X-Forwarded-Proto for a client that is not a trusted proxy: how it reached us */
   readonly scheme: 'http' | 'https';
+  /** tenant tiers, null without a tenants section */
+  readonly tenants: TenantDirectory | null;
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
 
@@ -38,6 +41,7 @@ export class Runtime {
     this.requestIdHeader = config.proxy.requestIdHeader;
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
     this.scheme = config.listen.tls === undefined ? 'http' : 'https';
+    this.tenants = config.tenants === null ? null : new TenantDirectory(config.tenants);
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
@@ -45,7 +49,7 @@ export class Runtime {
         if (!def) throw new Error(`unknown policy ${p.name}`);
         const kindIndex = kinds.get(p.name) ?? 0;
         kinds.set(p.name, kindIndex + 1);
-        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex });
+        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex, tenants: this.tenants });
       }),
     );
   }

@@ -228,6 +228,7 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
         bytesOut: ex.responseBytes,
         consumer: ex.consumer,
         tenant: ex.tenant,
+        tier: ex.tier,
       });
     }
   };

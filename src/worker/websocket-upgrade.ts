@@ -165,6 +165,8 @@ class Handshake {
   consumer: string | null = null;
   tenant: string | null = null;
   tier: string | null = null;
+  // XXX: relays are not shed (no guard admits them), so a tier's priority does not apply to them
+  priority = 2;
   watched: unknown[] | null = null;
   private state = State.Connecting;
   private aborted = false;

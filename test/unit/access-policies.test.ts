@@ -9,10 +9,10 @@ import { setPolicyData } from '../../src/policies/policy-data.js';
 import { parseApiKeyFile } from '../../src/config/api-key-file.js';
 import type { AccessContext, PolicyEnv } from '../../src/policies/policy.js';
 
-const env = (routeName: string): PolicyEnv => ({ shm: new SharedArrayBuffer(8), maxWorkers: 1, routeIndex: 0, routeName, policyIndex: 0, kindIndex: 0 });
+const env = (routeName: string): PolicyEnv => ({ shm: new SharedArrayBuffer(8), maxWorkers: 1, routeIndex: 0, routeName, policyIndex: 0, kindIndex: 0, tenants: null });
 
 function ctx(clientIp: string): AccessContext {
-  return { method: 'GET', path: '/', host: 'h', headers: [], peer: clientIp, clientIp, routeIndex: 0, routeName: 'r', responseHeaders: [], consumer: null, tenant: null, tier: null, watched: null };
+  return { method: 'GET', path: '/', host: 'h', headers: [], peer: clientIp, clientIp, routeIndex: 0, routeName: 'r', responseHeaders: [], consumer: null, tenant: null, watched: null };
 }
 
 test('ip-access: IPv4 and IPv6 CIDRs, deny wins over allow, IPv4-mapped IPv6 is the IPv4 address', () => {

@@ -1,12 +1,14 @@
 // The primary's writer of the access policies' run-time tables: ip-access lists
-// changed at run time, api-key tables (files watched and re-read), and — through
-// JwksSources — JWT key sets. Each table goes to every worker as one `policy-data`
+// changed at run time, api-key tables (files watched and re-read), and JWT key sets
+// (src/primary/access/jwks-source.ts). Each table goes to every worker as one `policy-data`
 // message (src/policies/policy-data.ts); nothing here is on the request path.
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Config } from '../../config/schema.js';
 import { readApiKeyFile } from '../../config/api-key-file.js';
 import { apiKeyDataKey, type ApiKeyConfig } from '../../policies/api-key.js';
 import { ipAccessKey, type IpAccessConfig, type IpAccessLists } from '../../policies/ip-access.js';
+import { jwksDataKey, type JwtConfig } from '../../policies/jwt.js';
+import { JwksSource } from './jwks-source.js';
 import type { Logger } from '../logger.js';
 import { decision } from '../decisions/decision-log.js';
 
@@ -56,6 +58,10 @@ export class AccessControl {
   /** run-time lists in force, by ip-access policy name */
   private readonly ipOverrides = new Map<string, IpAccessLists & { since: number }>();
   private readonly keyFiles = new Map<string, KeyFile>();
+  /** JWT key sets by worker data key (one per file or URL) */
+  private readonly jwks = new Map<string, JwksSource>();
+  /** first loads of the key sets started by the last applyConfig */
+  private firstLoads: Promise<void>[] = [];
 
   constructor(private readonly opts: AccessControlOptions) {}
 
@@ -86,6 +92,36 @@ export class AccessControl {
       this.loadKeys(kf);
       watchFile(file, { interval: KEY_FILE_POLL_MS, persistent: false }, kf.listener);
     }
+    this.applyJwks(cfg);
+  }
+
+  private applyJwks(cfg: Config): void {
+    const wanted = new Map<string, JwtConfig['jwks']>();
+    for (const r of cfg.routes) for (const p of r.policies) if (p.name === 'jwt') wanted.set(jwksDataKey(p.config as JwtConfig), (p.config as JwtConfig).jwks);
+    for (const [key, src] of this.jwks) {
+      if (wanted.has(key) && JSON.stringify(wanted.get(key)) === JSON.stringify(src.cfg)) continue;
+      src.stop();
+      this.jwks.delete(key);
+      if (!wanted.has(key)) this.opts.send(key, undefined);
+    }
+    this.firstLoads = [];
+    for (const [key, jwks] of wanted) {
+      if (this.jwks.has(key)) continue;
+      const src = new JwksSource(jwks, {
+        loaded: (source, keys, skipped) => {
+          this.opts.send(key, keys);
+          decision(this.opts.log).info({ event: 'jwks-loaded', source, keys: keys.length, kids: keys.map((k) => k.kid ?? null), skipped }, `JWT key set loaded: ${keys.length} keys from ${source}`);
+        },
+        failed: (source, error) => decision(this.opts.log).error({ event: 'jwks-failed', source, error }, `JWT key set not loaded from ${source}; the set in force stays`),
+      });
+      this.jwks.set(key, src);
+      this.firstLoads.push(src.start());
+    }
+  }
+
+  /** Resolves when the key sets of the last applyConfig have each been loaded or failed once. */
+  async loaded(): Promise<void> {
+    await Promise.all(this.firstLoads);
   }
 
   private loadKeys(kf: KeyFile): void {
@@ -140,11 +176,14 @@ export class AccessControl {
         return { name: p.name, routes: p.routes, source: e.source, allow: e.allow, deny: e.deny, ...(o ? { since: new Date(o.since).toISOString(), configured: p.configured } : {}) };
       }),
       apiKeyFiles: [...this.keyFiles.values()].map((k) => ({ file: k.file, keys: k.keys, consumers: k.consumers, loadedAt: k.loadedAt > 0 ? new Date(k.loadedAt).toISOString() : null, lastError: k.lastError })),
+      jwks: [...this.jwks.values()].map((j) => j.status()),
     };
   }
 
   stop(): void {
     for (const kf of this.keyFiles.values()) unwatchFile(kf.file, kf.listener);
     this.keyFiles.clear();
+    for (const j of this.jwks.values()) j.stop();
+    this.jwks.clear();
   }
 }
