@@ -31,7 +31,8 @@ export function parseApiKeyFile(text: string): { table: ApiKeyTable; consumers: 
     if (k.key !== undefined && k.sha256 !== undefined) issues.push(`${at}: give key or sha256, not both`);
     else if (typeof k.key === 'string') {
       if (k.key.length < 16) issues.push(`${at}.key: must be at least 16 characters`);
-      else digest = createHash('sha256').update(k.key, 'latin1').digest('hex');
+      else if (!/^[\x21-\x7e]+$/.test(k.key)) issues.push(`${at}.key: must be printable ASCII without spaces (a header value)`);
+      else digest = createHash('sha256').update(k.key, 'utf8').digest('hex');
     } else if (typeof k.sha256 === 'string') {
       if (!/^[0-9a-f]{64}$/i.test(k.sha256)) issues.push(`${at}.sha256: must be 64 hexadecimal digits`);
       else digest = k.sha256.toLowerCase();

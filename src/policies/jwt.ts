@@ -25,7 +25,9 @@
 // Missing token: 401 TG_ERR_AUTH_REQUIRED with `WWW-Authenticate: Bearer`; a token that
 // fails any check: the same with `error="invalid_token"` (RFC 6750 §3). No key set
 // loaded yet: 503 TG_ERR_AUTH_UNAVAILABLE. The consumer is the `consumerClaim` (default
-// `sub`); `tenantClaim` names the tenant claim.
+// `sub`); `tenantClaim` names the tenant claim. A worker remembers tokens that passed
+// (bounded, until their exp, forgotten when the key set changes), so a client's
+// repeated token is checked once.
 import { createPublicKey, constants, verify, type KeyObject, type JsonWebKey } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { z as ZodNamespace } from 'zod';
@@ -130,9 +132,27 @@ interface Claims {
   readonly [name: string]: unknown;
 }
 
+/** Verified tokens a worker remembers (see `cache`); beyond this the map is cleared, not grown. */
+const CACHE_MAX = 4096;
+
+interface Verified {
+  /** exp in seconds (Infinity without exp) */
+  readonly exp: number;
+  readonly consumer: string | null;
+  readonly tenant: string | null;
+}
+
 class Jwt implements PolicyInstance {
   readonly name = 'jwt';
   private keys: Key[] = [];
+  /**
+   * Tokens that passed every check, until their exp (less leeway): a client sends the
+   * same token with many requests, and a signature check costs tens to hundreds of
+   * microseconds. Cleared when the key set changes, so a key dropped from the set stops
+   * every token it signed at once. Only tokens whose nbf has passed are kept, so a
+   * cached token stays valid until exp.
+   */
+  private readonly cache = new Map<string, Verified>();
   private version = -1;
   private readonly allowed: ReadonlySet<string>;
   private readonly issuers: ReadonlySet<string> | null;
@@ -153,6 +173,7 @@ class Jwt implements PolicyInstance {
     if (this.slot.version !== this.version) {
       this.version = this.slot.version;
       this.keys = this.slot.value === undefined ? [] : importKeys(this.slot.value);
+      this.cache.clear();
     }
     const h = ctx.headers;
     let auth: string | null = null;
@@ -167,17 +188,28 @@ class Jwt implements PolicyInstance {
       return Errors.AUTH_REQUIRED;
     }
     if (this.slot.value === undefined) return Errors.AUTH_UNAVAILABLE;
-    const claims = this.verify(auth.slice(7).trim());
-    if (claims === null) {
-      ctx.responseHeaders.push('www-authenticate', 'Bearer error="invalid_token"');
-      return Errors.AUTH_REQUIRED;
+    const token = auth.slice(7).trim();
+    let v = this.cache.get(token);
+    if (v !== undefined && Date.now() / 1000 - this.leewayS >= v.exp) {
+      this.cache.delete(token);
+      v = undefined;
     }
-    const sub = claims[this.cfg.consumerClaim];
-    ctx.consumer = typeof sub === 'string' ? sub : null;
-    if (this.cfg.tenantClaim !== undefined) {
-      const t = claims[this.cfg.tenantClaim];
-      ctx.tenant = typeof t === 'string' ? t : null;
+    if (v === undefined) {
+      const claims = this.verify(token);
+      if (claims === null) {
+        ctx.responseHeaders.push('www-authenticate', 'Bearer error="invalid_token"');
+        return Errors.AUTH_REQUIRED;
+      }
+      const sub = claims[this.cfg.consumerClaim];
+      const t = this.cfg.tenantClaim === undefined ? undefined : claims[this.cfg.tenantClaim];
+      v = { exp: typeof claims.exp === 'number' ? claims.exp : Infinity, consumer: typeof sub === 'string' ? sub : null, tenant: typeof t === 'string' ? t : null };
+      if (typeof claims.nbf !== 'number' || claims.nbf <= Date.now() / 1000) {
+        if (this.cache.size >= CACHE_MAX) this.cache.clear();
+        this.cache.set(token, v);
+      }
     }
+    ctx.consumer = v.consumer;
+    if (this.cfg.tenantClaim !== undefined) ctx.tenant = v.tenant;
     return null;
   }
 

@@ -66,3 +66,41 @@ test('api-key file: plain keys are hashed, digests kept, every problem reported 
     'keys[2]: key or sha256 is required',
   ]);
 });
+
+test('override targets ip-access and ban: parse against the config, key per thing overridden, conflicts after a reload', async () => {
+  const { validateConfig } = await import('../../src/config/load.js');
+  const { ipAccessTarget } = await import('../../src/primary/overrides/ip-access-target.js');
+  const { banTarget } = await import('../../src/primary/overrides/ban-target.js');
+  const base = (policies: unknown[]) => validateConfig({ upstreams: { app: { discovery: { type: 'static', endpoints: ['127.0.0.1:1'] } } }, routes: [{ name: 'api', upstream: 'app', policies }] });
+  const cfg = base([{ ban: { name: 'abuse' } }, { 'ip-access': { name: 'edge', deny: ['192.0.2.0/24'] } }]);
+  const applied: string[] = [];
+  const ip = ipAccessTarget({ setIpLists: (n: string, l: { deny: readonly string[] }) => applied.push(`set ${n} ${l.deny.join(',')}`), clearIpLists: (n: string) => (applied.push(`clear ${n}`), true) } as never);
+  const ok = ip.parse({ target: 'edge', value: { deny: ['198.51.100.0/24', '2001:db8::/32'] } }, cfg);
+  assert.ok(ok.ok);
+  assert.equal(ok.key, 'ip-access:edge');
+  assert.deepEqual(ok.spec.lists, { allow: [], deny: ['198.51.100.0/24', '2001:db8::/32'] });
+  ip.apply(ok.spec);
+  ip.restore(ok.spec);
+  assert.deepEqual(applied, ['set edge 198.51.100.0/24,2001:db8::/32', 'clear edge']);
+  const bad = ip.parse({ target: 'nope', value: { deny: ['x'] } }, cfg);
+  assert.ok(!bad.ok && /no ip-access policy "nope"/.test(bad.issues[0]!));
+  const badList = ip.parse({ target: 'edge', value: { deny: ['10.0.0.0/99'], extra: 1 } }, cfg);
+  assert.ok(!badList.ok);
+  assert.deepEqual(badList.issues, ['value.extra: unknown key', 'value.deny[0]: expected an IP address or CIDR like "10.0.0.0/8", got "10.0.0.0/99"']);
+  const changed = base([{ ban: { name: 'abuse' } }, { 'ip-access': { name: 'edge', deny: ['192.0.2.0/25'] } }]);
+  assert.match(ip.conflict(ok.spec, cfg, changed)!, /changed the configured lists/);
+  assert.equal(ip.conflict(ok.spec, cfg, cfg), null);
+  assert.match(ip.conflict(ok.spec, cfg, base([{ ban: {} }]))!, /no longer in the config/);
+
+  const bans: string[] = [];
+  const ban = banTarget({ ban: (k: string, ms: number, p: readonly string[]) => (bans.push(`ban ${k} ${ms} ${p.join(',')}`), [...p]), lift: (k: string) => (bans.push(`lift ${k}`), []) } as never);
+  const b = ban.parse({ target: '203.0.113.7', value: { for: '15m' } }, cfg);
+  assert.ok(b.ok);
+  assert.equal(b.key, 'ban:203.0.113.7');
+  ban.apply(b.spec);
+  ban.restore(b.spec);
+  assert.deepEqual(bans, ['ban 203.0.113.7 900000 abuse', 'lift 203.0.113.7']);
+  const nb = ban.parse({ target: '203.0.113.7', value: { policy: 'x', for: 'soon' } }, cfg);
+  assert.ok(!nb.ok && nb.issues.length === 2);
+  assert.match(ban.conflict(b.spec, cfg, base([{ 'ip-access': { name: 'edge', deny: ['192.0.2.0/24'] } }]))!, /abuse is no longer in the config/);
+});

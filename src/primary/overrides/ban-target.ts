@@ -48,7 +48,7 @@ export function banTarget(bans: BanWriter): OverrideTarget<BanSpec> {
     conflict(spec, _prev, next) {
       const names = [...banPolicies(next).keys()];
       const gone = spec.policies.filter((p) => !names.includes(p));
-      return gone.length > 0 ? `the ban polic${gone.length === 1 ? 'y' : 'ies'} ${gone.join(', ')} no longer in the config` : null;
+      return gone.length > 0 ? `the ban polic${gone.length === 1 ? 'y' : 'ies'} ${gone.join(', ')} ${gone.length === 1 ? 'is' : 'are'} no longer in the config` : null;
     },
   };
 }
