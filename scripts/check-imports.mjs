@@ -43,7 +43,7 @@ for (const file of walk(src)) {
 }
 // Workers load nothing they do not run: follow every value import (not `import type`,
 // which compiles away) from the worker entry and refuse control-plane packages.
-const workerOnlyForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3'];
+const workerOnlyForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3', 'jose'];
 const reached = new Map(); // file -> the file that imported it
 const queue = [join(src, 'worker/main.ts')];
 reached.set(queue[0], null);

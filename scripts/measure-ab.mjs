@@ -15,6 +15,9 @@
 // upstream `up2` (the same nginx) gets percent, so A/B measures a split route against a
 // plain one in one build:
 //   node scripts/measure-ab.mjs --a . --b . --split-b 50
+// --header adds one request header to every request (wrk and the start-up probe), to both
+// peers, e.g. an API key for a route with an api-key policy:
+//   --header 'x-api-key: bench-key-0123456789abcdef' --route-b 'policies: [{ api-key: { file: /tmp/keys.yaml } }]'
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -38,6 +41,7 @@ const { values: o } = parseArgs({
     'route-b': { type: 'string', default: '' },
     'split-a': { type: 'string', default: '' },
     'split-b': { type: 'string', default: '' },
+    header: { type: 'string', default: '' },
   },
 });
 if (!o.a) {
@@ -66,13 +70,14 @@ try {
   // Until every peer answers (a loaded machine starts them slowly), at most 30 s.
   const deadline = Date.now() + 30_000;
   for (const p of [A, B, NGINX]) {
-    while ((await fetch(`http://127.0.0.1:${p}/`).then((r) => r.status, () => 0)) !== 200) {
+    const probe = o.header ? { headers: { [o.header.slice(0, o.header.indexOf(':')).trim()]: o.header.slice(o.header.indexOf(':') + 1).trim() } } : {};
+    while ((await fetch(`http://127.0.0.1:${p}/`, probe).then((r) => r.status, () => 0)) !== 200) {
       if (Date.now() > deadline) throw new Error(`port ${p} did not answer 200 within 30 s`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
   const rps = async (port) => {
-    const out = (await sh(`wrk -t2 -c64 -d${o.duration}s http://127.0.0.1:${port}/`)).stdout;
+    const out = (await sh(`wrk -t2 -c64 -d${o.duration}s ${o.header ? `-H ${JSON.stringify(o.header)} ` : ''}http://127.0.0.1:${port}/`)).stdout;
     if (/Non-2xx|Socket errors/.test(out)) console.error(`warning: errors at port ${port}:\n${out}`);
     return Number(/Requests\/sec:\s*([\d.]+)/.exec(out)[1]);
   };

@@ -53,6 +53,10 @@ export const Errors = Object.freeze({
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
   RATE_LIMIT_UNAVAILABLE: spec('TG_ERR_RATE_LIMIT_UNAVAILABLE', 503, 'the cluster rate-limit store (Redis) is unreachable and redis.onFailure is deny'),
+  AUTH_REQUIRED: spec('TG_ERR_AUTH_REQUIRED', 401, 'a valid credential is required (API key or bearer token)'),
+  FORBIDDEN: spec('TG_ERR_FORBIDDEN', 403, 'the client is not allowed on this route'),
+  BANNED: spec('TG_ERR_BANNED', 403, 'the client is banned for a while after repeated refusals'),
+  AUTH_UNAVAILABLE: spec('TG_ERR_AUTH_UNAVAILABLE', 503, 'the keys to check the credential are not loaded yet'),
   // Anything else; the message never carries internals.
   INTERNAL: spec('TG_ERR_INTERNAL', 500, 'internal gateway error'),
 });

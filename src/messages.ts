@@ -14,6 +14,28 @@ export interface WorkerConfig {
   readonly observability: WorkerObservability;
   readonly upstreams: readonly WorkerUpstream[];
   readonly routes: readonly WorkerRoute[];
+  /** tenant tiers (src/config/schema-tenants.ts), null without a tenants section */
+  readonly tenants: WorkerTenants | null;
+}
+
+export interface WorkerTenants {
+  /** request header naming the tenant when no auth policy did; null: none */
+  readonly header: string | null;
+  readonly tiers: readonly WorkerTier[];
+  /** tenant → index into tiers */
+  readonly assign: Readonly<Record<string, number>>;
+  readonly defaultTier: number;
+}
+
+export interface WorkerTier {
+  readonly name: string;
+  readonly ratePerSecond: number;
+  /** the rate as configured, for RateLimit-Policy: count per periodSeconds */
+  readonly count: number;
+  readonly periodSeconds: number;
+  readonly burst: number;
+  /** a Priority (0 critical … 3 low), or -1: the route's */
+  readonly priority: number;
 }
 
 export interface WorkerUpstream {
@@ -83,6 +105,8 @@ export interface WorkerData {
   /** the port to listen on; 0 only for the first worker, which reports the one it got */
   readonly port: number;
   readonly config: WorkerConfig;
+  /** the access policies' run-time tables in force when the worker starts (src/policies/policy-data.ts) */
+  readonly policyData: readonly (readonly [string, unknown])[];
 }
 
 export type TlsStep = 'start' | 'switch' | 'retire';
@@ -90,6 +114,8 @@ export type TlsStep = 'start' | 'switch' | 'retire';
 export type PrimaryToWorker =
   | { readonly type: 'config'; readonly config: WorkerConfig }
   | { readonly type: 'drain'; readonly timeoutMs: number }
+  /** an access policy's run-time table changed (src/policies/policy-data.ts); value undefined clears it */
+  | { readonly type: 'policy-data'; readonly key: string; readonly value: unknown }
   /**
    * The worker scaler retires this thread: stop accepting, close each connection after
    * its next response, end once none is left (or at timeoutMs); answered with 'drained'.

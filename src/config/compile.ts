@@ -6,6 +6,7 @@ import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
 import { adaptivePolicies } from '../controllers/adaptive-rate.js';
+import { workerTenants } from './schema-tenants.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
   const names = Object.keys(cfg.upstreams);
@@ -39,13 +40,14 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
     split: r.split === undefined ? null : workerSplit(r, splitRow++, names),
   }));
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants) };
 }
 
-/** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0). */
+/** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0); a tenant tier's priority may raise any route's. */
 function topPriority(cfg: Config, upstream: string): number {
   let top = priorityNames.length - 1;
   for (const r of cfg.routes) if (r.upstream === upstream || r.split?.some((s) => s.upstream === upstream)) top = Math.min(top, priorityNames.indexOf(r.priority));
+  for (const t of Object.values(cfg.tenants?.tiers ?? {})) if (t.priority !== undefined) top = Math.min(top, priorityNames.indexOf(t.priority));
   return top;
 }
 

@@ -4,6 +4,8 @@ import { ConfigError, StartupCodes, StartupError } from '../errors.js';
 import { configSchema, crossSectionIssues, type Config } from './schema.js';
 import { tlsIssues } from './tls-checks.js';
 import { tokenFileIssues } from './token-file.js';
+import { accessFileIssues } from './access-files.js';
+import { tenantIssues } from './schema-tenants.js';
 
 /** `routes[0].policies[0].rate-limit.rate` from zod's path array. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -60,6 +62,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
       }
     }
   }
+  if (result.success) cross.push(...accessFileIssues(result.data), ...tenantIssues(result.data));
   for (const c of cross) issues.push(`${formatPath(c.path)}: ${c.message}`);
   if (issues.length > 0) throw new ConfigError(issues);
   return result.data!;

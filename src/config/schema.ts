@@ -20,6 +20,7 @@ import { priorityNames } from '../shm/layout.js';
 import { redisIssues, redisSchema } from '../fleet/redis-schema.js';
 import { splitIssues, splitRouteFields } from './schema-split.js';
 import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-rollout.js';
+import { tenantsSchema } from './schema-tenants.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -111,6 +112,8 @@ const capacitySchema = z.strictObject({
   limiterKeys: z.number().int().min(16).max(1 << 24).default(65_536),
   /** rate-limit policies across all routes */
   limiterPolicies: z.number().int().min(1).max(4096).default(64),
+  /** keys the ban table tracks at once (refusal counts and bans), rounded up to a power of two */
+  banKeys: z.number().int().min(16).max(1 << 20).default(4096),
 });
 
 const shutdownSchema = z.strictObject({
@@ -241,6 +244,8 @@ export const configSchema = z
     shedding: sheddingSchema.optional(),
     /** where `scope: cluster` rate limits keep their buckets (src/fleet/); needed only by those */
     redis: redisSchema.optional(),
+    /** tenants and their tiers (src/config/schema-tenants.ts); off when absent */
+    tenants: tenantsSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
     /** canary rollouts over split routes (src/config/schema-rollout.ts) */

@@ -87,6 +87,11 @@ export interface AccessLogEntry {
   readonly upstreamMs: number | null;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** who an api-key or jwt policy identified; null on routes without one */
+  readonly consumer: string | null;
+  readonly tenant: string | null;
+  /** the tenant's tier, with a tenants section */
+  readonly tier: string | null;
 }
 
 export interface TelemetrySnapshot {

@@ -5,6 +5,7 @@
 // from per-request state).
 import type { z as ZodNamespace } from 'zod';
 import type { ErrorSpec } from '../errors.js';
+import type { TenantDirectory } from './tenant-directory.js';
 
 /** What the access phase sees of a request. Valid only during the call. */
 export interface AccessContext {
@@ -22,6 +23,22 @@ export interface AccessContext {
   readonly routeName: string;
   /** name, value pairs a policy adds to the response (the error it returns, or the proxied one) */
   readonly responseHeaders: string[];
+  /** who the caller is, once an auth policy (api-key, jwt) identified it; later policies key on these */
+  consumer: string | null;
+  /** the tenant: from an auth policy, or the `tenants.header` field when none named one */
+  tenant: string | null;
+  /** StatusWatcher, key pairs told the response status when the request ends (null until one is added) */
+  watched: unknown[] | null;
+}
+
+/** A policy that learns how each request it saw ended (ban counts refusals). */
+export interface StatusWatcher {
+  onStatus(key: string, status: number): void;
+}
+
+/** Asks for `w.onStatus(key, status)` when the request ends, whatever answers it. */
+export function watchStatus(ctx: AccessContext, w: StatusWatcher, key: string): void {
+  (ctx.watched ??= []).push(w, key);
 }
 
 export interface PolicyEnv {
@@ -29,9 +46,13 @@ export interface PolicyEnv {
   readonly shm: SharedArrayBuffer;
   readonly maxWorkers: number;
   readonly routeIndex: number;
+  /** the route's name (routes[].name, or route-<index>) */
+  readonly routeName: string;
   readonly policyIndex: number;
   /** this policy's position among all policies of its kind in the config (stable per generation) */
   readonly kindIndex: number;
+  /** the tenants section's tiers, null without one */
+  readonly tenants: TenantDirectory | null;
 }
 
 export interface PolicyInstance {

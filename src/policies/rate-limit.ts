@@ -7,9 +7,13 @@
 //
 // key: `client-ip` (after trusted proxies), `header:<name>` (a request without the
 //   header is keyed by its client address, as APISIX falls back to remote_addr), `route`
-//   (one bucket for the whole route), or a list of these combined into one key.
-// rate: "<n>/<s|m|h|d>". burst: requests admitted at once from a fresh key (default:
-//   one second's worth, at least 1).
+//   (one bucket for the whole route), `consumer` / `tenant` (as an earlier api-key or
+//   jwt policy identified the caller; keyed by client address when none did), or a
+//   list of these combined into one key.
+// rate: "<n>/<s|m|h|d>", or `tier`: the caller's tenant tier's rate and burst (the
+//   tenants section; usually with `key: tenant`, so each tenant has its own bucket).
+// burst: requests admitted at once from a fresh key (default: one second's worth, at
+//   least 1).
 // headers: send RateLimit-Policy / RateLimit on admitted responses too (default true);
 //   a 429 always carries them and Retry-After.
 //
@@ -39,6 +43,7 @@ import { hash32, SEED_A, SEED_B } from '../balancers/hash.js';
 import { SharedState } from '../shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../shm/limiter-table.js';
 import type { AccessContext, PolicyDefinition, PolicyEnv, PolicyInstance, Zod } from './policy.js';
+import type { TenantDirectory } from './tenant-directory.js';
 
 /** The config schema, built from the zod the config layer passes in (see PolicyDefinition.schema). */
 export function rateLimitSchema(z: Zod) {
@@ -87,9 +92,11 @@ export function rateLimitSchema(z: Zod) {
   const keyPart = z.union([
     z.literal('client-ip'),
     z.literal('route'),
+    z.literal('consumer'),
+    z.literal('tenant'),
     z
       .string()
-      .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route" or "header:<name>"')
+      .regex(/^header:[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected "client-ip", "route", "consumer", "tenant" or "header:<name>"')
       .transform((v) => v.toLowerCase()),
   ]);
   return z
@@ -97,7 +104,8 @@ export function rateLimitSchema(z: Zod) {
       /** the policy name in RateLimit-Policy / RateLimit */
       name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a token like "per-user"').default('default'),
       key: z.union([keyPart, z.array(keyPart).min(1)]).default('client-ip'),
-      rate,
+      /** `tier`: the caller's tenant tier's rate and burst (the tenants section) */
+      rate: z.union([z.literal('tier'), rate]),
       burst: z.number().int().min(1).max(10_000_000).optional(),
       headers: z.boolean().default(true),
       scope: z.enum(['local', 'cluster']).default('local'),
@@ -106,7 +114,13 @@ export function rateLimitSchema(z: Zod) {
     // XXX: an adaptive multiplier would have to travel to Redis with every lease and be
     // agreed by every instance; refused until the fleet has one controller for it.
     .refine((c) => !(c.scope === 'cluster' && c.adaptive !== undefined), { message: 'adaptive is not supported with scope: cluster', path: ['adaptive'] })
-    .transform((c) => ({ ...c, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(c.rate.perSecond)) }));
+    // XXX: leases are sized from one rate per policy row; a tier's quota per request does not fit them yet.
+    .refine((c) => !(c.scope === 'cluster' && c.rate === 'tier'), { message: 'rate: tier is not supported with scope: cluster', path: ['rate'] })
+    .transform((c) => {
+      // With `rate: tier` the row holds a placeholder: every request brings its tier's quota.
+      const r: Rate = c.rate === 'tier' ? { count: 1, periodSeconds: 1, perSecond: 1 } : c.rate;
+      return { ...c, tier: c.rate === 'tier', rate: r, key: Array.isArray(c.key) ? c.key : [c.key], burst: c.burst ?? Math.max(1, Math.ceil(r.perSecond)) };
+    });
 }
 
 export type RateLimitConfig = ZodNamespace.output<ReturnType<typeof rateLimitSchema>>;
@@ -116,6 +130,8 @@ const enum KeyKind {
   ClientIp,
   Route,
   Header,
+  Consumer,
+  Tenant,
 }
 
 // Shared across instances of one worker: the table view over the same buffer.
@@ -132,10 +148,12 @@ class RateLimit implements PolicyInstance {
   readonly name = 'rate-limit';
   private readonly kinds: KeyKind[];
   private readonly headerNames: string[];
-  private policyHeader: string;
   private readonly quoted: string;
-  private quota: number;
-  /** the row multiplier policyHeader and quota were built for */
+  /** per quota (one, or one per tenant tier with `rate: tier`): count, period, rate, burst as configured */
+  private readonly base: readonly { count: number; period: number; perSecond: number; burst: number }[];
+  /** effective quota and RateLimit-Policy value per quota, for the row multiplier they were built for */
+  private readonly quota: number[];
+  private readonly policyHeader: string[];
   private multiplier = 1;
   private readonly out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1, unavailable: false };
 
@@ -144,20 +162,28 @@ class RateLimit implements PolicyInstance {
     private readonly table: LimiterTable,
     private readonly row: number,
     private readonly routeIndex: number,
+    private readonly tenants: TenantDirectory | null,
   ) {
-    this.kinds = cfg.key.map((k) => (k === 'client-ip' ? KeyKind.ClientIp : k === 'route' ? KeyKind.Route : KeyKind.Header));
+    this.kinds = cfg.key.map((k) => (k === 'client-ip' ? KeyKind.ClientIp : k === 'route' ? KeyKind.Route : k === 'consumer' ? KeyKind.Consumer : k === 'tenant' ? KeyKind.Tenant : KeyKind.Header));
     this.headerNames = cfg.key.map((k) => (k.startsWith('header:') ? k.slice(7) : ''));
     this.quoted = `"${cfg.name}"`;
-    this.quota = cfg.rate.count;
-    this.policyHeader = `${this.quoted};q=${cfg.rate.count};w=${cfg.rate.periodSeconds}`;
+    this.base =
+      cfg.tier && tenants !== null
+        ? tenants.tiers.map((t) => ({ count: t.count, period: t.periodSeconds, perSecond: t.ratePerSecond, burst: t.burst }))
+        : [{ count: cfg.rate.count, period: cfg.rate.periodSeconds, perSecond: 0, burst: 0 }];
+    this.quota = this.base.map((b) => b.count);
+    this.policyHeader = this.base.map((b) => `${this.quoted};q=${b.count};w=${b.period}`);
   }
 
   /** The headers state the effective quota: rebuilt only when the multiplier moved (rare), never per request. */
   private rescale(m: number): void {
     this.multiplier = m;
-    // Rounded down, at least 1: a client that keeps to q must never be refused.
-    this.quota = Math.max(1, Math.floor(this.cfg.rate.count * (m > 0 ? m : 1)));
-    this.policyHeader = `${this.quoted};q=${this.quota};w=${this.cfg.rate.periodSeconds}`;
+    for (let i = 0; i < this.base.length; i++) {
+      const b = this.base[i]!;
+      // Rounded down, at least 1: a client that keeps to q must never be refused.
+      this.quota[i] = Math.max(1, Math.floor(b.count * (m > 0 ? m : 1)));
+      this.policyHeader[i] = `${this.quoted};q=${this.quota[i]};w=${b.period}`;
+    }
   }
 
   private key(ctx: AccessContext): string {
@@ -174,6 +200,11 @@ class RateLimit implements PolicyInstance {
         return ctx.clientIp;
       case KeyKind.Route:
         return `#${this.routeIndex}`;
+      // Set by an earlier api-key or jwt policy; without one, key by client (never one bucket for all).
+      case KeyKind.Consumer:
+        return ctx.consumer === null ? ctx.clientIp : `c:${ctx.consumer}`;
+      case KeyKind.Tenant:
+        return ctx.tenant === null ? ctx.clientIp : `t:${ctx.tenant}`;
       default: {
         const name = this.headerNames[i]!;
         const h = ctx.headers;
@@ -186,17 +217,20 @@ class RateLimit implements PolicyInstance {
   access(ctx: AccessContext): ErrorSpec | null {
     const key = this.key(ctx);
     const out = this.out;
-    const ok = this.table.acquire(this.row, hash32(key, SEED_A), hash32(key, SEED_B), process.hrtime.bigint(), out);
+    const t = this.tenants;
+    const q = this.cfg.tier && t !== null ? t.tierOf(ctx.tenant) : 0;
+    const b = this.base[q]!;
+    const ok = this.table.acquire(this.row, hash32(key, SEED_A), hash32(key, SEED_B), process.hrtime.bigint(), out, b.perSecond, b.burst);
     if (out.multiplier !== this.multiplier) this.rescale(out.multiplier);
     if (ok) {
       if (this.cfg.headers) {
-        ctx.responseHeaders.push('ratelimit-policy', this.policyHeader, 'ratelimit', `${this.quoted};r=${Math.min(out.remaining, this.quota)};t=${Math.ceil(out.resetSeconds)}`);
+        ctx.responseHeaders.push('ratelimit-policy', this.policyHeader[q]!, 'ratelimit', `${this.quoted};r=${Math.min(out.remaining, this.quota[q]!)};t=${Math.ceil(out.resetSeconds)}`);
       }
       return null;
     }
     // Whole seconds, rounded up: a client that waits Retry-After must find a token.
     const retry = Math.max(1, Math.ceil(out.resetSeconds));
-    ctx.responseHeaders.push('ratelimit-policy', this.policyHeader, 'ratelimit', `${this.quoted};r=0;t=${retry}`, 'retry-after', String(retry));
+    ctx.responseHeaders.push('ratelimit-policy', this.policyHeader[q]!, 'ratelimit', `${this.quoted};r=0;t=${retry}`, 'retry-after', String(retry));
     if (out.unavailable) return Errors.RATE_LIMIT_UNAVAILABLE; // a 503: the error response adds Retry-After: 1
     return Errors.RATE_LIMITED;
   }
@@ -206,6 +240,6 @@ export const rateLimitPolicy: PolicyDefinition = {
   name: 'rate-limit',
   schema: rateLimitSchema,
   create(config: unknown, env: PolicyEnv): PolicyInstance {
-    return new RateLimit(config as RateLimitConfig, limiterTable(env), env.kindIndex, env.routeIndex);
+    return new RateLimit(config as RateLimitConfig, limiterTable(env), env.kindIndex, env.routeIndex, env.tenants);
   },
 };

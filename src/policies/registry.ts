@@ -5,8 +5,12 @@
 // src/config/policy-entries.ts).
 import type { PolicyDefinition } from './policy.js';
 import { rateLimitPolicy } from './rate-limit.js';
+import { ipAccessPolicy } from './ip-access.js';
+import { apiKeyPolicy } from './api-key.js';
+import { banPolicy } from './ban.js';
+import { jwtPolicy } from './jwt.js';
 
-const definitions: readonly PolicyDefinition[] = [rateLimitPolicy];
+const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, ipAccessPolicy, apiKeyPolicy, banPolicy, jwtPolicy];
 
 export function policyDefinition(name: string): PolicyDefinition | undefined {
   return definitions.find((d) => d.name === name);

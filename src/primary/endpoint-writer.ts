@@ -78,6 +78,7 @@ export function shmCapacity(cfg: Config): Omit<LayoutLimits, 'maxWorkers'> {
     maxEndpoints: cfg.capacity.endpointsPerUpstream,
     limiterSlots: cfg.capacity.limiterKeys,
     limiterPolicies: cfg.capacity.limiterPolicies,
+    banSlots: cfg.capacity.banKeys,
   };
 }
 

@@ -49,6 +49,9 @@ import { RolloutManager } from './rollout/rollout-manager.js';
 import { rolloutRoutes } from './rollout/rollout-routes.js';
 import { splitTarget, type SplitSpec } from './overrides/split-target.js';
 import type { OverrideTarget } from './overrides/target.js';
+import { AccessControl } from './access/access-control.js';
+import { accessRoutes } from './access/access-routes.js';
+import { BanWriter } from './access/ban-writer.js';
 
 export const VERSION = '0.1.0';
 
@@ -120,6 +123,10 @@ export class Gateway {
   readonly rollouts: RolloutManager;
   /** the `split` override target, for the override store */
   readonly splitTarget: OverrideTarget<SplitSpec>;
+  /** the access policies' run-time tables (ip-access lists, api-key files) */
+  readonly access: AccessControl;
+  /** the shared ban table's primary side (list, set, lift, decision events) */
+  readonly bans: BanWriter;
   port = 0;
   adminPort = 0;
 
@@ -151,6 +158,12 @@ export class Gateway {
     this.rollouts.applyConfig(this.config);
     this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
     this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation), this.log);
+    // Before the workers start: each one gets the tables in force with its workerData.
+    this.access = new AccessControl({ send: (key, value) => this.supervisor.setPolicyData(key, value), log: this.log });
+    this.access.applyConfig(this.config);
+    this.bans = new BanWriter(this.shm, this.log);
+    this.bans.applyConfig(this.config);
+    this.api.add(...accessRoutes(this.access, this.bans, () => this.config));
     const workerPool = {
       counts: () => this.supervisor.counts(),
       add: () => this.supervisor.addWorker(),
@@ -162,7 +175,7 @@ export class Gateway {
     this.supervisor.onAdded = (slot, ok, ms, error) => this.controllers.workerChanged('up', slot, ok, ms, error === undefined ? {} : { error });
     this.supervisor.onRetired = (slot, forced, ms) => this.controllers.workerChanged('down', slot, true, ms, { forcedRequests: forced });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText() });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts() });
     this.supervisor.onTelemetry = (slot, payload) => {
       this.obs.onWorkerTelemetry(slot, payload);
       this.sideStats.onTelemetry(payload);
@@ -181,8 +194,11 @@ export class Gateway {
   async start(): Promise<void> {
     const log = this.log;
     this.port = await this.supervisor.start();
+    // JWT key sets from a URL arrive asynchronously; wait (bounded) so the first requests find them.
+    await Promise.race([this.access.loaded(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     this.controllers.start();
     this.cluster.start();
+    this.bans.start();
     this.overload = new OverloadMonitor({ shm: this.shm, endpoints: this.endpoints, workerSlots: () => this.supervisor.info.map((w) => w.slot), config: () => this.config, log });
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
@@ -267,6 +283,8 @@ export class Gateway {
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
       this.splits.applyConfig(next);
+      this.access.applyConfig(next);
+      this.bans.applyConfig(next);
     } catch (err) {
       const e = err as Error & { code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
@@ -371,6 +389,8 @@ export class Gateway {
       cluster: this.cluster.status(),
       splits: this.splits.status(),
       rollouts: this.rollouts.status(),
+      access: this.access.status(),
+      bans: this.bans.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -407,6 +427,8 @@ export class Gateway {
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();
+    this.access.stop();
+    this.bans.stop();
     const admin = this.admin;
     this.decisionStream.closeAll();
     if (admin) {

@@ -51,7 +51,7 @@ export class LimiterWriter {
     }
     found.forEach(({ c }, row) => this.table.setPolicy(row, c.rate.perSecond, c.burst, 1));
     for (let row = found.length; row < this.metas.length; row++) this.table.clearPolicy(row);
-    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: `${c.rate.count}/${c.rate.periodSeconds}s`, config: c }));
+    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: c.tier ? 'tier' : `${c.rate.count}/${c.rate.periodSeconds}s`, config: c }));
   }
 
   setRate(row: number, ratePerSecond: number, burst?: number): void {

@@ -67,6 +67,8 @@ export interface ObservabilityDeps {
   readonly workerScaling?: () => WorkerScalingStatus | null;
   /** exposition text of families kept elsewhere (splits and rollouts), appended to /metrics */
   readonly extraMetrics?: () => string;
+  /** bans in force per ban policy (src/primary/access/ban-writer.ts) */
+  readonly bans?: () => readonly { policy: string; active: number }[];
 }
 
 export interface ScalingStatus {
@@ -521,6 +523,9 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   counter('tidegate_concurrency_shed_total', 'Requests answered 503 TG_ERR_SHED over the concurrency limit.', ['upstream'], (emit) => guards(emit, (g) => (g.concurrency ? g.counts.shed : null)));
   counter('tidegate_concurrency_shed_by_priority_total', 'Requests answered 503 TG_ERR_SHED over their priority\'s share of the concurrency limit, by route priority.', ['upstream', 'priority'], (emit) => {
     for (const g of deps.controllers?.() ?? []) if (g.concurrency) for (let p = 0; p < 4; p++) emit({ upstream: g.upstream, priority: priorityNames[p]! }, g.counts.shedByPriority[p] ?? 0);
+  });
+  gauge('tidegate_bans_active', 'Client keys banned now by each ban policy (automatic abuse blocking and operator bans).', ['policy'], (emit) => {
+    for (const b of deps.bans?.() ?? []) emit({ policy: b.policy }, b.active);
   });
   gauge('tidegate_shed_level', 'Priorities the gateway sheds for its own load: 0 none, 1 low, 2 low and normal, 3 all but critical.', [], (emit) => {
     const s = deps.shedding?.();

@@ -212,7 +212,7 @@ export class Supervisor {
 
   private spawn(slot: number, port: number): Promise<number> {
     const workerId = this.nextWorkerId++;
-    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config };
+    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config, policyData: [...this.policyData] };
     const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}` });
     this.workers[slot] = w;
     const info = this.info.find((x) => x.slot === slot)!;
@@ -294,6 +294,16 @@ export class Supervisor {
         }, delay).unref();
       });
     });
+  }
+
+  /** the access policies' run-time tables, by key: sent to every worker now and to each one started later */
+  private readonly policyData = new Map<string, unknown>();
+
+  /** Sends an access policy's run-time table to every worker (messages keep their order, so it lands before a config sent after it). */
+  setPolicyData(key: string, value: unknown): void {
+    if (value === undefined) this.policyData.delete(key);
+    else this.policyData.set(key, value);
+    this.post({ type: 'policy-data', key, value });
   }
 
   broadcast(config: WorkerConfig): void {

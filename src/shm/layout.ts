@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 8;
+export const kLayoutVersion = 9;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -28,6 +28,10 @@ export const kHeaderLimiterSlotsField = 6;
 export const kHeaderLimiterPoliciesField = 7;
 /** [primary] the gateway's shed level, 0–3 (src/controllers/shed-level.ts): f64, one plain store per change */
 export const kHeaderShedLevelField = 8;
+/** ban table slots (config `capacity.banKeys`, a power of two) */
+export const kHeaderBanSlotsField = 9;
+/** Date.now() when the buffer was made: ban times are 100 ms ticks since then (src/shm/ban-table.ts) */
+export const kHeaderBanEpochField = 10;
 export const kHeaderWordCount = 2 * kWordsPerCacheLine;
 
 /**
@@ -322,12 +326,15 @@ export interface LayoutLimits {
   readonly limiterSlots?: number;
   /** limiter policy rows (config `capacity.limiterPolicies`) */
   readonly limiterPolicies?: number;
+  /** ban table slots, a power of two (config `capacity.banKeys`) */
+  readonly banSlots?: number;
 }
 
 export const kDefaultMaxUpstreams = 64;
 export const kDefaultMaxEndpoints = 128;
 export const kDefaultLimiterSlots = 65_536;
 export const kDefaultLimiterPolicies = 64;
+export const kDefaultBanSlots = 4096;
 
 export interface Layout {
   readonly limits: Required<LayoutLimits>;
@@ -341,6 +348,7 @@ export interface Layout {
   readonly clusterPolicyOffset: number; // in words
   readonly leaseSlotOffset: number; // in words
   readonly splitOffset: number; // in words
+  readonly banOffset: number; // in words
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -361,6 +369,7 @@ export function computeLayout(limits: LayoutLimits): Layout {
     // A power of two so the probe start is `hash & (slots - 1)`.
     limiterSlots: pow2AtLeast(limits.limiterSlots ?? kDefaultLimiterSlots),
     limiterPolicies: limits.limiterPolicies ?? kDefaultLimiterPolicies,
+    banSlots: pow2AtLeast(limits.banSlots ?? kDefaultBanSlots),
   };
   const workerAreaOffset = kHeaderWordCount;
   const endpointAreaOffset = workerAreaOffset + full.maxWorkers * kWorkerSliceWords;
@@ -373,8 +382,9 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const clusterPolicyOffset = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
   const leaseSlotOffset = clusterPolicyOffset + full.limiterPolicies * kClusterPolicyWords;
   const splitOffset = leaseSlotOffset + full.limiterSlots * kLeaseSlotWords;
-  const totalWords = splitOffset + (kSplitRows * kSplitRowInt32) / 2;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  const banOffset = splitOffset + (kSplitRows * kSplitRowInt32) / 2;
+  const totalWords = banOffset + full.banSlots * kBanSlotWords;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, banOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */
@@ -404,4 +414,47 @@ export function controlInt32Offset(layout: Layout, u: number): number {
 /** Int32 index of split row `r`. */
 export function splitInt32Offset(layout: Layout, r: number): number {
   return layout.splitOffset * 2 + r * kSplitRowInt32;
+}
+
+// ---- ban table (Int32 fields; src/shm/ban-table.ts) ----------------------------------
+//
+// Open-addressed by the hash of (ban policy name, key), linear probing over at most
+// kBanMaxProbe slots. Every worker counts refusals and sets bans with Atomics; the
+// primary lists, adds and lifts bans. Times are 100 ms ticks since kHeaderBanEpochField.
+// A tag is never reset to 0, so a probe may stop at the first empty slot; a slot whose
+// window and ban are both over is taken over by the next new key that probes it.
+
+/** [rmw] hash A of the key, | 1 (0 = never used) */
+export const kBanTagField = 0;
+/** hash B of the key (a second check against collisions of A) */
+export const kBanHashBField = 1;
+/** hash of the ban policy's name */
+export const kBanPolicyField = 2;
+/** [rmw] tick the counting window started */
+export const kBanWindowStartField = 3;
+/** [rmw] refusals counted in the window */
+export const kBanCountField = 4;
+/** [rmw] tick the ban ends (0 or past: not banned) */
+export const kBanUntilField = 5;
+/** [rmw] bans set on this key (automatic and manual) */
+export const kBanTripsField = 6;
+/** tick the last ban was set */
+export const kBanSetAtField = 7;
+/** 0 automatic, 1 through the admin API or an override */
+export const kBanSourceField = 8;
+/** tick after which the slot holds nothing worth keeping (window and ban over) */
+export const kBanExpiresField = 9;
+/** bytes of the key (UTF-8, at most kBanKeyMaxBytes kept) */
+export const kBanKeyLengthField = 10;
+export const kBanKeyInt32Offset = 16;
+export const kBanKeyMaxBytes = 64;
+/** two cache lines: 16 Int32 of fields, then 64 bytes of key */
+export const kBanSlotWords = 2 * kWordsPerCacheLine;
+export const kBanSlotInt32 = kBanSlotWords * 2;
+export const kBanMaxProbe = 8;
+export const kBanTickMs = 100;
+
+/** Int32 index of ban slot `i`. */
+export function banInt32Offset(layout: Layout, i: number): number {
+  return layout.banOffset * 2 + i * kBanSlotInt32;
 }

@@ -169,18 +169,20 @@ export class LimiterTable {
   // ---- worker side -------------------------------------------------------------------
 
   /**
-   * One request for the key hashed to (h1, h2) under policy row `p`. True = admitted.
+   * One request for the key hashed to (h1, h2) under policy row `p` (at `ratePerSecond`
+   * and `burstOf` instead of the row's when given). True = admitted.
    * `out` receives remaining and reset time. Never blocks: CAS retries only while
    * another worker just moved the same bucket.
    */
-  acquire(p: number, h1: number, h2: number, nowNs: bigint, out: LimitResult): boolean {
+  acquire(p: number, h1: number, h2: number, nowNs: bigint, out: LimitResult, ratePerSecond = 0, burstOf = 0): boolean {
     const pb = this.policyBase(p);
     const f64 = this.f64;
     const m = f64[pb + kLimiterPolicyMultiplierField]!;
     out.multiplier = m;
     out.unavailable = false;
-    const rate = f64[pb + kLimiterPolicyRateField]! * m;
-    const burst = f64[pb + kLimiterPolicyBurstField]!;
+    // A tenant tier's quota (ratePerSecond, burstOf > 0) replaces the row's; the row's multiplier still applies.
+    const rate = (ratePerSecond > 0 ? ratePerSecond : f64[pb + kLimiterPolicyRateField]!) * m;
+    const burst = burstOf > 0 ? burstOf : f64[pb + kLimiterPolicyBurstField]!;
     if (!(rate > 0) || !(burst >= 1)) {
       out.remaining = 0;
       out.resetSeconds = 0;

@@ -2,6 +2,8 @@
 // worker in workerData; both sides wrap the same buffer with these classes.
 import {
   computeLayout,
+  kHeaderBanEpochField,
+  kHeaderBanSlotsField,
   kHeaderGenerationField,
   kHeaderLimiterPoliciesField,
   kHeaderLimiterSlotsField,
@@ -45,6 +47,8 @@ export class SharedState {
     state.f64[kHeaderMaxEndpointsField] = l.maxEndpoints;
     state.f64[kHeaderLimiterSlotsField] = l.limiterSlots;
     state.f64[kHeaderLimiterPoliciesField] = l.limiterPolicies;
+    state.f64[kHeaderBanSlotsField] = l.banSlots;
+    state.f64[kHeaderBanEpochField] = Date.now();
     return state;
   }
 
@@ -65,6 +69,7 @@ export class SharedState {
       maxEndpoints: h[kHeaderMaxEndpointsField]!,
       limiterSlots: h[kHeaderLimiterSlotsField]!,
       limiterPolicies: h[kHeaderLimiterPoliciesField]!,
+      banSlots: h[kHeaderBanSlotsField]!,
     });
     if (layout.limits.maxWorkers !== limits.maxWorkers || layout.byteLength !== buffer.byteLength) {
       throw new Error(`shared memory layout mismatch: buffer of ${buffer.byteLength} bytes for ${layout.limits.maxWorkers} workers`);

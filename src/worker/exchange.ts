@@ -22,6 +22,7 @@ import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
 import type { WorkerFallback } from '../messages.js';
+import type { StatusWatcher } from '../policies/policy.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -94,6 +95,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   headers: string[] = [];
   /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */
   readonly responseHeaders: string[] = [];
+  /** who the access phase identified (api-key, jwt), for the access log */
+  consumer: string | null = null;
+  tenant: string | null = null;
+  tier: string | null = null;
+  /** the priority this request is shed as: its route's, or its tenant tier's */
+  priority = 2;
+  /** StatusWatcher, key pairs the access phase asked to be told the final status (ban) */
+  watched: unknown[] | null = null;
   /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
   readonly startedAt: number;
   upstreamStartedAt = 0;
@@ -223,7 +232,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.fail(Errors.LIMIT_CONNECTIONS, true, RETRY_AFTER);
       return;
     }
-    const priority = this.route!.route.priority;
+    const priority = this.priority;
     if (shedByLoad(priority)) {
       this.shed(ShedReason.GatewayLoad, priority);
       return;
@@ -252,7 +261,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * request there, through that upstream's own guard (whose fallback is not followed).
    */
   private admit(g: UpstreamGuard, followFallback: boolean): boolean {
-    const priority = this.route!.route.priority;
+    const priority = this.priority;
     switch (g.admit(priority)) {
       case Admission.Pass:
         return true;
@@ -700,6 +709,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.probe.words.returnProbe();
       this.probe = null;
     }
+    const w = this.watched;
+    if (w !== null) for (let i = 0; i < w.length; i += 2) (w[i] as StatusWatcher).onStatus(w[i + 1] as string, status);
     requestFinished(status, this.bodyBytes, this.written);
     this.scope.inFlight--;
     requestLogged(this, status, performance.now());

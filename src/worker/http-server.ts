@@ -60,6 +60,7 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         return;
       }
       ex.route = route;
+      ex.priority = route.route.priority;
       const peer = decoder.decode(res.getRemoteAddressAsText());
       const split = route.route.split;
       if (split === null) ex.upstream = rt.upstreams[route.route.upstream]!;
@@ -71,7 +72,7 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;
-      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders);
+      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders, ex);
       if (denied !== null) {
         ex.fail(denied, false);
         return;
@@ -86,13 +87,35 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
 
 const decoder = new TextDecoder('latin1');
 
+/** Who the access phase identified, and who wants the final status (kept by the exchange for the log phase). */
+export interface AccessOutcome {
+  consumer: string | null;
+  tenant: string | null;
+  /** the tenant's tier name (with a tenants section) */
+  tier: string | null;
+  /** the priority the request is shed as: the route's, or its tier's */
+  priority: number;
+  watched: unknown[] | null;
+}
+
 /**
  * The access phase: the route's policies in configured order; the first refusal wins.
  * Shared by HTTP requests and WebSocket upgrades, so both meet the same policies.
  */
-export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[]): ErrorSpec | null {
+export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], out: AccessOutcome): ErrorSpec | null {
   const policies = rt.policies[route.index]!;
-  if (policies.length === 0) return null;
+  const dir = rt.tenants;
+  if (policies.length === 0 && dir === null) return null;
+  let tenant: string | null = null;
+  if (dir !== null && dir.header !== null) {
+    const h = head.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i] === dir.header) {
+        tenant = h[i + 1]!;
+        break;
+      }
+    }
+  }
   const ctx: AccessContext = {
     method: head.method,
     path: head.path,
@@ -103,12 +126,24 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
     routeIndex: route.index,
     routeName: route.route.name,
     responseHeaders,
+    consumer: null,
+    tenant,
+    watched: null,
   };
+  let denied: ErrorSpec | null = null;
   for (let i = 0; i < policies.length; i++) {
-    const denied = policies[i]!.access(ctx);
-    if (denied !== null) return denied;
+    denied = policies[i]!.access(ctx);
+    if (denied !== null) break;
   }
-  return null;
+  out.consumer = ctx.consumer;
+  out.tenant = ctx.tenant;
+  out.watched = ctx.watched;
+  if (dir !== null) {
+    const tier = dir.tiers[dir.tierOf(ctx.tenant)]!;
+    out.tier = tier.name;
+    if (tier.priority >= 0) out.priority = tier.priority;
+  }
+  return denied;
 }
 
 function rejectFraming(ex: Exchange, spec: ErrorSpec): void {

@@ -12,6 +12,7 @@ import type { TlsConfig } from '../config/schema.js';
 import { attachCounters, inFlightCount, isDraining, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
 import { websocketBehavior } from './websocket-upgrade.js';
+import { setPolicyData } from '../policies/policy-data.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -36,6 +37,7 @@ try {
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
 attachCounters(shm.workerCounters(data.slot), data.slot, shm.f64);
 
+for (const [key, value] of data.policyData) setPolicyData(key, value);
 const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
 const telemetry = startWorkerTelemetry(data, send);
 /**
@@ -181,6 +183,9 @@ port.on('message', (msg: PrimaryToWorker) => {
       send({ type: 'config-applied', workerId: data.workerId, generation: msg.config.generation });
       return;
     }
+    case 'policy-data':
+      setPolicyData(msg.key, msg.value);
+      return;
     case 'drain':
       drain(msg.timeoutMs);
       return;

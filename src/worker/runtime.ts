@@ -7,11 +7,12 @@ import { policyDefinition } from '../policies/registry.js';
 import type { SharedState } from '../shm/shared-state.js';
 import { EndpointTable } from '../shm/endpoint-table.js';
 import { SplitTable } from '../shm/split-table.js';
-import { IpAllowList } from './ip-allow-list.js';
+import { IpAllowList } from '../policies/ip-allow-list.js';
 import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
 import { workerSlot } from './worker-state.js';
+import { TenantDirectory } from '../policies/tenant-directory.js';
 
 export class Runtime {
   readonly generation: number;
@@ -25,6 +26,8 @@ export class Runtime {
   readonly pathOptions: PathOptions;
   /** X-Forwarded-Proto for a client that is not a trusted proxy: how it reached us */
   readonly scheme: 'http' | 'https';
+  /** tenant tiers, null without a tenants section */
+  readonly tenants: TenantDirectory | null;
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
   /** the split routes' weights (shared; the primary changes them at run time) */
@@ -42,6 +45,7 @@ export class Runtime {
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
     this.scheme = config.listen.tls === undefined ? 'http' : 'https';
     this.splits = new SplitTable(shm);
+    this.tenants = config.tenants === null ? null : new TenantDirectory(config.tenants);
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
@@ -49,7 +53,7 @@ export class Runtime {
         if (!def) throw new Error(`unknown policy ${p.name}`);
         const kindIndex = kinds.get(p.name) ?? 0;
         kinds.set(p.name, kindIndex + 1);
-        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, policyIndex, kindIndex });
+        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex, tenants: this.tenants });
       }),
     );
   }

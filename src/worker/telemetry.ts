@@ -272,6 +272,9 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
         upstreamMs: upUs >= 0 ? upUs / 1000 : null,
         bytesIn: ex.requestBytes,
         bytesOut: ex.responseBytes,
+        consumer: ex.consumer,
+        tenant: ex.tenant,
+        tier: ex.tier,
       });
     }
   };

@@ -17,7 +17,7 @@ import { ConsistentHashBalancer } from '../balancers/consistent-hash.js';
 import { hash32 } from '../balancers/hash.js';
 import { EndpointSnapshot, type EndpointTable } from '../shm/endpoint-table.js';
 import { kEndpointAddressField, kUpstreamSeqField } from '../shm/layout.js';
-import type { IpAllowList } from './ip-allow-list.js';
+import type { IpAllowList } from '../policies/ip-allow-list.js';
 import { UpstreamGuard } from './upstream-guard.js';
 
 export interface Endpoint {

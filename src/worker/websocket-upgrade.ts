@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { WorkerWebSocket } from '../messages.js';
 import { writeError } from './error-response.js';
+import type { StatusWatcher } from '../policies/policy.js';
 import { accessPhase, addForwardingHeaders, clientIp, type RuntimeRef } from './http-server.js';
 import { chooseSide } from './split-choice.js';
 import { classifyUpstreamError } from './exchange.js';
@@ -116,7 +117,7 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
     hs.upstream = rt.upstreams[split === null ? route.route.upstream : split.sides[chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(peer, head.forwardedFor, rt) : peer)]!]!;
     addForwardingHeaders(peer, head, rt, hs.requestId);
     applyTraceContext(head.headers, rt.config.observability.tracing);
-    const denied = accessPhase(rt, route, head, peer, hs.responseHeaders);
+    const denied = accessPhase(rt, route, head, peer, hs.responseHeaders, hs);
     if (denied !== null) {
       hs.fail(denied);
       return;
@@ -162,6 +163,13 @@ class Handshake {
   protocols: string[] = [];
   upstream: UpstreamSet | null = null;
   readonly responseHeaders: string[] = [];
+  // what the access phase identified (AccessOutcome); a ban's watcher hears refused handshakes
+  consumer: string | null = null;
+  tenant: string | null = null;
+  tier: string | null = null;
+  // XXX: relays are not shed (no guard admits them), so a tier's priority does not apply to them
+  priority = 2;
+  watched: unknown[] | null = null;
   private state = State.Connecting;
   private aborted = false;
   private endpoint = -1;
@@ -197,6 +205,9 @@ class Handshake {
     if (this.aborted) return;
     const headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
     writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, false, headers);
+    // XXX: only refusals reach a ban's watcher; an upgrade the upstream answers is a relay, with no final status to count.
+    const w = this.watched;
+    if (w !== null) for (let i = 0; i < w.length; i += 2) (w[i] as StatusWatcher).onStatus(w[i + 1] as string, spec.status);
     requestFinished(spec.status, 0, 0);
   }
 

@@ -6,7 +6,7 @@ import { SharedState } from '../../src/shm/shared-state.js';
 import { EndpointTable } from '../../src/shm/endpoint-table.js';
 import { EndpointWriter } from '../../src/primary/endpoint-writer.js';
 import { UpstreamSet } from '../../src/worker/upstream-set.js';
-import { IpAllowList } from '../../src/worker/ip-allow-list.js';
+import { IpAllowList } from '../../src/policies/ip-allow-list.js';
 import type { WorkerUpstream } from '../../src/messages.js';
 
 const N = 5_000_000;

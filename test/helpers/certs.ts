@@ -18,14 +18,14 @@ export function certDir(): string {
  * A self-signed EC P-256 (or RSA 2048) certificate for `commonName` (also its only DNS SAN), written
  * to `<dir>/<file>.crt` and `.key`; with `passphrase`, the key is encrypted (AES-256).
  */
-export function makeCert(dir: string, file: string, commonName: string, opts: { passphrase?: string; rsa?: boolean } = {}): TestCert {
+export function makeCert(dir: string, file: string, commonName: string, opts: { passphrase?: string; rsa?: boolean; /** an IP SAN too, for servers reached by address */ ip?: string } = {}): TestCert {
   const cert = join(dir, `${file}.crt`);
   const key = join(dir, `${file}.key`);
   if (opts.rsa) execFileSync('openssl', ['genrsa', '-out', `${key}.plain`, '2048'], { stdio: 'pipe' });
   else execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${key}.plain`], { stdio: 'pipe' });
   execFileSync(
     'openssl',
-    ['req', '-x509', '-new', '-key', `${key}.plain`, '-out', cert, '-days', '2', '-subj', `/CN=${commonName}`, '-addext', `subjectAltName=DNS:${commonName}`],
+    ['req', '-x509', '-new', '-key', `${key}.plain`, '-out', cert, '-days', '2', '-subj', `/CN=${commonName}`, '-addext', `subjectAltName=DNS:${commonName}${opts.ip ? `,IP:${opts.ip}` : ''}`],
     { stdio: 'pipe' },
   );
   const pkcs8 = ['pkcs8', '-topk8', '-in', `${key}.plain`, '-out', key];

@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 
-/** requests counted by each worker slot so far, in slot order */
-export async function workerRequests(adminUrl: string): Promise<number[]> {
-  const r = await request(`${adminUrl}/status`);
+/** requests counted by each worker slot so far, in slot order; `token` for an admin API that needs one */
+export async function workerRequests(adminUrl: string, token?: string): Promise<number[]> {
+  const r = await request(`${adminUrl}/status`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   assert.equal(r.statusCode, 200);
   const s = (await r.body.json()) as { workers: { slot: number; requests: number }[] };
   return s.workers.map((w) => w.requests);
@@ -20,8 +20,8 @@ export async function workerRequests(adminUrl: string): Promise<number[]> {
  * Asserts that there are `expected` workers and each one counted more requests than in
  * `before` (a previous workerRequests result; omit to compare with zero).
  */
-export async function assertEveryWorkerServed(adminUrl: string, expected: number, before?: readonly number[]): Promise<number[]> {
-  const now = await workerRequests(adminUrl);
+export async function assertEveryWorkerServed(adminUrl: string, expected: number, before?: readonly number[], token?: string): Promise<number[]> {
+  const now = await workerRequests(adminUrl, token);
   assert.equal(now.length, expected, `expected ${expected} workers in /status, got ${now.length}`);
   const served = now.map((n, i) => n - (before?.[i] ?? 0));
   assert.ok(

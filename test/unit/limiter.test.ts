@@ -122,9 +122,9 @@ test('rate-limit policy: 429 with RateLimit-Policy, RateLimit and Retry-After; h
   const t = new LimiterTable(shm);
   const cfg = parsed as { rate: { perSecond: number }; burst: number };
   t.setPolicy(1, cfg.rate.perSecond, cfg.burst);
-  const policy = rateLimitPolicy.create(parsed, { shm: shm.buffer, maxWorkers: 2, routeIndex: 0, policyIndex: 0, kindIndex: 1 });
+  const policy = rateLimitPolicy.create(parsed, { shm: shm.buffer, maxWorkers: 2, routeIndex: 0, routeName: 'r', policyIndex: 0, kindIndex: 1, tenants: null });
   const ctx = (user: string, out: string[]): AccessContext => ({
-    method: 'GET', path: '/', host: 'h', headers: ['host', 'h', 'x-user-id', user], peer: '10.0.0.1', clientIp: '10.0.0.1', routeIndex: 0, routeName: 'r', responseHeaders: out,
+    method: 'GET', path: '/', host: 'h', headers: ['host', 'h', 'x-user-id', user], peer: '10.0.0.1', clientIp: '10.0.0.1', routeIndex: 0, routeName: 'r', responseHeaders: out, consumer: null, tenant: null, watched: null,
   });
   let h: string[] = [];
   assert.equal(policy.access(ctx('alice', h)), null);

@@ -1,6 +1,7 @@
-// CIDR membership for trusted-proxy checks. Addresses are compared as 128-bit
-// values split into two 64-bit halves; IPv4 is mapped into ::ffff:0:0/96 so one
-// code path serves both families (and "::ffff:10.0.0.1" equals "10.0.0.1").
+// CIDR membership, for trusted proxies (proxy.trustedProxies) and the ip-access
+// policy. Addresses are compared as 128-bit values split into two 64-bit halves; IPv4
+// is mapped into ::ffff:0:0/96 so one code path serves both families (and
+// "::ffff:10.0.0.1" equals "10.0.0.1"). A list is immutable once built.
 import { isIPv4, isIPv6 } from 'node:net';
 
 interface Cidr {
