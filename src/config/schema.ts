@@ -16,6 +16,7 @@ import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
+import { controlSections, flagIssues, maintenanceSchema, routeFlagMatch } from './schema-control.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -203,6 +204,7 @@ const routeSchema = z.strictObject({
       path: z.string().startsWith('/', 'expected a path starting with "/"').default('/'),
       pathType: z.enum(['prefix', 'exact']).default('prefix'),
       methods: z.array(z.enum(METHODS)).min(1).optional(),
+      flag: routeFlagMatch,
     })
     .prefault({}),
   upstream: z.string().min(1),
@@ -215,6 +217,7 @@ const routeSchema = z.strictObject({
   // `true` is the block with every default; a union would report a typo inside the
   // block as "invalid input" instead of the key and its path.
   websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
+  maintenance: maintenanceSchema,
 });
 
 export const configSchema = z
@@ -231,6 +234,7 @@ export const configSchema = z
     shedding: sheddingSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
+    ...controlSections,
   });
 
 /**
@@ -252,6 +256,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
     });
   }
   out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams));
+  out.push(...flagIssues(raw as { flags?: unknown; routes?: unknown }));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {

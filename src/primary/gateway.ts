@@ -42,6 +42,17 @@ import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
+import { ConfigError } from '../errors.js';
+import { FlagWriter } from './flag-writer.js';
+import { StateFile } from './state-file.js';
+import { OverrideStore } from './overrides/store.js';
+import { endpointTarget } from './overrides/endpoint-target.js';
+import { rateLimitTarget } from './overrides/rate-limit-target.js';
+import { breakerTarget } from './overrides/breaker-target.js';
+import { flagTarget } from './overrides/flag-target.js';
+import { overrideRoutes } from './overrides/override-routes.js';
+import { EventRouter, eventRuleIssues } from './events/event-router.js';
+import { eventRoutes } from './events/event-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -93,6 +104,12 @@ export class Gateway {
   /** the /v1 admin route table: each run-time capability registers its endpoints here */
   readonly api: ApiRouter;
   private readonly audit: AuditSink;
+  /** feature-flag words in shared memory */
+  readonly flags: FlagWriter;
+  /** run-time changes on top of the config (API, events), persisted to state.file */
+  readonly overrides: OverrideStore;
+  /** POST /v1/events: alerts and plain events → overrides */
+  readonly events: EventRouter;
   port = 0;
   adminPort = 0;
 
@@ -115,10 +132,23 @@ export class Gateway {
     this.endpoints.applyConfig(upstreamTables(this.config), true);
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
-    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
+    this.flags = new FlagWriter(this.shm);
+    this.flags.applyConfig(this.config);
+    this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation, this.flags.slots), this.log);
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
+    this.overrides = new OverrideStore({ log: this.log, config: () => this.config, file: this.config.state.file === undefined ? null : new StateFile(this.config.state.file) });
+    this.overrides.register(endpointTarget(this.endpoints));
+    this.overrides.register(rateLimitTarget(this.limiter));
+    this.overrides.register(breakerTarget(this.controllers));
+    this.overrides.register(flagTarget(this.flags));
+    const eventIssues = eventRuleIssues(this.config, this.overrides);
+    if (eventIssues.length > 0) throw new ConfigError(eventIssues);
+    this.events = new EventRouter(this.overrides, () => this.config, this.log);
+    this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind)), ...eventRoutes(this.events));
+    // Before the workers start: their first requests already see what was overridden.
+    this.overrides.restoreFromFile();
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), control: () => ({ overrides: this.overrides.counts(), flags: this.flags.status() }) });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -200,7 +230,9 @@ export class Gateway {
       next.admin.port !== this.config.admin.port ||
       next.workers !== this.config.workers ||
       // uWS takes the WebSocket message ceiling once per worker
-      next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes;
+      next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes ||
+      // the overrides' state file is opened once, at start
+      next.state.file !== this.config.state.file;
     if (tlsOnOff) {
       // Until the restart the running TLS setting stays, or workers would stamp the
       // new scheme on requests that still arrive the old way.
@@ -210,21 +242,29 @@ export class Gateway {
     let tlsNext: TlsSnapshot | null;
     try {
       tlsNext = snapshotTls(next.listen.tls);
-      // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
+      // Before anything changes: a config the fixed-size tables cannot hold is refused whole,
+      // and so is an event rule whose action its target would refuse.
+      const eventIssues = eventRuleIssues(next, this.overrides);
+      if (eventIssues.length > 0) throw new ConfigError(eventIssues);
       this.endpoints.checkCapacity(upstreamTables(next));
+      this.flags.applyConfig(next);
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);
     } catch (err) {
-      const e = err as Error & { code?: string };
-      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
+      const e = err as Error & { code?: string; issues?: readonly string[] };
+      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code, ...(e.issues ? { issues: e.issues } : {}) }, 'config rejected; running config stays');
       throw err;
     }
+    const prev = this.config;
     this.config = next;
     this.tokens.configure(this.tokenOptions(next));
     this.generation++;
+    // XXX: applyConfig above wrote configured values, so for the microseconds until this
+    // re-applies them, workers may read an overridden value as configured.
+    this.overrides.reconcile(prev, next, this.generation);
     this.shm.setGeneration(this.generation);
-    this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
+    this.supervisor.broadcast(compileWorkerConfig(next, this.generation, this.flags.slots));
     this.obs.onConfig(next, this.generation);
     await this.control.apply(next.upstreams);
     if (tlsNext !== null && next.listen.tls !== undefined && this.tls.changed(tlsNext)) await this.reloadTls(next.listen.tls, tlsNext);
@@ -312,6 +352,10 @@ export class Gateway {
       // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
       balancing: this.endpoints.status().map((u) => ({ ...u, endpoints: u.endpoints.map((e) => ({ ...e, weightPercent: e.weight > 0 ? Math.round((100 * e.effectiveWeight) / (e.weight * WEIGHT_SCALE)) : 0 })) })),
       rateLimits: this.limiter.status(),
+      // run-time changes: active overrides, those a reload or restart dropped and why, the state file
+      overrides: this.overrides.status(),
+      flags: this.flags.status(),
+      events: this.events.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -343,6 +387,7 @@ export class Gateway {
     await this.supervisor.drain(timeoutMs);
     this.overload?.stop();
     this.controllers.stop();
+    this.overrides.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

@@ -8,6 +8,7 @@
 //                                          from their next request
 //   setMultiplier(row, factor)             adaptive scaling (1 = as configured)
 //   find(route, name?) → row | -1          a policy's row by route name (and policy name)
+//   configured(row)                        the config's rate and burst (overrides restore it)
 //   status()                               every policy: route, rate, burst, counters
 import { StartupCodes, StartupError } from '../errors.js';
 import type { Config } from '../config/schema.js';
@@ -21,6 +22,8 @@ interface PolicyMeta {
   readonly name: string;
   readonly key: readonly string[];
   readonly configuredRate: string;
+  readonly ratePerSecond: number;
+  readonly burst: number;
 }
 
 export interface LimiterPolicyStatus extends LimiterPolicyInfo {
@@ -49,7 +52,7 @@ export class LimiterWriter {
     }
     found.forEach(({ c }, row) => this.table.setPolicy(row, c.rate.perSecond, c.burst, 1));
     for (let row = found.length; row < this.metas.length; row++) this.table.clearPolicy(row);
-    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: `${c.rate.count}/${c.rate.periodSeconds}s` }));
+    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: `${c.rate.count}/${c.rate.periodSeconds}s`, ratePerSecond: c.rate.perSecond, burst: c.burst }));
   }
 
   setRate(row: number, ratePerSecond: number, burst?: number): void {
@@ -61,6 +64,12 @@ export class LimiterWriter {
   setMultiplier(row: number, factor: number): void {
     if (!(factor > 0)) throw new RangeError('multiplier must be above zero');
     this.table.setMultiplier(row, factor);
+  }
+
+  /** the config's rate and burst of a row (what an override's removal restores) */
+  configured(row: number): { ratePerSecond: number; burst: number } | null {
+    const m = this.metas[row];
+    return m === undefined ? null : { ratePerSecond: m.ratePerSecond, burst: m.burst };
   }
 
   find(route: string, name?: string): number {

@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 6;
+export const kLayoutVersion = 7;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -240,6 +240,17 @@ export const enum Priority {
 export const priorityNames = ['critical', 'high', 'normal', 'low'] as const;
 export type PriorityName = (typeof priorityNames)[number];
 
+// ---- feature flags (Int32) -------------------------------------------------------------
+//
+// One word per flag slot, [primary] plain Atomics.store per change, read with one
+// Atomics.load by requests on routes that use a flag (src/shm/flag-table.ts). The
+// primary gives each configured flag name a slot and keeps it across reloads.
+
+/** flag slots; a fixed count, since flags are few and a word each */
+export const kFlagSlots = 256;
+/** a flag's value in basis points: 0 off, kFlagOn (10000) on, between: that share of callers */
+export const kFlagOn = 10_000;
+
 // ---- sizes ----------------------------------------------------------------------------
 
 export interface LayoutLimits {
@@ -269,6 +280,7 @@ export interface Layout {
   readonly limiterSlotOffset: number; // in words
   readonly ledgerOffset: number; // in words
   readonly controlOffset: number; // in words
+  readonly flagOffset: number; // in words
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -298,8 +310,9 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const ledgerOffset = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
   const ledgerWorkerInt32 = full.maxUpstreams * ledgerUpstreamInt32(full.maxEndpoints);
   const controlOffset = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
-  const totalWords = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  const flagOffset = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
+  const totalWords = flagOffset + kFlagSlots / 2;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, flagOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */
@@ -319,6 +332,11 @@ export function upstreamInt32Offset(layout: Layout, u: number): number {
 /** Int32 index of row `e` of upstream `u`. */
 export function endpointInt32Offset(layout: Layout, u: number, e: number): number {
   return (layout.endpointAreaOffset + u * layout.upstreamStrideWords + kUpstreamHeaderWords + e * kEndpointRowWords) * 2;
+}
+
+/** Int32 index of flag slot `f`. */
+export function flagInt32Offset(layout: Layout, f: number): number {
+  return layout.flagOffset * 2 + f;
 }
 
 /** Int32 index of upstream `u`'s control words. */

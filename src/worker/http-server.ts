@@ -53,14 +53,19 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         return;
       }
       head.path = path;
-      const route = rt.router.match(head.host, head.method, head.path);
+      const peer = decoder.decode(res.getRemoteAddressAsText());
+      const route = rt.router.match(head.host, head.method, head.path, head, peer);
       if (route === null) {
         ex.fail(Errors.ROUTE_NOT_FOUND, false);
         return;
       }
       ex.route = route;
       ex.upstream = rt.upstreams[route.route.upstream]!;
-      const peer = decoder.decode(res.getRemoteAddressAsText());
+      const maintenance = route.route.maintenance;
+      if (maintenance !== null && rt.flags.on(maintenance, head, peer)) {
+        ex.respondStatic(maintenance.response);
+        return;
+      }
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;

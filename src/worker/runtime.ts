@@ -11,6 +11,9 @@ import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
 import { workerSlot } from './worker-state.js';
+import { FlagTable } from '../shm/flag-table.js';
+import { FlagGate } from './flag-gate.js';
+import { clientIp } from './http-server.js';
 
 export class Runtime {
   readonly generation: number;
@@ -24,14 +27,17 @@ export class Runtime {
   readonly pathOptions: PathOptions;
   /** X-Forwarded-Proto for a client that is not a trusted proxy: how it reached us */
   readonly scheme: 'http' | 'https';
+  /** feature flags for routes that name one (match.flag, maintenance) */
+  readonly flags: FlagGate;
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
 
   constructor(config: WorkerConfig, shm: SharedState) {
     this.generation = config.generation;
     this.config = config;
-    this.router = new Router(config.routes);
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
+    this.flags = new FlagGate(new FlagTable(shm), (peer, forwardedFor) => clientIp(peer, forwardedFor, this));
+    this.router = new Router(config.routes, this.flags);
     const endpoints = new EndpointTable(shm, workerSlot());
     this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;
