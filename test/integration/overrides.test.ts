@@ -12,35 +12,10 @@ import { stringify } from 'yaml';
 import { startGateway, baseConfig } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { until } from '../helpers/poll.js';
+import { api, assertBothServed, perWorker, tokenFile, type Json } from '../helpers/admin-api.js';
 
 const ADMIN = 'all-scopes-admin-token-0001';
-const READER = 'read-only-token-000000001';
-const OPS = 'traffic-token-00000000001';
-
-export function tokenFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tidegate-tokens-'));
-  const file = join(dir, 'tokens.yaml');
-  writeFileSync(
-    file,
-    stringify({
-      tokens: [
-        { name: 'reader', token: READER, scopes: ['read'] },
-        { name: 'ops', token: OPS, scopes: ['read', 'traffic'] },
-      ],
-    }),
-  );
-  return file;
-}
-
-export interface Json {
-  [k: string]: unknown;
-}
-
-export async function api(base: string, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as Json) : {} };
-}
+import { OPS, READER } from '../helpers/admin-api.js';
 
 /** Which upstream answered each of `n` requests, spread over 16 connections (both workers). */
 async function spread(url: string, n: number, ups: Record<string, TestUpstream>, path = '/'): Promise<Record<string, number>> {
@@ -61,16 +36,6 @@ async function spread(url: string, n: number, ups: Record<string, TestUpstream>,
   const out: Record<string, number> = Object.fromEntries(Object.entries(ups).map(([k, u]) => [k, u.requests.length - before[k]!]));
   out.non2xx = statuses.filter((s) => s >= 300).length;
   return out;
-}
-
-/** Requests counted by each worker (GET /status with a token). */
-export async function perWorker(adminUrl: string, token: string): Promise<number[]> {
-  return ((await api(adminUrl, 'GET', '/status', token)).json as { workers: { requests: number }[] }).workers.map((w) => w.requests);
-}
-
-export function assertBothServed(before: readonly number[], after: readonly number[]): void {
-  assert.equal(after.length, 2);
-  assert.ok(after.every((n, i) => n > (before[i] ?? 0)), `every worker must serve: before ${before.join(',')}, after ${after.join(',')}`);
 }
 
 interface OverrideJson {

@@ -154,7 +154,7 @@ export class EventRouter {
         for (const a of rule.do) {
           try {
             const o = actionOverride(a);
-            const rec = this.store.create({ ...o, for: rule.for, reason: ev.summary ?? `${ev.labels.alertname ?? ev.labels.event ?? 'event'} ${ev.status}` }, `event:${name}`, 'event', { rule: name, fingerprint: ev.fingerprint });
+            const rec = this.store.create({ ...o, ...(rule.for === undefined ? {} : { forMs: rule.for }), reason: ev.summary ?? `${ev.labels.alertname ?? ev.labels.event ?? 'event'} ${ev.status}` }, `event:${name}`, 'event', { rule: name, fingerprint: ev.fingerprint });
             ids.push(rec.id);
           } catch (e) {
             out.errors.push(`${name}: ${(e as Error).message}`);

@@ -47,8 +47,10 @@ export interface OverrideInput {
   readonly kind: unknown;
   readonly target: unknown;
   readonly value: unknown;
-  /** "15m", or ms */
+  /** "15m" (as the API takes it) */
   readonly for?: unknown;
+  /** the same in ms, from a caller that parsed it already (an event rule's `for`) */
+  readonly forMs?: number;
   readonly reason?: unknown;
 }
 
@@ -123,8 +125,8 @@ export class OverrideStore {
     if (kind === null) issues.push('kind: required, a string');
     const target = kind === null ? undefined : this.targets.get(kind);
     if (kind !== null && target === undefined) issues.push(`kind: unknown override kind "${kind}" (known: ${this.kinds.join(', ')})`);
-    let forMs: number | null = null;
-    if (input.for !== undefined && input.for !== null) {
+    let forMs: number | null = input.forMs ?? null;
+    if (forMs === null && input.for !== undefined && input.for !== null) {
       const d = parseDuration(input.for);
       if (!d.ok) issues.push(`for: ${d.expected}`);
       else if (d.value <= 0 || d.value > MAX_FOR_MS) issues.push('for: must be above 0 and at most 366 days');
