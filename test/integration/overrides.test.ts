@@ -188,6 +188,8 @@ test('overrides persist to state.file (tmp + rename) and are re-applied after a 
     // "false" and "0%" are the same value: kept. Now change it for real.
     let s2 = (await api(gw.adminUrl, 'GET', '/status', ADMIN)).json as { overrides: { active: OverrideJson[]; dropped: { why: string; override: OverrideJson }[]; lastReload: { kept: number; dropped: number } } };
     assert.deepEqual(s2.overrides.lastReload, { generation: 2, kept: 2, dropped: 0 });
+    const kept = await spread(gw.url, 20, { a, b });
+    assert.equal(kept.non2xx, 20, `the kept flag override is re-applied after the reload wrote configured values: ${JSON.stringify(kept)}`);
     writeFileSync(gw.configPath, stringify({ ...cfg, flags: { maint: { value: '10%' } } }));
     assert.equal((await api(gw.adminUrl, 'POST', '/reload', ADMIN)).status, 200);
     s2 = (await api(gw.adminUrl, 'GET', '/status', ADMIN)).json as typeof s2;
