@@ -4,7 +4,7 @@
 // rate limits, breakers and flags), checked here because one route serves every kind.
 import { AdminErrors } from '../../errors.js';
 import { ApiError, type ApiRequest, type ApiRoute } from '../admin/api-router.js';
-import type { Caller } from '../admin/tokens.js';
+import type { Caller, Scope } from '../admin/tokens.js';
 import type { FlagWriter } from '../flag-writer.js';
 import type { OverrideInput, OverrideStore } from './store.js';
 
@@ -13,10 +13,10 @@ function object(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-export function overrideRoutes(store: OverrideStore, flags: FlagWriter, scopeOf: (kind: string) => string): ApiRoute[] {
+export function overrideRoutes(store: OverrideStore, flags: FlagWriter, scopeOf: (kind: string) => Scope): ApiRoute[] {
   const allow = (caller: Caller, kind: unknown): void => {
-    const scope = typeof kind === 'string' ? scopeOf(kind) : 'traffic';
-    if (!caller.scopes.has(scope as never)) throw new ApiError(AdminErrors.FORBIDDEN, `token "${caller.name}" lacks the "${scope}" scope that a ${String(kind)} override needs`);
+    const scope: Scope = typeof kind === 'string' ? scopeOf(kind) : 'traffic';
+    if (!caller.scopes.has(scope)) throw new ApiError(AdminErrors.FORBIDDEN, `token "${caller.name}" lacks the "${scope}" scope that a ${String(kind)} override needs`);
   };
   const create = (req: ApiRequest, input: OverrideInput) => {
     allow(req.caller, input.kind);

@@ -17,6 +17,7 @@ import { decision } from '../decisions/decision-log.js';
 import type { Logger } from '../logger.js';
 import type { StateFile } from '../state-file.js';
 import type { OverrideTarget } from './target.js';
+import type { Scope } from '../admin/tokens.js';
 
 export type OverrideSource = 'api' | 'event';
 
@@ -99,7 +100,7 @@ export class OverrideStore {
   }
 
   /** The scope creating or deleting an override of `kind` needs. */
-  scopeOf(kind: string): string {
+  scopeOf(kind: string): Scope {
     return this.targets.get(kind)?.scope ?? 'traffic';
   }
 
