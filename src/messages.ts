@@ -78,6 +78,21 @@ export interface WorkerRoute {
   readonly websocket: WorkerWebSocket | null;
   /** null: every request goes to `upstream` */
   readonly split: WorkerSplit | null;
+  /** match.flag: the route matches only while this flag is on for the request */
+  readonly flag: WorkerFlagRef | null;
+  /** answered instead of proxying while its flag is on for the request */
+  readonly maintenance: WorkerMaintenance | null;
+}
+
+/** A flag's slot in shared memory (src/shm/flag-table.ts) and what a percentage sticks by. */
+export interface WorkerFlagRef {
+  readonly slot: number;
+  /** lower-case header whose value picks the callers of a percentage; null: the client address */
+  readonly stickyHeader: string | null;
+}
+
+export interface WorkerMaintenance extends WorkerFlagRef {
+  readonly response: Extract<WorkerFallback, { kind: 'static' }>;
 }
 
 /** A route's sides; their weights are in the shared split row `row` (src/shm/split-table.ts). */

@@ -1,14 +1,20 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
 import type { Config, RouteConfig, WebSocketConfig } from './schema.js';
-import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerSplit, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { WorkerConfig, WorkerFallback, WorkerFlagRef, WorkerMaintenance, WorkerRoute, WorkerSplit, WorkerUpstream, WorkerWebSocket } from '../messages.js';
 import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
 import { adaptivePolicies } from '../controllers/adaptive-rate.js';
 import { workerTenants } from './schema-tenants.js';
 
-export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
+/**
+ * `flagSlots`: each flag's slot in shared memory, given by the primary's flag writer
+ * (kept across reloads); without it, slots follow the config's order (tests, benches).
+ */
+export function compileWorkerConfig(cfg: Config, generation: number, flagSlots?: ReadonlyMap<string, number>): WorkerConfig {
+  const flagNames = Object.keys(cfg.flags);
+  const flagRef = (name: string | undefined): WorkerFlagRef | null => (name === undefined ? null : { slot: flagSlots?.get(name) ?? flagNames.indexOf(name), stickyHeader: cfg.flags[name]?.stickyHeader ?? null });
   const names = Object.keys(cfg.upstreams);
   // An adaptive rate limit needs its upstream's outcome counters, which a guard keeps.
   const watched = new Set(adaptivePolicies(cfg).map((p) => p.upstream));
@@ -39,6 +45,8 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     priority: priorityNames.indexOf(r.priority),
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
     split: r.split === undefined ? null : workerSplit(r, splitRow++, names),
+    flag: flagRef(r.match.flag),
+    maintenance: r.maintenance === undefined ? null : workerMaintenance(r.maintenance, flagRef(r.maintenance.flag)!),
   }));
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants) };
 }
@@ -58,6 +66,12 @@ function topPriority(cfg: Config, upstream: string): number {
  */
 function uncapTop(shares: number[], top: number): number[] {
   return shares.map((s, i) => (i <= top ? 1 : s));
+}
+
+function workerMaintenance(m: NonNullable<Config['routes'][number]['maintenance']>, ref: WorkerFlagRef): WorkerMaintenance {
+  const headers = ['content-type', m.contentType];
+  if (m.retryAfter !== undefined) headers.push('retry-after', String(Math.max(1, Math.ceil(m.retryAfter / 1000))));
+  return { ...ref, response: { kind: 'static', status: m.status, body: m.body, headers } };
 }
 
 function workerWebSocket(ws: WebSocketConfig, ceiling: number): WorkerWebSocket {

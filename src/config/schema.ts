@@ -21,6 +21,7 @@ import { redisIssues, redisSchema } from '../fleet/redis-schema.js';
 import { splitIssues, splitRouteFields } from './schema-split.js';
 import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-rollout.js';
 import { tenantsSchema } from './schema-tenants.js';
+import { controlSections, flagIssues, maintenanceSchema, routeFlagMatch } from './schema-control.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -210,6 +211,7 @@ const routeSchema = z.strictObject({
       path: z.string().startsWith('/', 'expected a path starting with "/"').default('/'),
       pathType: z.enum(['prefix', 'exact']).default('prefix'),
       methods: z.array(z.enum(METHODS)).min(1).optional(),
+      flag: routeFlagMatch,
     })
     .prefault({}),
   /** absent when the route has a `split` (src/config/schema-split.ts) */
@@ -224,6 +226,7 @@ const routeSchema = z.strictObject({
   // `true` is the block with every default; a union would report a typo inside the
   // block as "invalid input" instead of the key and its path.
   websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
+  maintenance: maintenanceSchema,
 })
   // A split route's `upstream` is its first side, so code that names one upstream per
   // route (priorities, adaptive limits, status) keeps a value; splitIssues rejects a
@@ -252,6 +255,7 @@ export const configSchema = z
     rollouts: rolloutsSchema.default({}),
     /** where rollout progress is kept across restarts; in memory only when absent */
     rolloutState: rolloutStateSchema.optional(),
+    ...controlSections,
   });
 
 /**
@@ -273,6 +277,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
     });
   }
   out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw), ...splitIssues(raw), ...rolloutIssues(raw));
+  out.push(...flagIssues(raw as { flags?: unknown; routes?: unknown }));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {

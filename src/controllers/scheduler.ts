@@ -20,6 +20,8 @@ import type { WorkerScalingConfig } from '../config/schema-workers.js';
 import { initialWorkerScale, workerScaleSettled, workerScaleStep, type WorkerScaleState } from './worker-scale.js';
 
 export const DEFAULT_TICK_MS = 200;
+/** Retry-After of a forced-open breaker: how soon a client should try again (the override may be lifted any time) */
+const FORCED_OPEN_RETRY_MS = 30_000;
 
 export interface SchedulerDeps {
   readonly shm: SharedState;
@@ -121,6 +123,8 @@ export interface GuardStatus {
   readonly upstream: string;
   readonly breaker: {
     readonly state: string;
+    /** set by an override: the state workers are held in, the controller paused */
+    readonly forced: 'open' | 'closed' | null;
     readonly sinceMs: number;
     readonly openUntil: string | null;
     readonly openForMs: number;
@@ -165,6 +169,8 @@ export class ControllerScheduler {
   /** the workers' utilisation at the last tick */
   utilization = 0;
   private shedding: SheddingConfig | null = null;
+  /** breakers forced by an override (the `breaker` target): the controller does not step them */
+  private readonly forced = new Map<string, 'open' | 'closed'>();
   private shedLevel: ShedLevelState = initialShedLevel(Date.now());
   private workerScaling: WorkerScalingConfig | null = null;
   private workerScale: WorkerScaleState = initialWorkerScale(Date.now());
@@ -209,6 +215,8 @@ export class ControllerScheduler {
         next.push(old);
         continue;
       }
+      // A changed config starts the controller afresh, and with it any forcing (the override store re-applies what still fits).
+      this.forced.delete(name);
       // XXX: a changed breaker or concurrency config starts its controllers afresh (closed,
       // limit at min): carrying an open state into a different window or openFor would
       // need rules of its own, and changing these settings is rare.
@@ -240,6 +248,43 @@ export class ControllerScheduler {
       next.push(g);
     }
     this.guarded = next;
+    for (const name of [...this.forced.keys()]) if (!next.some((g) => g.name === name && g.breakerCfg !== null)) this.forced.delete(name);
+  }
+
+  /** Whether `upstream` has a breaker that can be forced (workers guard only such upstreams). */
+  hasBreaker(upstream: string): boolean {
+    return this.guarded.some((g) => g.name === upstream && g.breakerCfg !== null);
+  }
+
+  /**
+   * Forces an upstream's breaker open or closed until `null` hands it back to the
+   * controller, which then starts from closed with an empty window (what it saw while
+   * forced is not evidence about the upstream's health now). Written at once, not at
+   * the next tick, so workers see it within microseconds.
+   */
+  force(upstream: string, state: 'open' | 'closed' | null): void {
+    const g = this.guarded.find((x) => x.name === upstream && x.breakerCfg !== null);
+    if (g === undefined) throw new Error(`upstream "${upstream}" has no breaker`);
+    const now = Date.now();
+    const before = this.forced.get(upstream) ?? null;
+    if (state === null) {
+      if (before === null) return;
+      this.forced.delete(upstream);
+      g.breaker = initialBreakerState(g.breakerCfg!, this.tickMs, now);
+      this.words.setProbePermits(g.slot, 0);
+      g.state = BreakerState.Closed;
+    } else {
+      this.forced.set(upstream, state);
+      if (state === 'open') this.words.writeOpenUntil(g.slot, now + FORCED_OPEN_RETRY_MS);
+      this.words.setProbePermits(g.slot, 0);
+      g.state = state === 'open' ? BreakerState.Open : BreakerState.Closed;
+    }
+    this.words.writeWord(g.slot, g.state, g.limit);
+    g.transitions.set('breaker-forced', (g.transitions.get('breaker-forced') ?? 0) + 1);
+  }
+
+  forcedState(upstream: string): 'open' | 'closed' | null {
+    return this.forced.get(upstream) ?? null;
   }
 
   /** Adaptive rate limits: an unchanged policy keeps its multiplier across a reload (rewritten: applyConfig reset the row). */
@@ -330,7 +375,12 @@ export class ControllerScheduler {
       const events: DecisionEvent[] = [];
       let state = g.state;
       let limit = g.limit;
-      if (g.breaker !== null && g.breakerCfg !== null) {
+      const forced = this.forced.get(g.name);
+      if (forced !== undefined) {
+        state = forced === 'open' ? BreakerState.Open : BreakerState.Closed;
+        // Keeps Retry-After meaningful: a forced breaker opens "for a while", renewed each tick.
+        if (forced === 'open') this.words.writeOpenUntil(g.slot, now + FORCED_OPEN_RETRY_MS);
+      } else if (g.breaker !== null && g.breakerCfg !== null) {
         const r = breakerStep(g.name, g.breakerCfg, g.breaker, { now, attempts: sum.attempts, failures: sum.failures, slow: sum.slow, probeSuccesses: sum.probeSuccesses, probeFailures: sum.probeFailures, elu });
         g.breaker = r.state;
         events.push(...r.events);
@@ -466,8 +516,10 @@ export class ControllerScheduler {
       let breaker: GuardStatus['breaker'] = null;
       if (b !== null) {
         const [requests, failures, slow] = windowSums(b.ring);
+        const forced = this.forced.get(g.name) ?? null;
         breaker = {
-          state: b.state,
+          state: forced ?? b.state,
+          forced,
           sinceMs: now - b.since,
           openUntil: b.state === 'open' ? new Date(b.openUntil).toISOString() : null,
           openForMs: b.openForMs,

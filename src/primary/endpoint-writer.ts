@@ -125,6 +125,23 @@ interface RowMeta {
   admittedAt: number;
 }
 
+/**
+ * An operator's override of one endpoint (the `endpoint` override target): it wins
+ * over discovery's weight and over health verdicts for as long as it holds; what
+ * those said meanwhile is remembered and put back when the pin is lifted.
+ */
+export interface EndpointPin {
+  readonly weight?: number;
+  /** draining: takes no new requests; healthy: takes traffic whatever health checks say */
+  readonly state?: 'draining' | 'healthy';
+}
+
+interface PinState {
+  pin: EndpointPin;
+  /** the state health checks or discovery last asked for while pinned; null: none since */
+  underlying: EndpointStateName | null;
+}
+
 interface UpstreamMeta {
   readonly slot: number;
   name: string;
@@ -152,6 +169,10 @@ export class EndpointWriter {
   private readonly slots: (UpstreamMeta | null)[];
   private timer: NodeJS.Timeout | null = null;
   private decayTimer: NodeJS.Timeout | null = null;
+  /** by `upstream\naddress` */
+  private readonly pins = new Map<string, PinState>();
+  /** by `upstream\naddress`: the weight discovery or the config gave, under a weight pin */
+  private readonly baseWeights = new Map<string, number>();
 
   constructor(
     shm: SharedState,
@@ -264,6 +285,17 @@ export class EndpointWriter {
   setState(upstream: string, endpoint: EndpointRef, state: EndpointStateName, reason: string): void {
     const m = this.meta(upstream);
     const e = this.row(m, endpoint);
+    const ps = this.pins.get(`${upstream}\n${m.rows[e]!.key}`);
+    if (ps?.pin.state !== undefined) {
+      // Pinned by an override: remember the verdict for when the pin is lifted.
+      ps.underlying = state;
+      return;
+    }
+    this.writeState(m, e, state, reason);
+  }
+
+  private writeState(m: UpstreamMeta, e: number, state: EndpointStateName, reason: string): void {
+    const upstream = m.name;
     const t = this.table;
     const next = state === 'healthy' ? EndpointState.Healthy : state === 'ejected' ? EndpointState.Ejected : EndpointState.Draining;
     const prev = t.rowField(m.slot, e, kEndpointStateField);
@@ -290,6 +322,38 @@ export class EndpointWriter {
     const m = this.byName.get(upstream);
     if (!m || this.findRow(m, endpoint) < 0) return;
     this.setState(upstream, endpoint, state, reason);
+  }
+
+  /**
+   * Pins (or, with null, unpins) an endpoint by address. An endpoint not in the table
+   * yet takes the pin when discovery reports it; an unpinned one gets back the weight
+   * discovery or the config gave and the state health checks last asked for.
+   */
+  pin(upstream: string, address: string, pin: EndpointPin | null, reason: string): void {
+    const k = `${upstream}\n${address}`;
+    const m = this.meta(upstream);
+    const e = m.rows.findIndex((r) => r !== null && r.key === address);
+    const before = this.pins.get(k);
+    if (pin === null) {
+      this.pins.delete(k);
+      if (e < 0) return;
+      const base = this.baseWeights.get(k);
+      if (before?.pin.weight !== undefined && base !== undefined) this.setWeight(upstream, e, base);
+      if (before?.pin.state !== undefined) this.writeState(m, e, before.underlying ?? 'healthy', `${reason} (override lifted)`);
+      return;
+    }
+    const cur = e < 0 ? null : (endpointStateNames[this.table.rowField(m.slot, e, kEndpointStateField)] as EndpointStateName | undefined);
+    this.pins.set(k, { pin, underlying: before?.underlying ?? (cur === 'healthy' || cur === 'ejected' || cur === 'draining' ? cur : null) });
+    if (e < 0) return;
+    if (pin.weight !== undefined) {
+      if (!this.baseWeights.has(k)) this.baseWeights.set(k, this.table.rowField(m.slot, e, kEndpointWeightField));
+      this.setWeight(upstream, e, pin.weight);
+    } else if (before?.pin.weight !== undefined) {
+      const base = this.baseWeights.get(k);
+      if (base !== undefined) this.setWeight(upstream, e, base);
+    }
+    if (pin.state !== undefined) this.writeState(m, e, pin.state, reason);
+    else if (before?.pin.state !== undefined) this.writeState(m, e, before.underlying ?? 'healthy', `${reason} (override lifted)`);
   }
 
   setWeight(upstream: string, endpoint: EndpointRef, weight: number): void {
@@ -553,7 +617,10 @@ export class EndpointWriter {
           t.setRowField(m.slot, e, kEndpointEjectionsField, 0);
           added.push(key);
         }
-        t.setRowField(m.slot, e, kEndpointWeightField, w);
+        const ps = this.pins.get(`${m.name}\n${key}`);
+        this.baseWeights.set(`${m.name}\n${key}`, w);
+        t.setRowField(m.slot, e, kEndpointWeightField, ps?.pin.weight ?? w);
+        if (ps?.pin.state !== undefined) t.setRowField(m.slot, e, kEndpointStateField, ps.pin.state === 'draining' ? EndpointState.Draining : EndpointState.Healthy);
         t.setRowField(m.slot, e, kEndpointEffectiveWeightField, this.effectiveWeight(m, e, now));
       }
       this.trimRows(m);

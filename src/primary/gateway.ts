@@ -52,6 +52,19 @@ import type { OverrideTarget } from './overrides/target.js';
 import { AccessControl } from './access/access-control.js';
 import { accessRoutes } from './access/access-routes.js';
 import { BanWriter } from './access/ban-writer.js';
+import { ConfigError } from '../errors.js';
+import { FlagWriter } from './flag-writer.js';
+import { StateFile } from './state-file.js';
+import { OverrideStore } from './overrides/store.js';
+import { endpointTarget } from './overrides/endpoint-target.js';
+import { rateLimitTarget } from './overrides/rate-limit-target.js';
+import { breakerTarget } from './overrides/breaker-target.js';
+import { flagTarget } from './overrides/flag-target.js';
+import { overrideRoutes } from './overrides/override-routes.js';
+import { EventRouter, eventRuleIssues } from './events/event-router.js';
+import { eventRoutes } from './events/event-routes.js';
+import { ipAccessTarget } from './overrides/ip-access-target.js';
+import { banTarget } from './overrides/ban-target.js';
 
 export const VERSION = '0.1.0';
 
@@ -127,6 +140,12 @@ export class Gateway {
   readonly access: AccessControl;
   /** the shared ban table's primary side (list, set, lift, decision events) */
   readonly bans: BanWriter;
+  /** feature-flag words in shared memory */
+  readonly flags: FlagWriter;
+  /** run-time changes on top of the config (API, events), persisted to state.file */
+  readonly overrides: OverrideStore;
+  /** POST /v1/events: alerts and plain events → overrides */
+  readonly events: EventRouter;
   port = 0;
   adminPort = 0;
 
@@ -157,7 +176,9 @@ export class Gateway {
     this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log);
     this.rollouts.applyConfig(this.config);
     this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
-    this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation), this.log);
+    this.flags = new FlagWriter(this.shm);
+    this.flags.applyConfig(this.config);
+    this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation, this.flags.slots), this.log);
     // Before the workers start: each one gets the tables in force with its workerData.
     this.access = new AccessControl({ send: (key, value) => this.supervisor.setPolicyData(key, value), log: this.log });
     this.access.applyConfig(this.config);
@@ -175,7 +196,21 @@ export class Gateway {
     this.supervisor.onAdded = (slot, ok, ms, error) => this.controllers.workerChanged('up', slot, ok, ms, error === undefined ? {} : { error });
     this.supervisor.onRetired = (slot, forced, ms) => this.controllers.workerChanged('down', slot, true, ms, { forcedRequests: forced });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts() });
+    this.overrides = new OverrideStore({ log: this.log, config: () => this.config, file: this.config.state.file === undefined ? null : new StateFile(this.config.state.file) });
+    this.overrides.register(endpointTarget(this.endpoints));
+    this.overrides.register(rateLimitTarget(this.limiter));
+    this.overrides.register(breakerTarget(this.controllers));
+    this.overrides.register(flagTarget(this.flags));
+    this.overrides.register(this.splitTarget);
+    this.overrides.register(ipAccessTarget(this.access));
+    this.overrides.register(banTarget(this.bans));
+    const eventIssues = eventRuleIssues(this.config, this.overrides);
+    if (eventIssues.length > 0) throw new ConfigError(eventIssues);
+    this.events = new EventRouter(this.overrides, () => this.config, this.log);
+    this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind)), ...eventRoutes(this.events));
+    // Before the workers start: their first requests already see what was overridden.
+    this.overrides.restoreFromFile();
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts(), control: () => ({ overrides: this.overrides.counts(), flags: this.flags.status() }) });
     this.supervisor.onTelemetry = (slot, payload) => {
       this.obs.onWorkerTelemetry(slot, payload);
       this.sideStats.onTelemetry(payload);
@@ -264,7 +299,9 @@ export class Gateway {
       next.admin.port !== this.config.admin.port ||
       JSON.stringify(next.workers) !== JSON.stringify(this.config.workers) ||
       // uWS takes the WebSocket message ceiling once per worker
-      next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes;
+      next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes ||
+      // the overrides' state file is opened once, at start
+      next.state.file !== this.config.state.file;
     // XXX: worker bounds take effect on restart: the shared memory was sized for the running max.
     if (JSON.stringify(next.workers) !== JSON.stringify(this.config.workers)) next = { ...next, workers: this.config.workers };
     if (tlsOnOff) {
@@ -276,8 +313,12 @@ export class Gateway {
     let tlsNext: TlsSnapshot | null;
     try {
       tlsNext = snapshotTls(next.listen.tls);
-      // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
+      // Before anything changes: a config the fixed-size tables cannot hold is refused whole,
+      // and so is an event rule whose action its target would refuse.
+      const eventIssues = eventRuleIssues(next, this.overrides);
+      if (eventIssues.length > 0) throw new ConfigError(eventIssues);
       this.endpoints.checkCapacity(upstreamTables(next));
+      this.flags.applyConfig(next);
       this.limiter.applyConfig(next);
       this.cluster.apply(next, this.limiter.rows());
       this.endpoints.applyConfig(upstreamTables(next));
@@ -286,15 +327,19 @@ export class Gateway {
       this.access.applyConfig(next);
       this.bans.applyConfig(next);
     } catch (err) {
-      const e = err as Error & { code?: string };
-      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code }, 'config rejected; running config stays');
+      const e = err as Error & { code?: string; issues?: readonly string[] };
+      decision(log).error({ event: 'config-rejected', reason: e.message, code: e.code, ...(e.issues ? { issues: e.issues } : {}) }, 'config rejected; running config stays');
       throw err;
     }
+    const prev = this.config;
     this.config = next;
     this.tokens.configure(this.tokenOptions(next));
     this.generation++;
+    // XXX: applyConfig above wrote configured values, so for the microseconds until this
+    // re-applies them, workers may read an overridden value as configured.
+    this.overrides.reconcile(prev, next, this.generation);
     this.shm.setGeneration(this.generation);
-    this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
+    this.supervisor.broadcast(compileWorkerConfig(next, this.generation, this.flags.slots));
     this.obs.onConfig(next, this.generation);
     this.rollouts.applyConfig(next);
     await this.control.apply(next.upstreams);
@@ -391,6 +436,10 @@ export class Gateway {
       rollouts: this.rollouts.status(),
       access: this.access.status(),
       bans: this.bans.status(),
+      // run-time changes: active overrides, those a reload or restart dropped and why, the state file
+      overrides: this.overrides.status(),
+      flags: this.flags.status(),
+      events: this.events.status(),
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
@@ -424,6 +473,7 @@ export class Gateway {
     this.controllers.stop();
     this.cluster.stop();
     this.rollouts.stop();
+    this.overrides.stop();
     await this.obs.close();
     await this.control.stop();
     this.endpoints.stop();

@@ -8,6 +8,7 @@
 //                                          from their next request
 //   setMultiplier(row, factor)             adaptive scaling (1 = as configured)
 //   find(route, name?) → row | -1          a policy's row by route name (and policy name)
+//   configured(row)                        the config's rate and burst (overrides restore it)
 //   status()                               every policy: route, rate, burst, counters
 //   rows()                                 every policy's row and config
 import { StartupCodes, StartupError } from '../errors.js';
@@ -23,6 +24,8 @@ export interface PolicyMeta {
   readonly key: readonly string[];
   readonly configuredRate: string;
   readonly config: RateLimitConfig;
+  readonly ratePerSecond: number;
+  readonly burst: number;
 }
 
 export interface LimiterPolicyStatus extends LimiterPolicyInfo {
@@ -51,7 +54,7 @@ export class LimiterWriter {
     }
     found.forEach(({ c }, row) => this.table.setPolicy(row, c.rate.perSecond, c.burst, 1));
     for (let row = found.length; row < this.metas.length; row++) this.table.clearPolicy(row);
-    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: c.tier ? 'tier' : `${c.rate.count}/${c.rate.periodSeconds}s`, config: c }));
+    this.metas = found.map(({ route, c }, row) => ({ row, route, name: c.name, key: c.key, configuredRate: c.tier ? 'tier' : `${c.rate.count}/${c.rate.periodSeconds}s`, config: c, ratePerSecond: c.rate.perSecond, burst: c.burst }));
   }
 
   setRate(row: number, ratePerSecond: number, burst?: number): void {
@@ -68,6 +71,12 @@ export class LimiterWriter {
   /** every policy's row, route, name and config (the cluster limiter takes its `scope: cluster` ones) */
   rows(): readonly PolicyMeta[] {
     return this.metas;
+  }
+
+  /** the config's rate and burst of a row (what an override's removal restores) */
+  configured(row: number): { ratePerSecond: number; burst: number } | null {
+    const m = this.metas[row];
+    return m === undefined ? null : { ratePerSecond: m.ratePerSecond, burst: m.burst };
   }
 
   find(route: string, name?: string): number {

@@ -69,6 +69,8 @@ export interface ObservabilityDeps {
   readonly extraMetrics?: () => string;
   /** bans in force per ban policy (src/primary/access/ban-writer.ts) */
   readonly bans?: () => readonly { policy: string; active: number }[];
+  /** active overrides by kind and feature flags' effective values (percent) */
+  readonly control?: () => { overrides: Record<string, number>; flags: readonly { name: string; effective: number }[] };
 }
 
 export interface ScalingStatus {
@@ -424,6 +426,14 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       },
     });
   }
+
+  // run-time control
+  gauge('tidegate_overrides_active', 'Overrides in force, by kind (endpoint, rate-limit, breaker, flag, …).', ['kind'], (emit) => {
+    for (const [kind, n] of Object.entries(deps.control?.().overrides ?? {})) emit({ kind }, n);
+  });
+  gauge('tidegate_flag_value_percent', 'Each feature flag\'s effective value: 0 off, 100 on, between: the share of callers it is on for.', ['flag'], (emit) => {
+    for (const f of deps.control?.().flags ?? []) emit({ flag: f.name }, f.effective);
+  });
 
   // data-plane certificates
   gauge('tidegate_tls_certificate_expiry_timestamp_seconds', 'notAfter of each certificate the data plane serves, as a Unix time ("default": no SNI match).', ['server_name'], (emit) => {

@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 9;
+export const kLayoutVersion = 10;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -312,6 +312,16 @@ export const kSplitSidesInt32 = 1;
 /** [seq] cumulative thresholds, one per side (kSplitMaxSides words) */
 export const kSplitCumulativeInt32 = 2;
 export const kSplitRowInt32 = 2 * kWordsPerCacheLine;
+// ---- feature flags (Int32) -------------------------------------------------------------
+//
+// One word per flag slot, [primary] plain Atomics.store per change, read with one
+// Atomics.load by requests on routes that use a flag (src/shm/flag-table.ts). The
+// primary gives each configured flag name a slot and keeps it across reloads.
+
+/** flag slots; a fixed count, since flags are few and a word each */
+export const kFlagSlots = 256;
+/** a flag's value in basis points: 0 off, kFlagOn (10000) on, between: that share of callers */
+export const kFlagOn = 10_000;
 
 // ---- sizes ----------------------------------------------------------------------------
 
@@ -349,6 +359,7 @@ export interface Layout {
   readonly leaseSlotOffset: number; // in words
   readonly splitOffset: number; // in words
   readonly banOffset: number; // in words
+  readonly flagOffset: number; // in words
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -383,8 +394,9 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const leaseSlotOffset = clusterPolicyOffset + full.limiterPolicies * kClusterPolicyWords;
   const splitOffset = leaseSlotOffset + full.limiterSlots * kLeaseSlotWords;
   const banOffset = splitOffset + (kSplitRows * kSplitRowInt32) / 2;
-  const totalWords = banOffset + full.banSlots * kBanSlotWords;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, banOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  const flagOffset = banOffset + full.banSlots * kBanSlotWords;
+  const totalWords = flagOffset + kFlagSlots / 2;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, banOffset, flagOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */
@@ -404,6 +416,11 @@ export function upstreamInt32Offset(layout: Layout, u: number): number {
 /** Int32 index of row `e` of upstream `u`. */
 export function endpointInt32Offset(layout: Layout, u: number, e: number): number {
   return (layout.endpointAreaOffset + u * layout.upstreamStrideWords + kUpstreamHeaderWords + e * kEndpointRowWords) * 2;
+}
+
+/** Int32 index of flag slot `f`. */
+export function flagInt32Offset(layout: Layout, f: number): number {
+  return layout.flagOffset * 2 + f;
 }
 
 /** Int32 index of upstream `u`'s control words. */

@@ -290,7 +290,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return other.guard === null || this.admit(other.guard, false);
   }
 
-  private respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
+  /** A configured answer (a breaker's static fallback, a route's maintenance response), no upstream involved. */
+  respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
     if (this.aborted || this.ended) return;
     this.ended = true;
     this.headSent = true;

@@ -54,20 +54,25 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         return;
       }
       head.path = path;
-      const route = rt.router.match(head.host, head.method, head.path);
+      const peer = decoder.decode(res.getRemoteAddressAsText());
+      const route = rt.router.match(head.host, head.method, head.path, head, peer);
       if (route === null) {
         ex.fail(Errors.ROUTE_NOT_FOUND, false);
         return;
       }
       ex.route = route;
       ex.priority = route.route.priority;
-      const peer = decoder.decode(res.getRemoteAddressAsText());
       const split = route.route.split;
       if (split === null) ex.upstream = rt.upstreams[route.route.upstream]!;
       else {
         // Before the forwarding headers are added: a rule or sticky header is the client's own.
         ex.side = chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(peer, head.forwardedFor, rt) : peer);
         ex.upstream = rt.upstreams[split.sides[ex.side]!]!;
+      }
+      const maintenance = route.route.maintenance;
+      if (maintenance !== null && rt.flags.on(maintenance, head, peer)) {
+        ex.respondStatic(maintenance.response);
+        return;
       }
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);

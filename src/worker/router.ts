@@ -8,7 +8,12 @@
 // path, pathType exact: the path only (the query string is never part of matching).
 // host: exact name, or "*.example.com" for any subdomain (not the apex), case-insensitive,
 //   port ignored.
+//
+// match.flag: a route that names a flag matches only while the flag is on for the
+// request (src/worker/flag-gate.ts); otherwise the next route is tried.
 import type { WorkerRoute } from '../messages.js';
+import type { FlagGate } from './flag-gate.js';
+import type { RequestHead } from './request-head.js';
 
 export interface CompiledRoute {
   readonly index: number;
@@ -23,7 +28,10 @@ export interface CompiledRoute {
 export class Router {
   private readonly routes: readonly CompiledRoute[];
 
-  constructor(routes: readonly WorkerRoute[]) {
+  constructor(
+    routes: readonly WorkerRoute[],
+    private readonly flags: FlagGate | null = null,
+  ) {
     this.routes = routes.map((route, index) => {
       let exactHosts: Set<string> | null = null;
       let suffixHosts: string[] | null = null;
@@ -49,8 +57,11 @@ export class Router {
     });
   }
 
-  /** `host` is the Host header as received; `method` upper-case; `path` without query. */
-  match(host: string, method: string, path: string): CompiledRoute | null {
+  /**
+   * `host` is the Host header as received; `method` upper-case; `path` without query.
+   * `head` and `peer` decide routes with a flag; without them such a route never matches.
+   */
+  match(host: string, method: string, path: string, head: RequestHead | null = null, peer = ''): CompiledRoute | null {
     let hostName: string | null = null;
     for (let i = 0; i < this.routes.length; i++) {
       const r = this.routes[i]!;
@@ -60,6 +71,8 @@ export class Router {
         if (hostName === null) hostName = normaliseHost(host);
         if (!r.exactHosts.has(hostName) && !suffixMatches(r.suffixHosts!, hostName)) continue;
       }
+      const flag = r.route.flag;
+      if (flag !== null && (head === null || this.flags === null || !this.flags.on(flag, head, peer))) continue;
       return r;
     }
     return null;

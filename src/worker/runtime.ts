@@ -13,6 +13,9 @@ import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
 import { workerSlot } from './worker-state.js';
 import { TenantDirectory } from '../policies/tenant-directory.js';
+import { FlagTable } from '../shm/flag-table.js';
+import { FlagGate } from './flag-gate.js';
+import { clientIp } from './http-server.js';
 
 export class Runtime {
   readonly generation: number;
@@ -28,6 +31,8 @@ export class Runtime {
   readonly scheme: 'http' | 'https';
   /** tenant tiers, null without a tenants section */
   readonly tenants: TenantDirectory | null;
+  /** feature flags for routes that name one (match.flag, maintenance) */
+  readonly flags: FlagGate;
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
   /** the split routes' weights (shared; the primary changes them at run time) */
@@ -36,8 +41,9 @@ export class Runtime {
   constructor(config: WorkerConfig, shm: SharedState) {
     this.generation = config.generation;
     this.config = config;
-    this.router = new Router(config.routes);
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
+    this.flags = new FlagGate(new FlagTable(shm), (peer, forwardedFor) => clientIp(peer, forwardedFor, this));
+    this.router = new Router(config.routes, this.flags);
     const endpoints = new EndpointTable(shm, workerSlot());
     this.upstreams = config.upstreams.map((u) => new UpstreamSet(u, endpoints, this.trusted));
     this.viaToken = config.proxy.via === false ? null : `1.1 ${config.proxy.via}`;

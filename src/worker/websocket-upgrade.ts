@@ -79,6 +79,8 @@ export function websocketBehavior(ref: RuntimeRef): WebSocketBehavior<RelayData>
   };
 }
 
+const peerDecoder = new TextDecoder('latin1');
+
 function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   const rt = ref.current;
   const head = new RequestHead();
@@ -86,9 +88,11 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
   // Routed by the normalised path, as HTTP requests are, so a WebSocket route and its
   // policies cannot be reached or dodged by spelling the path differently.
   const path = bad === null ? normalizePath(head.path, rt.pathOptions) : null;
-  const route = typeof path === 'string' ? rt.router.match(head.host, head.method, path) : null;
-  if (route === null || route.route.websocket === null) {
-    // Not ours (or a bad head or path): the HTTP handler answers it exactly as it always has.
+  const peer = typeof path === 'string' ? peerDecoder.decode(res.getRemoteAddressAsText()) : '';
+  const route = typeof path === 'string' ? rt.router.match(head.host, head.method, path, head, peer) : null;
+  const maintenance = route?.route.maintenance ?? null;
+  if (route === null || route.route.websocket === null || (maintenance !== null && rt.flags.on(maintenance, head, peer))) {
+    // Not ours (or a bad head or path, or in maintenance): the HTTP handler answers it exactly as it always has.
     req.setYield(true);
     return;
   }

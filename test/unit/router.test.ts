@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Router, normaliseHost } from '../../src/worker/router.js';
 import type { WorkerRoute } from '../../src/messages.js';
 
-const route = (name: string, over: Partial<WorkerRoute>): WorkerRoute => ({ name, hosts: null, path: '/', pathType: 'prefix', methods: null, upstream: 0, policies: [], rewriteHost: false, priority: 2, websocket: null, split: null, ...over });
+const route = (name: string, over: Partial<WorkerRoute>): WorkerRoute => ({ name, hosts: null, path: '/', pathType: 'prefix', methods: null, upstream: 0, policies: [], rewriteHost: false, priority: 2, websocket: null, split: null, flag: null, maintenance: null, ...over });
 
 test('first match in config order wins; host, path and method must all match', () => {
   const r = new Router([

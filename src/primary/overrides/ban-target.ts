@@ -42,6 +42,7 @@ export function parseBan(target: unknown, value: unknown, config: Config): Parse
 export function banTarget(bans: BanWriter): OverrideTarget<BanSpec> {
   return {
     kind: 'ban',
+    scope: 'access',
     parse: (raw, config) => parseBan(raw.target, raw.value, config),
     apply: (spec) => void bans.ban(spec.key, spec.forMs, spec.policies),
     restore: (spec) => void bans.lift(spec.key, spec.policies),

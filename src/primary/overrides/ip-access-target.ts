@@ -42,6 +42,7 @@ export function parseIpLists(name: unknown, value: unknown, config: Config): Par
 export function ipAccessTarget(access: AccessControl): OverrideTarget<IpAccessSpec> {
   return {
     kind: 'ip-access',
+    scope: 'access',
     parse: (raw, config) => parseIpLists(raw.target, raw.value, config),
     apply: (spec) => access.setIpLists(spec.name, spec.lists),
     restore: (spec) => void access.clearIpLists(spec.name),

@@ -5,12 +5,15 @@
 // or expires. The override store owns expiry, persistence, audit and the API; targets
 // own only the value.
 import type { Config } from '../../config/schema.js';
+import type { Scope } from '../admin/tokens.js';
 
 export type ParseResult<S> = { ok: true; spec: S; key: string } | { ok: false; issues: string[] };
 
 export interface OverrideTarget<S = unknown> {
   /** the `kind` of an override: `endpoint`, `rate-limit`, `breaker`, `split`, `ip-access`, `flag`, … */
   readonly kind: string;
+  /** the token scope that creating or deleting one needs; `traffic` when absent (`access` suits access lists and bans) */
+  readonly scope?: Scope;
   /**
    * Checks what was asked (`target` names the thing, `value` the new setting) against
    * the running config; `key` identifies the thing overridden, so a second override
