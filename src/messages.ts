@@ -14,6 +14,28 @@ export interface WorkerConfig {
   readonly observability: WorkerObservability;
   readonly upstreams: readonly WorkerUpstream[];
   readonly routes: readonly WorkerRoute[];
+  /** the shared response cache's settings; null when no route caches */
+  readonly cache?: WorkerCache | null;
+}
+
+export interface WorkerCache {
+  /** ms a request waits for another's fill of the same key (cache.lockTimeout) */
+  readonly lockTimeout: number;
+  readonly admission: boolean;
+}
+
+/** A route's `cache` block, durations in ms (src/worker/cache/route-cache.ts). */
+export interface WorkerRouteCache {
+  readonly ttlDefault: number;
+  readonly ttlMin: number;
+  readonly ttlMax: number;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
+  readonly staleIfBusy: number;
+  readonly keyHeaders: readonly string[];
+  readonly bypassHeader: string | null;
+  readonly bypassCookie: string | null;
+  readonly stripSetCookie: boolean;
 }
 
 export interface WorkerUpstream {
@@ -54,6 +76,8 @@ export interface WorkerRoute {
   readonly priority: number;
   /** null: Upgrade requests are proxied as plain HTTP (Upgrade is hop-by-hop) */
   readonly websocket: WorkerWebSocket | null;
+  /** null: the route does not cache */
+  readonly cache?: WorkerRouteCache | null;
 }
 
 export interface WorkerWebSocket {
@@ -71,6 +95,8 @@ export interface WorkerData {
   /** the port to listen on; 0 only for the first worker, which reports the one it got */
   readonly port: number;
   readonly config: WorkerConfig;
+  /** the shared response cache (src/shm/cache-store.ts); absent when no route caches */
+  readonly cache?: SharedArrayBuffer | null;
 }
 
 export type TlsStep = 'start' | 'switch' | 'retire';

@@ -1,7 +1,8 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
 import type { Config, WebSocketConfig } from './schema.js';
-import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { WorkerConfig, WorkerFallback, WorkerRoute, WorkerRouteCache, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { RouteCacheConfig } from './schema-cache.js';
 import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
@@ -36,8 +37,10 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     rewriteHost: r.rewriteHost,
     priority: priorityNames.indexOf(r.priority),
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
+    cache: r.cache === undefined ? null : workerRouteCache(r.cache),
   }));
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
+  const cache = cfg.routes.some((r) => r.cache !== undefined) ? { lockTimeout: cfg.cache.lockTimeout, admission: cfg.cache.admission } : null;
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, cache };
 }
 
 /** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0). */
@@ -54,6 +57,21 @@ function topPriority(cfg: Config, upstream: string): number {
  */
 function uncapTop(shares: number[], top: number): number[] {
   return shares.map((s, i) => (i <= top ? 1 : s));
+}
+
+function workerRouteCache(c: RouteCacheConfig): WorkerRouteCache {
+  return {
+    ttlDefault: c.ttl.default,
+    ttlMin: c.ttl.min,
+    ttlMax: c.ttl.max,
+    staleWhileRevalidate: c.staleWhileRevalidate,
+    staleIfError: c.staleIfError,
+    staleIfBusy: c.staleIfBusy,
+    keyHeaders: c.keyHeaders,
+    bypassHeader: c.bypass.header ?? null,
+    bypassCookie: c.bypass.cookie ?? null,
+    stripSetCookie: c.setCookie === 'strip',
+  };
 }
 
 function workerWebSocket(ws: WebSocketConfig, ceiling: number): WorkerWebSocket {

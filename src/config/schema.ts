@@ -16,6 +16,7 @@ import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
+import { cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -213,6 +214,8 @@ const routeSchema = z.strictObject({
   // `true` is the block with every default; a union would report a typo inside the
   // block as "invalid input" instead of the key and its path.
   websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
+  /** store and serve this route's responses from the shared cache (README "Caching") */
+  cache: routeCacheSchema.optional(),
 });
 
 export const configSchema = z
@@ -227,6 +230,8 @@ export const configSchema = z
     observability: observabilitySchema.prefault({}),
     /** shed low priorities when the workers' event loops are busy (src/controllers/shed-level.ts); off when absent */
     shedding: sheddingSchema.optional(),
+    /** the shared response cache's store; used only when some route has `cache` */
+    cache: cacheStoreSchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   });

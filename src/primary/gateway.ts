@@ -7,6 +7,7 @@ import { compileWorkerConfig } from '../config/compile.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { SharedState } from '../shm/shared-state.js';
+import { CacheAdmin } from './cache/cache-admin.js';
 import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
@@ -62,6 +63,8 @@ export class Gateway {
   private config: Config;
   private generation = 1;
   private readonly shm: SharedState;
+  /** the shared response cache (allocated only when some route caches) */
+  readonly cache: CacheAdmin;
   private readonly supervisor: Supervisor;
   private admin: Server | null = null;
   private readonly startedAt = Date.now();
@@ -103,6 +106,8 @@ export class Gateway {
     this.limiter = new LimiterWriter(this.shm);
     this.limiter.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
+    this.cache = new CacheAdmin(this.config);
+    this.supervisor.cacheBuffer = this.cache.buffer;
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
@@ -187,6 +192,7 @@ export class Gateway {
       tlsNext = snapshotTls(next.listen.tls);
       // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
       this.endpoints.checkCapacity(upstreamTables(next));
+      this.cache.checkReload(next);
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));
       this.controllers.apply(next);

@@ -55,6 +55,8 @@ export class Supervisor {
    * the slot is scheduled.
    */
   onWorkerExit: ((slot: number) => void) | null = null;
+  /** the shared response cache, handed to every worker (null: no route caches) */
+  cacheBuffer: SharedArrayBuffer | null = null;
 
   constructor(
     private readonly shm: SharedState,
@@ -114,7 +116,7 @@ export class Supervisor {
 
   private spawn(slot: number, port: number): Promise<number> {
     const workerId = this.nextWorkerId++;
-    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config };
+    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config, cache: this.cacheBuffer };
     const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}` });
     this.workers[slot] = w;
     const info = this.info[slot]!;

@@ -12,6 +12,7 @@ import type { TlsConfig } from '../config/schema.js';
 import { attachCounters, inFlightCount, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
 import { websocketBehavior } from './websocket-upgrade.js';
+import { attachCache } from './cache/worker-cache.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -35,6 +36,7 @@ try {
 
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
 attachCounters(shm.workerCounters(data.slot), data.slot, shm.f64);
+attachCache(data.cache ?? null);
 
 const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
 const telemetry = startWorkerTelemetry(data, send);

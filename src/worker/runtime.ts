@@ -11,6 +11,8 @@ import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
 import { workerSlot } from './worker-state.js';
+import { RouteCache } from './cache/route-cache.js';
+import { cacheStore } from './cache/worker-cache.js';
 
 export class Runtime {
   readonly generation: number;
@@ -26,6 +28,8 @@ export class Runtime {
   readonly scheme: 'http' | 'https';
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
+  /** per route, its cache (null: the route does not cache) */
+  readonly caches: readonly (RouteCache | null)[];
 
   constructor(config: WorkerConfig, shm: SharedState) {
     this.generation = config.generation;
@@ -38,6 +42,9 @@ export class Runtime {
     this.requestIdHeader = config.proxy.requestIdHeader;
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
     this.scheme = config.listen.tls === undefined ? 'http' : 'https';
+    const store = cacheStore();
+    const cc = config.cache;
+    this.caches = config.routes.map((r, i) => (r.cache == null || store === null || cc == null ? null : new RouteCache(r.cache, store, i, cc.lockTimeout, cc.admission)));
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
