@@ -8,6 +8,7 @@ import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { SharedState } from '../shm/shared-state.js';
 import { CacheAdmin } from './cache/cache-admin.js';
+import { cacheRoutes } from './cache/cache-routes.js';
 import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
@@ -121,9 +122,10 @@ export class Gateway {
     this.supervisor = new Supervisor(this.shm, count, compileWorkerConfig(this.config, this.generation), this.log);
     this.cache = new CacheAdmin(this.config);
     this.supervisor.cacheBuffer = this.cache.buffer;
+    this.api.add(...cacheRoutes(this.cache, () => this.config, this.log));
     this.controllers = new ControllerScheduler({ shm: this.shm, log: this.log, workerSlots: () => this.supervisor.info.map((w) => w.slot), workerUtilization: () => this.supervisor.eventLoopUtilization(), slotOf: (name) => this.endpoints.slotOf(name), setMultiplier: (row, f) => this.limiter.setMultiplier(row, f) });
     this.controllers.apply(this.config);
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus() });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), cache: () => (this.cache.store === null ? null : this.cache.stats(this.config)) });
     this.supervisor.onTelemetry = (slot, payload) => this.obs.onWorkerTelemetry(slot, payload);
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
@@ -321,6 +323,7 @@ export class Gateway {
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
+      cache: this.cache.stats(this.config),
       protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status(), shedding: this.controllers.sheddingStatus(), rateLimits: this.controllers.adaptiveRateStatus() },
     };
   }

@@ -46,6 +46,8 @@ import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type
 import { decision } from './decisions/decision-log.js';
 import type { GuardStatus, SheddingStatus } from '../controllers/scheduler.js';
 import { priorityNames } from '../shm/layout.js';
+import { registerCacheMetrics } from '../metrics/cache-metrics.js';
+import type { CacheStats } from './cache/cache-admin.js';
 
 export interface ObservabilityDeps {
   readonly shm: SharedState;
@@ -61,6 +63,8 @@ export interface ObservabilityDeps {
   readonly controllers?: () => readonly GuardStatus[];
   /** the gateway-wide shed level (src/controllers/shed-level.ts) */
   readonly shedding?: () => SheddingStatus;
+  /** the response cache's statistics (src/primary/cache), null when no route caches */
+  readonly cache?: () => CacheStats | null;
 }
 
 export interface ScalingStatus {
@@ -388,6 +392,8 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       },
     });
   }
+
+  registerCacheMetrics(counter, gauge, () => deps.cache?.() ?? null);
 
   // data-plane certificates
   gauge('tidegate_tls_certificate_expiry_timestamp_seconds', 'notAfter of each certificate the data plane serves, as a Unix time ("default": no SNI match).', ['server_name'], (emit) => {

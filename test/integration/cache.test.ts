@@ -211,6 +211,41 @@ describe('response cache', () => {
     assert.equal(seen('/never'), 0);
   });
 
+  test('GET /v1/cache reports; POST /v1/cache/purge removes by key, prefix and tag (Cache-Tag, Surrogate-Key)', async () => {
+    const tagged = (h: Record<string, string>): Record<string, string> => ({ 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60', ...h }) });
+    await get('/p/a/1', tagged({ 'cache-tag': 'red,blue' }));
+    await get('/p/a/2', tagged({ 'cache-tag': 'blue' }));
+    await get('/p/b/1', tagged({ 'cache-tag': 'red' }));
+    const c = await get('/p/c', tagged({ 'surrogate-key': 'k9 green' }));
+    assert.equal(c.headers['cache-tag'], undefined, 'tags are for purging, not for clients');
+    for (const p of ['/p/a/1', '/p/a/2', '/p/b/1', '/p/c']) assert.match(String((await get(p)).headers['cache-status']), /hit/, p);
+    const purge = async (body: unknown): Promise<{ status: number; json: { purged?: number; error?: { code: string } } }> => {
+      const r = await request(`${gw.adminUrl}/v1/cache/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.statusCode, json: (await r.body.json()) as { purged?: number } };
+    };
+    const list = (await (await request(`${gw.adminUrl}/v1/cache?keys=1000`)).body.json()) as { keys: string[]; entries: number; hitRatio: number; routes: { route: string; requests: Record<string, number> }[] };
+    const host = list.keys.find((k) => k.endsWith('/p/c'))!.slice(0, -'/p/c'.length);
+    assert.equal((await purge({ key: `${host}/p/c` })).json.purged, 1);
+    assert.match(String((await get('/p/c')).headers['cache-status']), /fwd=uri-miss/);
+    assert.equal((await purge({ prefix: `${host}/p/a/` })).json.purged, 2);
+    assert.match(String((await get('/p/a/2')).headers['cache-status']), /fwd=uri-miss/);
+    assert.equal((await purge({ tag: 'red' })).json.purged, 1, '/p/b/1 (the red /p/a/1 went with the prefix)');
+    assert.match(String((await get('/p/b/1')).headers['cache-status']), /fwd=uri-miss/);
+    const bad = await purge({ key: 'x', tag: 'y' });
+    assert.equal(bad.status, 422);
+    assert.equal(bad.json.error!.code, 'TG_ERR_ADMIN_INVALID');
+    const cached = list.routes.find((r) => r.route === 'cached')!;
+    assert.ok(cached.requests.hit > 0 && cached.requests.miss > 0 && cached.requests.coalesced >= 0);
+    assert.ok(list.entries > 0 && list.hitRatio > 0);
+    const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text();
+    assert.match(metrics, /tidegate_cache_requests_total\{route="cached",result="hit"\} [1-9]/);
+    assert.match(metrics, /tidegate_cache_removed_total\{reason="purge"\} 4/);
+    const status = (await (await request(`${gw.adminUrl}/status`)).body.json()) as { cache: { enabled: boolean; entries: number } };
+    assert.equal(status.cache.enabled, true);
+    const decisions = await (await request(`${gw.adminUrl}/v1/decisions?kind=cache-purged`)).body.text();
+    assert.match(decisions, /cache-purged/);
+  });
+
   test('coalescing: 64 concurrent misses for one key, across both workers, make one upstream request', async () => {
     const before = await workerRequests(gw.adminUrl);
     // One connection each, so all 64 are in flight at once; SO_REUSEPORT puts some on each worker (see test/helpers/workers.ts).
