@@ -124,6 +124,12 @@ export const enum RecordFlag {
   NoCache = 4,
   /** has a validator (ETag or Last-Modified) */
   Validator = 8,
+  /**
+   * "hit-for-miss" (Varnish's name): the last response for this key was not storable,
+   * so until freshUntil requests go upstream at once instead of queueing behind one
+   * fill; a storable response replaces it
+   */
+  Uncacheable = 16,
 }
 
 export interface CacheLayout {

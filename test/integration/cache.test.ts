@@ -277,5 +277,11 @@ describe('response cache', () => {
     // One fill of 300 ms, then the released waiters each go upstream (another 300 ms), far below lockTimeout (3 s).
     assert.ok(elapsed < 2500, `waiters released promptly (${elapsed} ms)`);
     assert.equal(seen('/nostore-burst'), 8);
+    // Later requests for the key go upstream at once, in parallel, instead of queueing behind one fill.
+    const waits = async (): Promise<number> => ((await (await request(`${gw.adminUrl}/v1/cache`)).body.json()) as { coalesceWaits: number }).coalesceWaits;
+    const w0 = await waits();
+    await Promise.all(Array.from({ length: 8 }, () => get('/nostore-burst', { 'x-resp': resp, 'x-delay': '300' })));
+    assert.equal(seen('/nostore-burst'), 16);
+    assert.equal(await waits(), w0, 'no request waited on a fill');
   });
 });

@@ -118,6 +118,12 @@ const enum Mode {
 }
 
 const MAX_ENTRY_MS = 10 * 365 * 24 * 3600 * 1000;
+/**
+ * How long a key whose response was not storable skips coalescing. Long enough that a
+ * hot uncacheable URL is not serialised behind one request at a time, short enough
+ * that a URL which becomes cacheable is coalesced again soon (Varnish: 120 s).
+ */
+const HIT_FOR_MISS_MS = 10_000;
 
 export class CacheFill implements CacheHook {
   private mode = Mode.Forward;
@@ -200,8 +206,9 @@ export class CacheFill implements CacheHook {
     const fields = this.freshness(status, p, now, false);
     const why = this.refusal(status, p, fields);
     if (why !== null) {
-      // The waiters wake now and go upstream themselves.
-      this.releaseReservation();
+      // The waiters wake now and go upstream themselves, and so do later requests
+      // for a while, without waiting on a fill (see RecordFlag.Uncacheable).
+      this.markUncacheable(status, now);
       if (s !== null && this.ex === null) this.st.endRefresh(s.record);
       this.status(`tidegate; fwd=${this.fwd}; fwd-status=${status}; detail=${why}`);
       this.count(CacheResult.Uncacheable);
@@ -383,6 +390,17 @@ export class CacheFill implements CacheHook {
   onFinish(): void {
     this.releaseReservation();
     this.chunks = null;
+  }
+
+  private markUncacheable(status: number, now: number): void {
+    if (this.reserved < 0) return;
+    const f = newEntryFields();
+    f.flags = RecordFlag.Uncacheable;
+    f.status = status;
+    f.bornAt = now;
+    f.freshUntil = f.swrUntil = f.sieUntil = now + HIT_FOR_MISS_MS;
+    this.st.publish(this.reserved, this.token, this.key, this.hA, this.hB, '', null, 0, f, -1);
+    this.reserved = -1;
   }
 
   private releaseReservation(): void {

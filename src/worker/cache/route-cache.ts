@@ -135,6 +135,11 @@ export class RouteCache {
     let markerId = '';
     let fwd = 'uri-miss';
     let r = st.find(key, hA, hB);
+    let pass = false;
+    if (r >= 0 && st.read(r, st.seq, scratch) && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
+      pass = now < st.fields.freshUntil;
+      r = -1;
+    }
     if (r >= 0 && st.read(r, st.seq, scratch)) {
       let meta = scratch.toString('latin1', 0, st.metaLen).split('\n');
       let seq = st.seq;
@@ -193,7 +198,7 @@ export class RouteCache {
     }
     // One request per key fetches it; the others (any worker) wait for its response.
     let reserved = -1;
-    if (!force) {
+    if (!force && !pass) {
       const freq = this.admission ? st.frequency(hA, hB) : -1;
       reserved = st.reserve(hA, hB, now, this.lockTimeout, freq);
       if (reserved <= -2) {
