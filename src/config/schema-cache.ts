@@ -2,6 +2,7 @@
 // route caches (`routes[].cache`). See README "Caching".
 import { z } from 'zod';
 import { durationMs, sizeBytes } from './zod-units.js';
+import { parseSize } from './units.js';
 
 const fieldName = z
   .string()
@@ -19,8 +20,20 @@ export const cacheStoreSchema = z
     lockTimeout: durationMs.default(5_000),
     /** TinyLFU: when full, admit a key only if it is requested more often than the eviction victim */
     admission: z.boolean().default(true),
-  })
-  .refine((c) => c.maxObjectSize <= c.size / 4, { message: 'must be at most a quarter of cache.size', path: ['maxObjectSize'] });
+  });
+
+/**
+ * maxObjectSize against size, on the raw input: a zod refinement would be skipped
+ * whenever another field of the section has an error, and every error must be reported.
+ */
+export function cacheIssues(raw: unknown): { path: (string | number)[]; message: string }[] {
+  const c = (raw as { cache?: { size?: unknown; maxObjectSize?: unknown } } | null)?.cache;
+  if (typeof c !== 'object' || c === null) return [];
+  const size = c.size === undefined ? { ok: true as const, value: 64 * 1024 * 1024 } : parseSize(c.size);
+  const max = c.maxObjectSize === undefined ? { ok: true as const, value: 1024 * 1024 } : parseSize(c.maxObjectSize);
+  if (!size.ok || !max.ok || max.value <= size.value / 4) return [];
+  return [{ path: ['cache', 'maxObjectSize'], message: `must be at most a quarter of cache.size (${Math.floor(size.value / 4)} bytes)` }];
+}
 
 export const routeCacheSchema = z
   .strictObject({

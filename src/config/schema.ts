@@ -16,7 +16,7 @@ import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
-import { cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
+import { cacheIssues, cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -256,7 +256,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
-  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams));
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...cacheIssues(raw));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {
     for (const name of Object.keys(scaling)) {
