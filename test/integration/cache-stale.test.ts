@@ -106,4 +106,36 @@ describe('stale serving', () => {
       await gw2.stop();
     }
   });
+  test('stale-if-busy: at the upstream\'s concurrency limit a stale entry answers instead of 503 TG_ERR_SHED', async () => {
+    const up3 = await startUpstream((req, res) => {
+      const hold = req.url === '/hold';
+      setTimeout(() => {
+        res.writeHead(200, { 'cache-control': hold ? 'no-store' : 'max-age=1', 'content-type': 'text/plain' });
+        res.end(`${req.url} once`);
+      }, hold ? 2500 : 0);
+    });
+    const cfg = baseConfig([up3.address], { routes: [{ match: { path: '/' }, upstream: 'app', cache: { staleIfBusy: '1m' } }] });
+    (cfg.upstreams as { app: Record<string, unknown> }).app.concurrency = { limit: 1 };
+    const gw3 = await startGateway(cfg);
+    try {
+      const g = async (p: string): Promise<{ status: number; cs: string; body: string }> => {
+        const r = await request(`${gw3.url}${p}`);
+        return { status: r.statusCode, cs: String(r.headers['cache-status']), body: await r.body.text() };
+      };
+      assert.equal((await g('/busy')).status, 200);
+      await new Promise((r) => setTimeout(r, 2100)); // stale now
+      const holding = g('/hold'); // takes the one place of the limit for 2.5 s
+      await until('the hold request is in flight at the limit', async () => ((await (await request(`${gw3.adminUrl}/status`)).body.json()) as { protection: { upstreams: { concurrency?: { inFlight: number } }[] } }).protection.upstreams[0]?.concurrency?.inFlight ?? 0, (n) => n >= 1);
+      const b = await g('/busy');
+      assert.equal(b.status, 200);
+      assert.equal(b.body, '/busy once');
+      assert.match(b.cs, /detail=stale-if-busy/);
+      const none = await g('/not-stored');
+      assert.equal(none.status, 503, 'nothing stale: the limit answers');
+      assert.equal((await holding).status, 200);
+    } finally {
+      await gw3.stop();
+      await up3.close();
+    }
+  });
 });
