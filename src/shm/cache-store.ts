@@ -220,6 +220,9 @@ export class CacheStore {
 
   // ---- the writer lock ------------------------------------------------------------------
 
+  // XXX: a thread that ended inside a critical section (a few microseconds, no await)
+  // would leave the lock held and every later cache write waiting; the holder is not
+  // recorded, so the primary cannot break it when a worker dies.
   lock(): void {
     const i = this.i32;
     if (Atomics.compareExchange(i, kCacheLockField, 0, 1) === 0) return;

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { CacheStore } from '../../src/shm/cache-store.js';
+import { kCacheEvictionsField } from '../../src/shm/cache-layout.js';
 
 const WORKER = new URL('../helpers/cache-stress-worker.js', import.meta.url);
 const THREADS = 3;
@@ -41,10 +42,10 @@ async function run(unchecked: boolean, iterations: number): Promise<{ store: Cac
 test('readers never keep a torn cache entry while all threads fill and evict', async () => {
   const { store, results, elapsed } = await run(false, 80_000);
   const sum = (f: (r: Result) => number): number => results.reduce((s, r) => s + f(r), 0);
-  console.log(`cache-stress: ${THREADS} threads in ${elapsed.toFixed(2)}s, ${sum((r) => r.hits)} verified hits, ${sum((r) => r.stored)} stores, ${sum((r) => r.removed)} removals, ${store.counter(17)} evictions, torn=${sum((r) => r.torn)}`);
+  console.log(`cache-stress: ${THREADS} threads in ${elapsed.toFixed(2)}s, ${sum((r) => r.hits)} verified hits, ${sum((r) => r.stored)} stores, ${sum((r) => r.removed)} removals, ${store.counter(kCacheEvictionsField)} evictions, torn=${sum((r) => r.torn)}`);
   assert.equal(sum((r) => r.torn), 0, `torn reads: ${results.flatMap((r) => r.firstTorn).join('; ')}`);
   assert.ok(sum((r) => r.hits) > 1000, 'the threads must actually share entries');
-  assert.ok(store.counter(17) > 1000, 'the cache must evict continually for the test to mean anything');
+  assert.ok(store.counter(kCacheEvictionsField) > 1000, 'the cache must evict continually for the test to mean anything');
   assert.deepEqual(store.check(), [], 'structure after the run');
 });
 
