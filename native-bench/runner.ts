@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { SizeName } from './bodies.js';
 import { openLoop } from './load/h2load.js';
 import { runOverload } from './overload/run.js';
+import { runCacheBench } from './cache/run.js';
 import { wrk } from './load/wrk.js';
 import { describeMachine, missingTools, planCpus, type CpuPlan } from './machine.js';
 import { parseOptions, type Options } from './options.js';
@@ -93,7 +94,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const scenario = scenarioOf(argv);
   if (scenario === 'overload') return runOverload(argv);
-  if (scenario !== undefined) throw new Error(`unknown scenario "${scenario}" (known: overload; without --scenario: the peer comparison)`);
+  if (scenario === 'cache') return runCacheBench(argv);
+  if (scenario !== undefined) throw new Error(`unknown scenario "${scenario}" (known: overload, cache; without --scenario: the peer comparison)`);
   const preliminary = planCpus(argv.includes('--no-pin'));
   const opts = parseOptions(argv, preliminary.proxyCores);
   const plan = planCpus(opts.noPin);

@@ -50,6 +50,8 @@ export const Errors = Object.freeze({
   // Adaptive protection (upstreams.<name>.breaker, .concurrency).
   CIRCUIT_OPEN: spec('TG_ERR_CIRCUIT_OPEN', 503, "the upstream's circuit breaker is open"),
   SHED: spec('TG_ERR_SHED', 503, "the upstream is at its concurrency limit"),
+  // Response cache (routes with `cache`).
+  CACHE_NOT_CACHED: spec('TG_ERR_CACHE_NOT_CACHED', 504, 'only-if-cached: the response is not in the cache'),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
   RATE_LIMIT_UNAVAILABLE: spec('TG_ERR_RATE_LIMIT_UNAVAILABLE', 503, 'the cluster rate-limit store (Redis) is unreachable and redis.onFailure is deny'),

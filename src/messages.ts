@@ -16,6 +16,28 @@ export interface WorkerConfig {
   readonly routes: readonly WorkerRoute[];
   /** tenant tiers (src/config/schema-tenants.ts), null without a tenants section */
   readonly tenants: WorkerTenants | null;
+  /** the shared response cache's settings; null when no route caches */
+  readonly cache?: WorkerCache | null;
+}
+
+export interface WorkerCache {
+  /** ms a request waits for another's fill of the same key (cache.lockTimeout) */
+  readonly lockTimeout: number;
+  readonly admission: boolean;
+}
+
+/** A route's `cache` block, durations in ms (src/worker/cache/route-cache.ts). */
+export interface WorkerRouteCache {
+  readonly ttlDefault: number;
+  readonly ttlMin: number;
+  readonly ttlMax: number;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
+  readonly staleIfBusy: number;
+  readonly keyHeaders: readonly string[];
+  readonly bypassHeader: string | null;
+  readonly bypassCookie: string | null;
+  readonly stripSetCookie: boolean;
 }
 
 export interface WorkerTenants {
@@ -82,6 +104,8 @@ export interface WorkerRoute {
   readonly flag: WorkerFlagRef | null;
   /** answered instead of proxying while its flag is on for the request */
   readonly maintenance: WorkerMaintenance | null;
+  /** null: the route does not cache */
+  readonly cache?: WorkerRouteCache | null;
 }
 
 /** A flag's slot in shared memory (src/shm/flag-table.ts) and what a percentage sticks by. */
@@ -122,6 +146,8 @@ export interface WorkerData {
   readonly config: WorkerConfig;
   /** the access policies' run-time tables in force when the worker starts (src/policies/policy-data.ts) */
   readonly policyData: readonly (readonly [string, unknown])[];
+  /** the shared response cache (src/shm/cache-store.ts); absent when no route caches */
+  readonly cache?: SharedArrayBuffer | null;
 }
 
 export type TlsStep = 'start' | 'switch' | 'retire';

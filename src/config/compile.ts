@@ -1,7 +1,8 @@
 // Turns a validated Config into what workers receive. Done once per generation on
 // the primary; workers rebuild their matchers from it.
 import type { Config, RouteConfig, WebSocketConfig } from './schema.js';
-import type { WorkerConfig, WorkerFallback, WorkerFlagRef, WorkerMaintenance, WorkerRoute, WorkerSplit, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { WorkerConfig, WorkerFallback, WorkerFlagRef, WorkerMaintenance, WorkerRoute, WorkerRouteCache, WorkerSplit, WorkerUpstream, WorkerWebSocket } from '../messages.js';
+import type { RouteCacheConfig } from './schema-cache.js';
 import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
@@ -47,8 +48,10 @@ export function compileWorkerConfig(cfg: Config, generation: number, flagSlots?:
     split: r.split === undefined ? null : workerSplit(r, splitRow++, names),
     flag: flagRef(r.match.flag),
     maintenance: r.maintenance === undefined ? null : workerMaintenance(r.maintenance, flagRef(r.maintenance.flag)!),
+    cache: r.cache === undefined ? null : workerRouteCache(r.cache),
   }));
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants) };
+  const cache = cfg.routes.some((r) => r.cache !== undefined) ? { lockTimeout: cfg.cache.lockTimeout, admission: cfg.cache.admission } : null;
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants), cache };
 }
 
 /** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0); a tenant tier's priority may raise any route's. */
@@ -72,6 +75,21 @@ function workerMaintenance(m: NonNullable<Config['routes'][number]['maintenance'
   const headers = ['content-type', m.contentType];
   if (m.retryAfter !== undefined) headers.push('retry-after', String(Math.max(1, Math.ceil(m.retryAfter / 1000))));
   return { ...ref, response: { kind: 'static', status: m.status, body: m.body, headers } };
+}
+
+function workerRouteCache(c: RouteCacheConfig): WorkerRouteCache {
+  return {
+    ttlDefault: c.ttl.default,
+    ttlMin: c.ttl.min,
+    ttlMax: c.ttl.max,
+    staleWhileRevalidate: c.staleWhileRevalidate,
+    staleIfError: c.staleIfError,
+    staleIfBusy: c.staleIfBusy,
+    keyHeaders: c.keyHeaders,
+    bypassHeader: c.bypass.header ?? null,
+    bypassCookie: c.bypass.cookie ?? null,
+    stripSetCookie: c.setCookie === 'strip',
+  };
 }
 
 function workerWebSocket(ws: WebSocketConfig, ceiling: number): WorkerWebSocket {

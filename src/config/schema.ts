@@ -22,6 +22,7 @@ import { splitIssues, splitRouteFields } from './schema-split.js';
 import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-rollout.js';
 import { tenantsSchema } from './schema-tenants.js';
 import { controlSections, flagIssues, maintenanceSchema, routeFlagMatch } from './schema-control.js';
+import { cacheIssues, cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -227,6 +228,8 @@ const routeSchema = z.strictObject({
   // block as "invalid input" instead of the key and its path.
   websocket: z.preprocess((v) => (v === true ? {} : v === false ? undefined : v), websocketSchema.optional()),
   maintenance: maintenanceSchema,
+  /** store and serve this route's responses from the shared cache (README "Caching") */
+  cache: routeCacheSchema.optional(),
 })
   // A split route's `upstream` is its first side, so code that names one upstream per
   // route (priorities, adaptive limits, status) keeps a value; splitIssues rejects a
@@ -249,6 +252,8 @@ export const configSchema = z
     redis: redisSchema.optional(),
     /** tenants and their tiers (src/config/schema-tenants.ts); off when absent */
     tenants: tenantsSchema.optional(),
+    /** the shared response cache's store; used only when some route has `cache` */
+    cache: cacheStoreSchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
     /** canary rollouts over split routes (src/config/schema-rollout.ts) */
@@ -276,7 +281,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
-  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw), ...splitIssues(raw), ...rolloutIssues(raw));
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw), ...splitIssues(raw), ...rolloutIssues(raw), ...cacheIssues(raw));
   out.push(...flagIssues(raw as { flags?: unknown; routes?: unknown }));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {

@@ -7,6 +7,8 @@ import { compileWorkerConfig } from '../config/compile.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { SharedState } from '../shm/shared-state.js';
+import { CacheAdmin } from './cache/cache-admin.js';
+import { cacheRoutes } from './cache/cache-routes.js';
 import {
   kWorkerBytesInField,
   kWorkerBytesOutField,
@@ -99,6 +101,8 @@ export class Gateway {
   private config: Config;
   private generation = 1;
   private readonly shm: SharedState;
+  /** the shared response cache (allocated only when some route caches) */
+  readonly cache: CacheAdmin;
   private readonly supervisor: Supervisor;
   private admin: Server | null = null;
   private readonly startedAt = Date.now();
@@ -179,6 +183,9 @@ export class Gateway {
     this.flags = new FlagWriter(this.shm);
     this.flags.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation, this.flags.slots), this.log);
+    this.cache = new CacheAdmin(this.config);
+    this.supervisor.cacheBuffer = this.cache.buffer;
+    this.api.add(...cacheRoutes(this.cache, () => this.config, this.log));
     // Before the workers start: each one gets the tables in force with its workerData.
     this.access = new AccessControl({ send: (key, value) => this.supervisor.setPolicyData(key, value), log: this.log });
     this.access.applyConfig(this.config);
@@ -210,7 +217,7 @@ export class Gateway {
     this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind)), ...eventRoutes(this.events));
     // Before the workers start: their first requests already see what was overridden.
     this.overrides.restoreFromFile();
-    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts(), control: () => ({ overrides: this.overrides.counts(), flags: this.flags.status() }) });
+    this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts(), control: () => ({ overrides: this.overrides.counts(), flags: this.flags.status() }), cache: () => (this.cache.store === null ? null : this.cache.stats(this.config)) });
     this.supervisor.onTelemetry = (slot, payload) => {
       this.obs.onWorkerTelemetry(slot, payload);
       this.sideStats.onTelemetry(payload);
@@ -319,6 +326,7 @@ export class Gateway {
       if (eventIssues.length > 0) throw new ConfigError(eventIssues);
       this.endpoints.checkCapacity(upstreamTables(next));
       this.flags.applyConfig(next);
+      this.cache.checkReload(next);
       this.limiter.applyConfig(next);
       this.cluster.apply(next, this.limiter.rows());
       this.endpoints.applyConfig(upstreamTables(next));
@@ -443,6 +451,7 @@ export class Gateway {
       decisions: { latestId: this.decisions.latestId, oldestId: this.decisions.oldestId, retained: this.decisions.retained, size: this.decisions.size, streamClients: this.decisionStream.stats.clients },
       history: this.obs.status().history,
       // breaker state, thresholds and window, concurrency limit and its inputs, per guarded upstream
+      cache: this.cache.stats(this.config),
       protection: { tickMs: this.controllers.tickMs, eventLoopUtilization: Math.round(this.controllers.utilization * 1000) / 1000, upstreams: this.controllers.status(), shedding: this.controllers.sheddingStatus(), shed: this.obs.shedByRoute(), rateLimits: this.controllers.adaptiveRateStatus() },
     };
   }

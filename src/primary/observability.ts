@@ -46,6 +46,8 @@ import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type
 import { decision } from './decisions/decision-log.js';
 import type { GuardStatus, SheddingStatus, WorkerScalingStatus } from '../controllers/scheduler.js';
 import { priorityNames, type PriorityName } from '../shm/layout.js';
+import { registerCacheMetrics } from '../metrics/cache-metrics.js';
+import type { CacheStats } from './cache/cache-admin.js';
 
 export interface ObservabilityDeps {
   readonly shm: SharedState;
@@ -71,6 +73,8 @@ export interface ObservabilityDeps {
   readonly bans?: () => readonly { policy: string; active: number }[];
   /** active overrides by kind and feature flags' effective values (percent) */
   readonly control?: () => { overrides: Record<string, number>; flags: readonly { name: string; effective: number }[] };
+  /** the response cache's statistics (src/primary/cache), null when no route caches */
+  readonly cache?: () => CacheStats | null;
 }
 
 export interface ScalingStatus {
@@ -434,6 +438,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   gauge('tidegate_flag_value_percent', 'Each feature flag\'s effective value: 0 off, 100 on, between: the share of callers it is on for.', ['flag'], (emit) => {
     for (const f of deps.control?.().flags ?? []) emit({ flag: f.name }, f.effective);
   });
+  registerCacheMetrics(counter, gauge, () => deps.cache?.() ?? null);
 
   // data-plane certificates
   gauge('tidegate_tls_certificate_expiry_timestamp_seconds', 'notAfter of each certificate the data plane serves, as a Unix time ("default": no SNI match).', ['server_name'], (emit) => {

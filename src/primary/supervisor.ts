@@ -74,6 +74,8 @@ export class Supervisor {
   onAdded: ((slot: number, ok: boolean, startMs: number, error?: string) => void) | null = null;
   /** a retiring thread has ended: `forced` requests were still in flight at its drain timeout */
   onRetired: ((slot: number, forced: number, drainMs: number) => void) | null = null;
+  /** the shared response cache, handed to every worker (null: no route caches) */
+  cacheBuffer: SharedArrayBuffer | null = null;
 
   /**
    * `count` threads start; the shared memory has slots for every thread that may run at
@@ -212,7 +214,7 @@ export class Supervisor {
 
   private spawn(slot: number, port: number): Promise<number> {
     const workerId = this.nextWorkerId++;
-    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config, policyData: [...this.policyData] };
+    const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config, policyData: [...this.policyData], cache: this.cacheBuffer };
     const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}` });
     this.workers[slot] = w;
     const info = this.info.find((x) => x.slot === slot)!;

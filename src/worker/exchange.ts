@@ -23,6 +23,9 @@ import { requestLogged } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
 import type { WorkerFallback } from '../messages.js';
 import type { StatusWatcher } from '../policies/policy.js';
+import { HeadVerdict, type CacheHook } from './cache/cache-hook.js';
+import { kBreakerStateMask } from '../shm/control-words.js';
+import { BreakerState } from '../shm/layout.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -120,7 +123,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private bodyBytes = 0;
   private bodyTimer: NodeJS.Timeout | null = null;
   private clientPaused = false;
-  private readonly clientClose: boolean;
+  /** the client sent `Connection: close` */
+  readonly clientClose: boolean;
   private bodyComplete = false;
 
   // upstream side
@@ -146,6 +150,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** why it was answered 503 TG_ERR_SHED: a SHED_REASONS index + 1 (0: not shed), and at which priority */
   shedReason = 0;
   shedPriority = 0;
+  /** the response cache's interest in this request (src/worker/cache); null on routes without cache */
+  cache: CacheHook | null = null;
+  /** the cache took over the response (HeadVerdict.Absorb): the upstream's body is read and dropped */
+  private absorbing = false;
 
   constructor(res: HttpResponse, head: RequestHead, rt: Runtime, scope: ListenerScope) {
     this.res = res;
@@ -222,7 +230,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.finish(spec.status);
   }
 
-  /** Starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler. */
+  /** Someone else (the cache) wrote the whole response: do the bookkeeping. */
+  answered(status: number, bodyBytes: number): void {
+    this.ended = true;
+    this.headSent = true;
+    this.status = status;
+    this.written = bodyBytes;
+    this.finish(status);
+  }
+
+  /** Starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler (or after a cache wait). */
   start(): void {
     // This request counts itself; uWS never runs two requests of one connection at
     // once (it closes a connection that pipelines behind an async response), so this
@@ -272,9 +289,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.probe = g;
         return true;
       case Admission.Shed:
+        if (this.cache !== null && this.cache.onRefused(true)) return false;
         this.shed(ShedReason.Concurrency, priority);
         return false;
     }
+    // Half-open with every probe taken is the upstream being busy; open is it failing.
+    if (this.cache !== null && this.cache.onRefused((g.words.word() & kBreakerStateMask) === BreakerState.HalfOpen)) return false;
     const fb = followFallback ? g.fallback : null;
     if (fb === null) {
       this.fail(Errors.CIRCUIT_OPEN, false, g.openRetryAfter());
@@ -392,6 +412,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const up = this.upstream!;
     const idx = up.pick(this.endpoint, this.headers);
     if (idx < 0) {
+      if (this.cache !== null && this.cache.onFailure()) return;
       this.fail(Errors.UPSTREAM_NO_ENDPOINT, false);
       return;
     }
@@ -401,6 +422,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // and memory (undici's queue has no bound of its own).
       up.countOverloaded();
       this.bodyStream?.destroy();
+      if (this.cache !== null && this.cache.onRefused(true)) return;
       this.fail(Errors.UPSTREAM_OVERLOADED, false, RETRY_AFTER);
       return;
     }
@@ -502,6 +524,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.respHeaders = out;
     }
     this.noBody = this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    if (this.cache !== null && this.cache.onHead(statusCode, rawHeaders) === HeadVerdict.Absorb) this.absorbing = true;
     return true;
   }
 
@@ -526,7 +549,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     if (this.aborted) return false;
     const res = this.res;
-    if (this.noBody) return true; // a HEAD/204/304 body would be a framing error; undici already ignores it
+    if (this.noBody || this.absorbing) return true; // a HEAD/204/304 body would be a framing error; undici already ignores it
+    if (this.cache !== null) this.cache.onBody(chunk);
     this.written += chunk.length;
     if (this.total >= 0) {
       // Known length: tryEnd streams it and writes Content-Length itself.
@@ -607,6 +631,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.upstreamAbort = null;
     this.releaseConnection();
+    if (this.cache !== null) {
+      // Stores the response (it is complete even if the client went), or answers from the cache when absorbing.
+      this.cache.onComplete();
+      if (this.absorbing) return;
+    }
     if (this.aborted || this.ended) return;
     const res = this.res;
     const draining = this.closeAfter();
@@ -667,6 +696,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     if (this.aborted || this.ended) return;
     countUpstreamError();
+    if (this.absorbing) {
+      // The cache had already taken the response over (a revalidating 304, or a 5xx it hides).
+      this.cache!.onComplete();
+      return;
+    }
     if (this.headSent) {
       // Some of the response is out: the only honest signal left is to cut the connection.
       this.closeClient();
@@ -683,6 +717,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.bodyStream?.destroy();
+    if (this.cache !== null && this.cache.onFailure()) return;
     this.fail(classifyUpstreamError(err), false);
   }
 
@@ -712,6 +747,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const w = this.watched;
     if (w !== null) for (let i = 0; i < w.length; i += 2) (w[i] as StatusWatcher).onStatus(w[i + 1] as string, status);
+    if (this.cache !== null) this.cache.onFinish();
     requestFinished(status, this.bodyBytes, this.written);
     this.scope.inFlight--;
     requestLogged(this, status, performance.now());

@@ -82,6 +82,8 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         ex.fail(denied, false);
         return;
       }
+      const cache = rt.caches[route.index]!;
+      if (cache !== null && cache.handle(ex)) return;
       ex.start();
     } catch (err) {
       process.emitWarning(err as Error);

@@ -13,6 +13,7 @@ import { attachCounters, inFlightCount, isDraining, startDrain } from './worker-
 import { startWorkerTelemetry } from './telemetry.js';
 import { websocketBehavior } from './websocket-upgrade.js';
 import { setPolicyData } from '../policies/policy-data.js';
+import { attachCache } from './cache/worker-cache.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -36,6 +37,7 @@ try {
 
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
 attachCounters(shm.workerCounters(data.slot), data.slot, shm.f64);
+attachCache(data.cache ?? null);
 
 for (const [key, value] of data.policyData) setPolicyData(key, value);
 const ref: RuntimeRef = { current: new Runtime(data.config, shm) };

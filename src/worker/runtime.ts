@@ -16,6 +16,8 @@ import { TenantDirectory } from '../policies/tenant-directory.js';
 import { FlagTable } from '../shm/flag-table.js';
 import { FlagGate } from './flag-gate.js';
 import { clientIp } from './http-server.js';
+import { RouteCache } from './cache/route-cache.js';
+import { cacheStore } from './cache/worker-cache.js';
 
 export class Runtime {
   readonly generation: number;
@@ -37,6 +39,8 @@ export class Runtime {
   readonly policies: readonly (readonly PolicyInstance[])[];
   /** the split routes' weights (shared; the primary changes them at run time) */
   readonly splits: SplitTable;
+  /** per route, its cache (null: the route does not cache) */
+  readonly caches: readonly (RouteCache | null)[];
 
   constructor(config: WorkerConfig, shm: SharedState) {
     this.generation = config.generation;
@@ -52,6 +56,9 @@ export class Runtime {
     this.scheme = config.listen.tls === undefined ? 'http' : 'https';
     this.splits = new SplitTable(shm);
     this.tenants = config.tenants === null ? null : new TenantDirectory(config.tenants);
+    const store = cacheStore();
+    const cc = config.cache;
+    this.caches = config.routes.map((r, i) => (r.cache == null || store === null || cc == null ? null : new RouteCache(r.cache, store, i, cc.lockTimeout, cc.admission)));
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {

@@ -1,0 +1,205 @@
+// `npm run bench -- --scenario cache`: a Zipf-distributed key set (N objects of 1–16 KiB,
+// exponent s) through tidegate's shared cache and nginx proxy_cache (keys zone +
+// proxy_cache_lock), both sized to hold `--fraction` of the objects' bytes. Per peer, in
+// one run on this machine: a warm-up, then a measured wrk run — hit ratio (from the
+// origin's own request count, the same way for both), throughput and p99 — and a burst
+// of concurrent misses for one fresh key with a slow origin (upstream requests seen).
+// Varnish is not a peer: see native-bench/README.md.
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { readFlags } from '../flags.js';
+import { freePort } from '../ports.js';
+import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
+import { run, start, stop, stopAll, waitForPort, type Child } from '../processes.js';
+import { startNginx } from '../peers/nginx-common.js';
+import { objectSize } from './objects.js';
+
+interface CacheOptions {
+  objects: number;
+  s: number;
+  fraction: number;
+  warmupS: number;
+  durationS: number;
+  connections: number;
+  burst: number;
+  workers: number;
+}
+
+const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--connections 64] [--burst 64] [--workers 2]`;
+
+function parse(argv: readonly string[]): CacheOptions {
+  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2 };
+  for (const f of readFlags(argv)) {
+    switch (f.flag) {
+      case '--scenario':
+        f.value();
+        break;
+      case '--objects':
+        o.objects = f.num(100);
+        break;
+      case '--s':
+        o.s = f.num(0.1);
+        break;
+      case '--fraction':
+        o.fraction = f.num(0.01);
+        break;
+      case '--warmup':
+        o.warmupS = f.num(0);
+        break;
+      case '--duration':
+        o.durationS = f.num(1);
+        break;
+      case '--connections':
+        o.connections = f.num(1);
+        break;
+      case '--burst':
+        o.burst = f.num(2);
+        break;
+      case '--workers':
+        o.workers = f.num(1);
+        break;
+      case '--help':
+        process.stdout.write(`${HELP}\n`);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown flag ${f.flag}\n${HELP}`);
+    }
+  }
+  return o;
+}
+
+interface PeerResult {
+  peer: string;
+  requests: number;
+  rps: number;
+  p99Ms: number;
+  hitRatio: number;
+  originRequests: number;
+  errors: number;
+  burstUpstream: number;
+  burstMs: number;
+}
+
+async function originCount(port: number): Promise<{ served: number; slow: Record<string, number> }> {
+  const r = await request(`http://127.0.0.1:${port}/_count`);
+  return (await r.body.json()) as { served: number; slow: Record<string, number> };
+}
+
+async function zipfWrk(port: number, o: CacheOptions, durationS: number): Promise<{ requests: number; ok2xx: number; durationS: number; errors: number; p99Us: number }> {
+  const args = ['-t2', `-c${o.connections}`, `-d${durationS}s`, '--timeout', '5s', '-s', join(BENCH_SRC, 'cache', 'zipf.lua'), `http://127.0.0.1:${port}/`];
+  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, ZIPF_N: String(o.objects), ZIPF_S: String(o.s) } });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (!line) throw new Error(`wrk printed no result: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
+  const j = JSON.parse(line.slice(9)) as { requests: number; duration_us: number; ok2xx: number; non2xx: number; errors: Record<string, number>; latency_us: { p99: number } };
+  const errors = j.non2xx + Object.values(j.errors).reduce((a, b) => a + b, 0);
+  return { requests: j.requests, ok2xx: j.ok2xx, durationS: j.duration_us / 1e6, errors, p99Us: j.latency_us.p99 };
+}
+
+async function burst(port: number, originPort: number, n: number, name: string): Promise<{ upstream: number; ms: number }> {
+  const agent = new Agent({ connections: n, pipelining: 1 });
+  const path = `/slow/${name}`;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      const r = await request(`http://127.0.0.1:${port}${path}`, { dispatcher: agent });
+      await r.body.arrayBuffer();
+    }),
+  );
+  const ms = performance.now() - t0;
+  await agent.close();
+  return { upstream: (await originCount(originPort)).slow[path] ?? 0, ms };
+}
+
+async function measure(peer: string, port: number, originPort: number, o: CacheOptions): Promise<PeerResult> {
+  if (o.warmupS > 0) await zipfWrk(port, o, o.warmupS);
+  const before = (await originCount(originPort)).served;
+  const w = await zipfWrk(port, o, o.durationS);
+  const after = (await originCount(originPort)).served;
+  const b = await burst(port, originPort, o.burst, `${peer}-${Date.now()}`);
+  const origin = after - before;
+  return { peer, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms };
+}
+
+function nginxConf(port: number, originPort: number, dir: string, sizeBytes: number, workers: number): string {
+  return `worker_processes ${workers};
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:16m max_size=${Math.floor(sizeBytes / 1024)}k inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} reuseport;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 5s;
+      add_header X-Cache-Status $upstream_cache_status;
+    }
+  }
+}
+`;
+}
+
+export async function runCacheBench(argv: readonly string[]): Promise<void> {
+  const o = parse(argv);
+  let total = 0;
+  for (let i = 1; i <= o.objects; i++) total += objectSize(i);
+  const size = Math.floor(total * o.fraction);
+  const log = (m: string): void => void process.stderr.write(`[bench cache ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+  log(`${o.objects} objects, ${(total / 2 ** 20).toFixed(1)} MiB in all; caches sized ${(size / 2 ** 20).toFixed(1)} MiB (${o.fraction * 100} %), Zipf s=${o.s}`);
+  const results: PeerResult[] = [];
+  const children: Child[] = [];
+  try {
+    for (const peer of ['tidegate', 'nginx'] as const) {
+      // A fresh origin per peer, so its counters belong to that peer alone.
+      const originPort = await freePort();
+      const origin = start('origin', process.execPath, [join(BENCH_SRC, '..', 'dist', 'native-bench', 'cache', 'origin.js'), String(originPort)]);
+      children.push(origin);
+      await waitForPort(originPort, origin);
+      const port = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), `tidegate-bench-cache-${peer}-`));
+      // nginx workers run as an unprivileged user when started as root: they must be able to write the cache.
+      chmodSync(dir, 0o777);
+      let stopPeer: () => Promise<void>;
+      if (peer === 'tidegate') {
+        const cfg = join(dir, 'tidegate.yaml');
+        writeFileSync(
+          cfg,
+          `listen: { host: 127.0.0.1, port: ${port} }\nworkers: ${o.workers}\nadmin: { port: 0 }\ncache: { size: ${size}, maxObjectSize: 64kb, lockTimeout: 5s }\nupstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } } }\nroutes: [{ upstream: origin, cache: {} }]\n`,
+        );
+        const child = start('tidegate', process.execPath, [TIDEGATE_CLI, '--config', cfg], { env: { ...process.env, TIDEGATE_LOG_LEVEL: 'warn' } });
+        children.push(child);
+        await waitForPort(port, child);
+        stopPeer = () => stop(child, 'SIGTERM', 5_000);
+      } else {
+        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, size, o.workers), port, undefined, o.workers);
+        stopPeer = () => ng.stop();
+      }
+      log(`${peer}: warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
+      results.push(await measure(peer, port, originPort, o));
+      await stopPeer();
+      await stop(origin, 'SIGTERM', 2_000);
+    }
+  } finally {
+    await stopAll();
+  }
+  const rows = results.map((r) => `| ${r.peer} | ${(r.hitRatio * 100).toFixed(1)} % | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.originRequests} / ${r.requests} | ${r.errors} | ${r.burstUpstream} (${Math.round(r.burstMs)} ms) |`);
+  const table = ['| peer | hit ratio | req/s | p99 ms | origin / client requests | errors | burst: upstream requests for one fresh key |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+  process.stdout.write(`\n${table}\n\n`);
+  process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, results })}\n`);
+}

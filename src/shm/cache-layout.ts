@@ -1,0 +1,180 @@
+// The response cache's shared memory: its own SharedArrayBuffer (sized by `cache.size`,
+// which can be hundreds of megabytes, so it does not grow the control-state buffer of
+// layout.ts), created by the primary and attached by every worker. Every slot is a named
+// constant, as in layout.ts.
+//
+//   header (Int32)        sizes, the writer lock, free lists, the CLOCK hand, counters
+//   route counters (Int32) requests per route and result, [rmw] by workers
+//   records (Int32/f64)   one per entry: seqlock word, state word, key hash, chunk chain,
+//                         freshness times
+//   index (Int32)         open-addressed: record + 1, 0 empty, -1 deleted
+//   chunk links (Int32)   next chunk of the same entry, or the next free chunk
+//   sketch (Uint8)        count-min sketch of key frequencies (TinyLFU admission)
+//   arena (bytes)         fixed-size chunks holding key, metadata and body of entries
+
+export const kCacheMagic = 0x6361_6368; // "cach"
+/** Bumped whenever any offset below changes. */
+export const kCacheLayoutVersion = 1;
+
+export const kCacheChunkBytes = 1024;
+
+// ---- header (Int32 indices) ---------------------------------------------------------
+export const kCacheMagicField = 0;
+export const kCacheVersionField = 1;
+export const kCacheChunksField = 2;
+export const kCacheRecordsField = 3;
+export const kCacheIndexSlotsField = 4;
+export const kCacheSketchWidthField = 5;
+export const kCacheMaxObjectField = 6;
+export const kCacheRoutesField = 7;
+/** the writer lock: 0 free, else the holder's id (every mutation of the index, records and chunks happens under it) */
+export const kCacheLockField = 8;
+/** [lock] head of the free chunk list (-1 none) and its length */
+export const kCacheFreeChunkField = 9;
+export const kCacheFreeChunksField = 10;
+/** [lock] head of the free record list (-1 none) */
+export const kCacheFreeRecordField = 11;
+/** [lock] CLOCK hand over records */
+export const kCacheClockHandField = 12;
+/** [rmw] sketch increments since the last halving */
+export const kCacheSketchSamplesField = 13;
+/** [rmw] source of fill tokens and Vary marker ids */
+export const kCacheTokenField = 14;
+// [lock or rmw] counters, wrapping at 2^32 (read as >>> 0)
+export const kCacheEntriesField = 16; // records Ready (markers included)
+export const kCacheEvictionsField = 17;
+export const kCacheAdmissionRefusedField = 18;
+export const kCacheStoredField = 19;
+export const kCachePurgedField = 20;
+export const kCacheCoalesceWaitsField = 21;
+export const kCacheCoalesceTimeoutsField = 22;
+export const kCacheTtlGrewField = 23;
+export const kCacheTtlShrankField = 24;
+export const kCacheTooLargeField = 25;
+export const kCacheNoSpaceField = 26;
+export const kCacheInvalidatedField = 27;
+export const kCacheBodyBytesField = 28; // body bytes of Ready entries (up to 2 GiB tracked)
+export const kCacheHeaderInt32 = 32;
+
+/** Results a cache-enabled request is counted under (one row of route counters per route). */
+export const enum CacheResult {
+  Hit = 0,
+  Miss = 1,
+  Stale = 2,
+  Revalidated = 3,
+  Coalesced = 4,
+  Bypass = 5,
+  Uncacheable = 6,
+  StaleIfBusy = 7,
+}
+export const cacheResultNames = ['hit', 'miss', 'stale', 'revalidated', 'coalesced', 'bypass', 'uncacheable', 'stale_if_busy'] as const;
+export const kCacheResultCount = 8;
+export const kCacheMaxRoutes = 256;
+
+// ---- records ----------------------------------------------------------------------
+/** seqlock: odd while a writer (under the lock) changes the record; readers retry or miss on a change */
+export const kRecSeqField = 0;
+/** a RecordState; waiters on a fill `Atomics.waitAsync` on this word */
+export const kRecStateField = 1;
+export const kRecHashAField = 2;
+export const kRecHashBField = 3;
+export const kRecFirstChunkField = 4;
+export const kRecChunksField = 5;
+export const kRecKeyLenField = 6;
+export const kRecMetaLenField = 7;
+export const kRecBodyLenField = 8;
+export const kRecStatusField = 9;
+/** CLOCK reference bit: readers set it (plain store, only when 0) */
+export const kRecRefField = 10;
+export const kRecFlagsField = 11;
+/** [lock] next free record */
+export const kRecNextFreeField = 12;
+/** fill token of the request filling the record (Filling), so a timed-out filler cannot publish over a successor */
+export const kRecTokenField = 13;
+/** [rmw] 1 while one request refreshes the entry in the background (stale-while-revalidate) */
+export const kRecRefreshingField = 14;
+// f64 fields (Float64Array index = record Int32 offset / 2 + these)
+/** ms since the epoch at which the response's age was 0 (response time − initial age) */
+export const kRecBornAtF64 = 8;
+/** ms: fresh until */
+export const kRecFreshUntilF64 = 9;
+/** ms: stale-while-revalidate may serve it until */
+export const kRecSwrUntilF64 = 10;
+/** ms: stale-if-error may serve it until */
+export const kRecSieUntilF64 = 11;
+/** ms: the heuristic (adaptive) lifetime the freshness came from; 0 for explicit freshness */
+export const kRecHeuristicF64 = 12;
+/** ms: a Filling record older than this may be taken over (its filler is gone) */
+export const kRecFillDeadlineF64 = 13;
+export const kRecInt32 = 32;
+
+export const enum RecordState {
+  Free = 0,
+  /** reserved by one request that is fetching it; others wait */
+  Filling = 1,
+  Ready = 2,
+}
+
+export const enum RecordFlag {
+  /** Vary marker: the meta holds the Vary field names; variants live under secondary keys */
+  Marker = 1,
+  /** must-revalidate / proxy-revalidate / s-maxage: never served stale */
+  NoStale = 2,
+  /** no-cache: stored, but every use is revalidated */
+  NoCache = 4,
+  /** has a validator (ETag or Last-Modified) */
+  Validator = 8,
+  /**
+   * "hit-for-miss" (Varnish's name): the last response for this key was not storable,
+   * so until freshUntil requests go upstream at once instead of queueing behind one
+   * fill; a storable response replaces it
+   */
+  Uncacheable = 16,
+}
+
+export interface CacheLayout {
+  readonly chunks: number;
+  readonly records: number;
+  readonly indexSlots: number;
+  readonly sketchWidth: number;
+  readonly maxObjectSize: number;
+  readonly routes: number;
+  // byte offsets
+  readonly routeCountersOffset: number;
+  readonly recordsOffset: number;
+  readonly indexOffset: number;
+  readonly chunkLinksOffset: number;
+  readonly sketchOffset: number;
+  readonly arenaOffset: number;
+  readonly byteLength: number;
+}
+
+export const kSketchRows = 4;
+
+function pow2AtLeast(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+const align = (n: number): number => Math.ceil(n / 64) * 64;
+
+/**
+ * `sizeBytes` is the arena (cache.size); the tables beside it add about 8 % (one record
+ * per two chunks, index, links, sketch).
+ */
+export function computeCacheLayout(sizeBytes: number, maxObjectSize: number): CacheLayout {
+  const chunks = Math.max(16, Math.floor(sizeBytes / kCacheChunkBytes));
+  const records = Math.max(8, chunks >> 1);
+  const indexSlots = pow2AtLeast(records * 2);
+  const sketchWidth = pow2AtLeast(records * 2);
+  const routes = kCacheMaxRoutes;
+  const routeCountersOffset = kCacheHeaderInt32 * 4;
+  const recordsOffset = align(routeCountersOffset + routes * kCacheResultCount * 4);
+  const indexOffset = align(recordsOffset + records * kRecInt32 * 4);
+  const chunkLinksOffset = align(indexOffset + indexSlots * 4);
+  const sketchOffset = align(chunkLinksOffset + chunks * 4);
+  const arenaOffset = align(sketchOffset + kSketchRows * sketchWidth);
+  const byteLength = align(arenaOffset + chunks * kCacheChunkBytes);
+  return { chunks, records, indexSlots, sketchWidth, maxObjectSize, routes, routeCountersOffset, recordsOffset, indexOffset, chunkLinksOffset, sketchOffset, arenaOffset, byteLength };
+}

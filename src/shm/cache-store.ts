@@ -1,0 +1,880 @@
+// The shared response store: every worker reads and fills it, the primary reports and
+// purges. Protocol (what the stress test in test/unit/cache-store-stress.test.ts checks):
+//
+// * Every mutation — index slots, record fields, chunk chains, free lists — happens under
+//   one writer lock (a compare-exchange word). Writes are misses, revalidations and
+//   purges; hits never take it. A critical section copies at most one object, so the
+//   lock is held microseconds.
+// * Readers take no lock. A record's seqlock word is odd while a writer changes it and
+//   moves on every change; a reader reads it, copies what it needs (fields and bytes)
+//   and reads it again: a changed or odd word means the copy may be torn and it is
+//   thrown away (a miss). Chunks are reused only after the record that held them was
+//   freed, which moves that record's word, so no reader can keep a torn body.
+// * A record being fetched is Filling; the state word is what other requests for the
+//   key wait on (Atomics.waitAsync) and is notified when it turns Ready or Free.
+import {
+  CacheResult,
+  RecordFlag,
+  RecordState,
+  computeCacheLayout,
+  kCacheAdmissionRefusedField,
+  kCacheBodyBytesField,
+  kCacheChunkBytes,
+  kCacheChunksField,
+  kCacheClockHandField,
+  kCacheEntriesField,
+  kCacheEvictionsField,
+  kCacheFreeChunkField,
+  kCacheFreeChunksField,
+  kCacheFreeRecordField,
+  kCacheIndexSlotsField,
+  kCacheLayoutVersion,
+  kCacheLockField,
+  kCacheMagic,
+  kCacheMagicField,
+  kCacheMaxObjectField,
+  kCacheNoSpaceField,
+  kCachePurgedField,
+  kCacheRecordsField,
+  kCacheResultCount,
+  kCacheRoutesField,
+  kCacheSketchSamplesField,
+  kCacheSketchWidthField,
+  kCacheStoredField,
+  kCacheTokenField,
+  kCacheTooLargeField,
+  kCacheVersionField,
+  kRecBodyLenField,
+  kRecBornAtF64,
+  kRecChunksField,
+  kRecFillDeadlineF64,
+  kRecFirstChunkField,
+  kRecFlagsField,
+  kRecFreshUntilF64,
+  kRecHashAField,
+  kRecHashBField,
+  kRecHeuristicF64,
+  kRecInt32,
+  kRecKeyLenField,
+  kRecMetaLenField,
+  kRecNextFreeField,
+  kRecRefField,
+  kRecRefreshingField,
+  kRecSeqField,
+  kRecSieUntilF64,
+  kRecStateField,
+  kRecStatusField,
+  kRecSwrUntilF64,
+  kRecTokenField,
+  kSketchRows,
+  type CacheLayout,
+} from './cache-layout.js';
+
+/** index probe length; past it a key is not stored (the table is 2× the records, so this is rare) */
+const kMaxProbe = 16;
+const kSpinsBeforeWait = 64;
+
+/** What publish() did. */
+export const enum PublishResult {
+  Stored = 0,
+  /** larger than cache.maxObjectSize */
+  TooLarge = 1,
+  /** the arena is full and the key is less frequent than every eviction candidate */
+  Refused = 2,
+  /** no index slot or record could be had */
+  NoSpace = 3,
+}
+
+/** Freshness and flags of an entry, as written by publish() and read back by read(). */
+export interface EntryFields {
+  status: number;
+  flags: number;
+  bornAt: number;
+  freshUntil: number;
+  swrUntil: number;
+  sieUntil: number;
+  heuristic: number;
+}
+
+export function newEntryFields(): EntryFields {
+  return { status: 0, flags: 0, bornAt: 0, freshUntil: 0, swrUntil: 0, sieUntil: 0, heuristic: 0 };
+}
+
+export class CacheStore {
+  readonly buffer: SharedArrayBuffer;
+  readonly layout: CacheLayout;
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  /** the whole buffer as bytes: chunk copies use Buffer.copy, which allocates nothing */
+  readonly bytes: Buffer;
+  private readonly sketch: Uint8Array;
+  private readonly recBase: number; // Int32 index
+  private readonly indexBase: number;
+  private readonly linksBase: number;
+  private readonly routeBase: number;
+  private readonly indexMask: number;
+  private readonly sketchMask: number;
+  private readonly sketchResetAt: number;
+
+  /** key hash of the last hash() call (two independent 32-bit hashes) */
+  hA = 0;
+  hB = 0;
+  /** seqlock word of the record the last find() returned */
+  seq = 0;
+  /** fill token of the record the last reserve() returned */
+  token = 0;
+  /** fields of the last read() */
+  readonly fields: EntryFields = newEntryFields();
+  /** meta and body lengths of the last read() */
+  metaLen = 0;
+  bodyLen = 0;
+
+  private constructor(buffer: SharedArrayBuffer, layout: CacheLayout) {
+    this.buffer = buffer;
+    this.layout = layout;
+    this.i32 = new Int32Array(buffer);
+    this.f64 = new Float64Array(buffer);
+    this.bytes = Buffer.from(buffer);
+    this.sketch = new Uint8Array(buffer, layout.sketchOffset, kSketchRows * layout.sketchWidth);
+    this.recBase = layout.recordsOffset >> 2;
+    this.indexBase = layout.indexOffset >> 2;
+    this.linksBase = layout.chunkLinksOffset >> 2;
+    this.routeBase = layout.routeCountersOffset >> 2;
+    this.indexMask = layout.indexSlots - 1;
+    this.sketchMask = layout.sketchWidth - 1;
+    // TinyLFU's reset: halve every counter after a sample ten times the entry capacity,
+    // so frequencies describe recent traffic, not all time.
+    this.sketchResetAt = 10 * layout.records;
+  }
+
+  /** `sizeBytes`: the arena (cache.size); `maxObjectSize`: largest body stored. */
+  static create(sizeBytes: number, maxObjectSize: number): CacheStore {
+    const layout = computeCacheLayout(sizeBytes, maxObjectSize);
+    const s = new CacheStore(new SharedArrayBuffer(layout.byteLength), layout);
+    const h = s.i32;
+    h[kCacheMagicField] = kCacheMagic;
+    h[kCacheVersionField] = kCacheLayoutVersion;
+    h[kCacheChunksField] = layout.chunks;
+    h[kCacheRecordsField] = layout.records;
+    h[kCacheIndexSlotsField] = layout.indexSlots;
+    h[kCacheSketchWidthField] = layout.sketchWidth;
+    h[kCacheMaxObjectField] = maxObjectSize;
+    h[kCacheRoutesField] = layout.routes;
+    for (let c = 0; c < layout.chunks; c++) h[s.linksBase + c] = c + 1 < layout.chunks ? c + 1 : -1;
+    h[kCacheFreeChunkField] = 0;
+    h[kCacheFreeChunksField] = layout.chunks;
+    for (let r = 0; r < layout.records; r++) h[s.recBase + r * kRecInt32 + kRecNextFreeField] = r + 1 < layout.records ? r + 1 : -1;
+    h[kCacheFreeRecordField] = 0;
+    return s;
+  }
+
+  /** Wraps a buffer made by create() (in another thread); refuses another layout version. */
+  static attach(buffer: SharedArrayBuffer): CacheStore {
+    const h = new Int32Array(buffer, 0, 16);
+    if (h[kCacheMagicField] !== kCacheMagic || h[kCacheVersionField] !== kCacheLayoutVersion) {
+      throw new Error(`cache shared memory layout mismatch: expected version ${kCacheLayoutVersion}`);
+    }
+    // chunks = floor(size / chunk) so this gives the same layout back
+    const layout = computeCacheLayout(h[kCacheChunksField]! * kCacheChunkBytes, h[kCacheMaxObjectField]!);
+    if (layout.byteLength !== buffer.byteLength) throw new Error('cache shared memory size mismatch');
+    return new CacheStore(buffer, layout);
+  }
+
+  get maxObjectSize(): number {
+    return this.layout.maxObjectSize;
+  }
+
+  counter(field: number): number {
+    return Atomics.load(this.i32, field) >>> 0;
+  }
+
+  count(field: number, n = 1): void {
+    Atomics.add(this.i32, field, n);
+  }
+
+  countResult(route: number, result: CacheResult): void {
+    if (route < this.layout.routes) Atomics.add(this.i32, this.routeBase + route * kCacheResultCount + result, 1);
+  }
+
+  routeResult(route: number, result: CacheResult): number {
+    return Atomics.load(this.i32, this.routeBase + route * kCacheResultCount + result) >>> 0;
+  }
+
+  /** chunks in use × chunk size */
+  usedBytes(): number {
+    return (this.layout.chunks - Atomics.load(this.i32, kCacheFreeChunksField)) * kCacheChunkBytes;
+  }
+
+  /** Sets hA, hB for `key` (FNV-1a with two offset bases, then a murmur3 finaliser). */
+  hash(key: string): void {
+    let a = 0x811c9dc5;
+    let b = 0x2f1b2ad3;
+    for (let i = 0; i < key.length; i++) {
+      const c = key.charCodeAt(i) & 0xff;
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+    }
+    this.hA = fmix(a ^ key.length) | 0;
+    this.hB = fmix(b + 0x9e3779b9) | 1; // odd: the sketch rows step by it
+  }
+
+  // ---- the writer lock ------------------------------------------------------------------
+
+  // XXX: a thread that ended inside a critical section (a few microseconds, no await)
+  // would leave the lock held and every later cache write waiting; the holder is not
+  // recorded, so the primary cannot break it when a worker dies.
+  lock(): void {
+    const i = this.i32;
+    if (Atomics.compareExchange(i, kCacheLockField, 0, 1) === 0) return;
+    let spins = 0;
+    while (Atomics.compareExchange(i, kCacheLockField, 0, 1) !== 0) {
+      if (++spins > kSpinsBeforeWait) Atomics.wait(i, kCacheLockField, 1, 1);
+    }
+  }
+
+  unlock(): void {
+    Atomics.store(this.i32, kCacheLockField, 0);
+    Atomics.notify(this.i32, kCacheLockField, 1);
+  }
+
+  // ---- frequency sketch (TinyLFU) ----------------------------------------------------------
+
+  /** Counts one request for the key of the last hash(). */
+  touch(hA: number, hB: number): void {
+    const s = this.sketch;
+    const w = this.layout.sketchWidth;
+    for (let row = 0; row < kSketchRows; row++) {
+      const idx = row * w + ((hA + Math.imul(row, hB)) & this.sketchMask);
+      // XXX: a plain increment; two workers may lose one of two concurrent counts. The
+      // sketch is an estimate anyway and an atomic here would cost every request a
+      // contended cache line.
+      if (s[idx]! < 15) s[idx] = s[idx]! + 1;
+    }
+    if (Atomics.add(this.i32, kCacheSketchSamplesField, 1) + 1 >= this.sketchResetAt) {
+      Atomics.store(this.i32, kCacheSketchSamplesField, 0);
+      for (let i = 0; i < s.length; i++) s[i] = s[i]! >> 1;
+    }
+  }
+
+  frequency(hA: number, hB: number): number {
+    const s = this.sketch;
+    const w = this.layout.sketchWidth;
+    let min = 255;
+    for (let row = 0; row < kSketchRows; row++) {
+      const v = s[row * w + ((hA + Math.imul(row, hB)) & this.sketchMask)]!;
+      if (v < min) min = v;
+    }
+    return min;
+  }
+
+  // ---- reads (no lock) ------------------------------------------------------------------
+
+  private rec(r: number): number {
+    return this.recBase + r * kRecInt32;
+  }
+
+  /** A Ready record holding `key` (hashed by hash()), or -1. Sets `seq` for read(). */
+  find(key: string, hA: number, hB: number): number {
+    const i = this.i32;
+    let slot = hA & this.indexMask;
+    for (let p = 0; p < kMaxProbe; p++) {
+      const v = Atomics.load(i, this.indexBase + slot);
+      if (v === 0) return -1;
+      if (v > 0) {
+        const rb = this.rec(v - 1);
+        const s = Atomics.load(i, rb + kRecSeqField);
+        if ((s & 1) === 0 && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB && i[rb + kRecStateField] === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
+          this.seq = s;
+          return v - 1;
+        }
+      }
+      slot = (slot + 1) & this.indexMask;
+    }
+    return -1;
+  }
+
+  private keyMatches(r: number, key: string): boolean {
+    const i = this.i32;
+    const rb = this.rec(r);
+    if (i[rb + kRecKeyLenField] !== key.length) return false;
+    const b = this.bytes;
+    let chunk = i[rb + kRecFirstChunkField]!;
+    let left = i[rb + kRecChunksField]!;
+    let k = 0;
+    while (k < key.length) {
+      if (chunk < 0 || chunk >= this.layout.chunks || left-- <= 0) return false;
+      const base = this.layout.arenaOffset + chunk * kCacheChunkBytes;
+      const n = Math.min(kCacheChunkBytes, key.length - k);
+      for (let j = 0; j < n; j++) if (b[base + j] !== (key.charCodeAt(k + j) & 0xff)) return false;
+      k += n;
+      chunk = i[this.linksBase + chunk]!;
+    }
+    return true;
+  }
+
+  /**
+   * Copies record `r`'s fields (into `fields`, `metaLen`, `bodyLen`) and its meta and
+   * body bytes (into `out` from 0) as of seqlock word `seq`. False when the record
+   * changed meanwhile (the copy is then garbage) or `out` is too small.
+   */
+  read(r: number, seq: number, out: Buffer, withBody = true): boolean {
+    const i = this.i32;
+    const f = this.f64;
+    const rb = this.rec(r);
+    const fb = rb >> 1;
+    const d = this.fields;
+    d.status = i[rb + kRecStatusField]!;
+    d.flags = i[rb + kRecFlagsField]!;
+    d.bornAt = f[fb + kRecBornAtF64]!;
+    d.freshUntil = f[fb + kRecFreshUntilF64]!;
+    d.swrUntil = f[fb + kRecSwrUntilF64]!;
+    d.sieUntil = f[fb + kRecSieUntilF64]!;
+    d.heuristic = f[fb + kRecHeuristicF64]!;
+    const keyLen = i[rb + kRecKeyLenField]!;
+    const metaLen = i[rb + kRecMetaLenField]!;
+    const bodyLen = i[rb + kRecBodyLenField]!;
+    const n = withBody ? metaLen + bodyLen : metaLen;
+    if (n > out.length || !this.copyOut(r, keyLen, n, out)) return false;
+    if (Atomics.load(i, rb + kRecSeqField) !== seq || i[rb + kRecStateField] !== RecordState.Ready) return false;
+    this.metaLen = metaLen;
+    this.bodyLen = bodyLen;
+    // CLOCK: referenced since the hand last passed. Written only when clear, so a hot
+    // entry's cache line is not dirtied by every hit.
+    if (i[rb + kRecRefField] === 0) i[rb + kRecRefField] = 1;
+    return true;
+  }
+
+  /** Copies `n` bytes of record `r`'s data from offset `from` into `out`; false on a chain that does not hold together (torn). */
+  private copyOut(r: number, from: number, n: number, out: Buffer): boolean {
+    const i = this.i32;
+    const rb = this.rec(r);
+    let chunk = i[rb + kRecFirstChunkField]!;
+    let left = i[rb + kRecChunksField]!;
+    const total = this.layout.chunks;
+    let skip = from;
+    while (skip >= kCacheChunkBytes) {
+      if (chunk < 0 || chunk >= total || left-- <= 0) return false;
+      chunk = i[this.linksBase + chunk]!;
+      skip -= kCacheChunkBytes;
+    }
+    let pos = 0;
+    while (pos < n) {
+      if (chunk < 0 || chunk >= total || left-- <= 0) return false;
+      const base = this.layout.arenaOffset + chunk * kCacheChunkBytes;
+      const take = Math.min(kCacheChunkBytes - skip, n - pos);
+      this.bytes.copy(out, pos, base + skip, base + skip + take);
+      pos += take;
+      skip = 0;
+      chunk = i[this.linksBase + chunk]!;
+    }
+    return true;
+  }
+
+  /** Index of the state word of record `r` in `i32` (what fill waiters wait on). */
+  stateIndex(r: number): number {
+    return this.rec(r) + kRecStateField;
+  }
+
+  /** The record of a fill in progress for the key's hash, or -1 (no lock; for waiters). */
+  recordState(r: number): number {
+    return Atomics.load(this.i32, this.rec(r) + kRecStateField);
+  }
+
+  /** Takes the background-refresh permit of a Ready record (stale-while-revalidate): true for exactly one caller until released. */
+  takeRefresh(r: number, seq: number): boolean {
+    const rb = this.rec(r);
+    if (Atomics.load(this.i32, rb + kRecSeqField) !== seq) return false;
+    return Atomics.compareExchange(this.i32, rb + kRecRefreshingField, 0, 1) === 0;
+  }
+
+  // ---- writes (under the lock) -----------------------------------------------------------
+
+  /**
+   * Reserves the right to fetch `key`: returns a Filling record owned by the caller
+   * (token in `token`); -2 - r when another request is fetching it (wait on record r's
+   * state word); -1 when nothing could be reserved (go upstream without coalescing).
+   * `freq` is the key's sketch frequency for admission (-1: no admission check).
+   */
+  reserve(hA: number, hB: number, now: number, lockTimeoutMs: number, freq: number): number {
+    const i = this.i32;
+    this.lock();
+    try {
+      let slot = hA & this.indexMask;
+      for (let p = 0; p < kMaxProbe; p++) {
+        const v = i[this.indexBase + slot]!;
+        if (v === 0) break;
+        if (v > 0) {
+          const rb = this.rec(v - 1);
+          if (i[rb + kRecStateField] === RecordState.Filling && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
+            if (this.f64[(rb >> 1) + kRecFillDeadlineF64]! > now) return -2 - (v - 1);
+            // Its filler is gone or too slow: take the fill over (its publish is refused by the token).
+            this.token = Atomics.add(i, kCacheTokenField, 1) + 1;
+            this.writeBegin(rb);
+            i[rb + kRecTokenField] = this.token;
+            this.f64[(rb >> 1) + kRecFillDeadlineF64] = now + lockTimeoutMs;
+            this.writeEnd(rb);
+            return v - 1;
+          }
+        }
+        slot = (slot + 1) & this.indexMask;
+      }
+      const r = this.allocRecord(freq);
+      if (r < 0) return -1;
+      const rb = this.rec(r);
+      this.writeBegin(rb);
+      i[rb + kRecHashAField] = hA;
+      i[rb + kRecHashBField] = hB;
+      i[rb + kRecChunksField] = 0;
+      i[rb + kRecFirstChunkField] = -1;
+      i[rb + kRecKeyLenField] = 0;
+      i[rb + kRecRefField] = 0;
+      i[rb + kRecRefreshingField] = 0;
+      this.token = Atomics.add(i, kCacheTokenField, 1) + 1;
+      i[rb + kRecTokenField] = this.token;
+      this.f64[(rb >> 1) + kRecFillDeadlineF64] = now + lockTimeoutMs;
+      Atomics.store(i, rb + kRecStateField, RecordState.Filling);
+      this.writeEnd(rb);
+      if (!this.indexInsert(r, hA)) {
+        this.freeRecord(r);
+        this.count(kCacheNoSpaceField);
+        return -1;
+      }
+      return r;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Gives up a reservation (the response is not stored): waiters wake at once. */
+  release(r: number, token: number): void {
+    if (r < 0) return;
+    this.lock();
+    try {
+      const rb = this.rec(r);
+      if (this.i32[rb + kRecStateField] === RecordState.Filling && this.i32[rb + kRecTokenField] === token) this.freeRecord(r);
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * Stores an entry under `key` (hashed: hA, hB), replacing any entry with that key.
+   * `r`/`token`: the caller's reservation (-1 for none); it is used when it is for the
+   * same key and released otherwise. Body: `body` chunks totalling `bodyLen` bytes.
+   */
+  publish(r: number, token: number, key: string, hA: number, hB: number, meta: string, body: readonly Buffer[] | null, bodyLen: number, fields: EntryFields, freq: number): PublishResult {
+    const i = this.i32;
+    this.lock();
+    try {
+      if (r >= 0) {
+        const rb = this.rec(r);
+        if (i[rb + kRecStateField] !== RecordState.Filling || i[rb + kRecTokenField] !== token) r = -1;
+        else if (i[rb + kRecHashAField] !== hA || i[rb + kRecHashBField] !== hB) {
+          this.freeRecord(r);
+          r = -1;
+        }
+      }
+      if (bodyLen > this.layout.maxObjectSize) {
+        if (r >= 0) this.freeRecord(r);
+        this.count(kCacheTooLargeField);
+        return PublishResult.TooLarge;
+      }
+      // The entry it replaces goes first (its space is reused, and no reader finds two).
+      const old = this.findLocked(key, hA, hB);
+      if (old >= 0) this.freeRecord(old);
+      if (r < 0) {
+        r = this.allocRecord(freq);
+        if (r < 0) return PublishResult.Refused;
+        const rb = this.rec(r);
+        this.writeBegin(rb);
+        i[rb + kRecHashAField] = hA;
+        i[rb + kRecHashBField] = hB;
+        i[rb + kRecChunksField] = 0;
+        i[rb + kRecFirstChunkField] = -1;
+        i[rb + kRecTokenField] = 0;
+        i[rb + kRecRefreshingField] = 0;
+        Atomics.store(i, rb + kRecStateField, RecordState.Filling);
+        this.writeEnd(rb);
+        if (!this.indexInsert(r, hA)) {
+          this.freeRecord(r);
+          this.count(kCacheNoSpaceField);
+          return PublishResult.NoSpace;
+        }
+      }
+      const total = key.length + meta.length + bodyLen;
+      const need = Math.ceil(total / kCacheChunkBytes);
+      while (i[kCacheFreeChunksField]! < need) {
+        if (!this.evictOne(freq, r)) {
+          this.freeRecord(r);
+          return PublishResult.Refused;
+        }
+      }
+      const rb = this.rec(r);
+      this.writeBegin(rb);
+      // chain `need` chunks off the free list
+      let first = -1;
+      let prev = -1;
+      for (let n = 0; n < need; n++) {
+        const c = i[kCacheFreeChunkField]!;
+        i[kCacheFreeChunkField] = i[this.linksBase + c]!;
+        if (prev < 0) first = c;
+        else i[this.linksBase + prev] = c;
+        prev = c;
+      }
+      if (prev >= 0) i[this.linksBase + prev] = -1;
+      i[kCacheFreeChunksField] = i[kCacheFreeChunksField]! - need;
+      i[rb + kRecFirstChunkField] = first;
+      i[rb + kRecChunksField] = need;
+      const w = new ChunkWriter(this, first);
+      w.string(key);
+      w.string(meta);
+      if (body !== null) for (const b of body) w.bytes(b);
+      i[rb + kRecKeyLenField] = key.length;
+      i[rb + kRecMetaLenField] = meta.length;
+      i[rb + kRecBodyLenField] = bodyLen;
+      this.writeFields(rb, fields);
+      i[rb + kRecRefField] = 1;
+      i[rb + kRecRefreshingField] = 0;
+      Atomics.store(i, rb + kRecStateField, RecordState.Ready);
+      this.writeEnd(rb);
+      Atomics.add(i, kCacheEntriesField, 1);
+      Atomics.add(i, kCacheBodyBytesField, bodyLen);
+      Atomics.add(i, kCacheStoredField, 1);
+      Atomics.notify(i, rb + kRecStateField);
+      return PublishResult.Stored;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Rewrites a Ready entry's freshness (a 304 revalidated it); false if it changed since `seq`. */
+  refresh(r: number, seq: number, fields: EntryFields): boolean {
+    this.lock();
+    try {
+      const rb = this.rec(r);
+      if (Atomics.load(this.i32, rb + kRecSeqField) !== seq || this.i32[rb + kRecStateField] !== RecordState.Ready) return false;
+      this.writeBegin(rb);
+      this.writeFields(rb, fields);
+      this.i32[rb + kRecRefreshingField] = 0;
+      this.writeEnd(rb);
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Lets another request refresh the entry (the background refresh ended without storing). */
+  endRefresh(r: number): void {
+    Atomics.store(this.i32, this.rec(r) + kRecRefreshingField, 0);
+  }
+
+  /** Removes the entry stored under `key`; true if there was one. */
+  remove(key: string, hA: number, hB: number): boolean {
+    this.lock();
+    try {
+      const r = this.findLocked(key, hA, hB);
+      if (r < 0) return false;
+      this.freeRecord(r);
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * Removes every Ready entry for which `match(key, meta)` holds: scanned without the
+   * lock (seqlock copies), each removal under it and only if the entry did not change
+   * since it was read. For purges from the primary; O(records).
+   */
+  removeWhere(match: (key: string, meta: string) => boolean): number {
+    const i = this.i32;
+    const scratch = Buffer.allocUnsafe(64 * 1024);
+    let removed = 0;
+    for (let r = 0; r < this.layout.records; r++) {
+      const rb = this.rec(r);
+      const s = Atomics.load(i, rb + kRecSeqField);
+      if ((s & 1) !== 0 || i[rb + kRecStateField] !== RecordState.Ready) continue;
+      const keyLen = i[rb + kRecKeyLenField]!;
+      const metaLen = i[rb + kRecMetaLenField]!;
+      if (keyLen + metaLen > scratch.length || !this.copyOut(r, 0, keyLen + metaLen, scratch)) continue;
+      if (Atomics.load(i, rb + kRecSeqField) !== s) continue;
+      if (!match(scratch.toString('latin1', 0, keyLen), scratch.toString('latin1', keyLen, keyLen + metaLen))) continue;
+      this.lock();
+      try {
+        if (Atomics.load(i, rb + kRecSeqField) === s && i[rb + kRecStateField] === RecordState.Ready) {
+          this.freeRecord(r);
+          removed++;
+        }
+      } finally {
+        this.unlock();
+      }
+    }
+    if (removed > 0) this.count(kCachePurgedField, removed);
+    return removed;
+  }
+
+  /** Every Ready entry's key (for tests and the admin API's listing); no lock. */
+  keys(limit: number): string[] {
+    const out: string[] = [];
+    this.removeWhere((key) => {
+      if (out.length < limit) out.push(key);
+      return false;
+    });
+    return out;
+  }
+
+  /**
+   * Structural invariants, for tests (under the lock): every chunk is either free or in
+   * exactly one Ready record's chain, every Ready record is reachable through the index,
+   * and the counters agree. Returns the problems found.
+   */
+  check(): string[] {
+    const i = this.i32;
+    const problems: string[] = [];
+    this.lock();
+    try {
+      const owner = new Int32Array(this.layout.chunks).fill(-2);
+      let free = 0;
+      for (let c = i[kCacheFreeChunkField]!; c >= 0; c = i[this.linksBase + c]!) {
+        if (owner[c] !== -2) {
+          problems.push(`free list loops at chunk ${c}`);
+          break;
+        }
+        owner[c] = -1;
+        free++;
+      }
+      if (free !== i[kCacheFreeChunksField]) problems.push(`free chunks ${free} != counter ${i[kCacheFreeChunksField]}`);
+      let ready = 0;
+      let body = 0;
+      for (let r = 0; r < this.layout.records; r++) {
+        const rb = this.rec(r);
+        if ((i[rb + kRecSeqField]! & 1) !== 0) problems.push(`record ${r} left odd`);
+        const st = i[rb + kRecStateField];
+        if (st === RecordState.Free) continue;
+        if (st === RecordState.Ready) {
+          ready++;
+          body += i[rb + kRecBodyLenField]!;
+        }
+        let c = i[rb + kRecFirstChunkField]!;
+        for (let k = 0; k < i[rb + kRecChunksField]!; k++) {
+          if (c < 0 || owner[c] !== -2) {
+            problems.push(`record ${r}: chunk ${c} shared or missing`);
+            break;
+          }
+          owner[c] = r;
+          c = i[this.linksBase + c]!;
+        }
+        let found = false;
+        let slot = i[rb + kRecHashAField]! & this.indexMask;
+        for (let p = 0; p < kMaxProbe && !found; p++) {
+          const v = i[this.indexBase + slot]!;
+          if (v === 0) break;
+          if (v === r + 1) found = true;
+          slot = (slot + 1) & this.indexMask;
+        }
+        if (!found) problems.push(`record ${r} not reachable through the index`);
+      }
+      for (let c = 0; c < this.layout.chunks; c++) if (owner[c] === -2) problems.push(`chunk ${c} leaked`);
+      if (ready !== i[kCacheEntriesField]) problems.push(`ready records ${ready} != entries counter ${i[kCacheEntriesField]}`);
+      if (body !== i[kCacheBodyBytesField]) problems.push(`body bytes ${body} != counter ${i[kCacheBodyBytesField]}`);
+    } finally {
+      this.unlock();
+    }
+    return problems.slice(0, 10);
+  }
+
+  private writeBegin(rb: number): void {
+    Atomics.add(this.i32, rb + kRecSeqField, 1); // odd: readers of this record retry or miss
+  }
+
+  private writeEnd(rb: number): void {
+    Atomics.add(this.i32, rb + kRecSeqField, 1);
+  }
+
+  private writeFields(rb: number, d: EntryFields): void {
+    const i = this.i32;
+    const f = this.f64;
+    const fb = rb >> 1;
+    i[rb + kRecStatusField] = d.status;
+    i[rb + kRecFlagsField] = d.flags;
+    f[fb + kRecBornAtF64] = d.bornAt;
+    f[fb + kRecFreshUntilF64] = d.freshUntil;
+    f[fb + kRecSwrUntilF64] = d.swrUntil;
+    f[fb + kRecSieUntilF64] = d.sieUntil;
+    f[fb + kRecHeuristicF64] = d.heuristic;
+  }
+
+  private findLocked(key: string, hA: number, hB: number): number {
+    const i = this.i32;
+    let slot = hA & this.indexMask;
+    for (let p = 0; p < kMaxProbe; p++) {
+      const v = i[this.indexBase + slot]!;
+      if (v === 0) return -1;
+      if (v > 0) {
+        const rb = this.rec(v - 1);
+        if (i[rb + kRecStateField] === RecordState.Ready && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB && this.keyMatches(v - 1, key)) return v - 1;
+      }
+      slot = (slot + 1) & this.indexMask;
+    }
+    return -1;
+  }
+
+  private indexInsert(r: number, hA: number): boolean {
+    const i = this.i32;
+    let slot = hA & this.indexMask;
+    for (let p = 0; p < kMaxProbe; p++) {
+      const at = this.indexBase + slot;
+      if (i[at]! <= 0) {
+        Atomics.store(i, at, r + 1);
+        return true;
+      }
+      slot = (slot + 1) & this.indexMask;
+    }
+    return false;
+  }
+
+  private indexDelete(r: number, hA: number): void {
+    const i = this.i32;
+    let slot = hA & this.indexMask;
+    for (let p = 0; p < kMaxProbe; p++) {
+      const at = this.indexBase + slot;
+      const v = i[at]!;
+      if (v === 0) return;
+      if (v === r + 1) {
+        // A tombstone keeps later keys of the probe sequence reachable; it becomes
+        // empty when the slot after it is empty (nothing probes past it any more).
+        const next = i[this.indexBase + ((slot + 1) & this.indexMask)]!;
+        Atomics.store(i, at, next === 0 ? 0 : -1);
+        return;
+      }
+      slot = (slot + 1) & this.indexMask;
+    }
+  }
+
+  private allocRecord(freq: number): number {
+    const i = this.i32;
+    let r = i[kCacheFreeRecordField]!;
+    if (r < 0) {
+      if (!this.evictOne(freq, -1)) return -1;
+      r = i[kCacheFreeRecordField]!;
+      if (r < 0) return -1;
+    }
+    i[kCacheFreeRecordField] = i[this.rec(r) + kRecNextFreeField]!;
+    return r;
+  }
+
+  /** Frees a record of any state: out of the index, chunks back, waiters woken. */
+  private freeRecord(r: number): void {
+    const i = this.i32;
+    const rb = this.rec(r);
+    const wasReady = i[rb + kRecStateField] === RecordState.Ready;
+    this.writeBegin(rb);
+    this.indexDelete(r, i[rb + kRecHashAField]!);
+    let c = i[rb + kRecFirstChunkField]!;
+    let n = i[rb + kRecChunksField]!;
+    if (n > 0) {
+      let last = c;
+      for (let k = 1; k < n; k++) last = i[this.linksBase + last]!;
+      i[this.linksBase + last] = i[kCacheFreeChunkField]!;
+      i[kCacheFreeChunkField] = c;
+      i[kCacheFreeChunksField] = i[kCacheFreeChunksField]! + n;
+    }
+    c = -1;
+    n = 0;
+    i[rb + kRecFirstChunkField] = c;
+    i[rb + kRecChunksField] = n;
+    if (wasReady) {
+      Atomics.sub(i, kCacheEntriesField, 1);
+      Atomics.sub(i, kCacheBodyBytesField, i[rb + kRecBodyLenField]!);
+    }
+    i[rb + kRecBodyLenField] = 0;
+    i[rb + kRecFlagsField] = 0;
+    Atomics.store(i, rb + kRecStateField, RecordState.Free);
+    this.writeEnd(rb);
+    i[rb + kRecNextFreeField] = i[kCacheFreeRecordField]!;
+    i[kCacheFreeRecordField] = r;
+    Atomics.notify(i, rb + kRecStateField);
+  }
+
+  /**
+   * CLOCK: the first Ready record not referenced since the hand last passed is the
+   * victim. With admission (`freq` ≥ 0), a victim at least as frequent as the newcomer
+   * stays and the newcomer is refused (TinyLFU), so a scan of one-time keys cannot push
+   * out the hot set. False when nothing was evicted.
+   */
+  private evictOne(freq: number, except: number): boolean {
+    const i = this.i32;
+    const records = this.layout.records;
+    for (let steps = 0; steps < 2 * records + 1; steps++) {
+      const r = i[kCacheClockHandField]!;
+      i[kCacheClockHandField] = r + 1 < records ? r + 1 : 0;
+      if (r === except) continue;
+      const rb = this.rec(r);
+      if (i[rb + kRecStateField] !== RecordState.Ready) continue;
+      if (i[rb + kRecRefField] !== 0) {
+        i[rb + kRecRefField] = 0;
+        continue;
+      }
+      if (freq >= 0 && (i[rb + kRecFlagsField]! & RecordFlag.Marker) === 0 && this.frequency(i[rb + kRecHashAField]!, i[rb + kRecHashBField]!) >= freq) {
+        Atomics.add(i, kCacheAdmissionRefusedField, 1);
+        return false;
+      }
+      this.freeRecord(r);
+      Atomics.add(i, kCacheEvictionsField, 1);
+      return true;
+    }
+    return false;
+  }
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** Writes bytes across a chunk chain (under the lock, while the record's seqlock word is odd). */
+class ChunkWriter {
+  private chunk: number;
+  private off = 0;
+
+  constructor(
+    private readonly s: CacheStore,
+    first: number,
+  ) {
+    this.chunk = first;
+  }
+
+  private base(): number {
+    return this.s.layout.arenaOffset + this.chunk * kCacheChunkBytes;
+  }
+
+  private next(): void {
+    this.chunk = this.s.i32[(this.s.layout.chunkLinksOffset >> 2) + this.chunk]!;
+    this.off = 0;
+  }
+
+  string(v: string): void {
+    let k = 0;
+    while (k < v.length) {
+      if (this.off === kCacheChunkBytes) this.next();
+      const n = Math.min(kCacheChunkBytes - this.off, v.length - k);
+      this.s.bytes.write(k === 0 && n === v.length ? v : v.slice(k, k + n), this.base() + this.off, n, 'latin1');
+      this.off += n;
+      k += n;
+    }
+  }
+
+  bytes(v: Buffer): void {
+    let k = 0;
+    while (k < v.length) {
+      if (this.off === kCacheChunkBytes) this.next();
+      const n = Math.min(kCacheChunkBytes - this.off, v.length - k);
+      v.copy(this.s.bytes, this.base() + this.off, k, k + n);
+      this.off += n;
+      k += n;
+    }
+  }
+}

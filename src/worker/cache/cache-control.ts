@@ -1,0 +1,111 @@
+// RFC 9111 field parsing for the cache: Cache-Control directives (§5.2), HTTP dates
+// (RFC 9110 §5.6.7), entity-tag comparison (RFC 9110 §8.8.3.2, §13.1.2). Runs on the
+// miss path and for conditional hits; a parse fills a reused object, no allocation
+// beyond the split.
+
+export interface Directives {
+  noStore: boolean;
+  noCache: boolean;
+  private: boolean;
+  public: boolean;
+  mustRevalidate: boolean;
+  proxyRevalidate: boolean;
+  onlyIfCached: boolean;
+  /** seconds, -1 when absent */
+  maxAge: number;
+  sMaxAge: number;
+  staleWhileRevalidate: number;
+  staleIfError: number;
+}
+
+export function newDirectives(): Directives {
+  return { noStore: false, noCache: false, private: false, public: false, mustRevalidate: false, proxyRevalidate: false, onlyIfCached: false, maxAge: -1, sMaxAge: -1, staleWhileRevalidate: -1, staleIfError: -1 };
+}
+
+function reset(d: Directives): void {
+  d.noStore = d.noCache = d.private = d.public = d.mustRevalidate = d.proxyRevalidate = d.onlyIfCached = false;
+  d.maxAge = d.sMaxAge = d.staleWhileRevalidate = d.staleIfError = -1;
+}
+
+/** delta-seconds (§1.2.2): digits only; an invalid value is -2 (treated as stale, §4.2.1). */
+function seconds(v: string): number {
+  const t = v.startsWith('"') && v.endsWith('"') && v.length >= 2 ? v.slice(1, -1) : v;
+  if (!/^\d{1,10}$/.test(t)) return -2;
+  return Math.min(Number(t), 2 ** 31 - 1);
+}
+
+/** Parses every Cache-Control value (comma lists, possibly several fields joined by ","). */
+export function parseCacheControl(value: string | null, d: Directives): Directives {
+  reset(d);
+  if (value === null || value.length === 0) return d;
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    const arg = eq < 0 ? '' : part.slice(eq + 1).trim();
+    switch (name) {
+      case 'no-store':
+        d.noStore = true;
+        break;
+      case 'no-cache':
+        // With field names (no-cache="set-cookie") it only forbids reusing those fields
+        // unvalidated; we do not store partial responses, so it means the same here.
+        d.noCache = true;
+        break;
+      case 'private':
+        d.private = true;
+        break;
+      case 'public':
+        d.public = true;
+        break;
+      case 'must-revalidate':
+        d.mustRevalidate = true;
+        break;
+      case 'proxy-revalidate':
+        d.proxyRevalidate = true;
+        break;
+      case 'only-if-cached':
+        d.onlyIfCached = true;
+        break;
+      case 'max-age':
+        // §4.2.1: a cache may treat a response with an invalid max-age as stale
+        d.maxAge = d.maxAge === -1 ? Math.max(0, seconds(arg)) : Math.min(d.maxAge, Math.max(0, seconds(arg)));
+        break;
+      case 's-maxage':
+        d.sMaxAge = Math.max(0, seconds(arg));
+        break;
+      case 'stale-while-revalidate':
+        d.staleWhileRevalidate = Math.max(0, seconds(arg));
+        break;
+      case 'stale-if-error':
+        d.staleIfError = Math.max(0, seconds(arg));
+        break;
+    }
+  }
+  return d;
+}
+
+/** An HTTP-date as ms since the epoch, NaN when invalid (an invalid Expires means already expired, §5.3). */
+export function parseHttpDate(v: string | null): number {
+  if (v === null) return NaN;
+  return Date.parse(v);
+}
+
+/**
+ * If-None-Match against a stored entity-tag, weak comparison (RFC 9110 §13.1.2: a
+ * cache answering a GET uses the weak function). `*` matches any stored response.
+ */
+export function noneMatch(header: string, etag: string | null): boolean {
+  if (header.trim() === '*') return true;
+  if (etag === null) return false;
+  const want = etag.startsWith('W/') ? etag.slice(2) : etag;
+  for (const t of header.split(',')) {
+    const s = t.trim();
+    if ((s.startsWith('W/') ? s.slice(2) : s) === want) return true;
+  }
+  return false;
+}
+
+/** Statuses a cache may store with heuristic freshness (RFC 9110 §15.1). */
+export const HEURISTIC_STATUSES: ReadonlySet<number> = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
+/** Statuses stored at all (with explicit freshness); 206 is not: ranges are not cached. */
+export const STORABLE_STATUSES: ReadonlySet<number> = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]);

@@ -1,0 +1,25 @@
+// The contract between the request path (exchange.ts) and the cache: the exchange
+// calls these at fixed points of an upstream attempt, and knows nothing else about
+// caching. Whatever upstream client carries the request only has to call them.
+
+export const enum HeadVerdict {
+  /** send the response on to the client as usual (the hook sees the body through onBody) */
+  Pass = 0,
+  /** do not send it: the hook answers the client from the cache in onComplete (a 304 that revalidated, a 5xx hidden by stale-if-error) */
+  Absorb = 1,
+}
+
+export interface CacheHook {
+  /** the upstream's final response head, headers as undici gives them (name, value, …) */
+  onHead(status: number, rawHeaders: readonly Buffer[]): HeadVerdict;
+  /** a body chunk (not copied: it is the chunk the exchange forwards) */
+  onBody(chunk: Buffer): void;
+  /** the upstream response is complete; with Absorb the hook answers the client now */
+  onComplete(): void;
+  /** the upstream failed and nothing went to the client yet: true when the hook answered instead (stale-if-error) */
+  onFailure(): boolean;
+  /** refused before reaching the upstream; `busy`: concurrency limit, full pool, half-open breaker; else an open breaker. True when the hook answered (stale) */
+  onRefused(busy: boolean): boolean;
+  /** the exchange is over, however it ended: let go of any reservation */
+  onFinish(): void;
+}

@@ -1,0 +1,24 @@
+// This worker's handle on the shared cache: the store, attached once from workerData,
+// and one scratch buffer that every hit copies into (a hit is served within one
+// synchronous turn, so one buffer per thread is enough and nothing is allocated).
+import { CacheStore } from '../../shm/cache-store.js';
+
+/** room for the metadata (stored header fields) beside the largest body */
+export const kMaxMetaBytes = 64 * 1024;
+
+let store: CacheStore | null = null;
+let scratch: Buffer | null = null;
+
+export function attachCache(buffer: SharedArrayBuffer | null): void {
+  if (buffer === null) return;
+  store = CacheStore.attach(buffer);
+  scratch = Buffer.allocUnsafe(store.maxObjectSize + kMaxMetaBytes);
+}
+
+export function cacheStore(): CacheStore | null {
+  return store;
+}
+
+export function cacheScratch(): Buffer {
+  return scratch!;
+}

@@ -1,0 +1,288 @@
+// The response cache through the real gateway (2 workers) and a real upstream: the
+// RFC 9111 storage, freshness and validation rules as a table, HEAD from GET,
+// conditional requests, revalidation, unsafe-method invalidation, Vary, and
+// coalescing of concurrent misses across workers.
+//
+// The client tells the upstream what to answer through request fields (x-resp: JSON
+// response headers, x-status, x-body, x-delay ms): those fields are not part of the
+// cache key, so the second request of a case asks for the same entry.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent, request } from 'undici';
+import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { assertEveryWorkerServed, workerRequests } from '../helpers/workers.js';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+describe('response cache', () => {
+  let up: TestUpstream;
+  let gw: RunningGateway;
+  const hits = new Map<string, number>();
+  const seen = (path: string): number => hits.get(path) ?? 0;
+
+  before(async () => {
+    up = await startUpstream((req, res) => {
+      const path = req.url!.split('?')[0]!;
+      hits.set(path, seen(path) + 1);
+      const spec = JSON.parse(String(req.headers['x-resp'] ?? '{}')) as Record<string, string | string[]>;
+      const inm = req.headers['if-none-match'];
+      // x-304-if: answer 304 when the request carries this validator
+      if (req.headers['x-304-if'] !== undefined && inm === req.headers['x-304-if']) {
+        res.writeHead(304, spec);
+        res.end();
+        return;
+      }
+      const delay = Number(req.headers['x-delay'] ?? 0);
+      const body = String(req.headers['x-body'] ?? `body of ${path} #${seen(path)}`) + (req.headers['accept-language'] ? ` lang=${req.headers['accept-language']}` : '');
+      setTimeout(() => {
+        res.writeHead(Number(req.headers['x-status'] ?? 200), { 'content-type': 'text/plain', ...spec });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      }, delay);
+    });
+    gw = await startGateway(
+      baseConfig([up.address], {
+        cache: { size: '8mb', maxObjectSize: '256kb', lockTimeout: '3s' },
+        routes: [
+          { name: 'strip', match: { path: '/strip' }, upstream: 'app', cache: { setCookie: 'strip' } },
+          { name: 'keyed', match: { path: '/keyed' }, upstream: 'app', cache: { keyHeaders: ['x-tenant'], bypass: { header: 'x-no-cache', cookie: 'session' } } },
+          { name: 'cached', match: { path: '/' }, upstream: 'app', cache: { ttl: { default: '30s', min: '1s', max: '1h' } } },
+        ],
+      }),
+    );
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  async function get(path: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'POST' | 'DELETE' = 'GET'): Promise<Answer> {
+    const r = await request(`${gw.url}${path}`, { method, headers });
+    const body = await r.body.text();
+    return { status: r.statusCode, headers: r.headers, body };
+  }
+
+  // [name, response fields, request fields of the second request, stored?]
+  const storage: [string, Record<string, string>, Record<string, string>, boolean][] = [
+    ['max-age', { 'cache-control': 'max-age=60' }, {}, true],
+    ['s-maxage', { 'cache-control': 's-maxage=60' }, {}, true],
+    ['expires', { expires: new Date(Date.now() + 60_000).toUTCString() }, {}, true],
+    ['heuristic (no freshness, status 200)', {}, {}, true],
+    ['no-store', { 'cache-control': 'no-store, max-age=60' }, {}, false],
+    ['private', { 'cache-control': 'private, max-age=60' }, {}, false],
+    ['max-age=0 without validator', { 'cache-control': 'max-age=0' }, {}, false],
+    ['no-cache (stored, always revalidated)', { 'cache-control': 'no-cache, max-age=60' }, {}, false],
+    ['expired Expires', { expires: 'Thu, 01 Jan 1970 00:00:00 GMT' }, {}, false],
+    ['invalid Expires means expired', { expires: 'soon' }, {}, false],
+    ['Set-Cookie is not stored', { 'cache-control': 'max-age=60', 'set-cookie': 'a=1' }, {}, false],
+    ['Vary: * is not stored', { 'cache-control': 'max-age=60', vary: '*' }, {}, false],
+    ['request no-cache forces a refetch', { 'cache-control': 'max-age=60' }, { 'cache-control': 'no-cache' }, false],
+    ['request max-age=0 forces a refetch', { 'cache-control': 'max-age=60' }, { 'cache-control': 'max-age=0' }, false],
+    ['request Pragma: no-cache forces a refetch', { 'cache-control': 'max-age=60' }, { pragma: 'no-cache' }, false],
+  ];
+  for (const [name, resp, second, stored] of storage) {
+    test(`RFC 9111 storage: ${name} → ${stored ? 'served from the cache' : 'goes upstream again'}`, async () => {
+      const path = `/t/${encodeURIComponent(name)}`;
+      const a = await get(path, { 'x-resp': JSON.stringify(resp) });
+      assert.equal(a.status, 200);
+      assert.match(String(a.headers['cache-status']), /^tidegate; fwd=/);
+      const b = await get(path, { 'x-resp': JSON.stringify(resp), ...second });
+      assert.equal(b.status, 200);
+      assert.equal(seen(path), stored ? 1 : 2, `upstream requests for ${name}`);
+      if (stored) {
+        assert.match(String(b.headers['cache-status']), /^tidegate; hit/);
+        assert.equal(b.body, a.body);
+        assert.ok(Number(b.headers.age) >= 0);
+      } else {
+        assert.match(String(b.headers['cache-status']), /fwd=/);
+      }
+    });
+  }
+
+  test('a response to an authorised request is stored only with public, s-maxage or must-revalidate (§3.5)', async () => {
+    await get('/auth/a', { authorization: 'Bearer x', 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) });
+    await get('/auth/a', { authorization: 'Bearer x', 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) });
+    assert.equal(seen('/auth/a'), 2);
+    await get('/auth/b', { authorization: 'Bearer x', 'x-resp': JSON.stringify({ 'cache-control': 'public, max-age=60' }) });
+    const b = await get('/auth/b', { authorization: 'Bearer x' });
+    assert.equal(seen('/auth/b'), 1);
+    assert.match(String(b.headers['cache-status']), /hit/);
+  });
+
+  test('setCookie: strip stores the response without its Set-Cookie', async () => {
+    const a = await get('/strip', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60', 'set-cookie': 's=1' }) });
+    assert.equal(a.headers['set-cookie'], 's=1', 'the miss passes the cookie to its own client');
+    const b = await get('/strip');
+    assert.equal(seen('/strip'), 1);
+    assert.equal(b.headers['set-cookie'], undefined, 'a hit never hands out another client’s cookie');
+  });
+
+  test('HEAD is answered from a stored GET; Age and Content-Length come from the entry', async () => {
+    const a = await get('/head', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) });
+    const h = await get('/head', {}, 'HEAD');
+    assert.equal(seen('/head'), 1);
+    assert.equal(h.status, 200);
+    assert.equal(h.body, '');
+    assert.equal(Number(h.headers['content-length']), Buffer.byteLength(a.body));
+    assert.match(String(h.headers['cache-status']), /hit/);
+  });
+
+  test('conditional requests are answered 304 from the cache (If-None-Match, If-Modified-Since)', async () => {
+    const lm = new Date(Date.now() - 3600_000).toUTCString();
+    await get('/cond', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60', etag: '"v1"', 'last-modified': lm }) });
+    const a = await get('/cond', { 'if-none-match': 'W/"v1"' });
+    assert.equal(a.status, 304);
+    assert.equal(a.headers.etag, '"v1"');
+    const b = await get('/cond', { 'if-none-match': '"other"' });
+    assert.equal(b.status, 200);
+    const c = await get('/cond', { 'if-modified-since': new Date().toUTCString() });
+    assert.equal(c.status, 304);
+    assert.equal(seen('/cond'), 1);
+  });
+
+  test('a stale entry is revalidated with its validator; a 304 refreshes it and the client gets the stored body', async () => {
+    const resp = JSON.stringify({ 'cache-control': 'max-age=1', etag: '"r1"' });
+    const a = await get('/reval', { 'x-resp': resp });
+    await new Promise((r) => setTimeout(r, 2100)); // max-age=1 has passed (whole seconds)
+    // The 304 carries the entry's new freshness (a minute, so the check below holds on a slow machine).
+    const b = await get('/reval', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60', etag: '"r1"' }), 'x-304-if': '"r1"' });
+    assert.equal(seen('/reval'), 2);
+    assert.equal(b.status, 200);
+    assert.equal(b.body, a.body);
+    assert.equal(String(b.headers['cache-status']), 'tidegate; fwd=stale; fwd-status=304');
+    const c = await get('/reval');
+    assert.equal(seen('/reval'), 2, 'fresh again after the 304');
+    assert.match(String(c.headers['cache-status']), /hit/);
+  });
+
+  test('adaptive TTL: a response without freshness lives ttl.default; 304s lengthen it', async () => {
+    const a = await get('/adaptive', { 'x-resp': JSON.stringify({ etag: '"a"' }) });
+    assert.match(String(a.headers['cache-status']), /stored/);
+    const b = await get('/adaptive');
+    const ttl = Number(/ttl=(\d+)/.exec(String(b.headers['cache-status']))![1]);
+    assert.ok(ttl >= 25 && ttl <= 30, `ttl.default 30s, got ${ttl}`);
+  });
+
+  test('unsafe methods invalidate the stored URI (§4.4)', async () => {
+    await get('/inval', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) });
+    await get('/inval');
+    assert.equal(seen('/inval'), 1);
+    const p = await get('/inval', {}, 'POST');
+    assert.equal(p.headers['cache-status'], 'tidegate; fwd=method');
+    await get('/inval', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) });
+    assert.equal(seen('/inval'), 3, 'the POST and a fresh GET');
+  });
+
+  test('Vary: each variant is stored under its own secondary key', async () => {
+    const resp = JSON.stringify({ 'cache-control': 'max-age=60', vary: 'Accept-Language' });
+    const en = await get('/vary', { 'x-resp': resp, 'accept-language': 'en' });
+    const de = await get('/vary', { 'x-resp': resp, 'accept-language': 'de' });
+    assert.notEqual(en.body, de.body);
+    assert.equal(seen('/vary'), 2);
+    const en2 = await get('/vary', { 'accept-language': 'en' });
+    const de2 = await get('/vary', { 'accept-language': 'de' });
+    assert.equal(en2.body, en.body);
+    assert.equal(de2.body, de.body);
+    assert.equal(seen('/vary'), 2);
+    const fr = await get('/vary', { 'x-resp': resp, 'accept-language': 'fr' });
+    assert.match(String(fr.headers['cache-status']), /fwd=vary-miss/);
+  });
+
+  test('keyHeaders split the key; the bypass header and cookie skip the cache', async () => {
+    const resp = JSON.stringify({ 'cache-control': 'max-age=60' });
+    await get('/keyed', { 'x-resp': resp, 'x-tenant': 'a' });
+    await get('/keyed', { 'x-resp': resp, 'x-tenant': 'b' });
+    await get('/keyed', { 'x-tenant': 'a' });
+    assert.equal(seen('/keyed'), 2);
+    const b1 = await get('/keyed', { 'x-resp': resp, 'x-tenant': 'a', 'x-no-cache': '1' });
+    assert.equal(b1.headers['cache-status'], 'tidegate; fwd=bypass');
+    await get('/keyed', { 'x-resp': resp, 'x-tenant': 'a', cookie: 'theme=x; session=abc' });
+    assert.equal(seen('/keyed'), 4);
+  });
+
+  test('only-if-cached on a miss is 504 TG_ERR_CACHE_NOT_CACHED', async () => {
+    const r = await get('/never', { 'cache-control': 'only-if-cached' });
+    assert.equal(r.status, 504);
+    assert.match(r.body, /TG_ERR_CACHE_NOT_CACHED/);
+    assert.equal(seen('/never'), 0);
+  });
+
+  test('GET /v1/cache reports; POST /v1/cache/purge removes by key, prefix and tag (Cache-Tag, Surrogate-Key)', async () => {
+    const tagged = (h: Record<string, string>): Record<string, string> => ({ 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60', ...h }) });
+    await get('/p/a/1', tagged({ 'cache-tag': 'red,blue' }));
+    await get('/p/a/2', tagged({ 'cache-tag': 'blue' }));
+    await get('/p/b/1', tagged({ 'cache-tag': 'red' }));
+    const c = await get('/p/c', tagged({ 'surrogate-key': 'k9 green' }));
+    assert.equal(c.headers['cache-tag'], undefined, 'tags are for purging, not for clients');
+    for (const p of ['/p/a/1', '/p/a/2', '/p/b/1', '/p/c']) assert.match(String((await get(p)).headers['cache-status']), /hit/, p);
+    const purge = async (body: unknown): Promise<{ status: number; json: { purged?: number; error?: { code: string } } }> => {
+      const r = await request(`${gw.adminUrl}/v1/cache/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.statusCode, json: (await r.body.json()) as { purged?: number } };
+    };
+    const list = (await (await request(`${gw.adminUrl}/v1/cache?keys=1000`)).body.json()) as { keys: string[]; entries: number; hitRatio: number; routes: { route: string; requests: Record<string, number> }[] };
+    const host = list.keys.find((k) => k.endsWith('/p/c'))!.slice(0, -'/p/c'.length);
+    assert.equal((await purge({ key: `${host}/p/c` })).json.purged, 1);
+    assert.match(String((await get('/p/c')).headers['cache-status']), /fwd=uri-miss/);
+    assert.equal((await purge({ prefix: `${host}/p/a/` })).json.purged, 2);
+    assert.match(String((await get('/p/a/2')).headers['cache-status']), /fwd=uri-miss/);
+    assert.equal((await purge({ tag: 'red' })).json.purged, 1, '/p/b/1 (the red /p/a/1 went with the prefix)');
+    assert.match(String((await get('/p/b/1')).headers['cache-status']), /fwd=uri-miss/);
+    const bad = await purge({ key: 'x', tag: 'y' });
+    assert.equal(bad.status, 422);
+    assert.equal(bad.json.error!.code, 'TG_ERR_ADMIN_INVALID');
+    const cached = list.routes.find((r) => r.route === 'cached')!;
+    assert.ok(cached.requests.hit > 0 && cached.requests.miss > 0 && cached.requests.coalesced >= 0);
+    assert.ok(list.entries > 0 && list.hitRatio > 0);
+    const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text();
+    assert.match(metrics, /tidegate_cache_requests_total\{route="cached",result="hit"\} [1-9]/);
+    assert.match(metrics, /tidegate_cache_removed_total\{reason="purge"\} 4/);
+    const status = (await (await request(`${gw.adminUrl}/status`)).body.json()) as { cache: { enabled: boolean; entries: number } };
+    assert.equal(status.cache.enabled, true);
+    const decisions = await (await request(`${gw.adminUrl}/v1/decisions?kind=cache-purged`)).body.text();
+    assert.match(decisions, /cache-purged/);
+  });
+
+  test('coalescing: 64 concurrent misses for one key, across both workers, make one upstream request', async () => {
+    const before = await workerRequests(gw.adminUrl);
+    // One connection each, so all 64 are in flight at once; SO_REUSEPORT puts some on each worker (see test/helpers/workers.ts).
+    const agent = new Agent({ connections: 64, pipelining: 1 });
+    const resp = JSON.stringify({ 'cache-control': 'max-age=60' });
+    const t0 = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        const r = await request(`${gw.url}/coalesce`, { headers: { 'x-resp': resp, 'x-delay': '400' }, dispatcher: agent });
+        return { status: r.statusCode, cacheStatus: String(r.headers['cache-status']), body: await r.body.text() };
+      }),
+    );
+    const elapsed = Date.now() - t0;
+    await agent.close();
+    assert.equal(seen('/coalesce'), 1, 'the upstream sees exactly one request');
+    assert.ok(answers.every((a) => a.status === 200 && a.body === answers[0]!.body));
+    const collapsed = answers.filter((a) => a.cacheStatus.includes('collapsed')).length;
+    console.log(`coalescing: 64 concurrent misses → ${seen('/coalesce')} upstream request; ${collapsed} answered as collapsed waiters, ${64 - collapsed} otherwise; ${elapsed} ms`);
+    assert.ok(collapsed >= 48, `most requests waited for the one fill (got ${collapsed})`);
+    await assertEveryWorkerServed(gw.adminUrl, 2, before);
+  });
+
+  test('a response that turns out uncacheable releases the waiters at once', async () => {
+    const resp = JSON.stringify({ 'cache-control': 'no-store' });
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => get('/nostore-burst', { 'x-resp': resp, 'x-delay': '300' })));
+    const elapsed = Date.now() - t0;
+    assert.ok(answers.every((a) => a.status === 200));
+    // One fill of 300 ms, then the released waiters each go upstream (another 300 ms), far below lockTimeout (3 s).
+    assert.ok(elapsed < 2500, `waiters released promptly (${elapsed} ms)`);
+    assert.equal(seen('/nostore-burst'), 8);
+    // Later requests for the key go upstream at once, in parallel, instead of queueing behind one fill.
+    const waits = async (): Promise<number> => ((await (await request(`${gw.adminUrl}/v1/cache`)).body.json()) as { coalesceWaits: number }).coalesceWaits;
+    const w0 = await waits();
+    await Promise.all(Array.from({ length: 8 }, () => get('/nostore-burst', { 'x-resp': resp, 'x-delay': '300' })));
+    assert.equal(seen('/nostore-burst'), 16);
+    assert.equal(await waits(), w0, 'no request waited on a fill');
+  });
+});

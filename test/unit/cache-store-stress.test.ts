@@ -1,0 +1,57 @@
+// The shared cache must never serve a torn entry while every thread reads and fills it
+// at once (issue: shared-memory store). Worker threads hit a cache far smaller than
+// their key set, so entries are evicted and chunks reused continually; every copy they
+// take is checked against the pattern its meta announces. Run once more with the
+// seqlock check skipped, to show the test catches a broken protocol.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { CacheStore } from '../../src/shm/cache-store.js';
+import { kCacheEvictionsField } from '../../src/shm/cache-layout.js';
+
+const WORKER = new URL('../helpers/cache-stress-worker.js', import.meta.url);
+const THREADS = 3;
+
+interface Result {
+  hits: number;
+  torn: number;
+  stored: number;
+  removed: number;
+  firstTorn: string[];
+}
+
+async function run(unchecked: boolean, iterations: number): Promise<{ store: CacheStore; results: Result[]; elapsed: number }> {
+  // 48 KiB: about 30 of the 200 keys fit, so nearly every fill evicts something.
+  const store = CacheStore.create(48 * 1024, 4096);
+  const t0 = Date.now();
+  const results = await Promise.all(
+    Array.from({ length: THREADS }, (_, id) => {
+      const w = new Worker(WORKER, { workerData: { buffer: store.buffer, id: id + 1, keys: 200, iterations, unchecked } });
+      return new Promise<Result>((resolve, reject) => {
+        w.once('message', (m: Result) => {
+          resolve(m);
+          void w.terminate();
+        });
+        w.once('error', reject);
+      });
+    }),
+  );
+  return { store, results, elapsed: (Date.now() - t0) / 1000 };
+}
+
+test('readers never keep a torn cache entry while all threads fill and evict', async () => {
+  const { store, results, elapsed } = await run(false, 80_000);
+  const sum = (f: (r: Result) => number): number => results.reduce((s, r) => s + f(r), 0);
+  console.log(`cache-stress: ${THREADS} threads in ${elapsed.toFixed(2)}s, ${sum((r) => r.hits)} verified hits, ${sum((r) => r.stored)} stores, ${sum((r) => r.removed)} removals, ${store.counter(kCacheEvictionsField)} evictions, torn=${sum((r) => r.torn)}`);
+  assert.equal(sum((r) => r.torn), 0, `torn reads: ${results.flatMap((r) => r.firstTorn).join('; ')}`);
+  assert.ok(sum((r) => r.hits) > 1000, 'the threads must actually share entries');
+  assert.ok(store.counter(kCacheEvictionsField) > 1000, 'the cache must evict continually for the test to mean anything');
+  assert.deepEqual(store.check(), [], 'structure after the run');
+});
+
+test('the stress test catches readers that skip the seqlock check', async () => {
+  const { results } = await run(true, 80_000);
+  const torn = results.reduce((s, r) => s + r.torn, 0);
+  console.log(`cache-stress (seqlock check skipped): torn=${torn}`);
+  assert.ok(torn > 0, 'without the check, torn copies must be seen');
+});

@@ -1,0 +1,113 @@
+// The shared cache store, single-threaded: storage round trip, replacement, removal,
+// fill reservations, size limits, CLOCK eviction and TinyLFU admission under a scan.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
+import { kCacheAdmissionRefusedField, kCacheEvictionsField } from '../../src/shm/cache-layout.js';
+
+function put(s: CacheStore, key: string, body: string, freq = -1): PublishResult {
+  s.hash(key);
+  const f = newEntryFields();
+  f.status = 200;
+  f.freshUntil = 1234.5;
+  return s.publish(-1, 0, key, s.hA, s.hB, `meta:${key}`, [Buffer.from(body)], body.length, f, freq);
+}
+
+function get(s: CacheStore, key: string): string | null {
+  s.hash(key);
+  const r = s.find(key, s.hA, s.hB);
+  if (r < 0) return null;
+  const out = Buffer.alloc(1 << 20);
+  assert.ok(s.read(r, s.seq, out));
+  assert.equal(out.toString('latin1', 0, s.metaLen), `meta:${key}`);
+  return out.toString('latin1', s.metaLen, s.metaLen + s.bodyLen);
+}
+
+test('an entry reads back as stored, across chunk boundaries, and a new one replaces it', () => {
+  const s = CacheStore.create(64 * 1024, 16 * 1024);
+  const big = 'x'.repeat(5000) + 'end';
+  assert.equal(put(s, 'GET a/1', big), PublishResult.Stored);
+  assert.equal(get(s, 'GET a/1'), big);
+  assert.equal(s.fields.status, 200);
+  assert.equal(s.fields.freshUntil, 1234.5);
+  assert.equal(put(s, 'GET a/1', 'second'), PublishResult.Stored);
+  assert.equal(get(s, 'GET a/1'), 'second');
+  assert.equal(get(s, 'GET a/2'), null);
+  assert.deepEqual(s.check(), []);
+  s.hash('GET a/1');
+  assert.equal(s.remove('GET a/1', s.hA, s.hB), true);
+  assert.equal(get(s, 'GET a/1'), null);
+  assert.deepEqual(s.check(), []);
+});
+
+test('a body over maxObjectSize is refused', () => {
+  const s = CacheStore.create(64 * 1024, 1000);
+  assert.equal(put(s, 'k', 'y'.repeat(1001)), PublishResult.TooLarge);
+  assert.equal(get(s, 'k'), null);
+});
+
+test('a reservation makes later requests for the key wait until it is published or released', () => {
+  const s = CacheStore.create(64 * 1024, 4096);
+  s.hash('k');
+  const { hA, hB } = s;
+  const r = s.reserve(hA, hB, 1000, 5000, -1);
+  assert.ok(r >= 0);
+  const token = s.token;
+  assert.equal(s.reserve(hA, hB, 1001, 5000, -1), -2 - r, 'a second request waits on the first');
+  // past the deadline another request takes the fill over; the first one's publish is then not used
+  const r2 = s.reserve(hA, hB, 7000, 5000, -1);
+  assert.equal(r2, r);
+  assert.notEqual(s.token, token);
+  s.release(r, token); // stale token: nothing happens
+  assert.equal(s.reserve(hA, hB, 7001, 5000, -1), -2 - r);
+  s.release(r, s.token);
+  assert.equal(s.recordState(r), 0, 'released: waiters see Free');
+  assert.deepEqual(s.check(), []);
+});
+
+test('removeWhere purges by key prefix or meta (tags) and leaves the rest', () => {
+  const s = CacheStore.create(64 * 1024, 4096);
+  for (const k of ['h/a/1', 'h/a/2', 'h/b/1']) put(s, k, 'v');
+  assert.equal(s.removeWhere((key) => key.startsWith('h/a/')), 2);
+  assert.equal(get(s, 'h/a/1'), null);
+  assert.equal(get(s, 'h/b/1'), 'v');
+  assert.deepEqual(s.check(), []);
+});
+
+test('CLOCK evicts when full; TinyLFU admission keeps a frequent set through a scan of one-time keys', () => {
+  // 32 KiB: 32 chunks; 2 KiB bodies take 3 chunks each (key + meta + body), so about 10 fit.
+  const body = 'b'.repeat(2000);
+  const hot = Array.from({ length: 6 }, (_, i) => `hot/${i}`);
+  const run = (admission: boolean): number => {
+    const s = CacheStore.create(32 * 1024, 4096);
+    const touch = (k: string): number => {
+      s.hash(k);
+      s.touch(s.hA, s.hB);
+      return admission ? s.frequency(s.hA, s.hB) : -1;
+    };
+    for (let round = 0; round < 5; round++) {
+      for (const k of hot) {
+        const f = touch(k);
+        if (get(s, k) === null) put(s, k, body, f);
+      }
+    }
+    // The hot keys stay in use during the scan, one request per four scan keys: each is
+    // then asked for once per 24 scan keys, while the cache holds about 10 entries.
+    for (let i = 0; i < 200; i++) {
+      const k = `scan/${i}`;
+      const f = touch(k);
+      if (get(s, k) === null) put(s, k, body, f);
+      if (i % 4 === 3) {
+        const h = hot[(i >> 2) % hot.length]!;
+        const hf = touch(h);
+        if (get(s, h) === null) put(s, h, body, hf);
+      }
+    }
+    assert.deepEqual(s.check(), []);
+    assert.ok(s.counter(kCacheEvictionsField) > 0 || s.counter(kCacheAdmissionRefusedField) > 0);
+    if (admission) assert.ok(s.counter(kCacheAdmissionRefusedField) > 100, 'the scan keys are refused');
+    return hot.filter((k) => get(s, k) !== null).length;
+  };
+  assert.equal(run(true), hot.length, 'with admission every hot key survives the scan');
+  assert.ok(run(false) < hot.length, 'plain CLOCK loses hot keys to the scan');
+});
