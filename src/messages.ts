@@ -4,6 +4,7 @@
 import type { Config, RouteConfig, TlsConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
 import type { WorkerObservability } from './metrics/worker-observability.js';
+import type { DictPlacement } from './shm/shared-dict-layout.js';
 
 /** The part of a config a worker needs, structured-clone safe. */
 export interface WorkerConfig {
@@ -14,6 +15,8 @@ export interface WorkerConfig {
   readonly observability: WorkerObservability;
   readonly upstreams: readonly WorkerUpstream[];
   readonly routes: readonly WorkerRoute[];
+  /** the shared dictionaries (config `shared`), placed in the shared buffer's region */
+  readonly shared: readonly DictPlacement[];
 }
 
 export interface WorkerUpstream {

@@ -6,6 +6,8 @@ import { workerObservability } from '../metrics/config.js';
 import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
 import { adaptivePolicies } from '../controllers/adaptive-rate.js';
+import { placeDicts } from '../shm/shared-dict-layout.js';
+import { sharedDictSpecs } from './schema-shared.js';
 
 export function compileWorkerConfig(cfg: Config, generation: number): WorkerConfig {
   const names = Object.keys(cfg.upstreams);
@@ -37,7 +39,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     priority: priorityNames.indexOf(r.priority),
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
   }));
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes };
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, shared: placeDicts(0, sharedDictSpecs(cfg.shared)) };
 }
 
 /** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0). */

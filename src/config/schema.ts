@@ -16,6 +16,7 @@ import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
+import { sharedDictsSchema } from './schema-shared.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -227,6 +228,7 @@ export const configSchema = z
     observability: observabilitySchema.prefault({}),
     /** shed low priorities when the workers' event loops are busy (src/controllers/shed-level.ts); off when absent */
     shedding: sheddingSchema.optional(),
+    shared: sharedDictsSchema,
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   });

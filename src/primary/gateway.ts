@@ -39,6 +39,10 @@ import { decision, withDecisionFeed } from './decisions/decision-log.js';
 import { DecisionStream, type DecisionStreamOptions } from './decisions/decision-stream.js';
 import { decisionRoutes } from './decisions/decision-routes.js';
 import { ControllerScheduler } from '../controllers/scheduler.js';
+import { StartupCodes } from '../errors.js';
+import { SharedDicts } from '../shm/shared-dicts.js';
+import { sharedDictSpecs } from '../config/schema-shared.js';
+import { sharedDictRoutes } from './shared-dict-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -62,6 +66,8 @@ export class Gateway {
   private config: Config;
   private generation = 1;
   private readonly shm: SharedState;
+  /** the shared dictionaries (config `shared`), fixed at start */
+  readonly dicts: SharedDicts;
   private readonly supervisor: Supervisor;
   private admin: Server | null = null;
   private readonly startedAt = Date.now();
@@ -97,6 +103,7 @@ export class Gateway {
     const count = resolveWorkerCount(opts.config.workers);
     this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
+    this.dicts = SharedDicts.format(this.shm, sharedDictSpecs(opts.config.shared));
     // Tables before workers: a worker finds its upstreams in them when it starts.
     this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);
@@ -130,7 +137,7 @@ export class Gateway {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
-      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra },
+      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra, ...sharedDictRoutes(this.dicts) },
       streams: consoleRoutes.streams,
       ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number, abrupt: boolean) => this.supervisor.crash(slot, abrupt) } : {}),
     });
@@ -186,6 +193,9 @@ export class Gateway {
     try {
       tlsNext = snapshotTls(next.listen.tls);
       // Before anything changes: a config the fixed-size tables cannot hold is refused whole.
+      if (JSON.stringify(next.shared) !== JSON.stringify(this.config.shared)) {
+        throw Object.assign(new Error('shared dictionaries are fixed at start: a change to `shared` needs a restart'), { code: StartupCodes.SHM_CAPACITY });
+      }
       this.endpoints.checkCapacity(upstreamTables(next));
       this.limiter.applyConfig(next);
       this.endpoints.applyConfig(upstreamTables(next));

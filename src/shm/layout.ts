@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 6;
+export const kLayoutVersion = 7;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -28,6 +28,8 @@ export const kHeaderLimiterSlotsField = 6;
 export const kHeaderLimiterPoliciesField = 7;
 /** [primary] the gateway's shed level, 0–3 (src/controllers/shed-level.ts): f64, one plain store per change */
 export const kHeaderShedLevelField = 8;
+/** bytes of the shared dictionary region (config `shared`, src/shm/shared-dict.ts), a multiple of 64 */
+export const kHeaderSharedDictBytesField = 9;
 export const kHeaderWordCount = 2 * kWordsPerCacheLine;
 
 /**
@@ -253,6 +255,8 @@ export interface LayoutLimits {
   readonly limiterSlots?: number;
   /** limiter policy rows (config `capacity.limiterPolicies`) */
   readonly limiterPolicies?: number;
+  /** bytes of all shared dictionaries together (config `shared`, placed by shared-dict-layout.ts) */
+  readonly sharedDictBytes?: number;
 }
 
 export const kDefaultMaxUpstreams = 64;
@@ -269,6 +273,8 @@ export interface Layout {
   readonly limiterSlotOffset: number; // in words
   readonly ledgerOffset: number; // in words
   readonly controlOffset: number; // in words
+  /** the shared dictionary region, last: in words */
+  readonly sharedDictOffset: number;
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -289,6 +295,7 @@ export function computeLayout(limits: LayoutLimits): Layout {
     // A power of two so the probe start is `hash & (slots - 1)`.
     limiterSlots: pow2AtLeast(limits.limiterSlots ?? kDefaultLimiterSlots),
     limiterPolicies: limits.limiterPolicies ?? kDefaultLimiterPolicies,
+    sharedDictBytes: Math.ceil((limits.sharedDictBytes ?? 0) / 64) * 64,
   };
   const workerAreaOffset = kHeaderWordCount;
   const endpointAreaOffset = workerAreaOffset + full.maxWorkers * kWorkerSliceWords;
@@ -298,8 +305,10 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const ledgerOffset = limiterSlotOffset + full.limiterSlots * kLimiterSlotWords;
   const ledgerWorkerInt32 = full.maxUpstreams * ledgerUpstreamInt32(full.maxEndpoints);
   const controlOffset = ledgerOffset + (full.maxWorkers * ledgerWorkerInt32) / 2;
-  const totalWords = controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  // Whole cache lines: the region's dictionaries align their blocks to 64 bytes.
+  const sharedDictOffset = Math.ceil((controlOffset + (full.maxUpstreams * kControlUpstreamInt32) / 2) / kWordsPerCacheLine) * kWordsPerCacheLine;
+  const totalWords = sharedDictOffset + full.sharedDictBytes / 8;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, sharedDictOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */

@@ -8,6 +8,7 @@ import {
   kHeaderMagicField,
   kHeaderMaxEndpointsField,
   kHeaderMaxUpstreamsField,
+  kHeaderSharedDictBytesField,
   kHeaderVersionField,
   kHeaderWorkerSlotsField,
   kLayoutVersion,
@@ -45,6 +46,7 @@ export class SharedState {
     state.f64[kHeaderMaxEndpointsField] = l.maxEndpoints;
     state.f64[kHeaderLimiterSlotsField] = l.limiterSlots;
     state.f64[kHeaderLimiterPoliciesField] = l.limiterPolicies;
+    state.f64[kHeaderSharedDictBytesField] = l.sharedDictBytes;
     return state;
   }
 
@@ -65,6 +67,7 @@ export class SharedState {
       maxEndpoints: h[kHeaderMaxEndpointsField]!,
       limiterSlots: h[kHeaderLimiterSlotsField]!,
       limiterPolicies: h[kHeaderLimiterPoliciesField]!,
+      sharedDictBytes: h[kHeaderSharedDictBytesField]!,
     });
     if (layout.limits.maxWorkers !== limits.maxWorkers || layout.byteLength !== buffer.byteLength) {
       throw new Error(`shared memory layout mismatch: buffer of ${buffer.byteLength} bytes for ${layout.limits.maxWorkers} workers`);
