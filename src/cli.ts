@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, StartupError } from './errors.js';
 import { loadConfigFile } from './config/load.js';
+import { checkPlugins } from './config/plugin-check.js';
 import { Gateway, VERSION } from './primary/gateway.js';
 import { createLogger } from './primary/logger.js';
 import { loadUws } from './worker/uws.js';
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'fault-upstream') return runFaultUpstreamCli(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   if (args.check) {
-    loadConfigFile(args.check);
+    await checkPlugins(loadConfigFile(args.check));
     console.log(`tidegate: ${args.check}: configuration is valid`);
     return;
   }
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
       for (const f of started) void f.close();
     });
   }
-  const config = loadConfigFile(configPath);
+  const config = await checkPlugins(loadConfigFile(configPath));
   const gw = new Gateway({ config, configPath, log });
   await gw.start();
   if (!args.config) {

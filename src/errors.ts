@@ -52,6 +52,8 @@ export const Errors = Object.freeze({
   SHED: spec('TG_ERR_SHED', 503, "the upstream is at its concurrency limit"),
   // Access policies.
   RATE_LIMITED: spec('TG_ERR_RATE_LIMITED', 429, 'rate limit exceeded'),
+  // Plugins (config `plugins`, the `plugin` policy).
+  PLUGIN: spec('TG_ERR_PLUGIN', 500, 'a plugin failed while handling this request'),
   // Anything else; the message never carries internals.
   INTERNAL: spec('TG_ERR_INTERNAL', 500, 'internal gateway error'),
 });

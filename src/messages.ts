@@ -15,6 +15,8 @@ export interface WorkerConfig {
   readonly observability: WorkerObservability;
   readonly upstreams: readonly WorkerUpstream[];
   readonly routes: readonly WorkerRoute[];
+  /** plugin module paths (config `plugins`), imported once per generation */
+  readonly plugins: readonly string[];
   /** the shared dictionaries (config `shared`), placed in the shared buffer's region */
   readonly shared: readonly DictPlacement[];
 }

@@ -39,7 +39,7 @@ export function compileWorkerConfig(cfg: Config, generation: number): WorkerConf
     priority: priorityNames.indexOf(r.priority),
     websocket: r.websocket === undefined ? null : workerWebSocket(r.websocket, cfg.limits.maxWebSocketMessageBytes),
   }));
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, shared: placeDicts(0, sharedDictSpecs(cfg.shared)) };
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, plugins: cfg.plugins, shared: placeDicts(0, sharedDictSpecs(cfg.shared)) };
 }
 
 /** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0). */

@@ -17,6 +17,7 @@ import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { priorityNames } from '../shm/layout.js';
 import { sharedDictsSchema } from './schema-shared.js';
+import { pluginPathsSchema } from './schema-plugins.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -229,6 +230,7 @@ export const configSchema = z
     /** shed low priorities when the workers' event loops are busy (src/controllers/shed-level.ts); off when absent */
     shedding: sheddingSchema.optional(),
     shared: sharedDictsSchema,
+    plugins: pluginPathsSchema,
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
   });

@@ -5,8 +5,9 @@
 // src/config/policy-entries.ts).
 import type { PolicyDefinition } from './policy.js';
 import { rateLimitPolicy } from './rate-limit.js';
+import { pluginPolicy } from '../plugins/plugin-policy.js';
 
-const definitions: readonly PolicyDefinition[] = [rateLimitPolicy];
+const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, pluginPolicy];
 
 export function policyDefinition(name: string): PolicyDefinition | undefined {
   return definitions.find((d) => d.name === name);

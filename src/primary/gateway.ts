@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compileWorkerConfig } from '../config/compile.js';
 import { loadConfigFile } from '../config/load.js';
+import { checkPlugins } from '../config/plugin-check.js';
 import type { Config } from '../config/schema.js';
 import { SharedState } from '../shm/shared-state.js';
 import {
@@ -12,6 +13,7 @@ import {
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
   kWorkerConnectionsRefusedField,
+  kWorkerPluginErrorsField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -166,7 +168,7 @@ export class Gateway {
     if (!configPath) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
-      next = loadConfigFile(configPath);
+      next = await checkPlugins(loadConfigFile(configPath));
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
@@ -261,6 +263,7 @@ export class Gateway {
         retries: c[kWorkerRetriesField],
         // limits.maxConnections counts connections with a request in progress (= inFlight)
         connections: { active: c[kWorkerInFlightField], limit: this.config.limits.maxConnections, refused: c[kWorkerConnectionsRefusedField] },
+        pluginErrors: c[kWorkerPluginErrorsField],
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
         websocket: {

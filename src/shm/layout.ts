@@ -60,7 +60,9 @@ export const kWorkerWsBytesOutField = 17;
 export const kWorkerConnectionsRefusedField = 18;
 /** requests refused 503 TG_ERR_SHED by the shed level (gateway load), this index + a Priority (19–22) */
 export const kWorkerShedLoadField = 19;
-export const kWorkerFieldCount = 23;
+/** requests a plugin failed (threw) in, answered 500 TG_ERR_PLUGIN; log-phase failures counted too */
+export const kWorkerPluginErrorsField = 23;
+export const kWorkerFieldCount = 24;
 export const kWorkerSliceWords = Math.ceil(kWorkerFieldCount / kWordsPerCacheLine) * kWordsPerCacheLine;
 
 // ---- endpoint tables (Int32 fields) -------------------------------------------------

@@ -22,6 +22,7 @@ import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
 import type { WorkerFallback } from '../messages.js';
+import type { AccessContext, PolicyInstance } from '../policies/policy.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -86,6 +87,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   headers: string[] = [];
   /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */
   readonly responseHeaders: string[] = [];
+  /** the access phase's view of the request, when the route has policies (the response and log phases read it) */
+  access: AccessContext | null = null;
   /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
   readonly startedAt: number;
   upstreamStartedAt = 0;
@@ -262,23 +265,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
+    this.respondLocal(f.status, f.body, f.headers);
+  }
+
+  /** Answers without an upstream: a static fallback, or a policy's own response (a plugin's respond()). */
+  respondLocal(status: number, body: string, headers: readonly string[]): void {
     if (this.aborted || this.ended) return;
     this.ended = true;
     this.headSent = true;
-    this.status = f.status;
+    this.status = status;
     const close = ((this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete) || this.closeAfter();
     const res = this.res;
     res.cork(() => {
-      res.writeStatus(statusLine(f.status));
-      const h = f.headers;
+      res.writeStatus(statusLine(status));
+      const h = headers;
       for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
       res.writeHeader(this.rt.requestIdHeader, this.requestId);
       if (this.clientClose) res.writeHeader('connection', 'close');
       const extra = this.responseHeaders;
       for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-      res.end(f.body, close);
+      res.end(body, close);
     });
-    this.finish(f.status);
+    this.finish(status);
   }
 
   private readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => {
@@ -471,7 +479,27 @@ export class Exchange implements Dispatcher.DispatchHandler {
     } else {
       this.respHeaders = out;
     }
+    const rp = this.rt.responsePhase[this.route!.index]!;
+    if (rp.length > 0 && !this.responsePhase(rp, statusCode)) return false;
     this.noBody = this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    return true;
+  }
+
+  /**
+   * The route's response-phase policies (plugins), before anything is written: false
+   * when one refused the response, which is then answered with its error and the
+   * upstream's response abandoned (as when the client breaks a request).
+   */
+  private responsePhase(list: readonly PolicyInstance[], status: number): boolean {
+    const ctx = { access: this.access!, status, upstreamHeaders: this.respHeaders! };
+    for (let i = 0; i < list.length; i++) {
+      const denied = list[i]!.response!(ctx);
+      if (denied !== null) {
+        this.fail(denied, false);
+        this.abortUpstream();
+        return false;
+      }
+    }
     return true;
   }
 
@@ -682,7 +710,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     requestFinished(status, this.bodyBytes, this.written);
     this.scope.inFlight--;
-    requestLogged(this, status, performance.now());
+    const now = performance.now();
+    if (this.access !== null) {
+      const lp = this.rt.logPhase[this.route!.index]!;
+      if (lp.length > 0) {
+        const ctx = { access: this.access, status, durationMs: now - this.startedAt };
+        for (let i = 0; i < lp.length; i++) lp[i]!.log!(ctx);
+      }
+    }
+    requestLogged(this, status, now);
   }
 }
 

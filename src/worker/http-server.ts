@@ -8,7 +8,7 @@ import { RequestHead, readRequestHead } from './request-head.js';
 import type { Runtime } from './runtime.js';
 import type { CompiledRoute } from './router.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
-import type { AccessContext } from '../policies/policy.js';
+import { LocalResponse, type AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
 import { applyTraceContext } from './trace-context.js';
 import { normalizePath } from './path-normalize.js';
@@ -64,9 +64,10 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       addForwardingHeaders(peer, head, rt, ex.requestId);
       applyTraceContext(head.headers, rt.config.observability.tracing);
       ex.headers = head.headers;
-      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders);
+      const denied = accessPhase(rt, route, head, peer, ex.responseHeaders, ex);
       if (denied !== null) {
-        ex.fail(denied, false);
+        if (denied instanceof LocalResponse) ex.respondLocal(denied.status, denied.body, denied.headers);
+        else ex.fail(denied, false);
         return;
       }
       ex.start();
@@ -83,12 +84,13 @@ const decoder = new TextDecoder('latin1');
  * The access phase: the route's policies in configured order; the first refusal wins.
  * Shared by HTTP requests and WebSocket upgrades, so both meet the same policies.
  */
-export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[]): ErrorSpec | null {
+export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], holder?: { access: AccessContext | null }): ErrorSpec | LocalResponse | null {
   const policies = rt.policies[route.index]!;
   if (policies.length === 0) return null;
   const ctx: AccessContext = {
     method: head.method,
     path: head.path,
+    query: head.query,
     host: head.host,
     headers: head.headers,
     peer,
@@ -97,6 +99,8 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
     routeName: route.route.name,
     responseHeaders,
   };
+  // Later phases (response, log) see the same request.
+  if (holder !== undefined) holder.access = ctx;
   for (let i = 0; i < policies.length; i++) {
     const denied = policies[i]!.access(ctx);
     if (denied !== null) return denied;

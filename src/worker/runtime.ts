@@ -11,6 +11,8 @@ import { Router } from './router.js';
 import { UpstreamSet } from './upstream-set.js';
 import type { PathOptions } from './path-normalize.js';
 import { workerSlot } from './worker-state.js';
+import { SharedDicts } from '../shm/shared-dicts.js';
+import type { PluginDefinition } from '../plugins/plugin-api.js';
 
 export class Runtime {
   readonly generation: number;
@@ -26,8 +28,14 @@ export class Runtime {
   readonly scheme: 'http' | 'https';
   /** per route, its access policies in configured order */
   readonly policies: readonly (readonly PolicyInstance[])[];
+  /** per route, the policies with a response phase (plugins); empty for most routes, which then pay one length check */
+  readonly responsePhase: readonly (readonly PolicyInstance[])[];
+  /** per route, the policies with a log phase */
+  readonly logPhase: readonly (readonly PolicyInstance[])[];
+  readonly dicts: SharedDicts;
 
-  constructor(config: WorkerConfig, shm: SharedState) {
+  /** `plugins`: this generation's plugin modules by name, imported before (src/plugins/plugin-module.ts) */
+  constructor(config: WorkerConfig, shm: SharedState, plugins: ReadonlyMap<string, PluginDefinition> = new Map()) {
     this.generation = config.generation;
     this.config = config;
     this.router = new Router(config.routes);
@@ -38,6 +46,7 @@ export class Runtime {
     this.requestIdHeader = config.proxy.requestIdHeader;
     this.pathOptions = { mergeSlashes: config.proxy.mergeSlashes, escapedSlashes: config.proxy.escapedSlashes };
     this.scheme = config.listen.tls === undefined ? 'http' : 'https';
+    this.dicts = SharedDicts.attach(shm, config.shared);
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
@@ -45,9 +54,11 @@ export class Runtime {
         if (!def) throw new Error(`unknown policy ${p.name}`);
         const kindIndex = kinds.get(p.name) ?? 0;
         kinds.set(p.name, kindIndex + 1);
-        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, policyIndex, kindIndex });
+        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, policyIndex, kindIndex, routeName: route.name, plugins, dicts: this.dicts });
       }),
     );
+    this.responsePhase = this.policies.map((list) => list.filter((p) => p.response !== undefined));
+    this.logPhase = this.policies.map((list) => list.filter((p) => p.log !== undefined));
   }
 
   async close(): Promise<void> {

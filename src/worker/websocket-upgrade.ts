@@ -12,7 +12,8 @@ import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { WorkerWebSocket } from '../messages.js';
-import { writeError } from './error-response.js';
+import { writeError, writeLocal } from './error-response.js';
+import { LocalResponse } from '../policies/policy.js';
 import { accessPhase, addForwardingHeaders, type RuntimeRef } from './http-server.js';
 import { classifyUpstreamError } from './exchange.js';
 import { normalizePath } from './path-normalize.js';
@@ -116,7 +117,8 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
     applyTraceContext(head.headers, rt.config.observability.tracing);
     const denied = accessPhase(rt, route, head, peer, hs.responseHeaders);
     if (denied !== null) {
-      hs.fail(denied);
+      if (denied instanceof LocalResponse) hs.respondLocal(denied);
+      else hs.fail(denied);
       return;
     }
     hs.connect();
@@ -189,6 +191,14 @@ class Handshake {
     this.ws?.on('error', () => {}).terminate();
     requestFinished(0, 0, 0);
   };
+
+  /** A policy's own answer (a plugin's respond()) instead of the upgrade. */
+  respondLocal(r: LocalResponse): void {
+    this.state = State.Done;
+    if (this.aborted) return;
+    writeLocal(this.res, r.status, r.body, this.responseHeaders.length > 0 ? [...r.headers, ...this.responseHeaders] : r.headers, this.rt.requestIdHeader, this.requestId, false);
+    requestFinished(r.status, 0, 0);
+  }
 
   fail(spec: ErrorSpec, extra?: readonly string[]): void {
     this.state = State.Done;
