@@ -60,6 +60,25 @@ export const Errors = Object.freeze({
 
 export type ErrorName = keyof typeof Errors;
 
+/**
+ * Errors of the admin API (its own port, never seen by proxied clients), as
+ * `{ "error": { "code", "message", "issues"? } }`; the README's admin error table lists them.
+ */
+export const AdminErrors = Object.freeze({
+  UNAUTHORIZED: spec('TG_ERR_ADMIN_UNAUTHORIZED', 401, 'a valid bearer token is required'),
+  FORBIDDEN: spec('TG_ERR_ADMIN_FORBIDDEN', 403, 'the token lacks the scope this endpoint needs'),
+  NOT_FOUND: spec('TG_ERR_ADMIN_NOT_FOUND', 404, 'no such admin endpoint or object'),
+  METHOD_NOT_ALLOWED: spec('TG_ERR_ADMIN_METHOD', 405, 'the method is not allowed on this admin endpoint'),
+  BAD_QUERY: spec('TG_ERR_ADMIN_BAD_QUERY', 400, 'a query parameter is invalid'),
+  BAD_JSON: spec('TG_ERR_ADMIN_BAD_JSON', 400, 'the request body is not a JSON document'),
+  INVALID: spec('TG_ERR_ADMIN_INVALID', 422, 'the request is well-formed JSON but its content is invalid'),
+  CONFLICT: spec('TG_ERR_ADMIN_CONFLICT', 409, 'the change conflicts with the current state'),
+  BODY_TOO_LARGE: spec('TG_ERR_ADMIN_BODY_TOO_LARGE', 413, 'the request body is larger than 1 MiB'),
+  TOO_MANY_STREAMS: spec('TG_ERR_ADMIN_TOO_MANY_STREAMS', 503, 'too many event streams are open'),
+  CONFIG_REJECTED: spec('TG_ERR_CONFIG_INVALID', 400, 'the configuration was rejected; the running config stays'),
+  INTERNAL: spec('TG_ERR_ADMIN_INTERNAL', 500, 'the admin API failed unexpectedly'),
+});
+
 /** A failure inside tidegate with a stable code, for errors that travel as exceptions. */
 export class GatewayError extends Error {
   readonly code: string;

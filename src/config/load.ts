@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { ConfigError, StartupCodes, StartupError } from '../errors.js';
 import { configSchema, crossSectionIssues, type Config } from './schema.js';
 import { tlsIssues } from './tls-checks.js';
+import { tokenFileIssues } from './token-file.js';
 
 /** `routes[0].policies[0].rate-limit.rate` from zod's path array. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -49,7 +50,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const issues: string[] = [];
   const substituted = substituteEnv(raw, env, [], issues);
   const result = configSchema.safeParse(substituted);
-  const cross = [...crossSectionIssues(substituted), ...tlsIssues(substituted)];
+  const cross = [...crossSectionIssues(substituted), ...tlsIssues(substituted), ...tokenFileIssues(substituted)];
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {

@@ -69,6 +69,8 @@ const adminSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(9901),
   token: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+  /** a file of named tokens with scopes (see src/config/token-file.ts); re-read when it changes */
+  tokens: z.string().min(1).optional(),
 });
 
 // uWS 20.30 drops a request with more than 48 header lines before tidegate sees it
@@ -275,7 +277,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
   }
   const host = typeof cfg.admin?.host === 'string' ? cfg.admin.host : '127.0.0.1';
   const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost';
-  if (!loopback && !cfg.admin?.token) {
+  if (!loopback && !cfg.admin?.token && !(cfg.admin as { tokens?: unknown } | undefined)?.tokens) {
     out.push({ path: ['admin', 'token'], message: `a token is required when the admin API binds to ${host} (not loopback)` });
   }
   const adminPort = typeof cfg.admin?.port === 'number' ? cfg.admin.port : 9901;

@@ -27,6 +27,9 @@ import {
   kWorkerUpstreamErrorsField,
 } from '../shm/layout.js';
 import { startAdminServer } from './admin-server.js';
+import { ApiRouter, type AuditSink } from './admin/api-router.js';
+import { TokenStore } from './admin/tokens.js';
+import { selfRoute } from './admin/self-route.js';
 import type { Logger } from './logger.js';
 import { Supervisor } from './supervisor.js';
 import { createObservability, type Observability } from './observability.js';
@@ -93,6 +96,11 @@ export class Gateway {
   private readonly log: Logger;
   /** breaker and concurrency controllers: the only writer of the control words */
   readonly controllers: ControllerScheduler;
+  /** admin tokens and their scopes (admin.token, admin.tokens) */
+  private readonly tokens: TokenStore;
+  /** the /v1 admin route table: each run-time capability registers its endpoints here */
+  readonly api: ApiRouter;
+  private readonly audit: AuditSink;
   port = 0;
   adminPort = 0;
 
@@ -102,6 +110,11 @@ export class Gateway {
     this.decisions = new DecisionFeed(opts.config.observability.decisions.size);
     this.decisionStream = new DecisionStream(this.decisions, streamOptions(opts.config));
     this.log = withDecisionFeed(opts.log, this.decisions);
+    this.tokens = new TokenStore(this.tokenOptions(opts.config));
+    // Every change through the API is one audit line: who, what, and how it was answered.
+    this.audit = (line) => this.log.info({ event: 'admin-audit', ...line }, `admin ${line.method} ${line.path} by ${line.caller}: ${line.status}`);
+    this.api = new ApiRouter(this.audit);
+    this.api.add(selfRoute);
     const count = resolveWorkerCount(opts.config.workers);
     this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
@@ -135,7 +148,9 @@ export class Gateway {
     await this.control.apply(this.config.upstreams);
     const a = this.config.admin;
     const consoleRoutes = decisionRoutes(this.decisions, this.decisionStream);
-    this.admin = await startAdminServer(a.host, a.port, a.token, {
+    this.admin = await startAdminServer(a.host, a.port, this.tokens, {
+      api: this.api,
+      audit: this.audit,
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
@@ -162,6 +177,15 @@ export class Gateway {
   }
 
   /** Re-reads the config file. A bad config is rejected with every error and the running one stays. */
+  private tokenOptions(cfg: Config): ConstructorParameters<typeof TokenStore>[0] {
+    return {
+      token: cfg.admin.token,
+      file: cfg.admin.tokens,
+      onFileError: (issues) => this.log.error({ event: 'admin-tokens-rejected', file: cfg.admin.tokens, issues }, 'admin token file rejected; the tokens loaded before stay'),
+      onFileLoaded: (count) => this.log.info({ event: 'admin-tokens-loaded', file: cfg.admin.tokens, count }, `admin token file loaded: ${count} tokens`),
+    };
+  }
+
   async reload(): Promise<{ generation: number }> {
     const { configPath } = this.opts;
     const log = this.log;
@@ -181,7 +205,8 @@ export class Gateway {
       next.listen.host !== this.config.listen.host ||
       next.listen.port !== this.config.listen.port ||
       tlsOnOff ||
-      JSON.stringify(next.admin) !== JSON.stringify(this.config.admin) ||
+      next.admin.host !== this.config.admin.host ||
+      next.admin.port !== this.config.admin.port ||
       next.workers !== this.config.workers ||
       // uWS takes the WebSocket message ceiling once per worker
       next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes;
@@ -208,6 +233,7 @@ export class Gateway {
       throw err;
     }
     this.config = next;
+    this.tokens.configure(this.tokenOptions(next));
     this.generation++;
     this.shm.setGeneration(this.generation);
     this.supervisor.broadcast(compileWorkerConfig(next, this.generation));
@@ -217,7 +243,7 @@ export class Gateway {
     this.decisions.resize(next.observability.decisions.size);
     this.decisionStream.setOptions(streamOptions(next));
     decision(log).info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
-    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin, workers or limits.maxWebSocketMessageBytes changed; these take effect on restart' }, 'some changes need a restart');
+    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin host/port, workers or limits.maxWebSocketMessageBytes changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
   }
 

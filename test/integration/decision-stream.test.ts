@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startAdminServer } from '../../src/primary/admin-server.js';
+import { TokenStore } from '../../src/primary/admin/tokens.js';
 import { DecisionFeed } from '../../src/primary/decisions/decision-feed.js';
 import { DecisionStream, type DecisionStreamOptions } from '../../src/primary/decisions/decision-stream.js';
 import { decisionRoutes } from '../../src/primary/decisions/decision-routes.js';
@@ -17,7 +18,7 @@ async function setup(opts: Partial<DecisionStreamOptions> = {}, size = 50) {
   const feed = new DecisionFeed(size);
   const stream = new DecisionStream(feed, { heartbeatMs: 60_000, clientBufferBytes: 1024 * 1024, maxClients: 4, ...opts });
   const routes = decisionRoutes(feed, stream);
-  const server = await startAdminServer('127.0.0.1', 0, TOKEN, { ready: () => true, status: () => ({}), reload: async () => ({ generation: 1 }), extra: routes.extra, streams: routes.streams });
+  const server = await startAdminServer('127.0.0.1', 0, new TokenStore({ token: TOKEN }), { ready: () => true, status: () => ({}), reload: async () => ({ generation: 1 }), extra: routes.extra, streams: routes.streams });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let n = 0;
   const record = (kind: string, extra: Record<string, unknown> = {}) => feed.push({ time: new Date().toISOString(), kind, level: 'info', subject: { upstream: 'app' }, message: kind, why: { n: ++n, ...extra } });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Errors } from '../../src/errors.js';
+import { AdminErrors, Errors } from '../../src/errors.js';
 import { errorBody } from '../../src/worker/error-response.js';
 
 const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
@@ -21,4 +21,11 @@ test('codes are unique and follow TG_ERR_<AREA>_<WHAT>; bodies are stable JSON',
   assert.equal(new Set(codes).size, codes.length);
   for (const c of codes) assert.match(c, /^TG_ERR_[A-Z]+(_[A-Z]+)*$/);
   assert.deepEqual(JSON.parse(errorBody(Errors.ROUTE_NOT_FOUND)), { error: { code: 'TG_ERR_ROUTE_NOT_FOUND', message: Errors.ROUTE_NOT_FOUND.message } });
+});
+
+test('every admin API code is in the README admin error table with its status', () => {
+  const table = new Map<string, number>();
+  for (const m of readme.matchAll(/^\| `(TG_ERR_[A-Z_]+)` \| (\d{3}) \|/gm)) table.set(m[1]!, Number(m[2]));
+  const catalogue = new Map(Object.values(AdminErrors).map((e) => [e.code, e.status]));
+  assert.deepEqual([...table.entries()].sort(), [...catalogue.entries()].sort());
 });

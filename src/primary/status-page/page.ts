@@ -38,6 +38,11 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <h1>tidegate console</h1>
 <div class="muted">version <span id="version">-</span> · generation <span id="generation">-</span> · uptime <span id="uptime">-</span> s · updated <span id="updated">never</span></div>
 <div id="error"></div>
+<form id="login" hidden>
+  <p>The admin API needs a token. It is kept in this tab's session storage only and sent as an <code>Authorization</code> header, never in a URL.</p>
+  <label for="token">admin token</label> <input id="token" type="password" autocomplete="off" size="32" required> <button type="submit">use token</button>
+</form>
+<div id="who" class="muted" hidden>token <span id="who-name"></span> (<span id="who-scopes"></span>) <button type="button" id="forget">forget token</button></div>
 <p class="note">Read-only view. Actions (drain, eject, overrides) are not offered here yet: change the config and reload.</p>
 <h2>Traffic by route</h2>
 <div id="charts" class="charts" aria-live="off"></div>
@@ -71,7 +76,44 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   function fill(id, rows) { var tb = document.querySelector('#' + id + ' tbody'); tb.textContent = ''; rows.forEach(function (r) { tb.appendChild(r); }); }
   function num(v, d) { return v === null || v === undefined || isNaN(v) ? '-' : Number(v).toFixed(d === undefined ? 0 : d); }
   function ago(ms) { if (!ms) return '-'; var s = Math.max(0, Math.round((Date.now() - ms) / 1000)); return s < 90 ? s + ' s ago' : Math.round(s / 60) + ' min ago'; }
-  function getJson(path) { return fetch(path, { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(path + ': HTTP ' + r.status); return r.json(); }); }
+  var TOKEN_KEY = 'tidegate-admin-token';
+  var token = sessionStorage.getItem(TOKEN_KEY) || '';
+  var caller = null;
+  function authHeaders() { return token ? { Authorization: 'Bearer ' + token } : {}; }
+  function api(path, init) {
+    init = init || {};
+    init.cache = 'no-store';
+    init.headers = Object.assign({}, init.headers || {}, authHeaders());
+    return fetch(path, init).then(function (r) {
+      if (r.status === 401) { askToken(token ? 'that token was refused' : ''); throw new Error(path + ': a token is required'); }
+      return r;
+    });
+  }
+  function getJson(path) { return api(path).then(function (r) { if (!r.ok) throw new Error(path + ': HTTP ' + r.status); return r.json(); }); }
+  function askToken(why) {
+    document.getElementById('login').hidden = false;
+    document.getElementById('who').hidden = true;
+    if (why) document.getElementById('error').textContent = why;
+  }
+  function whoAmI() {
+    getJson('v1/tokens/self').then(function (me) {
+      caller = me;
+      document.getElementById('login').hidden = true;
+      document.getElementById('who').hidden = !token;
+      document.getElementById('who-name').textContent = me.name;
+      document.getElementById('who-scopes').textContent = me.scopes.join(', ');
+      document.body.setAttribute('data-scopes', me.scopes.join(' '));
+    }, function () {});
+  }
+  document.getElementById('login').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    token = document.getElementById('token').value;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    document.getElementById('token').value = '';
+    whoAmI();
+  });
+  document.getElementById('forget').addEventListener('click', function () { token = ''; caller = null; sessionStorage.removeItem(TOKEN_KEY); askToken(''); });
+  whoAmI();
   // Minimal Prometheus text parser: name{labels} value, enough for our own families.
   function parseMetrics(text) {
     var out = {};
@@ -213,7 +255,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   function poll() {
     Promise.all([
       getJson('status'),
-      fetch('metrics', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error('/metrics: HTTP ' + r.status); return r.text(); }),
+      api('metrics').then(function (r) { if (!r.ok) throw new Error('/metrics: HTTP ' + r.status); return r.text(); }),
       getJson('v1/history?kind=route' + (histSince ? '&since=' + histSince : '')),
       getJson(lastDecision < 0 ? 'v1/decisions?limit=' + MAX_DECISIONS : 'v1/decisions?since=' + lastDecision)
     ]).then(function (res) {
