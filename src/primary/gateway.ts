@@ -47,7 +47,7 @@ import { ControllerScheduler } from '../controllers/scheduler.js';
 import { StartupCodes } from '../errors.js';
 import { SharedDicts } from '../shm/shared-dicts.js';
 import { sharedDictSpecs } from '../config/schema-shared.js';
-import { sharedDictRoutes } from './shared-dict-routes.js';
+import { sharedDictRoute } from './shared-dict-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -119,6 +119,7 @@ export class Gateway {
     this.shm = SharedState.create({ maxWorkers: count, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
     this.dicts = SharedDicts.format(this.shm, sharedDictSpecs(opts.config.shared));
+    this.api.add(sharedDictRoute(this.dicts));
     // Tables before workers: a worker finds its upstreams in them when it starts.
     this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);
@@ -154,7 +155,7 @@ export class Gateway {
       ready: () => !this.draining && this.supervisor.info.every((w) => w.phase === 'listening') && this.discoveryAnswered(),
       status: () => this.status(),
       reload: () => this.reload(),
-      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra, ...sharedDictRoutes(this.dicts) },
+      extra: { ...this.obs.adminRoutes, ...consoleRoutes.extra },
       streams: consoleRoutes.streams,
       ...(process.env.TIDEGATE_ENABLE_TEST_HOOKS === '1' ? { crashWorker: (slot: number, abrupt: boolean) => this.supervisor.crash(slot, abrupt) } : {}),
     });
