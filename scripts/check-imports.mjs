@@ -17,6 +17,8 @@ const rules = [
   { from: 'shm', forbid: ['primary', 'worker', 'policies', 'balancers', 'discovery', 'fleet'] },
   { from: 'balancers', forbid: ['primary', 'worker'] },
   { from: 'policies', forbid: ['primary', 'worker'] },
+  // Plugin host and API: loaded by workers (and checked on the primary through src/config).
+  { from: 'plugins', forbid: ['primary', 'worker', 'controllers', 'discovery'] },
   // `tidegate top` is a client of the admin HTTP API, never of the gateway's internals.
   { from: 'console', forbid: ['primary', 'worker', 'shm', 'metrics', 'discovery', 'policies', 'balancers'] },
 ];

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { isEtcdUrl } from './fleet/etcd-url.js';
 import { ConfigError, StartupError } from './errors.js';
 import { loadConfigFile } from './config/load.js';
+import { checkPlugins } from './config/plugin-check.js';
 import { Gateway, VERSION } from './primary/gateway.js';
 import { createLogger } from './primary/logger.js';
 import { loadUws } from './worker/uws.js';
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'config') return configCommand(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   if (args.check) {
-    loadConfigFile(args.check);
+    await checkPlugins(loadConfigFile(args.check));
     console.log(`tidegate: ${args.check}: configuration is valid`);
     return;
   }
@@ -151,13 +152,13 @@ async function main(): Promise<void> {
     const { EtcdConfigSource } = await import('./fleet/etcd-source.js');
     const lastGood = args.lastGood ?? join(tmpdir(), `tidegate-last-good-${createHash('sha1').update(configPath).digest('hex').slice(0, 12)}.yaml`);
     const { source, config } = await EtcdConfigSource.open(configPath, lastGood, log);
-    gw = new Gateway({ config, configSource: source, log });
+    gw = new Gateway({ config: await checkPlugins(config), configSource: source, log });
     await gw.start();
     const g = gw;
     source.watch(() => g.reload());
     stopSource = () => source.stop();
   } else {
-    const config = loadConfigFile(configPath);
+    const config = await checkPlugins(loadConfigFile(configPath));
     gw = new Gateway({ config, configPath, log });
     await gw.start();
   }

@@ -59,6 +59,8 @@ export const Errors = Object.freeze({
   FORBIDDEN: spec('TG_ERR_FORBIDDEN', 403, 'the client is not allowed on this route'),
   BANNED: spec('TG_ERR_BANNED', 403, 'the client is banned for a while after repeated refusals'),
   AUTH_UNAVAILABLE: spec('TG_ERR_AUTH_UNAVAILABLE', 503, 'the keys to check the credential are not loaded yet'),
+  // Plugins (config `plugins`, the `plugin` policy).
+  PLUGIN: spec('TG_ERR_PLUGIN', 500, 'a plugin failed while handling this request'),
   // Anything else; the message never carries internals.
   INTERNAL: spec('TG_ERR_INTERNAL', 500, 'internal gateway error'),
 });

@@ -4,6 +4,7 @@
 import type { Config, RouteConfig, TlsConfig, UpstreamConfig } from './config/schema.js';
 import type { PolicyEntry } from './policies/registry.js';
 import type { WorkerObservability } from './metrics/worker-observability.js';
+import type { DictPlacement } from './shm/shared-dict-layout.js';
 
 /** The part of a config a worker needs, structured-clone safe. */
 export interface WorkerConfig {
@@ -18,6 +19,10 @@ export interface WorkerConfig {
   readonly tenants: WorkerTenants | null;
   /** the shared response cache's settings; null when no route caches */
   readonly cache?: WorkerCache | null;
+  /** plugin module paths (config `plugins`), imported once per generation */
+  readonly plugins: readonly string[];
+  /** the shared dictionaries (config `shared`), placed in the shared buffer's region */
+  readonly shared: readonly DictPlacement[];
 }
 
 export interface WorkerCache {

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { TIDEGATE_CLI } from '../paths.js';
+import { PEER_FILES, TIDEGATE_CLI } from '../paths.js';
 import { run, start, stop, type Child } from '../processes.js';
 import { fillTemplate, type Availability, type PeerContext, type PeerDefinition, type RunningPeer } from './peer.js';
 import { RATE_LIMIT } from './rate-limit.js';
@@ -20,6 +20,16 @@ export interface TidegateContext extends PeerContext {
 function rateLimitPolicies(): unknown[] {
   return parse(fillTemplate('tidegate-rate-limit.yaml', { HEADER: RATE_LIMIT.header, RATE: RATE_LIMIT.ratePerSecond, BURST: RATE_LIMIT.burst })) as unknown[];
 }
+
+/** The nginx-lua peer's policy as a JS plugin (autoscale-plugin.mjs) and the shared dictionaries it keeps its state in. */
+function pluginPolicies(): unknown[] {
+  return [{ plugin: { name: 'autoscale', config: { header: RATE_LIMIT.header, rate: RATE_LIMIT.ratePerSecond, burst: RATE_LIMIT.burst } } }];
+}
+const PLUGIN_CONFIG = {
+  plugins: [join(PEER_FILES, 'autoscale-plugin.mjs')],
+  // The sizes of the nginx-lua peer's lua_shared_dict zones.
+  shared: { tg_limits: { size: '16mb' }, tg_counters: { size: '16mb' } },
+};
 
 function config(upstreamPort: number, workers: number, policies: unknown[], tls?: { cert: string; key: string }): Record<string, unknown> {
   return {
@@ -61,15 +71,20 @@ export function tidegateCli(): string {
 
 /** Does this build accept the rate-limit policy? Asks the real checker. */
 async function rateLimitSupport(): Promise<Availability> {
+  return policySupport('rl', 'rate-limit policy', config(1, 1, rateLimitPolicies()));
+}
+
+/** Does this build accept `cfg` (a peer's policy)? Asks the real checker. */
+async function policySupport(tag: string, what: string, cfg: Record<string, unknown>): Promise<Availability> {
   const v = await version();
   if (!v.ok) return v;
   const dir = checkDir ?? '/tmp';
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'tidegate-rl-check.yaml');
-  writeFileSync(file, stringify(config(1, 1, rateLimitPolicies())));
+  const file = join(dir, `tidegate-${tag}-check.yaml`);
+  writeFileSync(file, stringify(cfg));
   const r = await run('tidegate --check', process.execPath, [cli, '--check', file], { timeoutMs: 15_000, allowFail: true });
-  if (r.code === 0) return { ok: true, version: `${v.version} + rate-limit policy` };
-  return { ok: false, pending: true, reason: `pending: this tidegate build rejects the rate-limit policy (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
+  if (r.code === 0) return { ok: true, version: `${v.version} + ${what}` };
+  return { ok: false, pending: true, reason: `pending: this tidegate build rejects the ${what} (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
 }
 
 async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[], tls = false): Promise<RunningPeer> {
@@ -135,6 +150,14 @@ export const tidegateTlsPeer: PeerDefinition = {
   optIn: true,
   available: version,
   start: (ctx) => startTidegate('tidegate-tls', ctx, [], true),
+};
+
+export const tidegatePluginPeer: PeerDefinition = {
+  name: 'tidegate-plugin',
+  description: "tidegate with the nginx-lua peer's policy as a JS plugin: GCRA in a shared dict (get + set) and per-route counters in the log phase",
+  scalable: true,
+  available: () => policySupport('plugin', 'autoscale plugin', { ...config(1, 1, pluginPolicies()), ...PLUGIN_CONFIG }),
+  start: (ctx) => startTidegate('tidegate-plugin', { ...ctx, extraConfig: { ...PLUGIN_CONFIG, ...(ctx as TidegateContext).extraConfig } }, pluginPolicies()),
 };
 
 export const tidegateRateLimitPeer: PeerDefinition = {

@@ -8,6 +8,8 @@ import { priorityShares } from '../controllers/concurrency.js';
 import { priorityNames } from '../shm/layout.js';
 import { adaptivePolicies } from '../controllers/adaptive-rate.js';
 import { workerTenants } from './schema-tenants.js';
+import { placeDicts } from '../shm/shared-dict-layout.js';
+import { sharedDictSpecs } from './schema-shared.js';
 
 /**
  * `flagSlots`: each flag's slot in shared memory, given by the primary's flag writer
@@ -51,7 +53,7 @@ export function compileWorkerConfig(cfg: Config, generation: number, flagSlots?:
     cache: r.cache === undefined ? null : workerRouteCache(r.cache),
   }));
   const cache = cfg.routes.some((r) => r.cache !== undefined) ? { lockTimeout: cfg.cache.lockTimeout, admission: cfg.cache.admission } : null;
-  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants), cache };
+  return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants), cache, plugins: cfg.plugins, shared: placeDicts(0, sharedDictSpecs(cfg.shared)) };
 }
 
 /** Index in priorityNames of the highest priority any route sends to `upstream` (critical = 0); a tenant tier's priority may raise any route's. */

@@ -23,6 +23,8 @@ import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-roll
 import { tenantsSchema } from './schema-tenants.js';
 import { controlSections, flagIssues, maintenanceSchema, routeFlagMatch } from './schema-control.js';
 import { cacheIssues, cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
+import { sharedDictsSchema } from './schema-shared.js';
+import { pluginPathsSchema } from './schema-plugins.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -254,6 +256,8 @@ export const configSchema = z
     tenants: tenantsSchema.optional(),
     /** the shared response cache's store; used only when some route has `cache` */
     cache: cacheStoreSchema.prefault({}),
+    shared: sharedDictsSchema,
+    plugins: pluginPathsSchema,
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected an upstream name of letters, digits, "_" and "-"'), upstreamSchema),
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
     /** canary rollouts over split routes (src/config/schema-rollout.ts) */

@@ -6,15 +6,19 @@
 import type { z as ZodNamespace } from 'zod';
 import type { ErrorSpec } from '../errors.js';
 import type { TenantDirectory } from './tenant-directory.js';
+import type { SharedDicts } from '../shm/shared-dicts.js';
+import type { PluginDefinition } from '../plugins/plugin-api.js';
 
-/** What the access phase sees of a request. Valid only during the call. */
+/** What the access phase sees of a request. Valid for the request's lifetime (later phases read it). */
 export interface AccessContext {
   readonly method: string;
   readonly path: string;
+  /** the query string without "?", "" when none */
+  readonly query: string;
   /** Host header as received */
   readonly host: string;
-  /** end-to-end request fields as they will be forwarded: lower-case name, value, … */
-  readonly headers: readonly string[];
+  /** end-to-end request fields as they will be forwarded: lower-case name, value, … (the Host pair first; plugins edit the rest) */
+  readonly headers: string[];
   /** the TCP peer */
   readonly peer: string;
   /** the client: the peer, or the nearest X-Forwarded-For hop not in proxy.trustedProxies */
@@ -41,6 +45,32 @@ export function watchStatus(ctx: AccessContext, w: StatusWatcher, key: string): 
   (ctx.watched ??= []).push(w, key);
 }
 
+/** An answer a policy gives itself instead of proxying (a plugin's `respond()`). */
+export class LocalResponse {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    /** name, value pairs */
+    readonly headers: readonly string[],
+  ) {}
+}
+
+/** What the response phase sees: the upstream's status and headers, before they are sent. */
+export interface ResponsePhaseContext {
+  readonly access: AccessContext;
+  readonly status: number;
+  /** the upstream's response fields as they will be written (name, value Buffers); a policy may remove pairs */
+  readonly upstreamHeaders: Buffer[];
+}
+
+/** What the log phase sees, after the response went out (or the client left: status 0). */
+export interface LogPhaseContext {
+  readonly access: AccessContext;
+  readonly status: number;
+  /** from the request head to the end of the response */
+  readonly durationMs: number;
+}
+
 export interface PolicyEnv {
   /** the gateway's one SharedArrayBuffer (limiter buckets, policy tables) */
   readonly shm: SharedArrayBuffer;
@@ -53,12 +83,20 @@ export interface PolicyEnv {
   readonly kindIndex: number;
   /** the tenants section's tiers, null without one */
   readonly tenants: TenantDirectory | null;
+  /** the loaded plugin modules of this generation, by plugin name (the `plugin` policy) */
+  readonly plugins: ReadonlyMap<string, PluginDefinition>;
+  /** the shared dictionaries (config `shared`) */
+  readonly dicts: SharedDicts;
 }
 
 export interface PolicyInstance {
   readonly name: string;
-  /** null lets the request continue; an error spec answers it. Must not block or await. */
-  access(ctx: AccessContext): ErrorSpec | null;
+  /** null lets the request continue; an error spec or a local response answers it. Must not block or await. */
+  access(ctx: AccessContext): ErrorSpec | LocalResponse | null;
+  /** the upstream's response head, before it is sent: null lets it through, an error spec replaces it */
+  response?(ctx: ResponsePhaseContext): ErrorSpec | null;
+  /** after the response: for counting and logging, cannot change anything */
+  log?(ctx: LogPhaseContext): void;
 }
 
 /** zod, handed to a definition's schema factory by the config layer (see `schema`). */

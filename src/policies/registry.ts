@@ -9,8 +9,9 @@ import { ipAccessPolicy } from './ip-access.js';
 import { apiKeyPolicy } from './api-key.js';
 import { banPolicy } from './ban.js';
 import { jwtPolicy } from './jwt.js';
+import { pluginPolicy } from '../plugins/plugin-policy.js';
 
-const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, ipAccessPolicy, apiKeyPolicy, banPolicy, jwtPolicy];
+const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, ipAccessPolicy, apiKeyPolicy, banPolicy, jwtPolicy, pluginPolicy];
 
 export function policyDefinition(name: string): PolicyDefinition | undefined {
   return definitions.find((d) => d.name === name);

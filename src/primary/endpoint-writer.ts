@@ -34,6 +34,8 @@
 //
 // Unknown upstream names and endpoints throw a plain Error: they are bugs in the
 // caller, not conditions to survive.
+import { sharedDictRegionBytes } from '../shm/shared-dict-layout.js';
+import { sharedDictSpecs } from '../config/schema-shared.js';
 import { StartupCodes, StartupError } from '../errors.js';
 import {
   EndpointState,
@@ -79,6 +81,7 @@ export function shmCapacity(cfg: Config): Omit<LayoutLimits, 'maxWorkers'> {
     limiterSlots: cfg.capacity.limiterKeys,
     limiterPolicies: cfg.capacity.limiterPolicies,
     banSlots: cfg.capacity.banKeys,
+    sharedDictBytes: sharedDictRegionBytes(sharedDictSpecs(cfg.shared)),
   };
 }
 

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compileWorkerConfig } from '../config/compile.js';
 import { loadConfigFile } from '../config/load.js';
+import { checkPlugins } from '../config/plugin-check.js';
 import type { Config } from '../config/schema.js';
 import { SharedState } from '../shm/shared-state.js';
 import { CacheAdmin } from './cache/cache-admin.js';
@@ -14,6 +15,7 @@ import {
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
   kWorkerConnectionsRefusedField,
+  kWorkerPluginErrorsField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -54,7 +56,7 @@ import type { OverrideTarget } from './overrides/target.js';
 import { AccessControl } from './access/access-control.js';
 import { accessRoutes } from './access/access-routes.js';
 import { BanWriter } from './access/ban-writer.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, StartupCodes } from '../errors.js';
 import { FlagWriter } from './flag-writer.js';
 import { StateFile } from './state-file.js';
 import { OverrideStore } from './overrides/store.js';
@@ -67,6 +69,9 @@ import { EventRouter, eventRuleIssues } from './events/event-router.js';
 import { eventRoutes } from './events/event-routes.js';
 import { ipAccessTarget } from './overrides/ip-access-target.js';
 import { banTarget } from './overrides/ban-target.js';
+import { SharedDicts } from '../shm/shared-dicts.js';
+import { sharedDictSpecs } from '../config/schema-shared.js';
+import { sharedDictRoute } from './shared-dict-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -103,6 +108,8 @@ export class Gateway {
   private readonly shm: SharedState;
   /** the shared response cache (allocated only when some route caches) */
   readonly cache: CacheAdmin;
+  /** the shared dictionaries (config `shared`), fixed at start */
+  readonly dicts: SharedDicts;
   private readonly supervisor: Supervisor;
   private admin: Server | null = null;
   private readonly startedAt = Date.now();
@@ -167,6 +174,8 @@ export class Gateway {
     const count = resolveWorkerCount(opts.config.workers);
     this.shm = SharedState.create({ maxWorkers: count.max, ...shmCapacity(opts.config) });
     this.shm.setGeneration(this.generation);
+    this.dicts = SharedDicts.format(this.shm, sharedDictSpecs(opts.config.shared));
+    this.api.add(sharedDictRoute(this.dicts));
     // Tables before workers: a worker finds its upstreams in them when it starts.
     this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);
@@ -289,7 +298,7 @@ export class Gateway {
     if (!configPath && !configSource) throw Object.assign(new Error('no config file to reload (started without --config)'), { code: 'TG_ERR_CONFIG_READ' });
     let next: Config;
     try {
-      next = configSource ? configSource.load() : loadConfigFile(configPath!);
+      next = await checkPlugins(configSource ? configSource.load() : loadConfigFile(configPath!));
     } catch (err) {
       const e = err as Error & { issues?: readonly string[]; code?: string };
       decision(log).error({ event: 'config-rejected', reason: e.message, issues: e.issues, code: e.code }, 'config rejected; running config stays');
@@ -324,6 +333,9 @@ export class Gateway {
       // and so is an event rule whose action its target would refuse.
       const eventIssues = eventRuleIssues(next, this.overrides);
       if (eventIssues.length > 0) throw new ConfigError(eventIssues);
+      if (JSON.stringify(next.shared) !== JSON.stringify(this.config.shared)) {
+        throw Object.assign(new Error('shared dictionaries are fixed at start: a change to `shared` needs a restart'), { code: StartupCodes.SHM_CAPACITY });
+      }
       this.endpoints.checkCapacity(upstreamTables(next));
       this.flags.applyConfig(next);
       this.cache.checkReload(next);
@@ -401,6 +413,7 @@ export class Gateway {
         retries: c[kWorkerRetriesField],
         // limits.maxConnections counts connections with a request in progress (= inFlight)
         connections: { active: c[kWorkerInFlightField], limit: this.config.limits.maxConnections, refused: c[kWorkerConnectionsRefusedField] },
+        pluginErrors: c[kWorkerPluginErrorsField],
         bytesIn: c[kWorkerBytesInField],
         bytesOut: c[kWorkerBytesOutField],
         websocket: {

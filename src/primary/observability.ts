@@ -17,6 +17,7 @@ import {
   kWorkerBytesOutField,
   kWorkerClientAbortsField,
   kWorkerConnectionsRefusedField,
+  kWorkerPluginErrorsField,
   kWorkerInFlightField,
   kWorkerRequestsField,
   kWorkerRetriesField,
@@ -640,6 +641,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   gauge('tidegate_worker_in_flight_requests', 'Requests in flight on the worker (live).', ['worker'], (emit) => perWorker(kWorkerInFlightField, emit));
   counter('tidegate_worker_upstream_errors_total', 'Upstream attempts that failed without a response, by worker.', ['worker'], (emit) => perWorker(kWorkerUpstreamErrorsField, emit));
   counter('tidegate_worker_connections_refused_total', 'Requests answered 503 TG_ERR_LIMIT_CONNECTIONS (and their connection closed) over limits.maxConnections, by worker.', ['worker'], (emit) => perWorker(kWorkerConnectionsRefusedField, emit));
+  counter('tidegate_plugin_errors_total', 'Plugin phase calls that threw (answered 500 TG_ERR_PLUGIN in the access and response phases), by worker; the plugin-error log events name the plugin.', ['worker'], (emit) => perWorker(kWorkerPluginErrorsField, emit));
   counter('tidegate_worker_retries_total', 'Upstream retries, by worker.', ['worker'], (emit) => perWorker(kWorkerRetriesField, emit));
   counter('tidegate_worker_client_aborts_total', 'Requests whose client went away before a response, by worker.', ['worker'], (emit) => perWorker(kWorkerClientAbortsField, emit));
   counter('tidegate_worker_received_bytes_total', 'Request body bytes read, by worker.', ['worker'], (emit) => perWorker(kWorkerBytesInField, emit));

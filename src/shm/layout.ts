@@ -10,7 +10,7 @@
 // share a cache line.
 
 /** Bumped whenever any offset below changes: a worker built for another layout refuses the buffer. */
-export const kLayoutVersion = 10;
+export const kLayoutVersion = 11;
 export const kMagic = 0x7469_6465; // "tide"
 
 export const kWordsPerCacheLine = 8;
@@ -32,6 +32,8 @@ export const kHeaderShedLevelField = 8;
 export const kHeaderBanSlotsField = 9;
 /** Date.now() when the buffer was made: ban times are 100 ms ticks since then (src/shm/ban-table.ts) */
 export const kHeaderBanEpochField = 10;
+/** bytes of the shared dictionary region (config `shared`, src/shm/shared-dict.ts), a multiple of 64 */
+export const kHeaderSharedDictBytesField = 11;
 export const kHeaderWordCount = 2 * kWordsPerCacheLine;
 
 /**
@@ -62,7 +64,9 @@ export const kWorkerWsBytesOutField = 17;
 export const kWorkerConnectionsRefusedField = 18;
 /** requests refused 503 TG_ERR_SHED by the shed level (gateway load), this index + a Priority (19–22) */
 export const kWorkerShedLoadField = 19;
-export const kWorkerFieldCount = 23;
+/** requests a plugin failed (threw) in, answered 500 TG_ERR_PLUGIN; log-phase failures counted too */
+export const kWorkerPluginErrorsField = 23;
+export const kWorkerFieldCount = 24;
 export const kWorkerSliceWords = Math.ceil(kWorkerFieldCount / kWordsPerCacheLine) * kWordsPerCacheLine;
 
 // ---- endpoint tables (Int32 fields) -------------------------------------------------
@@ -338,6 +342,8 @@ export interface LayoutLimits {
   readonly limiterPolicies?: number;
   /** ban table slots, a power of two (config `capacity.banKeys`) */
   readonly banSlots?: number;
+  /** bytes of all shared dictionaries together (config `shared`, placed by shared-dict-layout.ts) */
+  readonly sharedDictBytes?: number;
 }
 
 export const kDefaultMaxUpstreams = 64;
@@ -360,6 +366,8 @@ export interface Layout {
   readonly splitOffset: number; // in words
   readonly banOffset: number; // in words
   readonly flagOffset: number; // in words
+  /** the shared dictionary region, last: in words */
+  readonly sharedDictOffset: number;
   /** Int32 stride of one worker's ledger */
   readonly ledgerWorkerInt32: number;
   readonly totalWords: number;
@@ -381,6 +389,7 @@ export function computeLayout(limits: LayoutLimits): Layout {
     limiterSlots: pow2AtLeast(limits.limiterSlots ?? kDefaultLimiterSlots),
     limiterPolicies: limits.limiterPolicies ?? kDefaultLimiterPolicies,
     banSlots: pow2AtLeast(limits.banSlots ?? kDefaultBanSlots),
+    sharedDictBytes: Math.ceil((limits.sharedDictBytes ?? 0) / 64) * 64,
   };
   const workerAreaOffset = kHeaderWordCount;
   const endpointAreaOffset = workerAreaOffset + full.maxWorkers * kWorkerSliceWords;
@@ -395,8 +404,10 @@ export function computeLayout(limits: LayoutLimits): Layout {
   const splitOffset = leaseSlotOffset + full.limiterSlots * kLeaseSlotWords;
   const banOffset = splitOffset + (kSplitRows * kSplitRowInt32) / 2;
   const flagOffset = banOffset + full.banSlots * kBanSlotWords;
-  const totalWords = flagOffset + kFlagSlots / 2;
-  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, banOffset, flagOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
+  // Whole cache lines: the region's dictionaries align their blocks to 64 bytes.
+  const sharedDictOffset = Math.ceil((flagOffset + kFlagSlots / 2) / kWordsPerCacheLine) * kWordsPerCacheLine;
+  const totalWords = sharedDictOffset + full.sharedDictBytes / 8;
+  return { limits: full, workerAreaOffset, endpointAreaOffset, upstreamStrideWords, limiterPolicyOffset, limiterSlotOffset, ledgerOffset, controlOffset, clusterPolicyOffset, leaseSlotOffset, splitOffset, banOffset, flagOffset, sharedDictOffset, ledgerWorkerInt32, totalWords, byteLength: totalWords * 8 };
 }
 
 /** Int32 index of worker `w`'s ledger header for upstream `u` (its endpoint words follow at kLedgerHeaderInt32). */

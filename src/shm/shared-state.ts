@@ -10,6 +10,7 @@ import {
   kHeaderMagicField,
   kHeaderMaxEndpointsField,
   kHeaderMaxUpstreamsField,
+  kHeaderSharedDictBytesField,
   kHeaderVersionField,
   kHeaderWorkerSlotsField,
   kLayoutVersion,
@@ -49,6 +50,7 @@ export class SharedState {
     state.f64[kHeaderLimiterPoliciesField] = l.limiterPolicies;
     state.f64[kHeaderBanSlotsField] = l.banSlots;
     state.f64[kHeaderBanEpochField] = Date.now();
+    state.f64[kHeaderSharedDictBytesField] = l.sharedDictBytes;
     return state;
   }
 
@@ -70,6 +72,7 @@ export class SharedState {
       limiterSlots: h[kHeaderLimiterSlotsField]!,
       limiterPolicies: h[kHeaderLimiterPoliciesField]!,
       banSlots: h[kHeaderBanSlotsField]!,
+      sharedDictBytes: h[kHeaderSharedDictBytesField]!,
     });
     if (layout.limits.maxWorkers !== limits.maxWorkers || layout.byteLength !== buffer.byteLength) {
       throw new Error(`shared memory layout mismatch: buffer of ${buffer.byteLength} bytes for ${layout.limits.maxWorkers} workers`);

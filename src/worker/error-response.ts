@@ -28,3 +28,13 @@ export function writeError(res: HttpResponse, spec: ErrorSpec, requestIdHeader: 
     res.end(errorBody(spec), close);
   });
 }
+
+/** A response a policy gives itself (a plugin's respond()): status, body and its header pairs. Caller guarantees `res` is live. */
+export function writeLocal(res: HttpResponse, status: number, body: string, headers: readonly string[], requestIdHeader: string, requestId: string, close: boolean): void {
+  res.cork(() => {
+    res.writeStatus(statusLine(status));
+    for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+    res.writeHeader(requestIdHeader, requestId);
+    res.end(body, close);
+  });
+}

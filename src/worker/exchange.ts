@@ -22,7 +22,7 @@ import type { ListenerScope } from './listener.js';
 import { requestLogged } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
 import type { WorkerFallback } from '../messages.js';
-import type { StatusWatcher } from '../policies/policy.js';
+import type { AccessContext, PolicyInstance, StatusWatcher } from '../policies/policy.js';
 import { HeadVerdict, type CacheHook } from './cache/cache-hook.js';
 import { kBreakerStateMask } from '../shm/control-words.js';
 import { BreakerState } from '../shm/layout.js';
@@ -106,6 +106,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   priority = 2;
   /** StatusWatcher, key pairs the access phase asked to be told the final status (ban) */
   watched: unknown[] | null = null;
+  /** the access phase's view of the request, when the route has policies (the response and log phases read it) */
+  access: AccessContext | null = null;
   /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
   readonly startedAt: number;
   upstreamStartedAt = 0;
@@ -312,23 +314,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** A configured answer (a breaker's static fallback, a route's maintenance response), no upstream involved. */
   respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
+    this.respondLocal(f.status, f.body, f.headers);
+  }
+
+  /** Answers without an upstream: a static fallback, or a policy's own response (a plugin's respond()). */
+  respondLocal(status: number, body: string, headers: readonly string[]): void {
     if (this.aborted || this.ended) return;
     this.ended = true;
     this.headSent = true;
-    this.status = f.status;
+    this.status = status;
     const close = ((this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete) || this.closeAfter();
     const res = this.res;
     res.cork(() => {
-      res.writeStatus(statusLine(f.status));
-      const h = f.headers;
+      res.writeStatus(statusLine(status));
+      const h = headers;
       for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
       res.writeHeader(this.rt.requestIdHeader, this.requestId);
       if (this.clientClose) res.writeHeader('connection', 'close');
       const extra = this.responseHeaders;
       for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-      res.end(f.body, close);
+      res.end(body, close);
     });
-    this.finish(f.status);
+    this.finish(status);
   }
 
   private readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => {
@@ -523,8 +530,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
     } else {
       this.respHeaders = out;
     }
+    const rp = this.rt.responsePhase[this.route!.index]!;
+    if (rp.length > 0 && !this.responsePhase(rp, statusCode)) return false;
     this.noBody = this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304;
     if (this.cache !== null && this.cache.onHead(statusCode, rawHeaders) === HeadVerdict.Absorb) this.absorbing = true;
+    return true;
+  }
+
+  /**
+   * The route's response-phase policies (plugins), before anything is written: false
+   * when one refused the response, which is then answered with its error and the
+   * upstream's response abandoned (as when the client breaks a request).
+   */
+  private responsePhase(list: readonly PolicyInstance[], status: number): boolean {
+    const ctx = { access: this.access!, status, upstreamHeaders: this.respHeaders! };
+    for (let i = 0; i < list.length; i++) {
+      const denied = list[i]!.response!(ctx);
+      if (denied !== null) {
+        this.fail(denied, false);
+        this.abortUpstream();
+        return false;
+      }
+    }
     return true;
   }
 
@@ -750,7 +777,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.cache !== null) this.cache.onFinish();
     requestFinished(status, this.bodyBytes, this.written);
     this.scope.inFlight--;
-    requestLogged(this, status, performance.now());
+    const now = performance.now();
+    if (this.access !== null) {
+      const lp = this.rt.logPhase[this.route!.index]!;
+      if (lp.length > 0) {
+        const ctx = { access: this.access, status, durationMs: now - this.startedAt };
+        for (let i = 0; i < lp.length; i++) lp[i]!.log!(ctx);
+      }
+    }
+    requestLogged(this, status, now);
   }
 }
 

@@ -8,7 +8,7 @@ import { RequestHead, readRequestHead } from './request-head.js';
 import type { Runtime } from './runtime.js';
 import type { CompiledRoute } from './router.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
-import type { AccessContext } from '../policies/policy.js';
+import { LocalResponse, type AccessContext } from '../policies/policy.js';
 import { requestStarted } from './worker-state.js';
 import { applyTraceContext } from './trace-context.js';
 import { normalizePath } from './path-normalize.js';
@@ -79,7 +79,8 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       ex.headers = head.headers;
       const denied = accessPhase(rt, route, head, peer, ex.responseHeaders, ex);
       if (denied !== null) {
-        ex.fail(denied, false);
+        if (denied instanceof LocalResponse) ex.respondLocal(denied.status, denied.body, denied.headers);
+        else ex.fail(denied, false);
         return;
       }
       const cache = rt.caches[route.index]!;
@@ -103,13 +104,15 @@ export interface AccessOutcome {
   /** the priority the request is shed as: the route's, or its tier's */
   priority: number;
   watched: unknown[] | null;
+  /** the access phase's view of the request, when the route has policies (the response and log phases read it) */
+  access: AccessContext | null;
 }
 
 /**
  * The access phase: the route's policies in configured order; the first refusal wins.
  * Shared by HTTP requests and WebSocket upgrades, so both meet the same policies.
  */
-export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], out: AccessOutcome): ErrorSpec | null {
+export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], out: AccessOutcome): ErrorSpec | LocalResponse | null {
   const policies = rt.policies[route.index]!;
   const dir = rt.tenants;
   if (policies.length === 0 && dir === null) return null;
@@ -126,6 +129,7 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
   const ctx: AccessContext = {
     method: head.method,
     path: head.path,
+    query: head.query,
     host: head.host,
     headers: head.headers,
     peer,
@@ -137,7 +141,9 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
     tenant,
     watched: null,
   };
-  let denied: ErrorSpec | null = null;
+  // Later phases (response, log) see the same request.
+  out.access = ctx;
+  let denied: ErrorSpec | LocalResponse | null = null;
   for (let i = 0; i < policies.length; i++) {
     denied = policies[i]!.access(ctx);
     if (denied !== null) break;

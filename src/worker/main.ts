@@ -2,7 +2,7 @@
 // spreads connections, like nginx worker processes). Never blocks, never waits on
 // the primary: config generations arrive as messages and are swapped in whole.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { PrimaryToWorker, TlsStep, WorkerData, WorkerToPrimary } from '../messages.js';
+import type { PrimaryToWorker, TlsStep, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
 import { SharedState } from '../shm/shared-state.js';
 import { createHandler, type RuntimeRef } from './http-server.js';
 import { Runtime } from './runtime.js';
@@ -14,6 +14,8 @@ import { startWorkerTelemetry } from './telemetry.js';
 import { websocketBehavior } from './websocket-upgrade.js';
 import { setPolicyData } from '../policies/policy-data.js';
 import { attachCache } from './cache/worker-cache.js';
+import { importPlugins } from '../plugins/plugin-module.js';
+import { attachPluginReporting } from '../plugins/plugin-errors.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -40,7 +42,10 @@ attachCounters(shm.workerCounters(data.slot), data.slot, shm.f64);
 attachCache(data.cache ?? null);
 
 for (const [key, value] of data.policyData) setPolicyData(key, value);
-const ref: RuntimeRef = { current: new Runtime(data.config, shm) };
+attachPluginReporting(log, shm.workerCounters(data.slot));
+// Plugins are modules: imported before the first runtime is built (and per generation
+// below), never on the request path. The primary imported and checked them already.
+const ref: RuntimeRef = { current: new Runtime(data.config, shm, await importPlugins(data.config.plugins)) };
 const telemetry = startWorkerTelemetry(data, send);
 /**
  * Every route is attached here: it runs once per certificate (uWS keeps one route
@@ -171,20 +176,10 @@ function tlsStep(msg: Extract<PrimaryToWorker, { type: 'tls' }>): void {
 
 port.on('message', (msg: PrimaryToWorker) => {
   switch (msg.type) {
-    case 'config': {
-      const old = ref.current;
-      try {
-        ref.current = new Runtime(msg.config, shm);
-        telemetry.onConfig(msg.config.generation, msg.config);
-      } catch (err) {
-        log('error', 'config-rejected', { generation: msg.config.generation, error: (err as Error).message });
-        return;
-      }
-      // Requests in flight keep the old generation's pools; close them once idle.
-      void old.close();
-      send({ type: 'config-applied', workerId: data.workerId, generation: msg.config.generation });
+    case 'config':
+      // In arrival order, each after its plugin modules are imported.
+      configChain = configChain.then(() => applyConfig(msg.config));
       return;
-    }
     case 'policy-data':
       setPolicyData(msg.key, msg.value);
       return;
@@ -255,6 +250,22 @@ function retire(timeoutMs: number): void {
     });
   }
   if (open === 0) finish(0);
+}
+
+let configChain: Promise<void> = Promise.resolve();
+
+async function applyConfig(config: WorkerConfig): Promise<void> {
+  const old = ref.current;
+  try {
+    ref.current = new Runtime(config, shm, await importPlugins(config.plugins));
+    telemetry.onConfig(config.generation, config);
+  } catch (err) {
+    log('error', 'config-rejected', { generation: config.generation, error: (err as Error).message });
+    return;
+  }
+  // Requests in flight keep the old generation's pools; close them once idle.
+  void old.close();
+  send({ type: 'config-applied', workerId: data.workerId, generation: config.generation });
 }
 
 function drain(timeoutMs: number): void {

@@ -18,6 +18,8 @@ import { FlagGate } from './flag-gate.js';
 import { clientIp } from './http-server.js';
 import { RouteCache } from './cache/route-cache.js';
 import { cacheStore } from './cache/worker-cache.js';
+import { SharedDicts } from '../shm/shared-dicts.js';
+import type { PluginDefinition } from '../plugins/plugin-api.js';
 
 export class Runtime {
   readonly generation: number;
@@ -41,8 +43,14 @@ export class Runtime {
   readonly splits: SplitTable;
   /** per route, its cache (null: the route does not cache) */
   readonly caches: readonly (RouteCache | null)[];
+  /** per route, the policies with a response phase (plugins); empty for most routes, which then pay one length check */
+  readonly responsePhase: readonly (readonly PolicyInstance[])[];
+  /** per route, the policies with a log phase */
+  readonly logPhase: readonly (readonly PolicyInstance[])[];
+  readonly dicts: SharedDicts;
 
-  constructor(config: WorkerConfig, shm: SharedState) {
+  /** `plugins`: this generation's plugin modules by name, imported before (src/plugins/plugin-module.ts) */
+  constructor(config: WorkerConfig, shm: SharedState, plugins: ReadonlyMap<string, PluginDefinition> = new Map()) {
     this.generation = config.generation;
     this.config = config;
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
@@ -59,6 +67,7 @@ export class Runtime {
     const store = cacheStore();
     const cc = config.cache;
     this.caches = config.routes.map((r, i) => (r.cache == null || store === null || cc == null ? null : new RouteCache(r.cache, store, i, cc.lockTimeout, cc.admission)));
+    this.dicts = SharedDicts.attach(shm, config.shared);
     const kinds = new Map<string, number>();
     this.policies = config.routes.map((route, routeIndex) =>
       route.policies.map((p, policyIndex) => {
@@ -66,9 +75,11 @@ export class Runtime {
         if (!def) throw new Error(`unknown policy ${p.name}`);
         const kindIndex = kinds.get(p.name) ?? 0;
         kinds.set(p.name, kindIndex + 1);
-        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex, tenants: this.tenants });
+        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex, tenants: this.tenants, plugins, dicts: this.dicts });
       }),
     );
+    this.responsePhase = this.policies.map((list) => list.filter((p) => p.response !== undefined));
+    this.logPhase = this.policies.map((list) => list.filter((p) => p.log !== undefined));
   }
 
   async close(): Promise<void> {

@@ -12,8 +12,8 @@ import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { WorkerWebSocket } from '../messages.js';
-import { writeError } from './error-response.js';
-import type { StatusWatcher } from '../policies/policy.js';
+import { writeError, writeLocal } from './error-response.js';
+import { LocalResponse, type AccessContext, type StatusWatcher } from '../policies/policy.js';
 import { accessPhase, addForwardingHeaders, clientIp, type RuntimeRef } from './http-server.js';
 import { chooseSide } from './split-choice.js';
 import { classifyUpstreamError } from './exchange.js';
@@ -123,7 +123,8 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
     applyTraceContext(head.headers, rt.config.observability.tracing);
     const denied = accessPhase(rt, route, head, peer, hs.responseHeaders, hs);
     if (denied !== null) {
-      hs.fail(denied);
+      if (denied instanceof LocalResponse) hs.respondLocal(denied);
+      else hs.fail(denied);
       return;
     }
     hs.connect();
@@ -174,6 +175,7 @@ class Handshake {
   // XXX: relays are not shed (no guard admits them), so a tier's priority does not apply to them
   priority = 2;
   watched: unknown[] | null = null;
+  access: AccessContext | null = null;
   private state = State.Connecting;
   private aborted = false;
   private endpoint = -1;
@@ -203,6 +205,14 @@ class Handshake {
     this.ws?.on('error', () => {}).terminate();
     requestFinished(0, 0, 0);
   };
+
+  /** A policy's own answer (a plugin's respond()) instead of the upgrade. */
+  respondLocal(r: LocalResponse): void {
+    this.state = State.Done;
+    if (this.aborted) return;
+    writeLocal(this.res, r.status, r.body, this.responseHeaders.length > 0 ? [...r.headers, ...this.responseHeaders] : r.headers, this.rt.requestIdHeader, this.requestId, false);
+    requestFinished(r.status, 0, 0);
+  }
 
   fail(spec: ErrorSpec, extra?: readonly string[]): void {
     this.state = State.Done;

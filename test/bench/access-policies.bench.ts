@@ -11,9 +11,10 @@ import { apiKeyDataKey, apiKeyPolicy, type ApiKeyConfig } from '../../src/polici
 import { ipAccessPolicy } from '../../src/policies/ip-access.js';
 import { setPolicyData } from '../../src/policies/policy-data.js';
 import type { AccessContext, PolicyEnv, PolicyInstance } from '../../src/policies/policy.js';
+import { SharedDicts } from '../../src/shm/shared-dicts.js';
 
-const env: PolicyEnv = { shm: new SharedArrayBuffer(8), maxWorkers: 1, routeIndex: 0, routeName: 'bench', policyIndex: 0, kindIndex: 0, tenants: null };
-const ctx = (headers: string[]): AccessContext => ({ method: 'GET', path: '/', host: 'h', headers, peer: '127.0.0.1', clientIp: '127.0.0.1', routeIndex: 0, routeName: 'bench', responseHeaders: [], consumer: null, tenant: null, watched: null });
+const env: PolicyEnv = { shm: new SharedArrayBuffer(8), maxWorkers: 1, routeIndex: 0, routeName: 'bench', policyIndex: 0, kindIndex: 0, tenants: null, plugins: new Map(), dicts: SharedDicts.empty() };
+const ctx = (headers: string[]): AccessContext => ({ method: 'GET', path: '/', query: '', host: 'h', headers, peer: '127.0.0.1', clientIp: '127.0.0.1', routeIndex: 0, routeName: 'bench', responseHeaders: [], consumer: null, tenant: null, watched: null });
 
 function median(xs: number[]): number {
   return [...xs].sort((a, b) => a - b)[xs.length >> 1]!;

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { SharedState } from '../../src/shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../../src/shm/limiter-table.js';
+import { SharedDicts } from '../../src/shm/shared-dicts.js';
 import { hash32, SEED_A, SEED_B } from '../../src/balancers/hash.js';
 import { rateLimitPolicy } from '../../src/policies/rate-limit.js';
 import type { AccessContext } from '../../src/policies/policy.js';
@@ -122,9 +123,9 @@ test('rate-limit policy: 429 with RateLimit-Policy, RateLimit and Retry-After; h
   const t = new LimiterTable(shm);
   const cfg = parsed as { rate: { perSecond: number }; burst: number };
   t.setPolicy(1, cfg.rate.perSecond, cfg.burst);
-  const policy = rateLimitPolicy.create(parsed, { shm: shm.buffer, maxWorkers: 2, routeIndex: 0, routeName: 'r', policyIndex: 0, kindIndex: 1, tenants: null });
+  const policy = rateLimitPolicy.create(parsed, { shm: shm.buffer, maxWorkers: 2, routeIndex: 0, routeName: 'r', policyIndex: 0, kindIndex: 1, tenants: null, plugins: new Map(), dicts: SharedDicts.format(shm, []) });
   const ctx = (user: string, out: string[]): AccessContext => ({
-    method: 'GET', path: '/', host: 'h', headers: ['host', 'h', 'x-user-id', user], peer: '10.0.0.1', clientIp: '10.0.0.1', routeIndex: 0, routeName: 'r', responseHeaders: out, consumer: null, tenant: null, watched: null,
+    method: 'GET', path: '/', query: '', host: 'h', headers: ['host', 'h', 'x-user-id', user], peer: '10.0.0.1', clientIp: '10.0.0.1', routeIndex: 0, routeName: 'r', responseHeaders: out, consumer: null, tenant: null, watched: null,
   });
   let h: string[] = [];
   assert.equal(policy.access(ctx('alice', h)), null);
