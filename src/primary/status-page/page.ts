@@ -43,7 +43,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <label for="token">admin token</label> <input id="token" type="password" autocomplete="off" size="32" required> <button type="submit">use token</button>
 </form>
 <div id="who" class="muted" hidden>token <span id="who-name"></span> (<span id="who-scopes"></span>) <button type="button" id="forget">forget token</button></div>
-<p class="note">Read-only view. Actions (drain, eject, overrides) are not offered here yet: change the config and reload.</p>
+<p class="note">Read-only view. Actions (drain an endpoint, force a breaker, drive a rollout, delete an override) go through the admin API v1 (/v1/overrides, /v1/rollouts); this page shows their effect.</p>
 <h2>Traffic by route</h2>
 <div id="charts" class="charts" aria-live="off"></div>
 <h2>Endpoints</h2>
