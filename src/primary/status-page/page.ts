@@ -52,6 +52,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <p id="shedding" class="muted">-</p>
 <div class="scroll"><table id="protection"><thead><tr><th scope="col">upstream</th><th scope="col">breaker</th><th scope="col" class="n">since</th><th scope="col" class="n">trips</th><th scope="col" class="n">trip at (% failed)</th><th scope="col" class="n">window failed</th><th scope="col">concurrency</th><th scope="col" class="n">limit</th><th scope="col" class="n">in flight</th><th scope="col" class="n">minRTT (ms)</th><th scope="col" class="n">sample RTT (ms)</th><th scope="col" class="n">shed</th><th scope="col" class="n">refused open</th></tr></thead><tbody></tbody></table></div>
 <div class="scroll"><table id="ratelimits"><thead><tr><th scope="col">route</th><th scope="col">policy</th><th scope="col">rate</th><th scope="col" class="n">admitting</th><th scope="col">verdict</th><th scope="col" class="n">upstream p99 / target (ms)</th><th scope="col" class="n">errors / target</th><th scope="col" class="n">allowed</th><th scope="col" class="n">limited</th></tr></thead><tbody></tbody></table></div>
+<h2>Overrides and rollouts</h2>
+<div class="scroll"><table id="overrides"><thead><tr><th scope="col">id</th><th scope="col">kind</th><th scope="col">overrides</th><th scope="col">value</th><th scope="col">by</th><th scope="col">reason</th><th scope="col" class="n">expires</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="rollouts"><thead><tr><th scope="col">rollout</th><th scope="col">route</th><th scope="col">phase</th><th scope="col" class="n">step</th><th scope="col" class="n">canary weight</th><th scope="col" class="n">checks</th><th scope="col">last check</th><th scope="col">why</th></tr></thead><tbody></tbody></table></div>
 <h2>Decisions</h2>
 <div class="scroll"><table id="decisions"><thead><tr><th scope="col" class="n">#</th><th scope="col">time</th><th scope="col">kind</th><th scope="col">subject</th><th scope="col">why</th></tr></thead><tbody></tbody></table></div>
 <h2>Workers</h2>
@@ -230,6 +233,20 @@ export const STATUS_PAGE_HTML = `<!doctype html>
         a ? num(a.latencyMs, 1) + ' / ' + a.latencyTargetMs : '-', a ? num(a.errorRate, 1) + ' % / ' + a.errorRateTarget + ' %' : '-', r.allowed, el('td', String(r.denied), r.denied ? 'n warn' : 'n')]);
     }));
   }
+  // ---- run-time control: overrides in force and canary rollouts ----
+  function inSeconds(iso) { if (!iso) return 'never'; var s = Math.round((Date.parse(iso) - Date.now()) / 1000); return s <= 0 ? 'now' : s < 90 ? 'in ' + s + ' s' : 'in ' + Math.round(s / 60) + ' min'; }
+  function renderControl(status) {
+    var ov = (status.overrides && status.overrides.active) || [];
+    fill('overrides', ov.map(function (o) {
+      return row([o.id, o.kind, el('td', o.key, 'text'), el('td', JSON.stringify(o.value), 'text'), o.createdBy, el('td', o.reason || '', 'text muted'), el('td', inSeconds(o.expiresAt), 'n')]);
+    }));
+    var ro = (status.rollouts && status.rollouts.rollouts) || [];
+    fill('rollouts', ro.map(function (r) {
+      var cls = r.phase === 'rolled-back' ? 'bad' : r.phase === 'paused' ? 'warn' : r.phase === 'promoted' ? 'ok' : '';
+      var last = r.lastCheck ? (r.lastCheck.verdict || (r.lastCheck.pass ? 'pass' : 'fail')) : '-';
+      return row([r.name, r.route, el('td', r.phase, 'state ' + cls), r.step === undefined ? '-' : r.step, num(r.weight, 0) + ' %', r.checks, last, el('td', r.reason || '', 'text muted')]);
+    }));
+  }
   // ---- decisions ----
   function whyText(d) {
     var w = d.why || {};
@@ -275,6 +292,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     }));
     renderEndpoints(status);
     renderProtection(status);
+    renderControl(status);
     renderCharts(status);
     document.getElementById('updated').textContent = new Date(now).toISOString();
     document.getElementById('error').textContent = '';
