@@ -10,10 +10,12 @@ import { startUpstream } from '../helpers/upstream.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
-async function waitFor(check: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
+// The deadline is generous because a loaded 2-core CI host can take seconds to start a
+// worker or swap a generation; a condition that holds ends the wait at once.
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
   const t0 = Date.now();
   while (!(await check())) {
-    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -52,11 +54,11 @@ test('a crashed worker is restarted; the process and the other worker keep servi
     const r = await request(`${gw.adminUrl}/debug/crash-worker?slot=0`, { method: 'POST' });
     assert.equal(r.statusCode, 202);
     await r.body.dump();
-    await waitFor(() => gw.logs.some((l) => l.event === 'worker-restart'));
+    await waitFor(() => gw.logs.some((l) => l.event === 'worker-restart'), 'a worker-restart line');
     await waitFor(async () => {
       const s = (await (await request(`${gw.adminUrl}/status`)).body.json()) as { workers: { slot: number; restarts: number; phase: string }[] };
       return s.workers[0]!.restarts === 1 && s.workers[0]!.phase === 'listening';
-    });
+    }, 'the restarted worker listening');
     const crash = gw.logs.find((l) => l.event === 'worker-crashed')!;
     assert.match(String(crash.error), /crash requested/);
     const restart = gw.logs.find((l) => l.event === 'worker-restart')!;
@@ -81,7 +83,7 @@ test('reload: a bad config is rejected with every error and the running config s
   try {
     writeFileSync(gw.configPath, stringify({ ...cfg, routes: [{ upstream: 'missing' }], limits: { maxBodyBytes: 'lots' } }));
     gw.proc.kill('SIGHUP');
-    await waitFor(() => gw.logs.some((l) => l.event === 'config-rejected'));
+    await waitFor(() => gw.logs.some((l) => l.event === 'config-rejected'), 'a config-rejected line');
     const rejected = gw.logs.find((l) => l.event === 'config-rejected') as { issues: string[] };
     assert.ok(rejected.issues.some((i) => i.startsWith('routes[0].upstream')));
     assert.ok(rejected.issues.some((i) => i.startsWith('limits.maxBodyBytes')));
@@ -105,7 +107,7 @@ test('reload: a bad config is rejected with every error and the running config s
       const r = await request(`${gw.url}/two/x`);
       await r.body.dump();
       return up2.requests.length > 0;
-    });
+    }, 'a request on /two reaching the new upstream');
     await up2.close();
   } finally {
     await gw.stop();
