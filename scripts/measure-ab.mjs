@@ -3,7 +3,8 @@
 // before a change and after it) and nginx proxy_pass as the yardstick, each with 2
 // workers, in front of one nginx `return 200` upstream (1 KiB body). wrk -t2 -c64,
 // runs interleaved A, B, nginx, B, A, nginx… after a warm-up; prints each run, the
-// medians, B/A and both against nginx in the same run.
+// medians, B/A and both against nginx in the same run, and the CPU time A and B spent
+// per 1,000 requests (all threads, from /proc) with its B/A.
 //
 //   git worktree add /tmp/tg-a <commit> && ln -s "$PWD/node_modules" /tmp/tg-a/ && (cd /tmp/tg-a && npx tsc -p tsconfig.json)
 //   npm run build && node scripts/measure-ab.mjs --a /tmp/tg-a --b . [--runs 5] [--duration 5] [--yaml-b "<extra top-level yaml>"] [--upstream-b "<extra keys of the upstream>"]
@@ -76,12 +77,31 @@ try {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  // CPU time of a peer's process (all its threads), from /proc: on a small shared host
+  // throughput swings ±20 % run to run with how the scheduler shares the cores between
+  // wrk and the peer, while the CPU each request costs the peer moves far less.
+  const pidOf = { [A]: procs[procs.length - 2].pid, [B]: procs[procs.length - 1].pid };
+  const ticks = Number((await sh('getconf CLK_TCK')).stdout.trim()) || 100;
+  const cpuMs = (port) => {
+    const pid = pidOf[port];
+    if (pid === undefined) return NaN;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // utime and stime are fields 14 and 15; the command name before them may hold spaces.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / ticks;
+  };
+  const cpu = { a: [], b: [] };
   const rps = async (port) => {
+    const c0 = cpuMs(port);
     const out = (await sh(`wrk -t2 -c64 -d${o.duration}s ${o.header ? `-H ${JSON.stringify(o.header)} ` : ''}http://127.0.0.1:${port}/`)).stdout;
     if (/Non-2xx|Socket errors/.test(out)) console.error(`warning: errors at port ${port}:\n${out}`);
+    const n = Number(/(\d+) requests in/.exec(out)[1]);
+    if (port === A || port === B) cpu[port === A ? 'a' : 'b'].push(+(((cpuMs(port) - c0) * 1000) / n).toFixed(1));
     return Number(/Requests\/sec:\s*([\d.]+)/.exec(out)[1]);
   };
   for (const p of [A, B, NGINX]) await rps(p); // warm-up
+  cpu.a.length = 0;
+  cpu.b.length = 0;
   const r = { a: [], b: [], nginx: [] };
   // The order alternates (A B nginx, then B A nginx): whichever ran second after nginx
   // came out faster by ~9 % in same-build runs, so a fixed order biases B/A.
@@ -97,7 +117,8 @@ try {
   }
   const med = (x) => [...x].sort((p, q) => p - q)[x.length >> 1];
   const m = { a: med(r.a), b: med(r.b), nginx: med(r.nginx) };
-  console.log(JSON.stringify({ runs: r, medians: m, bOverA: +(m.b / m.a).toFixed(3), aVsNginx: +(m.a / m.nginx).toFixed(3), bVsNginx: +(m.b / m.nginx).toFixed(3), loadavg: readFileSync('/proc/loadavg', 'utf8').trim() }));
+  const cpuMed = { a: med(cpu.a), b: med(cpu.b) };
+  console.log(JSON.stringify({ runs: r, medians: m, cpuMsPer1k: { runs: cpu, medians: cpuMed, bOverA: +(cpuMed.b / cpuMed.a).toFixed(3) }, bOverA: +(m.b / m.a).toFixed(3), aVsNginx: +(m.a / m.nginx).toFixed(3), bVsNginx: +(m.b / m.nginx).toFixed(3), loadavg: readFileSync('/proc/loadavg', 'utf8').trim() }));
 } finally {
   stop();
 }

@@ -7,7 +7,8 @@
 // * every tick with enough samples: sampleRTT = the percentile of this tick's response
 //   times; gradient = clamp((minRTT × (1 + buffer)) / sampleRTT, 0.5, 2);
 //   target = gradient × limit + √(gradient × limit) (the headroom lets it probe upwards;
-//   none while requests are refused with the gradient below 1);
+//   none while requests are refused with the gradient below 1; while requests are
+//   refused, half the buffer);
 //   limit ← limit + smoothing × (target − limit), within [min, max] — the whole step
 //   at once while requests are refused and responses come back at minRTT (the ramp).
 // * it does not move while fewer than half the limit are in flight and nothing is shed
@@ -207,7 +208,12 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
   // A tick faster than the measured minRTT means the measurement caught a slow moment
   // (start-up, a busy gateway): the lower figure is the better estimate.
   const minRtt = Math.max(1, sampleRttUs > 0 && sampleRttUs < prev.minRttUs ? sampleRttUs : prev.minRttUs);
-  const gradient = clamp((minRtt * (1 + cfg.buffer / 100)) / Math.max(1, sampleRttUs), 0.5, 2);
+  // While requests are refused the upstream is known to be saturated, so the buffer's
+  // slack (room for the limit to probe upwards) is not needed: half of it is allowed.
+  // What queues at the upstream inside the buffer is what every admitted request,
+  // critical ones included, waits behind (25 % of 20 ms at 8 slots ≈ 8 queued).
+  const buffer = inp.shed > 0 ? cfg.buffer / 2 : cfg.buffer;
+  const gradient = clamp((minRtt * (1 + buffer / 100)) / Math.max(1, sampleRttUs), 0.5, 2);
   const raw = gradient * prev.limit;
   // The √ headroom probes for capacity and rides out latency noise. But latency past
   // the buffer (gradient < 1) while requests are refused is the upstream queueing the
