@@ -24,12 +24,34 @@ import type { Config } from '../config/schema.js';
 import type { AdaptiveRateConfig, RateLimitConfig } from '../policies/rate-limit.js';
 import { histogramPercentile } from './concurrency.js';
 import { round, type DecisionEvent } from './decision.js';
+import { tierMultiplier, tierRanks, type TierRanks } from '../policies/tier-cut.js';
+import { priorityNames, type PriorityName } from '../shm/layout.js';
+
+/** A tier's priority as an index (0 critical … 3 low), −1 when it has none. */
+function priorityIndex(p: string | undefined): number {
+  return p === undefined ? -1 : priorityNames.indexOf(p as PriorityName);
+}
 
 /** What identifies one adaptive policy in events and /status. */
 export interface AdaptiveRateId {
   readonly route: string;
   readonly policy: string;
   readonly upstream: string;
+  /** `rate: tier`: the tenant tiers by name with their rank (src/policies/tier-cut.ts); lower ranks take the cut first */
+  readonly tiers?: { readonly names: readonly string[]; readonly ranks: TierRanks } | null;
+}
+
+function tierList(t: Record<string, number> | null): string | null {
+  return t === null ? null : Object.entries(t).map(([name, m]) => `${name} ×${m}`).join(', ');
+}
+
+/** Each tier's own multiplier when the policy's is `m`, for decision lines and /status; null without tiers. */
+export function tierMultipliers(id: AdaptiveRateId, cfg: AdaptiveRateConfig, m: number): Record<string, number> | null {
+  const t = id.tiers;
+  if (t === undefined || t === null) return null;
+  const out: Record<string, number> = {};
+  t.names.forEach((name, i) => (out[name] = round(tierMultiplier(m, cfg.min / 100, t.ranks.ranks[i]!, t.ranks.levels), 3)));
+  return out;
 }
 
 export interface AdaptiveRateState {
@@ -118,6 +140,8 @@ export function adaptiveRateStep(id: AdaptiveRateId, cfg: AdaptiveRateConfig, pr
       failures,
       windowMs: cfg.window,
       atFloor: m <= floor,
+      // Decision fields are flat: each tier's own multiplier as "name ×m", lowest first as configured.
+      tiers: tierList(tierMultipliers(id, cfg, m)),
     },
   };
   return {
@@ -141,7 +165,11 @@ export function adaptivePolicies(cfg: Config): AdaptivePolicy[] {
     for (const p of r.policies) {
       if (p.name !== 'rate-limit') continue;
       const c = p.config as RateLimitConfig;
-      if (c.adaptive !== undefined) out.push({ row, route: r.name ?? `route-${i}`, policy: c.name, upstream: r.upstream, cfg: c.adaptive });
+      if (c.adaptive !== undefined) {
+        const names = c.tier && cfg.tenants !== undefined ? Object.keys(cfg.tenants.tiers) : null;
+        const tiers = names === null ? null : { names, ranks: tierRanks(names.map((n) => priorityIndex(cfg.tenants!.tiers[n]!.priority))) };
+        out.push({ row, route: r.name ?? `route-${i}`, policy: c.name, upstream: r.upstream, cfg: c.adaptive, tiers });
+      }
       row++;
     }
   });
@@ -163,6 +191,8 @@ export interface AdaptiveRateStatus {
   readonly decreases: number;
   readonly increases: number;
   readonly changedAt: string | null;
+  /** `rate: tier`: each tier's own multiplier (lower tiers take the cut first) */
+  readonly tiers: Record<string, number> | null;
 }
 
 export function adaptiveRateStatus(p: AdaptivePolicy, s: AdaptiveRateState): AdaptiveRateStatus {
@@ -180,5 +210,6 @@ export function adaptiveRateStatus(p: AdaptivePolicy, s: AdaptiveRateState): Ada
     decreases: s.decreases,
     increases: s.increases,
     changedAt: s.changedAt === null ? null : new Date(s.changedAt).toISOString(),
+    tiers: tierMultipliers(p, p.cfg, s.multiplier),
   };
 }

@@ -44,6 +44,7 @@ import { SharedState } from '../shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../shm/limiter-table.js';
 import type { AccessContext, PolicyDefinition, PolicyEnv, PolicyInstance, Zod } from './policy.js';
 import type { TenantDirectory } from './tenant-directory.js';
+import { tierMultiplier, tierRanks, type TierRanks } from './tier-cut.js';
 
 /** The config schema, built from the zod the config layer passes in (see PolicyDefinition.schema). */
 export function rateLimitSchema(z: Zod) {
@@ -154,6 +155,12 @@ class RateLimit implements PolicyInstance {
   /** effective quota and RateLimit-Policy value per quota, for the row multiplier they were built for */
   private readonly quota: number[];
   private readonly policyHeader: string[];
+  /**
+   * per quota: the factor on its tier rate that turns the policy's multiplier m into the
+   * tier's own (src/policies/tier-cut.ts: lower tiers take the cut first); 1 without tiers
+   */
+  private readonly tierScale: Float64Array;
+  private readonly ranks: TierRanks | null;
   private multiplier = 1;
   private readonly out: LimitResult = { remaining: 0, resetSeconds: 0, multiplier: 1, unavailable: false };
 
@@ -173,15 +180,20 @@ class RateLimit implements PolicyInstance {
         : [{ count: cfg.rate.count, period: cfg.rate.periodSeconds, perSecond: 0, burst: 0 }];
     this.quota = this.base.map((b) => b.count);
     this.policyHeader = this.base.map((b) => `${this.quoted};q=${b.count};w=${b.period}`);
+    this.tierScale = new Float64Array(this.base.length).fill(1);
+    this.ranks = cfg.tier && tenants !== null && cfg.adaptive !== undefined ? tierRanks(tenants.tiers.map((t) => t.priority)) : null;
   }
 
   /** The headers state the effective quota: rebuilt only when the multiplier moved (rare), never per request. */
   private rescale(m: number): void {
     this.multiplier = m;
+    const r = this.ranks;
     for (let i = 0; i < this.base.length; i++) {
       const b = this.base[i]!;
+      const own = r !== null && m > 0 ? tierMultiplier(m, this.cfg.adaptive!.min / 100, r.ranks[i]!, r.levels) : m;
+      this.tierScale[i] = m > 0 ? own / m : 1;
       // Rounded down, at least 1: a client that keeps to q must never be refused.
-      this.quota[i] = Math.max(1, Math.floor(b.count * (m > 0 ? m : 1)));
+      this.quota[i] = Math.max(1, Math.floor(b.count * (own > 0 ? own : 1)));
       this.policyHeader[i] = `${this.quoted};q=${this.quota[i]};w=${b.period}`;
     }
   }
@@ -220,7 +232,9 @@ class RateLimit implements PolicyInstance {
     const t = this.tenants;
     const q = this.cfg.tier && t !== null ? t.tierOf(ctx.tenant) : 0;
     const b = this.base[q]!;
-    const ok = this.table.acquire(this.row, hash32(key, SEED_A), hash32(key, SEED_B), process.hrtime.bigint(), out, b.perSecond, b.burst);
+    // The tier's scale is the one for the multiplier the previous request saw: a change
+    // reaches the quota one request late, which the next rescale then states.
+    const ok = this.table.acquire(this.row, hash32(key, SEED_A), hash32(key, SEED_B), process.hrtime.bigint(), out, b.perSecond * this.tierScale[q]!, b.burst);
     if (out.multiplier !== this.multiplier) this.rescale(out.multiplier);
     if (ok) {
       if (this.cfg.headers) {

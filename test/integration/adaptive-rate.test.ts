@@ -150,3 +150,50 @@ test('adaptive rate limit: steady when healthy, cut to its floor while the upstr
     await up.close();
   }
 });
+
+test('adaptive rate limit with tenant tiers: the low tier takes the cut first, as the decision line and /status say', async (t) => {
+  const f: Fault = { delayMs: 500, failEvery: 0, served: 0 };
+  const up = await startUpstream((_req: IncomingMessage, res: ServerResponse) => {
+    f.served++;
+    setTimeout(() => res.end('ok'), f.delayMs);
+  });
+  const cfg = baseConfig([up.address], {
+    tenants: { header: 'x-tenant', tiers: { gold: { rate: '100/s', priority: 'high' }, bronze: { rate: '100/s', priority: 'low' } }, assign: { acme: 'gold' }, default: 'bronze' },
+    routes: [
+      {
+        name: 'api',
+        match: { path: '/' },
+        upstream: 'app',
+        policies: [{ 'rate-limit': { name: 'aimd', key: 'tenant', rate: 'tier', adaptive: { upstreamLatency: '200ms', percentile: 90, min: '20%', decrease: 0.7, window: '1s', minSamples: 5 } } }],
+      },
+    ],
+  });
+  Object.assign((cfg.upstreams as { app: Record<string, unknown> }).app, { retries: 0 });
+  const gw = await startGateway(cfg);
+  const agent = new Agent({ connections: 16 });
+  let running = true;
+  const loops = Array.from({ length: 16 }, async (_, i) => {
+    while (running) {
+      const r = await request(`${gw.url}/x`, { dispatcher: agent, headers: { 'x-tenant': i % 2 === 0 ? 'acme' : 'initech' } }).catch(() => null);
+      await r?.body.dump();
+      if (r?.statusCode === 429) await new Promise((res) => setTimeout(res, 50));
+    }
+  });
+  try {
+    await until('the multiplier at its floor', 20_000, async () => (await rateStatus(gw)).multiplier === 0.2);
+    const cuts = gw.logs.filter((l) => l.event === 'ratelimit-decreased');
+    t.diagnostic(cuts.map((c) => `×${String(c.multiplier)}: ${String(c.tiers)}`).join('; '));
+    // ×0.7 is 37.5 % of the way to the floor: bronze (the lower of two levels) is 75 % of its way down, gold untouched.
+    assert.equal(cuts[0]!.multiplier, 0.7);
+    assert.equal(cuts[0]!.tiers, 'gold ×1, bronze ×0.4');
+    assert.equal(cuts.at(-1)!.tiers, 'gold ×0.2, bronze ×0.2', 'at the floor both tiers are at it');
+    const s = (await (await request(`${gw.adminUrl}/status`)).body.json()) as { protection: { rateLimits: { policy: string; tiers: Record<string, number> | null }[] } };
+    assert.deepEqual(s.protection.rateLimits.find((r) => r.policy === 'aimd')!.tiers, { gold: 0.2, bronze: 0.2 });
+  } finally {
+    running = false;
+    await Promise.all(loops);
+    await agent.close();
+    await gw.stop();
+    await up.close();
+  }
+});

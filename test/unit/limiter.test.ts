@@ -7,6 +7,8 @@ import { LimiterTable, type LimitResult } from '../../src/shm/limiter-table.js';
 import { SharedDicts } from '../../src/shm/shared-dicts.js';
 import { hash32, SEED_A, SEED_B } from '../../src/balancers/hash.js';
 import { rateLimitPolicy } from '../../src/policies/rate-limit.js';
+import { tierMultiplier, tierRanks } from '../../src/policies/tier-cut.js';
+import { TenantDirectory } from '../../src/policies/tenant-directory.js';
 import type { AccessContext } from '../../src/policies/policy.js';
 import { Errors } from '../../src/errors.js';
 
@@ -138,4 +140,74 @@ test('rate-limit policy: 429 with RateLimit-Policy, RateLimit and Retry-After; h
   h = [];
   assert.equal(policy.access(ctx('bob', h)), null, 'another user has its own bucket');
   assert.throws(() => rateLimitPolicy.schema(z).parse({ rate: '10 per second' }), /<n>\/<unit>/);
+});
+
+test('tier cut: the lowest tier priority takes an adaptive cut first, then the next; one tier is the multiplier itself', () => {
+  // gold high, silver without a priority (ranked normal), bronze low: three levels.
+  const r = tierRanks([1, -1, 3]);
+  assert.deepEqual(r, { ranks: [2, 1, 0], levels: 3 });
+  assert.deepEqual(tierRanks([3, 3]), { ranks: [0, 0], levels: 1 }, 'tiers of one priority share a rank');
+  const at = (m: number) => r.ranks.map((rank) => +tierMultiplier(m, 0.2, rank, r.levels).toFixed(3));
+  assert.deepEqual(at(1), [1, 1, 1]);
+  // The cut (1 − m)/(1 − min) split in thirds: bronze takes the first third alone.
+  assert.deepEqual(at(1 - 0.8 / 6), [1, 1, 0.6], 'a sixth of the way: bronze halfway to its floor');
+  assert.deepEqual(at(1 - 0.8 / 3), [1, 1, 0.2], 'a third: bronze at the floor, the others untouched');
+  assert.deepEqual(at(1 - 0.8 / 2), [1, 0.6, 0.2]);
+  assert.deepEqual(at(0.2), [0.2, 0.2, 0.2], 'at the floor every tier is at it');
+  for (let m = 0.2; m <= 1; m += 0.05) {
+    const [g, s, b] = at(m);
+    assert.ok(b! <= s! && s! <= g!, `never a higher tier cut more (m ${m.toFixed(2)}: ${g}, ${s}, ${b})`);
+  }
+  assert.equal(tierMultiplier(0.55, 0.2, 0, 1), 0.55, 'one level: the policy multiplier');
+});
+
+test('rate-limit policy with tiers and an adaptive multiplier: the low tier quota shrinks first, stated in RateLimit-Policy', async () => {
+  const shm = SharedState.create({ maxWorkers: 1, maxUpstreams: 1, maxEndpoints: 1, limiterSlots: 64, limiterPolicies: 1 });
+  const parsed = rateLimitPolicy.schema(z).parse({ key: 'tenant', rate: 'tier', name: 'tiered', adaptive: { min: '20%' } });
+  const t = new LimiterTable(shm);
+  t.setPolicy(0, 1, 1);
+  const tenants = new TenantDirectory({
+    header: 'x-tenant',
+    tiers: [
+      { name: 'gold', ratePerSecond: 100, count: 100, periodSeconds: 1, burst: 100, priority: 1 },
+      { name: 'bronze', ratePerSecond: 100, count: 100, periodSeconds: 1, burst: 100, priority: 3 },
+    ],
+    assign: { acme: 0, globex: 1 },
+    defaultTier: 1,
+  });
+  const policy = rateLimitPolicy.create(parsed, { shm: shm.buffer, maxWorkers: 1, routeIndex: 0, routeName: 'r', policyIndex: 0, kindIndex: 0, tenants, plugins: new Map(), dicts: SharedDicts.format(shm, []) });
+  const ctx = (tenant: string, out: string[]): AccessContext => ({
+    method: 'GET', path: '/', query: '', host: 'h', headers: ['host', 'h'], peer: '10.0.0.1', clientIp: '10.0.0.1', routeIndex: 0, routeName: 'r', responseHeaders: out, consumer: null, tenant, watched: null,
+  });
+  /** Requests admitted out of `n` sent at once (the burst is 100 at the full rate). */
+  const admitted = (tenant: string, n: number): { ok: number; policy: string } => {
+    let ok = 0;
+    let header = '';
+    for (let i = 0; i < n; i++) {
+      const h: string[] = [];
+      if (policy.access(ctx(tenant, h)) === null) ok++;
+      header = h[1]!;
+    }
+    return { ok, policy: header };
+  };
+  // Half the way to the floor with two levels: bronze takes the whole cut (×0.2), gold none.
+  t.setMultiplier(0, 0.6);
+  admitted('acme', 1); // the first request after a change reads the new multiplier; from the next on its tier's share applies
+  admitted('globex', 1);
+  assert.equal(admitted('acme', 1).policy, '"tiered";q=100;w=1');
+  assert.equal(admitted('globex', 1).policy, '"tiered";q=20;w=1');
+  // The refill rates follow: drain both bursts, wait, and count what came back.
+  admitted('acme', 200);
+  admitted('globex', 200);
+  const t0 = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, 300));
+  const gold = admitted('acme', 200).ok;
+  const bronze = admitted('globex', 200).ok;
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  assert.ok(gold >= 100 * s * 0.8 && gold <= 100 * s + 2, `gold refills at its full 100/s (${gold} in ${s.toFixed(3)} s)`);
+  assert.ok(bronze >= 20 * s * 0.6 - 1 && bronze <= 20 * s + 2, `bronze refills at ×0.2, 20/s (${bronze} in ${s.toFixed(3)} s)`);
+  // Near the floor: bronze at it, gold cut as well; at the floor both.
+  t.setMultiplier(0, 0.2);
+  admitted('acme', 1);
+  assert.equal(admitted('acme', 1).policy, '"tiered";q=20;w=1', 'at the floor gold is cut too');
 });
