@@ -13,10 +13,17 @@ const rules = [
   { from: 'fleet', forbid: ['worker'] },
   { from: 'controllers', forbid: ['worker'] },
   { from: 'primary', forbid: ['worker'] },
-  { from: 'discovery', forbid: ['worker'] },
+  { from: 'discovery', forbid: ['worker', 'primary', 'config'] },
+  // The config layer assembles every schema; nothing it imports may import it back.
+  { from: 'config', forbid: ['primary', 'worker', 'fleet', 'console', 'demo'] },
+  { from: 'metrics', forbid: ['primary', 'worker', 'config'] },
+  // Unit parsers: the bottom layer every other one reads.
+  { from: 'units', forbid: ['primary', 'worker', 'config', 'policies', 'metrics', 'discovery', 'controllers', 'shm', 'fleet', 'plugins', 'balancers'] },
   { from: 'shm', forbid: ['primary', 'worker', 'policies', 'balancers', 'discovery', 'fleet'] },
   { from: 'balancers', forbid: ['primary', 'worker'] },
-  { from: 'policies', forbid: ['primary', 'worker'] },
+  { from: 'policies', forbid: ['primary', 'worker', 'config'] },
+  // Messages between the threads: types both sides share, importing neither side.
+  { from: 'messages.ts', forbid: ['primary', 'worker', 'controllers', 'fleet', 'discovery'] },
   // Plugin host and API: loaded by workers (and checked on the primary through src/config).
   { from: 'plugins', forbid: ['primary', 'worker', 'controllers', 'discovery'] },
   // `tidegate top` is a client of the admin HTTP API, never of the gateway's internals.

@@ -1,8 +1,8 @@
 // The response cache's settings: the shared store (top-level `cache:`) and what each
 // route caches (`routes[].cache`). See README "Caching".
 import { z } from 'zod';
-import { durationMs, sizeBytes } from './zod-units.js';
-import { parseSize } from './units.js';
+import { durationMs, sizeBytes } from '../units/zod-units.js';
+import { parseSize } from '../units/units.js';
 
 const fieldName = z
   .string()

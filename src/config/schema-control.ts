@@ -4,7 +4,7 @@
 // running config (src/primary/overrides/), since only they know what a value means.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { durationMs, percent } from './zod-units.js';
+import { durationMs, percent } from '../units/zod-units.js';
 
 const flagName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a flag name of letters, digits, "_", "." and "-" (at most 64)');
 const headerName = z

@@ -3,8 +3,8 @@
 // (src/primary/rollout/). `rolloutState.file` keeps their progress across restarts.
 import { z } from 'zod';
 import { resolve } from 'node:path';
-import { durationMs } from './zod-units.js';
-import { parseDuration } from './units.js';
+import { durationMs } from '../units/zod-units.js';
+import { parseDuration } from '../units/units.js';
 
 /** 0.05 or "5%" → 0.05 */
 const fraction = z

@@ -2,7 +2,7 @@
 // semantics of OpenResty's ngx.shared.DICT (src/shm/shared-dict.ts), for plugins and
 // the admin API. Sizes are fixed at start like the other shared tables.
 import { z } from 'zod';
-import { sizeBytes } from './zod-units.js';
+import { sizeBytes } from '../units/zod-units.js';
 import { kDictMinBytes } from '../shm/shared-dict-layout.js';
 
 const kMaxDictBytes = 1024 * 1024 * 1024;

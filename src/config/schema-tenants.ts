@@ -14,7 +14,7 @@
 // with `rate: tier` takes the tier's rate and burst (keyed by tenant with `key:
 // tenant`); a tier's `priority` replaces the route's for shedding.
 import { z } from 'zod';
-import { parseRate, type Rate } from './units.js';
+import { parseRate, type Rate } from '../units/units.js';
 import { priorityNames, type PriorityName } from '../shm/layout.js';
 import type { Config } from './schema.js';
 import type { WorkerTenants } from '../messages.js';

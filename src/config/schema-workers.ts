@@ -3,7 +3,7 @@
 // utilisation (src/controllers/worker-scale.ts). Its own file so schema.ts stays a
 // list of sections.
 import { z } from 'zod';
-import { durationMs, percent } from './zod-units.js';
+import { durationMs, percent } from '../units/zod-units.js';
 
 /** The most worker threads one process may run (shared memory is sized per thread). */
 export const kMaxWorkerThreads = 256;

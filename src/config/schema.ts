@@ -6,18 +6,18 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { SERVER_NAME_RE } from './tls-files.js';
-import { durationMs, sizeBytes } from './zod-units.js';
-import { parseDuration, parseSize } from './units.js';
+import { durationMs, sizeBytes } from '../units/zod-units.js';
+import { parseDuration, parseSize } from '../units/units.js';
 import { policyEntrySchema } from './policy-entries.js';
 import { discoverySchema } from '../discovery/registry.js';
-import { healthSchema } from '../primary/health/health-schema.js';
+import { healthSchema } from './schema-health.js';
 import { observabilitySchema } from '../metrics/config.js';
 import { breakerSchema, fallbackIssues } from '../controllers/breaker.js';
 import { concurrencySchema } from '../controllers/concurrency.js';
 import { sheddingSchema } from '../controllers/shed-level.js';
 import { workersSchema } from './schema-workers.js';
 import { priorityNames } from '../shm/layout.js';
-import { redisIssues, redisSchema } from '../fleet/redis-schema.js';
+import { redisIssues, redisSchema } from './schema-redis.js';
 import { splitIssues, splitRouteFields } from './schema-split.js';
 import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-rollout.js';
 import { tenantsSchema } from './schema-tenants.js';
@@ -161,7 +161,7 @@ const upstreamSchema = z.strictObject({
     .default(50),
   /** one provider per upstream (src/discovery/<type>.ts, each with its schema) */
   discovery: discoverySchema,
-  /** active checks and passive outlier detection (src/primary/health/health-schema.ts) */
+  /** active checks and passive outlier detection (src/config/schema-health.ts) */
   health: healthSchema.optional(),
   timeouts: z
     .strictObject({

@@ -4,7 +4,7 @@
 //
 // It reads only the admin HTTP API (/status, /v1/history, /v1/decisions), so it
 // works against any gateway it can reach and needs nothing from this process.
-import { parseDuration } from '../config/units.js';
+import { parseDuration } from '../units/units.js';
 import { renderTop, type TopDecision, type TopHistory, type TopSnapshot, type TopStatus } from './top-render.js';
 
 export const TOP_USAGE = `usage: tidegate top [--admin URL] [--token TOKEN] [--interval 2s] [--decisions N] [--once] [--frames N]

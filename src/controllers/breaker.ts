@@ -12,7 +12,7 @@
 // utilisation, smoothed, and changes only by at least adaptive.hysteresis points, so a
 // load that hovers does not make the threshold (and its log) chatter.
 import { z } from 'zod';
-import { durationMs, percent } from '../config/zod-units.js';
+import { durationMs, percent } from '../units/zod-units.js';
 import { BreakerState } from '../shm/layout.js';
 import { round, type DecisionEvent } from './decision.js';
 

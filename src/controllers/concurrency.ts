@@ -24,7 +24,7 @@
 // metrics use: the controller needs this tick's samples now, and a snapshot arrives
 // on its own interval, through a message and a merge on another thread.
 import { z } from 'zod';
-import { durationMs, percent } from '../config/zod-units.js';
+import { durationMs, percent } from '../units/zod-units.js';
 import { kLatencyBuckets, latencyBucketFloor } from '../shm/layout.js';
 import { round, type DecisionEvent } from './decision.js';
 import { predictiveSchema } from './predictive.js';

@@ -10,7 +10,7 @@
 // that is wrong keeps being wrong for a whole refit interval). The gradient still runs
 // above the floor; the floor only keeps it from falling below while the surge is due.
 import { z } from 'zod';
-import { durationMs, percent } from '../config/zod-units.js';
+import { durationMs, percent } from '../units/zod-units.js';
 import { round, type DecisionEvent } from './decision.js';
 
 const predictiveObject = z.strictObject({

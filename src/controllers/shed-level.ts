@@ -6,7 +6,7 @@
 // change: the gap between target and release and the hold are the hysteresis that
 // keeps a steady load from moving the level at all.
 import { z } from 'zod';
-import { durationMs, percent } from '../config/zod-units.js';
+import { durationMs, percent } from '../units/zod-units.js';
 import { round, type DecisionEvent } from './decision.js';
 
 export const kMaxShedLevel = 3;

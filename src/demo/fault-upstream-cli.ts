@@ -1,6 +1,6 @@
 // `tidegate fault-upstream`: the fault-injecting upstream as a process of its own, for
 // a person trying the gateway by hand and for the overload benchmark.
-import { parseDuration } from '../config/units.js';
+import { parseDuration } from '../units/units.js';
 import { DEFAULT_FAULT_SETTINGS, startFaultUpstream, type FaultSettings, type HealthMode } from './fault-upstream.js';
 
 export const FAULT_UPSTREAM_USAGE = `tidegate fault-upstream [flags]   an HTTP/1.1 upstream that fails on purpose

@@ -3,7 +3,7 @@
 // API (https://developer.hashicorp.com/consul/api-docs/features/blocking).
 import { Pool } from 'undici';
 import { z } from 'zod';
-import { durationMs } from '../config/zod-units.js';
+import { durationMs } from '../units/zod-units.js';
 import { sleep, type DiscoveredEndpoint, type DiscoveryProvider, type ProviderContext } from './provider.js';
 
 export const consulDiscoverySchema = z.strictObject({

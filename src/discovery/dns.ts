@@ -3,7 +3,7 @@
 // must not turn into a query loop, and a TTL of a day must not hide a failover.
 import { Resolver } from 'node:dns/promises';
 import { z } from 'zod';
-import { durationMs } from '../config/zod-units.js';
+import { durationMs } from '../units/zod-units.js';
 import { sleep, type DiscoveredEndpoint, type DiscoveryProvider, type ProviderContext } from './provider.js';
 
 const serverAddress = z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, 'expected a DNS server like "127.0.0.1", "127.0.0.1:5353" or "[::1]:53"');

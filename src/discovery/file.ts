@@ -7,8 +7,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { parseHostPort } from '../config/units.js';
-import { durationMs } from '../config/zod-units.js';
+import { parseHostPort } from '../units/units.js';
+import { durationMs } from '../units/zod-units.js';
 import type { DiscoveredEndpoint, DiscoveryProvider, ProviderContext } from './provider.js';
 
 export const fileDiscoverySchema = z.strictObject({

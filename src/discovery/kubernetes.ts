@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { durationMs } from '../config/zod-units.js';
+import { durationMs } from '../units/zod-units.js';
 import { sleep, type DiscoveredEndpoint, type DiscoveryProvider, type ProviderContext } from './provider.js';
 
 export const kubernetesDiscoverySchema = z.strictObject({

@@ -1,6 +1,6 @@
 // `discovery: { type: static, endpoints: [127.0.0.1:9001, ...] }` — the set in the config.
 import { z } from 'zod';
-import { hostPortValue } from '../config/zod-units.js';
+import { hostPortValue } from '../units/zod-units.js';
 import type { DiscoveryProvider, ProviderContext } from './provider.js';
 
 const weightedEndpoint = z.strictObject({ address: hostPortValue, weight: z.number().int().min(1).max(1_000_000).default(1) });

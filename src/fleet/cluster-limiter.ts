@@ -40,7 +40,7 @@ import { ClusterMode, clusterModeNames } from '../shm/layout.js';
 import { LeaseTable } from '../shm/lease-table.js';
 import type { SharedState } from '../shm/shared-state.js';
 import { GCRA_SCRIPT, GCRA_SHA1 } from './redis-gcra.js';
-import type { RedisConfig } from './redis-schema.js';
+import type { RedisConfig } from '../config/schema-redis.js';
 
 interface ClusterRow {
   readonly row: number;

@@ -2,7 +2,7 @@
 // scaling signals, webhook). Its own file so schema.ts stays a list of sections;
 // defaults make the whole section optional.
 import { z } from 'zod';
-import { durationMs, sizeBytes } from '../config/zod-units.js';
+import { durationMs, sizeBytes } from '../units/zod-units.js';
 import type { WorkerObservability } from './worker-observability.js';
 
 const duration = durationMs;

@@ -1,9 +1,9 @@
 // zod types for policy schemas that take unit-bearing or address values. Policy files
 // build their schemas from the zod the config layer hands them (workers load no zod),
 // so these are factories of that zod, parsing with the one strict parser set in
-// src/config/units.ts.
+// src/units/units.ts.
 import { isIP } from 'node:net';
-import { parseDuration } from '../config/units.js';
+import { parseDuration } from '../units/units.js';
 import type { Zod } from './policy.js';
 
 /** "250ms", "2s" → milliseconds */

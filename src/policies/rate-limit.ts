@@ -38,7 +38,7 @@
 // read as nonsense to a client.
 import type { z as ZodNamespace } from 'zod';
 import { Errors, type ErrorSpec } from '../errors.js';
-import { parseDuration, parseRate, type Rate } from '../config/units.js';
+import { parseDuration, parseRate, type Rate } from '../units/units.js';
 import { hash32, SEED_A, SEED_B } from '../balancers/hash.js';
 import { SharedState } from '../shm/shared-state.js';
 import { LimiterTable, type LimitResult } from '../shm/limiter-table.js';

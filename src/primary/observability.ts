@@ -47,7 +47,7 @@ import { HISTORY_PERCENTILES, History, historyCapacity, type LatencyWindow, type
 import { decision } from './decisions/decision-log.js';
 import type { GuardStatus, SheddingStatus, WorkerScalingStatus } from '../controllers/scheduler.js';
 import { priorityNames, type PriorityName } from '../shm/layout.js';
-import { registerCacheMetrics } from '../metrics/cache-metrics.js';
+import { registerCacheMetrics } from './cache/cache-metrics.js';
 import type { CacheStats } from './cache/cache-admin.js';
 
 export interface ObservabilityDeps {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HealthChecker, type HealthTransition } from '../../src/primary/health/health-checker.js';
-import { healthSchema } from '../../src/primary/health/health-schema.js';
+import { healthSchema } from '../../src/config/schema-health.js';
 import type { DiscoveredEndpoint } from '../../src/discovery/provider.js';
 import { startChildUpstream, type ChildUpstream } from '../helpers/child-upstream.js';
 import { captureLog, waitFor } from '../helpers/log-capture.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseDuration, parseRate, parseSize, parseHostPort } from '../../src/config/units.js';
+import { parseDuration, parseRate, parseSize, parseHostPort } from '../../src/units/units.js';
 import { parseConfigText, validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { CLI, writeConfig } from '../helpers/gateway.js';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HealthChecker, type HealthTransition, type PassiveSignalSource } from '../../src/primary/health/health-checker.js';
-import { healthSchema, passiveHealthSchema } from '../../src/primary/health/health-schema.js';
+import { healthSchema, passiveHealthSchema } from '../../src/config/schema-health.js';
 import type { EndpointTableWriter } from '../../src/primary/upstream-control.js';
 import type { EndpointWriter } from '../../src/primary/endpoint-writer.js';
 import { captureLog } from '../helpers/log-capture.js';

@@ -10,7 +10,7 @@
 // completes. Envoy's stricter "unhealthy until first check" can be added as an option.
 import type { Logger } from 'pino';
 import { endpointKey, type DiscoveredEndpoint } from '../../discovery/provider.js';
-import type { ActiveHealthConfig, HealthConfig, PassiveHealthConfig } from './health-schema.js';
+import type { ActiveHealthConfig, HealthConfig, PassiveHealthConfig } from '../../config/schema-health.js';
 import { createProber, type Prober, type ProbeResult } from './probes.js';
 import { decision } from '../decisions/decision-log.js';
 

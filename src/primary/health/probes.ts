@@ -3,7 +3,7 @@
 // traffic (a probe queued behind real requests measures the queue, not the endpoint).
 import { Client } from 'undici';
 import { connect } from 'node:net';
-import type { ActiveHealthConfig } from './health-schema.js';
+import type { ActiveHealthConfig } from '../../config/schema-health.js';
 
 export interface ProbeResult {
   readonly ok: boolean;

@@ -4,7 +4,7 @@
 // `policy` names one ban policy (default: every one), `for` how long the table holds
 // the ban (default 1h; the override's own expiry lifts it earlier). Restoring lifts it.
 import type { Config } from '../../config/schema.js';
-import { parseDuration } from '../../config/units.js';
+import { parseDuration } from '../../units/units.js';
 import { banPolicies, type BanWriter } from '../access/ban-writer.js';
 import type { OverrideTarget, ParseResult } from './target.js';
 

@@ -2,7 +2,7 @@
 // health checks say while the override holds.
 //   target: { upstream, endpoint: "host:port" }   value: { weight?: 1…1000000, state?: "drain" | "enable" }
 import type { Config } from '../../config/schema.js';
-import { parseHostPort } from '../../config/units.js';
+import { parseHostPort } from '../../units/units.js';
 import { endpointAddress, type EndpointPin, type EndpointWriter } from '../endpoint-writer.js';
 import type { OverrideTarget, ParseResult } from './target.js';
 

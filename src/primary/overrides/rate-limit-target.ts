@@ -3,7 +3,7 @@
 // `scale` multiplies the configured rate (and burst, unless `burst` is given); an
 // adaptive policy's multiplier still applies on top.
 import type { Config } from '../../config/schema.js';
-import { parseRate } from '../../config/units.js';
+import { parseRate } from '../../units/units.js';
 import type { RateLimitConfig } from '../../policies/rate-limit.js';
 import type { LimiterWriter } from '../limiter-writer.js';
 import type { OverrideTarget, ParseResult } from './target.js';

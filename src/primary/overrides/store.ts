@@ -9,7 +9,7 @@
 // DROPPED, the new config's value stands, and the drop is a decision event and stays
 // listed in /status. The new config is the operator's newer word about that thing.
 import { randomUUID } from 'node:crypto';
-import { parseDuration } from '../../config/units.js';
+import { parseDuration } from '../../units/units.js';
 import type { Config } from '../../config/schema.js';
 import { AdminErrors } from '../../errors.js';
 import { ApiError } from '../admin/api-router.js';

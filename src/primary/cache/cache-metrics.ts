@@ -1,7 +1,7 @@
 // Prometheus families of the response cache, read at scrape time from the counters in
 // the cache's shared memory (src/shm/cache-layout.ts) through the primary's CacheAdmin.
-import type { CacheStats } from '../primary/cache/cache-admin.js';
-import { cacheResultNames } from '../shm/cache-layout.js';
+import type { CacheStats } from './cache-admin.js';
+import { cacheResultNames } from '../../shm/cache-layout.js';
 
 type Emit = (labels: Record<string, string>, v: number) => void;
 type Family = (name: string, help: string, labelNames: readonly string[], fill: (emit: Emit) => void) => void;

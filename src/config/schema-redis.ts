@@ -2,7 +2,7 @@
 // and what the fleet does while it cannot reach them (src/fleet/cluster-limiter.ts).
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { durationMs } from '../config/zod-units.js';
+import { durationMs } from '../units/zod-units.js';
 
 const pemPath = z.string().min(1).transform((p) => resolve(p));
 

@@ -3,7 +3,7 @@
 // passive follow Envoy's outlier detection: consecutive 5xx = 5,
 // interval 10 s, base ejection 30 s × ejection count, max ejection 10 %, max time 300 s.
 import { z } from 'zod';
-import { durationMs } from '../../config/zod-units.js';
+import { durationMs } from '../units/zod-units.js';
 
 /** 200, "2xx", or "200-299" → an inclusive [from, to] range. */
 const statusRange = z.union([z.number(), z.string()]).transform((v, ctx): readonly [number, number] => {
