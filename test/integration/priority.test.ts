@@ -217,7 +217,13 @@ test('gateway load: the shed level rises to its ceiling shedding low and normal,
     const ev = levelEvents();
     for (const e of ev) t.diagnostic(JSON.stringify(e));
     assert.equal(ev.length, idle.changes);
-    assert.deepEqual(ev.map((e) => `${String(e.from)}→${String(e.to)}`), ['0→1', '1→2', '2→1', '1→0']);
+    // On the way up a stalled generator (a loaded host starves this process too) can let
+    // utilisation fall under release for a hold period, and 1→0→1 is then the right
+    // answer; what must hold is one level at a time, level 2 reached, then straight down.
+    const steps = ev.map((e) => `${String(e.from)}→${String(e.to)}`);
+    assert.ok(ev.every((e) => Math.abs(Number(e.to) - Number(e.from)) === 1), `one level at a time: ${steps.join(', ')}`);
+    assert.equal(steps[0], '0→1');
+    assert.deepEqual(steps.slice(-3), ['1→2', '2→1', '1→0'], `up to 2, then down after the load: ${steps.join(', ')}`);
     assert.ok(ev.every((e) => typeof e.eventLoopUtilization === 'number' && typeof e.target === 'number'));
     const metrics = await (await request(`${gw.adminUrl}/metrics`)).body.text();
     assert.match(metrics, /tidegate_shed_level 0/);
