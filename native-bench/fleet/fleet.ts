@@ -2,13 +2,15 @@
 // --etcd), N tidegate instances on loopback (1 worker thread each unless --workers),
 // one upstream, and drives open-loop load at `--load` (default 2) × a cluster rate
 // limit, spread round robin over the instances' ports. Reports, per key, the requests
-// admitted against rate × t + burst, Redis commands per 1,000 admitted, then what
+// admitted against rate × t + burst, Redis commands per 1,000 admitted, where the
+// tokens not admitted went (still leased or reserved when the load stopped, left in
+// Redis) against the stated bound, then what
 // happens when Redis is killed mid-load and restarted (each second's admitted rate,
 // time to fail over and back), and with --etcd the time from a config put to every
 // worker of every instance on the new generation.
 //
 //   npm run fleet -- --instances 10 [--rate 100] [--burst 50] [--seconds 20] [--keys 1]
-//                    [--load 2] [--workers 1] [--on-failure local] [--lease-ahead 250ms] [--etcd]
+//                    [--load 2] [--workers 1] [--on-failure local] [--lease-ahead 250ms] [--lease-min 8] [--etcd]
 //                    [--no-kill] [--json FILE]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -20,6 +22,8 @@ import { startRedis, type RedisServer } from '../../test/helpers/redis.js';
 import { startEtcd, type EtcdServer } from '../../test/helpers/etcd.js';
 import { startUpstream } from '../../test/helpers/upstream.js';
 import { writeConfig } from '../../test/helpers/gateway.js';
+import { accuracyBound } from '../../src/fleet/lease-sizing.js';
+import { parseDuration } from '../../src/units/units.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
@@ -37,10 +41,12 @@ interface Options {
   json: string | null;
   /** redis.lease.ahead, e.g. "250ms" (default: the config default) */
   leaseAhead: string | null;
+  /** redis.lease.min (default: the config default) */
+  leaseMin: number | null;
 }
 
 function parse(argv: readonly string[]): Options {
-  const o: Options = { instances: 2, rate: 100, burst: 50, seconds: 20, keys: 1, load: 2, workers: 1, onFailure: 'local', etcd: false, kill: true, json: null, leaseAhead: null };
+  const o: Options = { instances: 2, rate: 100, burst: 50, seconds: 20, keys: 1, load: 2, workers: 1, onFailure: 'local', etcd: false, kill: true, json: null, leaseAhead: null, leaseMin: null };
   for (const f of readFlags(argv)) {
     switch (f.flag) {
       case '--instances': o.instances = f.num(1); break;
@@ -60,6 +66,7 @@ function parse(argv: readonly string[]): Options {
       case '--no-kill': o.kill = false; break;
       case '--json': o.json = f.value(); break;
       case '--lease-ahead': o.leaseAhead = f.value(); break;
+      case '--lease-min': o.leaseMin = f.num(1); break;
       default: throw new Error(`unknown flag ${f.flag}`);
     }
   }
@@ -107,6 +114,10 @@ interface ClusterStatus {
   mode: string;
   reachable: boolean;
   transitions: number;
+  leasedTokens: number;
+  reservedTokens: number;
+  roundTripMs: number;
+  exchanges: Record<string, number>;
   tokens: { granted: number; returned: number; expired: number; charged: number };
 }
 
@@ -193,10 +204,17 @@ function config(o: Options, upstream: string, redisUrl: string, routeName = 'api
     listen: { host: '127.0.0.1', port: 0 },
     workers: o.workers,
     admin: { host: '127.0.0.1', port: 0 },
-    redis: { url: redisUrl, instances: o.instances, onFailure: o.onFailure, ...(o.leaseAhead ? { lease: { ahead: o.leaseAhead } } : {}) },
+    redis: { url: redisUrl, instances: o.instances, onFailure: o.onFailure, lease: { ...(o.leaseAhead ? { ahead: o.leaseAhead } : {}), ...(o.leaseMin ? { min: o.leaseMin } : {}) } },
     upstreams: { app: { discovery: { type: 'static', endpoints: [upstream] } } },
     routes: [{ name: routeName, match: { path: '/' }, upstream: 'app', policies: [{ 'rate-limit': { name: 'tenant', key: 'header:x-tenant', rate: `${o.rate}/s`, burst: o.burst, scope: 'cluster', headers: false } }] }],
   };
+}
+
+function leaseAheadMs(o: Options): number {
+  if (o.leaseAhead === null) return 250;
+  const r = parseDuration(o.leaseAhead);
+  if (!r.ok) throw new Error(`--lease-ahead: ${r.expected}`);
+  return r.value;
 }
 
 async function waitFor<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<{ value: T; ms: number }> {
@@ -228,7 +246,7 @@ async function main(): Promise<void> {
     const etcdUrl = etcd ? `etcd://127.0.0.1:${etcd.port}/fleet` : null;
     if (etcd) await etcd.put('/fleet/config', stringify(base));
     const file = writeConfig(base);
-    console.log(`fleet: ${o.instances} instances × ${o.workers} worker, limit ${o.rate}/s burst ${o.burst} per key (${o.keys} key${o.keys > 1 ? 's' : ''}), load ${o.load}×, lease.ahead ${o.leaseAhead ?? '250ms'}, Redis ${redis.url}${etcdUrl ? `, config from ${etcdUrl}` : ''}`);
+    console.log(`fleet: ${o.instances} instances × ${o.workers} worker, limit ${o.rate}/s burst ${o.burst} per key (${o.keys} key${o.keys > 1 ? 's' : ''}), load ${o.load}×, lease.ahead ${o.leaseAhead ?? '250ms'}, lease.min ${o.leaseMin ?? 8}, Redis ${redis.url}${etcdUrl ? `, config from ${etcdUrl}` : ''}`);
     // One at a time: on a 2-core machine parallel starts only slow each other down.
     for (let n = 0; n < o.instances; n++) instances.push(await launch(etcdUrl ? ['--config', etcdUrl, '--last-good', `${file}.last-good-${n}`] : ['--config', file]));
     for (const i of instances) await waitFor('Redis reachable', () => statusOf(i), (s) => s.cluster.reachable, 30_000);
@@ -239,6 +257,8 @@ async function main(): Promise<void> {
     const allBefore = await redis.commands();
     const perSecond = o.load * o.rate * o.keys;
     const run = await drive(instances, keys, perSecond, o.seconds * 1000);
+    // Read at once: what the fleet still holds when the load stops is what it fell short by.
+    const atEnd = (await Promise.all(instances.map(statusOf))).map((x) => x.cluster);
     const evals = (await redis.commands('evalsha')) - evalBefore;
     const all = (await redis.commands()) - allBefore - 1; // less the INFO of the first reading
     const expected = o.rate * run.elapsed + o.burst;
@@ -249,10 +269,17 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(`${r.key.padEnd(12)} ${String(r.sent).padStart(6)} ${String(r.ok).padStart(9)} ${String(r.limited).padStart(8)} ${String(r.other + r.unavailable).padStart(6)} ${String(r.skipped).padStart(8)} ${String(r.expected).padStart(9)}  ${r.errorPercent >= 0 ? '+' : ''}${r.errorPercent} %`);
     const per1k = (1000 * evals) / Math.max(1, admitted);
     console.log(`Redis: ${evals} EVALSHA (${all} commands counted by Redis, the script's own TIME/GET/SET included) for ${admitted} admitted = ${per1k.toFixed(1)} EVALSHA per 1,000 admitted (${((1000 * evals) / Math.max(1, rows.reduce((s, r) => s + r.sent, 0))).toFixed(1)} per 1,000 requests)`);
+    const held = atEnd.reduce((a, c) => a + c.leasedTokens, 0);
+    const reserved = atEnd.reduce((a, c) => a + c.reservedTokens, 0);
+    const ex = (f: string): number => atEnd.reduce((a, c) => a + (c.exchanges[f] ?? 0), 0);
+    const rtt = atEnd.reduce((a, c) => a + c.roundTripMs, 0) / atEnd.length;
+    const bound = accuracyBound({ rate: o.rate, burst: o.burst, instances: o.instances, aheadMs: leaseAheadMs(o), minTokens: o.leaseMin ?? 8, maxTokens: 10_000 }, 50 + rtt, (o.load * o.rate) / o.instances);
+    console.log(`exchanges: ${ex('grant')} granted at once, ${ex('reserve')} reserved, ${ex('wait')} answered "not yet", ${ex('settle')} only settling credit or returns; Redis round trip ${rtt.toFixed(1)} ms (mean of instances)`);
+    console.log(`when the load stopped the instances held ${held} leased tokens and ${reserved} reserved (valid later); stated bound at the limit (each instance asked ${o.load}× its share): batch ${bound.batch}, low-water ${bound.low}, at most ${bound.fleet} tokens outside Redis (admitted ≥ ${(expected - bound.fleet).toFixed(0)} per key), ${bound.commandsPer1000.toFixed(0)} EVALSHA per 1,000 at one per batch`);
     const tok = (await Promise.all(instances.map(statusOf))).map((x) => x.cluster.tokens);
     const tsum = (f: keyof ClusterStatus['tokens']): number => tok.reduce((a, t) => a + t[f], 0);
     console.log(`leases over all instances: ${tsum('granted')} tokens granted, ${tsum('charged')} admitted on credit (charged), ${tsum('returned')} returned, ${tsum('expired')} expired`);
-    report.accuracy = { elapsed: run.elapsed, expectedPerKey: expected, keys: rows, evalsha: evals, commands: all, evalshaPer1000Admitted: per1k };
+    report.accuracy = { elapsed: run.elapsed, expectedPerKey: expected, keys: rows, evalsha: evals, commands: all, evalshaPer1000Admitted: per1k, heldAtEnd: held, reservedAtEnd: reserved, exchanges: { grant: ex('grant'), reserve: ex('reserve'), wait: ex('wait'), settle: ex('settle') }, bound };
 
     // ---- Redis killed mid-load and restarted ------------------------------------------
     if (o.kill) {

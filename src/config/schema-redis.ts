@@ -37,8 +37,10 @@ export const redisSchema = z
     syncInterval: durationMs.pipe(z.number().min(5).max(1000)).default(50),
     lease: z
       .strictObject({
-        /** a refill covers this much of the key's observed rate on this instance */
+        /** a batch covers this much of the rate a key's lease is planned for: its demand here, at the fleet's limit its share (rate / instances) */
         ahead: durationMs.pipe(z.number().min(10).max(10_000)).default(250),
+        /** smallest batch: one Redis command is worth at least this many requests; each instance may hold this many (+ the low-water mark) per key the fleet cannot spend */
+        min: z.number().int().min(1).max(100_000).default(8),
         /** a key unused this long returns its tokens to Redis */
         idle: durationMs.pipe(z.number().min(50).max(600_000)).default(1000),
         /** most tokens one instance holds per key */

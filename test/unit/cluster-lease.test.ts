@@ -106,12 +106,14 @@ test('redis config: defaults, scope: cluster needs a redis section, adaptive is 
   assert.equal(cfg.redis!.onFailure, 'local');
   assert.equal(cfg.redis!.syncInterval, 50);
   assert.equal(cfg.redis!.lease.ahead, 250);
+  assert.equal(cfg.redis!.lease.min, 8);
   assert.throws(
-    () => validateConfig({ redis: { url: 'http://x', onFailure: 'maybe' }, upstreams: up, routes: [{ upstream: 'a', policies: [{ 'rate-limit': { rate: '10/s', scope: 'cluster', adaptive: {} } }] }] }),
+    () => validateConfig({ redis: { url: 'http://x', onFailure: 'maybe', lease: { min: 0 } }, upstreams: up, routes: [{ upstream: 'a', policies: [{ 'rate-limit': { rate: '10/s', scope: 'cluster', adaptive: {} } }] }] }),
     (e: unknown) => {
       const issues = (e as ConfigError).issues;
       assert.ok(issues.some((i) => i.startsWith('redis.url:')), issues.join('\n'));
       assert.ok(issues.some((i) => i.startsWith('redis.onFailure:')), issues.join('\n'));
+      assert.ok(issues.some((i) => i.startsWith('redis.lease.min:')), issues.join('\n'));
       assert.ok(issues.some((i) => i.includes('adaptive is not supported with scope: cluster')), issues.join('\n'));
       return true;
     },
