@@ -299,7 +299,10 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   function renderControl(status) {
     var ov = (status.overrides && status.overrides.active) || [];
     fill('overrides', ov.map(function (o) {
-      return row([o.id, o.kind, el('td', o.key, 'text'), el('td', JSON.stringify(o.value), 'text'), o.createdBy, el('td', o.reason || '', 'text muted'), el('td', inSeconds(o.expiresAt), 'n'), actions([btn('delete', 'delete override ' + o.id + ' (' + o.kind + ' ' + o.key + ')', { act: 'delete-override', id: o.id })])]);
+      // The id's first 8 characters tell overrides apart; the whole id is the cell's title.
+      var idCell = el('td', o.id.length > 9 ? o.id.slice(0, 8) + '…' : o.id);
+      idCell.title = o.id;
+      return row([idCell, o.kind, el('td', o.key, 'text'), el('td', JSON.stringify(o.value), 'text'), o.createdBy, el('td', o.reason || '', 'text muted'), el('td', inSeconds(o.expiresAt), 'n'), actions([btn('delete', 'delete override ' + o.id + ' (' + o.kind + ' ' + o.key + ')', { act: 'delete-override', id: o.id })])]);
     }));
     var ro = (status.rollouts && status.rollouts.rollouts) || [];
     fill('rollouts', ro.map(function (r) {
