@@ -18,6 +18,8 @@ export interface TopStatus {
     endpoints: readonly { address: string; stateName: string; weight: number; weightPercent: number; inFlight: number; ewmaUs: number }[];
   }[];
   readonly protection?: { readonly upstreams: readonly TopGuard[] };
+  /** run-time overrides: a drained endpoint is explained by its override */
+  readonly overrides?: { readonly active: readonly { kind: string; key: string; value: unknown; createdBy: string; reason: string | null }[] };
 }
 
 /** An upstream with a breaker and/or a concurrency limit, as /status `protection.upstreams[]` gives it. */
@@ -142,6 +144,7 @@ export function renderTop(snap: TopSnapshot, opts: RenderOptions): string[] {
   // Endpoints.
   const health = new Map<string, { reason: string; since: number }>();
   for (const u of st.upstreams) for (const h of u.endpointHealth ?? []) health.set(`${u.name} ${h.endpoint}`, h);
+  const pins = new Map((st.overrides?.active ?? []).filter((o) => o.kind === 'endpoint').map((o) => [o.key, o]));
   const epRows: string[] = [];
   const addrW = Math.min(34, Math.max(16, Math.floor(W * 0.36)));
   const stateW = 9;
@@ -151,9 +154,11 @@ export function renderTop(snap: TopSnapshot, opts: RenderOptions): string[] {
   for (const u of st.balancing ?? []) {
     for (const e of u.endpoints) {
       const h = health.get(`${u.name} ${e.address}`);
+      const pin = pins.get(`${u.name}/${e.address}`);
+      const why = pin && e.stateName === 'draining' ? `drained by ${pin.createdBy}${pin.reason ? `: ${pin.reason}` : ''}` : h && e.stateName !== 'healthy' ? h.reason : '';
       const ramp = u.slowStartMs > 0 && e.weightPercent < 100 ? ` slow start ${e.weightPercent}%` : '';
       const state = e.stateName === 'healthy' ? 'healthy' : e.stateName.toUpperCase();
-      epRows.push(padR(`${u.name} ${e.address}`, addrW) + ' ' + padR(state, stateW) + ' ' + padL(String(e.inFlight), 6) + ' ' + padL(num(e.ewmaUs / 1000, 2), 8) + ' ' + fit((h && e.stateName !== 'healthy' ? h.reason : '') + ramp, whyW));
+      epRows.push(padR(`${u.name} ${e.address}`, addrW) + ' ' + padR(state, stateW) + ' ' + padL(String(e.inFlight), 6) + ' ' + padL(num(e.ewmaUs / 1000, 2), 8) + ' ' + fit(why + ramp, whyW));
     }
   }
 
@@ -173,7 +178,10 @@ export function renderTop(snap: TopSnapshot, opts: RenderOptions): string[] {
   const decRows = snap.decisions
     .slice()
     .reverse()
-    .map((d) => fit(`#${d.id} ${d.time.slice(11, 19)} ${d.kind} ${subjectOf(d)}: ${whyOf(d)}`, W));
+    .map((d) => {
+      const subject = subjectOf(d);
+      return fit(`#${d.id} ${d.time.slice(11, 19)} ${d.kind}${subject === '' ? '' : ` ${subject}`}: ${whyOf(d)}`, W);
+    });
 
   // Cut to the screen: every section keeps its header and at least a few rows.
   const budget = opts.height === undefined ? Infinity : Math.max(18, opts.height) - out.length - 10;

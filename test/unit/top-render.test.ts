@@ -83,3 +83,15 @@ test('top: breakers and concurrency limits, state as a word, forced said so', ()
   const none = renderTop(snap(1, 1, 1), { width: 80 });
   assert.equal(none[none.indexOf('BREAKERS AND CONCURRENCY LIMITS') + 1], '(no upstream has a breaker or a concurrency limit)');
 });
+
+test('top: a drain by an override says who and why, not the last health verdict; a decision without a subject has no stray space', () => {
+  const base = snap(1, 1, 1);
+  const drained: TopSnapshot = {
+    ...base,
+    status: { ...base.status, balancing: [{ name: 'users', slowStartMs: 0, endpoints: [{ address: '10.0.0.1:8080', stateName: 'draining', weight: 1, weightPercent: 100, inFlight: 0, ewmaUs: 0 }] }], overrides: { active: [{ kind: 'endpoint', key: 'users/10.0.0.1:8080', value: { state: 'drain' }, createdBy: 'oncall', reason: 'kernel upgrade' }] } },
+    decisions: [{ id: 7, time: '2026-12-01T07:59:59Z', kind: 'ip-access-changed', level: 'info', subject: {}, why: { policy: 'edge' } }],
+  };
+  const d = renderTop(drained, { width: 80 });
+  assert.match(d.find((l) => l.includes('10.0.0.1:8080'))!, /DRAINING\s+0\s+0\.00 drained by oncall: kern/);
+  assert.equal(d[d.length - 1], '#7 07:59:59 ip-access-changed: policy=edge');
+});
