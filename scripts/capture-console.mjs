@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Renders docs/console.png: a gateway on loopback with three routes, ~25 s of varying
 // bounded load (one route answers some 5xx), one endpoint SIGKILLed and restarted
-// (ejection, readmission, slow start) and another killed for good, then /ui in
-// headless Chromium at 1280 px while the load still runs.
+// (ejection, readmission, slow start) and another killed for good, one drained by an
+// override with a reason, then /ui in headless Chromium at 1280 px while the load
+// still runs.
 //   npm run build && node scripts/capture-console.mjs [out.png]
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -59,6 +60,9 @@ try {
   await load(4_000, 6);
   await c.kill();
   const running = load(12_000, 6);
+  // An operator's drain, as the console's button makes it: the row shows "draining", the override its reason.
+  const drain = await fetch(`${gw.adminUrl}/v1/upstreams/users/endpoints/${a.address}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ state: 'drain', for: '15m', reason: 'kernel upgrade' }) });
+  if (drain.status !== 201) throw new Error(`drain: HTTP ${drain.status} ${await drain.text()}`);
   await sleep(6_000);
   const profile = mkdtempSync(join(tmpdir(), 'tidegate-chromium-'));
   // Async: the load runs in this process and must keep going while Chromium renders.

@@ -17,6 +17,16 @@ export interface TopStatus {
     slowStartMs: number;
     endpoints: readonly { address: string; stateName: string; weight: number; weightPercent: number; inFlight: number; ewmaUs: number }[];
   }[];
+  readonly protection?: { readonly upstreams: readonly TopGuard[] };
+  /** run-time overrides: a drained endpoint is explained by its override */
+  readonly overrides?: { readonly active: readonly { kind: string; key: string; value: unknown; createdBy: string; reason: string | null }[] };
+}
+
+/** An upstream with a breaker and/or a concurrency limit, as /status `protection.upstreams[]` gives it. */
+export interface TopGuard {
+  readonly upstream: string;
+  readonly breaker: { state: string; forced: string | null; sinceMs: number; trips: number; window: { requests: number; failureRate: number } } | null;
+  readonly concurrency: { mode: string; limit: number; inFlight: number } | null;
 }
 
 export interface TopSeries {
@@ -134,6 +144,7 @@ export function renderTop(snap: TopSnapshot, opts: RenderOptions): string[] {
   // Endpoints.
   const health = new Map<string, { reason: string; since: number }>();
   for (const u of st.upstreams) for (const h of u.endpointHealth ?? []) health.set(`${u.name} ${h.endpoint}`, h);
+  const pins = new Map((st.overrides?.active ?? []).filter((o) => o.kind === 'endpoint').map((o) => [o.key, o]));
   const epRows: string[] = [];
   const addrW = Math.min(34, Math.max(16, Math.floor(W * 0.36)));
   const stateW = 9;
@@ -143,31 +154,55 @@ export function renderTop(snap: TopSnapshot, opts: RenderOptions): string[] {
   for (const u of st.balancing ?? []) {
     for (const e of u.endpoints) {
       const h = health.get(`${u.name} ${e.address}`);
+      const pin = pins.get(`${u.name}/${e.address}`);
+      const why = pin && e.stateName === 'draining' ? `drained by ${pin.createdBy}${pin.reason ? `: ${pin.reason}` : ''}` : h && e.stateName !== 'healthy' ? h.reason : '';
       const ramp = u.slowStartMs > 0 && e.weightPercent < 100 ? ` slow start ${e.weightPercent}%` : '';
       const state = e.stateName === 'healthy' ? 'healthy' : e.stateName.toUpperCase();
-      epRows.push(padR(`${u.name} ${e.address}`, addrW) + ' ' + padR(state, stateW) + ' ' + padL(String(e.inFlight), 6) + ' ' + padL(num(e.ewmaUs / 1000, 2), 8) + ' ' + fit((h && e.stateName !== 'healthy' ? h.reason : '') + ramp, whyW));
+      epRows.push(padR(`${u.name} ${e.address}`, addrW) + ' ' + padR(state, stateW) + ' ' + padL(String(e.inFlight), 6) + ' ' + padL(num(e.ewmaUs / 1000, 2), 8) + ' ' + fit(why + ramp, whyW));
     }
   }
+
+  // Breakers and concurrency limits: the state as a word (not closed in capitals, like EJECTED).
+  const guardW = Math.max(8, W - 57);
+  const guardHeader = padR('UPSTREAM', guardW) + ' ' + padR('BREAKER', 15) + ' ' + padL('SINCE', 7) + ' ' + padL('TRIPS', 6) + ' ' + padL('FAILED', 8) + ' ' + padR('LIMIT', 9) + ' ' + padL('INFL', 6);
+  const guardRows = (st.protection?.upstreams ?? []).map((g) => {
+    const b = g.breaker;
+    const c = g.concurrency;
+    const state = b === null ? 'none' : (b.state === 'closed' ? 'closed' : b.state.toUpperCase()) + (b.forced ? ' (forced)' : '');
+    const since = b === null ? '-' : b.sinceMs < 90_000 ? `${Math.round(b.sinceMs / 1000)}s` : `${Math.round(b.sinceMs / 60_000)}m`;
+    const failed = b === null || b.window.requests === 0 ? '-' : `${num(b.window.failureRate, 1)}%`;
+    const limit = c === null ? 'none' : `${c.limit}${c.mode === 'adaptive' ? ' adapt' : ''}`;
+    return padR(g.upstream, guardW) + ' ' + padR(state, 15) + ' ' + padL(since, 7) + ' ' + padL(b === null ? '-' : String(b.trips), 6) + ' ' + padL(failed, 8) + ' ' + padR(limit, 9) + ' ' + padL(c === null ? '-' : String(c.inFlight), 6);
+  });
 
   const decRows = snap.decisions
     .slice()
     .reverse()
-    .map((d) => fit(`#${d.id} ${d.time.slice(11, 19)} ${d.kind} ${subjectOf(d)}: ${whyOf(d)}`, W));
+    .map((d) => {
+      const subject = subjectOf(d);
+      return fit(`#${d.id} ${d.time.slice(11, 19)} ${d.kind}${subject === '' ? '' : ` ${subject}`}: ${whyOf(d)}`, W);
+    });
 
   // Cut to the screen: every section keeps its header and at least a few rows.
-  const budget = opts.height === undefined ? Infinity : Math.max(14, opts.height) - out.length - 7;
+  const budget = opts.height === undefined ? Infinity : Math.max(18, opts.height) - out.length - 10;
   const share = (rows: string[], min: number, cap: number): string[] => (rows.length <= cap ? rows : [...rows.slice(0, Math.max(min, cap - 1)), `… ${rows.length - Math.max(min, cap - 1)} more`]);
   const routeCap = Number.isFinite(budget) ? Math.max(3, Math.floor(budget * 0.35)) : Infinity;
   const epCap = Number.isFinite(budget) ? Math.max(3, Math.floor(budget * 0.4)) : Infinity;
   const shownRoutes = share(routeRows, 2, routeCap);
   const shownEps = share(epRows, 2, epCap);
-  const decCap = Number.isFinite(budget) ? Math.max(2, budget - shownRoutes.length - shownEps.length) : Infinity;
+  const guardCap = Number.isFinite(budget) ? Math.max(2, Math.floor(budget * 0.15)) : Infinity;
+  const shownGuards = share(guardRows, 1, guardCap);
+  const decCap = Number.isFinite(budget) ? Math.max(2, budget - shownRoutes.length - shownEps.length - Math.max(1, shownGuards.length)) : Infinity;
 
   out.push(...(shownRoutes.length > 0 ? shownRoutes : ['(no routes)']));
   out.push('');
   out.push('ENDPOINTS');
   out.push(epHeader);
   out.push(...(shownEps.length > 0 ? shownEps : ['(no endpoints in the shared tables)']));
+  out.push('');
+  out.push('BREAKERS AND CONCURRENCY LIMITS');
+  if (shownGuards.length > 0) out.push(guardHeader, ...shownGuards);
+  else out.push('(no upstream has a breaker or a concurrency limit)');
   out.push('');
   out.push('LAST DECISIONS');
   out.push(...(decRows.length > 0 ? decRows.slice(0, decCap) : ['(none yet)']));

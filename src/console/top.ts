@@ -1,6 +1,7 @@
 // `tidegate top`: polls a running gateway's admin API and redraws one screen in
-// place (requests/s, errors, p99 per route; endpoints and their states; the last
-// decisions). `--once` prints the same text once, without escape codes, for scripts.
+// place (requests/s, errors, p99 per route; endpoints and their states; breakers and
+// concurrency limits; the last decisions). `--once` prints the same text once,
+// without escape codes, for scripts.
 //
 // It reads only the admin HTTP API (/status, /v1/history, /v1/decisions), so it
 // works against any gateway it can reach and needs nothing from this process.

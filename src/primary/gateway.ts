@@ -72,6 +72,7 @@ import { banTarget } from './overrides/ban-target.js';
 import { SharedDicts } from '../shm/shared-dicts.js';
 import { sharedDictSpecs } from '../config/schema-shared.js';
 import { sharedDictRoute } from './shared-dict-routes.js';
+import { pluginRoutes } from './plugin-routes.js';
 
 export const VERSION = '0.1.0';
 
@@ -176,6 +177,7 @@ export class Gateway {
     this.shm.setGeneration(this.generation);
     this.dicts = SharedDicts.format(this.shm, sharedDictSpecs(opts.config.shared));
     this.api.add(sharedDictRoute(this.dicts));
+    this.api.add(...pluginRoutes(this.dicts, () => this.config));
     // Tables before workers: a worker finds its upstreams in them when it starts.
     this.endpoints = new EndpointWriter(this.shm, this.log);
     this.endpoints.applyConfig(upstreamTables(this.config), true);

@@ -83,6 +83,10 @@ export interface ScalingStatus {
   readonly recommendation: Recommendation | null;
   readonly requestRate: number;
   readonly forecast: (ForecastResult & { horizonSeconds: number }) | null;
+  /** the upstream's scaling target (observability.scaling.upstreams), null when it has none */
+  readonly target: { readonly metric: string; readonly target: number } | null;
+  /** observability.forecast.enabled: without it `forecast` stays null */
+  readonly forecastEnabled: boolean;
 }
 
 /** Requests answered 503 TG_ERR_SHED on one route at one priority for one reason (totals). */
@@ -808,6 +812,8 @@ export function createObservability(deps: ObservabilityDeps): Observability {
           recommendation: recommenders.get(upstream)?.latest ?? null,
           requestRate: lastRate.get(upstream) ?? 0,
           forecast: forecasts.get(upstream) ?? null,
+          target: cfg.scaling.upstreams[upstream] === undefined ? null : { metric: cfg.scaling.upstreams[upstream]!.metric, target: cfg.scaling.upstreams[upstream]!.target },
+          forecastEnabled: cfg.forecast.enabled,
         })),
         history: { points: history.points, capacity: history.capacity, intervalMs: cfg.snapshotInterval },
       };

@@ -30,9 +30,10 @@ test('console: breaker state, concurrency limit and rate-limit multiplier are sh
     const cells = await page.$$eval('#protection tbody tr td', (tds) => tds.map((td) => td.textContent ?? ''));
     assert.equal(cells[0], 'app');
     assert.equal(cells[1], 'open');
-    assert.ok(Number(cells[3]) >= 1, `trips ${cells[3]}`);
-    assert.match(cells[6]!, /^adaptive/);
-    assert.ok(Number(cells[7]) >= 2 && Number(cells[7]) <= 40, `limit ${cells[7]}`);
+    assert.equal(cells[2], 'force openforce closed', 'the breaker actions, beside its state');
+    assert.ok(Number(cells[4]) >= 1, `trips ${cells[4]}`);
+    assert.match(cells[7]!, /^adaptive/);
+    assert.ok(Number(cells[8]) >= 2 && Number(cells[8]) <= 40, `limit ${cells[8]}`);
     const rl = await page.$$eval('#ratelimits tbody tr td', (tds) => tds.map((td) => td.textContent ?? ''));
     assert.deepEqual(rl.slice(0, 5), ['api', 'per-ip', '100/1s burst 20', '100 %', 'static']);
     assert.match(await page.textContent('#shedding') ?? '', /shed level 0/);

@@ -54,3 +54,44 @@ test('top: a short screen keeps every section, cuts the long ones with a count',
   assert.ok(lines.some((l) => /^… \d+ more$/.test(l)), 'a "more" line');
   assert.ok(lines.slice(lines.indexOf('LAST DECISIONS') + 1).length >= 2, 'at least two decisions');
 });
+
+test('top: breakers and concurrency limits, state as a word, forced said so', () => {
+  const base = snap(1, 1, 1);
+  const s: TopSnapshot = {
+    ...base,
+    status: {
+      ...base.status,
+      protection: {
+        upstreams: [
+          { upstream: 'payments', breaker: { state: 'open', forced: 'open', sinceMs: 12_400, trips: 3, window: { requests: 40, failureRate: 62.5 } }, concurrency: { mode: 'adaptive', limit: 40, inFlight: 3 } },
+          { upstream: 'users', breaker: { state: 'closed', forced: null, sinceMs: 600_000, trips: 0, window: { requests: 0, failureRate: 0 } }, concurrency: null },
+          { upstream: 'search', breaker: null, concurrency: { mode: 'fixed', limit: 100, inFlight: 0 } },
+        ],
+      },
+    },
+  };
+  const lines = renderTop(s, { width: 80 });
+  for (const l of lines) assert.ok([...l].length <= 80, JSON.stringify(l));
+  const at = lines.indexOf('BREAKERS AND CONCURRENCY LIMITS');
+  assert.ok(at > lines.indexOf('ENDPOINTS') && at < lines.indexOf('LAST DECISIONS'), 'between endpoints and decisions');
+  assert.match(lines[at + 1]!, /^UPSTREAM\s+BREAKER\s+SINCE\s+TRIPS\s+FAILED\s+LIMIT\s+INFL$/);
+  const guards = lines.slice(at + 2, lines.indexOf('LAST DECISIONS') - 1);
+  assert.equal(guards.length, 3);
+  assert.match(guards.find((l) => l.startsWith('payments'))!, /^payments\s+OPEN \(forced\)\s+12s\s+3\s+62\.5%\s+40 adapt\s+3$/);
+  assert.match(guards.find((l) => l.startsWith('users'))!, /^users\s+closed\s+10m\s+0\s+-\s+none\s+-$/);
+  assert.match(guards.find((l) => l.startsWith('search'))!, /^search\s+none\s+-\s+-\s+-\s+100\s+0$/);
+  const none = renderTop(snap(1, 1, 1), { width: 80 });
+  assert.equal(none[none.indexOf('BREAKERS AND CONCURRENCY LIMITS') + 1], '(no upstream has a breaker or a concurrency limit)');
+});
+
+test('top: a drain by an override says who and why, not the last health verdict; a decision without a subject has no stray space', () => {
+  const base = snap(1, 1, 1);
+  const drained: TopSnapshot = {
+    ...base,
+    status: { ...base.status, balancing: [{ name: 'users', slowStartMs: 0, endpoints: [{ address: '10.0.0.1:8080', stateName: 'draining', weight: 1, weightPercent: 100, inFlight: 0, ewmaUs: 0 }] }], overrides: { active: [{ kind: 'endpoint', key: 'users/10.0.0.1:8080', value: { state: 'drain' }, createdBy: 'oncall', reason: 'kernel upgrade' }] } },
+    decisions: [{ id: 7, time: '2026-12-01T07:59:59Z', kind: 'ip-access-changed', level: 'info', subject: {}, why: { policy: 'edge' } }],
+  };
+  const d = renderTop(drained, { width: 80 });
+  assert.match(d.find((l) => l.includes('10.0.0.1:8080'))!, /DRAINING\s+0\s+0\.00 drained by oncall: kern/);
+  assert.equal(d[d.length - 1], '#7 07:59:59 ip-access-changed: policy=edge');
+});

@@ -21,6 +21,8 @@ export interface BanView {
   readonly policy: string;
   readonly key: string;
   readonly until: string;
+  /** when the ban was set */
+  readonly since: string;
   readonly remainingSeconds: number;
   readonly source: 'automatic' | 'manual';
   /** bans this key has had under this policy since its slot was claimed */
@@ -107,6 +109,7 @@ export class BanWriter {
       policy: this.byHash.get(e.policy) ?? 'unknown',
       key: e.key,
       until: new Date(e.until).toISOString(),
+      since: new Date(e.setAt).toISOString(),
       remainingSeconds: Math.max(0, Math.ceil((e.until - nowMs) / 1000)),
       source: e.source,
       trips: e.trips,
