@@ -95,54 +95,73 @@ function ipBytes(ip: string): Uint8Array {
   return out;
 }
 
-/** ngx.var.<name>: the value, or undefined (nil). Only what the script reads is computed. */
-function variable(c: LuaCall & { access: AccessContext }, name: string, host: LuaHost): string | Uint8Array | undefined {
-  const a = c.access;
-  switch (name) {
-    case 'uri':
-      return a.path;
-    case 'request_uri':
-      return a.query.length > 0 ? `${a.path}?${a.query}` : a.path;
-    case 'args':
-    case 'query_string':
-      return a.query.length > 0 ? a.query : undefined;
-    case 'is_args':
-      return a.query.length > 0 ? '?' : '';
-    case 'request_method':
-      return a.method;
-    case 'remote_addr':
-      return a.clientIp;
-    case 'binary_remote_addr':
-      return ipBytes(a.clientIp);
-    case 'realip_remote_addr':
-      return a.peer;
-    case 'host': {
-      const h = a.host;
-      const colon = h.startsWith('[') ? h.indexOf(']') + 1 : h.indexOf(':');
-      return (colon > 0 ? h.slice(0, colon) : h).toLowerCase();
-    }
-    case 'http_host':
-      return a.host;
-    case 'scheme':
-      return host.opts.scheme;
-    case 'content_length':
-      return requestHeader(a, 'content-length');
-    case 'content_type':
-      return requestHeader(a, 'content-type');
-    case 'tg_route':
-      return a.routeName;
-    case 'status': {
-      const s = c.response?.status ?? c.log?.status;
-      return s === undefined ? undefined : String(s === 0 ? 499 : s);
-    }
-    case 'request_time':
-      return c.log === null ? undefined : (c.log.durationMs / 1000).toFixed(3);
+type Req = LuaCall & { access: AccessContext };
+type Resolver = (c: Req, host: LuaHost) => string | Uint8Array | undefined;
+
+const fixedVars: Readonly<Record<string, Resolver>> = {
+  uri: (c) => c.access.path,
+  request_uri: (c) => (c.access.query.length > 0 ? `${c.access.path}?${c.access.query}` : c.access.path),
+  args: (c) => (c.access.query.length > 0 ? c.access.query : undefined),
+  query_string: (c) => (c.access.query.length > 0 ? c.access.query : undefined),
+  is_args: (c) => (c.access.query.length > 0 ? '?' : ''),
+  request_method: (c) => c.access.method,
+  remote_addr: (c) => c.access.clientIp,
+  binary_remote_addr: (c) => ipBytes(c.access.clientIp),
+  realip_remote_addr: (c) => c.access.peer,
+  host: (c) => {
+    const h = c.access.host;
+    const colon = h.startsWith('[') ? h.indexOf(']') + 1 : h.indexOf(':');
+    return (colon > 0 ? h.slice(0, colon) : h).toLowerCase();
+  },
+  http_host: (c) => c.access.host,
+  scheme: (_c, host) => host.opts.scheme,
+  content_length: (c) => requestHeader(c.access, 'content-length'),
+  content_type: (c) => requestHeader(c.access, 'content-type'),
+  tg_route: (c) => c.access.routeName,
+  status: (c) => {
+    const s = c.response?.status ?? c.log?.status;
+    return s === undefined ? undefined : String(s === 0 ? 499 : s);
+  },
+  request_time: (c) => (c.log === null ? undefined : (c.log.durationMs / 1000).toFixed(3)),
+};
+
+const fixed = new Map<string, Resolver>(Object.entries(fixedVars));
+const none: Resolver = () => undefined;
+
+function resolverFor(name: string): Resolver {
+  const f = fixed.get(name);
+  if (f !== undefined) return f;
+  if (name.startsWith('http_')) {
+    const field = name.slice(5).toLowerCase().replaceAll('_', '-');
+    return (c) => requestHeader(c.access, field);
   }
-  if (name.startsWith('http_')) return requestHeader(a, name.slice(5).toLowerCase().replaceAll('_', '-'));
-  if (name.startsWith('arg_')) return queryArg(a.query, name.slice(4).toLowerCase());
-  if (name.startsWith('cookie_')) return cookie(a, name.slice(7));
-  if (name.startsWith('sent_http_') && c.response !== null) return new ResponseEditor(c.response.upstreamHeaders, a.responseHeaders).get(name.slice(10).replaceAll('_', '-'));
-  return undefined;
+  if (name.startsWith('arg_')) {
+    const arg = name.slice(4).toLowerCase();
+    return (c) => queryArg(c.access.query, arg);
+  }
+  if (name.startsWith('cookie_')) {
+    const k = name.slice(7);
+    return (c) => cookie(c.access, k);
+  }
+  if (name.startsWith('sent_http_')) {
+    const field = name.slice(10).replaceAll('_', '-');
+    return (c) => (c.response === null ? undefined : new ResponseEditor(c.response.upstreamHeaders, c.access.responseHeaders).get(field));
+  }
+  return none;
+}
+
+/** Variable names seen so far and how to compute each (scripts read the same few names on every request). */
+const resolvers = new Map<string, Resolver>();
+
+/** ngx.var.<name>: the value, or undefined (nil). Only what the script reads is computed. */
+function variable(c: Req, name: string, host: LuaHost): string | Uint8Array | undefined {
+  let r = resolvers.get(name);
+  if (r === undefined) {
+    if (resolvers.size >= 4096) resolvers.clear();
+    r = resolverFor(name);
+    resolvers.set(name, r);
+  }
+  return r(c, host);
 }
 
 function headerName(vm: LuaVm, L: number, idx: number): string {

@@ -180,14 +180,10 @@ export class LuaVm {
     const heap = api.HEAPU8;
     const len = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     if (len <= 32) {
-      // Short strings (variable and header names, keys) are nearly always ASCII.
-      let s = '';
-      for (let i = 0; i < len; i++) {
-        const c = heap[p + i]!;
-        if (c > 0x7f) return utf8.decode(heap.subarray(p, p + len));
-        s += String.fromCharCode(c);
-      }
-      return s;
+      // Short strings (variable and header names, keys) are nearly always ASCII: one
+      // fromCharCode instead of a decoder call.
+      for (let i = 0; i < len; i++) if (heap[p + i]! > 0x7f) return utf8.decode(heap.subarray(p, p + len));
+      return String.fromCharCode.apply(null, heap.subarray(p, p + len) as unknown as number[]);
     }
     return utf8.decode(heap.subarray(p, p + len));
   }
