@@ -266,7 +266,7 @@ function rawApi(module: LuaRawApi, exports: Exports | null): LuaRawApi {
 
 let loading: Promise<LuaVm> | null = null;
 
-/** The thread's Lua module, loaded once (≈ 120 ms on a loaded 2-core host; off the request path). */
+/** The thread's Lua module, loaded once (0.1–0.6 s on a loaded 2-core host; off the request path). */
 export function loadLuaVm(): Promise<LuaVm> {
   loading ??= (async () => {
     const wasmoon = (await import('wasmoon')) as unknown as WasmoonModule;
