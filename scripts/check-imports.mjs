@@ -26,6 +26,8 @@ const rules = [
   { from: 'messages.ts', forbid: ['primary', 'worker', 'controllers', 'fleet', 'discovery'] },
   // Plugin host and API: loaded by workers (and checked on the primary through src/config).
   { from: 'plugins', forbid: ['primary', 'worker', 'controllers', 'discovery'] },
+  // The Lua host and its ngx API: loaded by workers (and its compiler by the config check).
+  { from: 'lua', forbid: ['primary', 'worker', 'controllers', 'discovery', 'fleet'] },
   // `tidegate top` is a client of the admin HTTP API, never of the gateway's internals.
   { from: 'console', forbid: ['primary', 'worker', 'shm', 'metrics', 'discovery', 'policies', 'balancers'] },
 ];
@@ -67,6 +69,9 @@ while (queue.length > 0) {
         reached.set(target, file);
         queue.push(target);
       }
+    } else if (spec === 'wasmoon' && m[3] === undefined) {
+      // Only a dynamic import, run when a generation has Lua: a worker without scripts never loads it.
+      problems.push(`${relative(root, file)} imports wasmoon statically (use the dynamic import in src/lua/lua-vm.ts)`);
     } else if (workerOnlyForbidden.includes(spec.split('/')[0])) {
       const chain = [];
       for (let f = file; f; f = reached.get(f)) chain.unshift(relative(root, f));

@@ -5,6 +5,7 @@ import type { Config, RouteConfig, TlsConfig, UpstreamConfig } from './config/sc
 import type { PolicyEntry } from './policies/registry.js';
 import type { WorkerObservability } from './metrics/worker-observability.js';
 import type { DictPlacement } from './shm/shared-dict-layout.js';
+import type { LuaContentConfig } from './lua/lua-policy.js';
 
 /** The part of a config a worker needs, structured-clone safe. */
 export interface WorkerConfig {
@@ -111,6 +112,8 @@ export interface WorkerRoute {
   readonly maintenance: WorkerMaintenance | null;
   /** null: the route does not cache */
   readonly cache?: WorkerRouteCache | null;
+  /** `lua.content`: a script answers instead of an upstream (upstream is then -1) */
+  readonly lua?: LuaContentConfig | null;
 }
 
 /** A flag's slot in shared memory (src/shm/flag-table.ts) and what a percentage sticks by. */

@@ -25,6 +25,18 @@ function rateLimitPolicies(): unknown[] {
 function pluginPolicies(): unknown[] {
   return [{ plugin: { name: 'autoscale', config: { header: RATE_LIMIT.header, rate: RATE_LIMIT.ratePerSecond, burst: RATE_LIMIT.burst } } }];
 }
+/**
+ * The nginx-lua peer's policy in Lua (autoscale-access.lua, autoscale-log.lua): the
+ * access script gets the bench's limit written in (it has no init phase to be
+ * configured by), into `dir`.
+ */
+function luaPolicies(dir: string, empty = false): unknown[] {
+  if (empty) return [{ lua: { access: join(PEER_FILES, 'empty.lua'), log: join(PEER_FILES, 'empty.lua') } }];
+  mkdirSync(dir, { recursive: true });
+  const access = join(dir, 'autoscale-access.lua');
+  writeFileSync(access, fillTemplate('autoscale-access.lua', { RATE: RATE_LIMIT.ratePerSecond, BURST: RATE_LIMIT.burst }));
+  return [{ lua: { access, log: join(PEER_FILES, 'autoscale-log.lua') } }];
+}
 const PLUGIN_CONFIG = {
   plugins: [join(PEER_FILES, 'autoscale-plugin.mjs')],
   // The sizes of the nginx-lua peer's lua_shared_dict zones.
@@ -158,6 +170,23 @@ export const tidegatePluginPeer: PeerDefinition = {
   scalable: true,
   available: () => policySupport('plugin', 'autoscale plugin', { ...config(1, 1, pluginPolicies()), ...PLUGIN_CONFIG }),
   start: (ctx) => startTidegate('tidegate-plugin', { ...ctx, extraConfig: { ...PLUGIN_CONFIG, ...(ctx as TidegateContext).extraConfig } }, pluginPolicies()),
+};
+
+export const tidegateLuaPeer: PeerDefinition = {
+  name: 'tidegate-lua',
+  description: "tidegate with the nginx-lua peer's policy in Lua (wasmoon): GCRA in ngx.shared.tg_limits (get + set) in access, two incr in log",
+  scalable: true,
+  available: () => policySupport('lua', 'autoscale Lua scripts', { ...config(1, 1, luaPolicies(checkDir ?? '/tmp/tidegate-lua-check')), shared: PLUGIN_CONFIG.shared }),
+  start: (ctx) => startTidegate('tidegate-lua', { ...ctx, extraConfig: { shared: PLUGIN_CONFIG.shared, ...(ctx as TidegateContext).extraConfig } }, luaPolicies(ctx.workDir)),
+};
+
+export const tidegateLuaEmptyPeer: PeerDefinition = {
+  name: 'tidegate-lua-empty',
+  description: 'tidegate with an empty Lua script in access and in log: what running Lua at all costs',
+  scalable: true,
+  optIn: true,
+  available: () => policySupport('lua-empty', 'empty Lua scripts', config(1, 1, luaPolicies('', true))),
+  start: (ctx) => startTidegate('tidegate-lua-empty', ctx, luaPolicies('', true)),
 };
 
 export const tidegateRateLimitPeer: PeerDefinition = {

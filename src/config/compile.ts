@@ -51,6 +51,7 @@ export function compileWorkerConfig(cfg: Config, generation: number, flagSlots?:
     flag: flagRef(r.match.flag),
     maintenance: r.maintenance === undefined ? null : workerMaintenance(r.maintenance, flagRef(r.maintenance.flag)!),
     cache: r.cache === undefined ? null : workerRouteCache(r.cache),
+    lua: r.lua ?? null,
   }));
   const cache = cfg.routes.some((r) => r.cache !== undefined) ? { lockTimeout: cfg.cache.lockTimeout, admission: cfg.cache.admission } : null;
   return { generation, listen: cfg.listen, limits: cfg.limits, proxy: cfg.proxy, observability: workerObservability(cfg.observability), upstreams, routes, tenants: workerTenants(cfg.tenants), cache, plugins: cfg.plugins, shared: placeDicts(0, sharedDictSpecs(cfg.shared)) };

@@ -10,6 +10,7 @@ import { formatPath } from './load.js';
 import { importPlugin } from '../plugins/plugin-module.js';
 import { pluginEnv, type PluginEntryConfig } from '../plugins/plugin-policy.js';
 import type { PluginDefinition } from '../plugins/plugin-api.js';
+import { checkLuaScripts } from './lua-check.js';
 
 /** The config with each plugin entry's `config` replaced by what the plugin's schema parsed; throws ConfigError. */
 export async function checkPlugins(cfg: Config): Promise<Config> {
@@ -78,6 +79,8 @@ export async function checkPlugins(cfg: Config): Promise<Config> {
       return { name: 'plugin', config: { name: entry.name, config: parsed } satisfies PluginEntryConfig };
     }),
   }));
+  // Lua scripts are read and compiled here too, so their problems are listed with the plugins'.
+  const checked = await checkLuaScripts({ ...cfg, routes }, issues);
   if (issues.length > 0) throw new ConfigError(issues);
-  return { ...cfg, routes };
+  return checked;
 }

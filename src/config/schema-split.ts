@@ -49,9 +49,9 @@ export function splitIssues(raw: unknown): Issue[] {
   let splits = 0;
   cfg.routes.forEach((r: unknown, i) => {
     if (typeof r !== 'object' || r === null) return;
-    const route = r as { upstream?: unknown; split?: unknown; sticky?: unknown };
+    const route = r as { upstream?: unknown; split?: unknown; sticky?: unknown; lua?: unknown };
     const has = Array.isArray(route.split);
-    if (route.upstream === undefined && route.split === undefined) out.push({ path: ['routes', i, 'upstream'], message: 'a route needs `upstream` or `split`' });
+    if (route.upstream === undefined && route.split === undefined && route.lua === undefined) out.push({ path: ['routes', i, 'upstream'], message: 'a route needs `upstream` or `split` (or a `lua.content` script)' });
     if (route.upstream !== undefined && route.split !== undefined) out.push({ path: ['routes', i, 'split'], message: 'give `upstream` or `split`, not both' });
     if (route.sticky !== undefined && !has) out.push({ path: ['routes', i, 'sticky'], message: '`sticky` needs a `split`' });
     if (!has) return;

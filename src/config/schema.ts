@@ -25,6 +25,7 @@ import { controlSections, flagIssues, maintenanceSchema, routeFlagMatch } from '
 import { cacheIssues, cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
 import { sharedDictsSchema } from './schema-shared.js';
 import { pluginPathsSchema } from './schema-plugins.js';
+import { luaIssues, luaRouteFields } from './schema-lua.js';
 
 export const duration = durationMs;
 export const size = sizeBytes;
@@ -232,6 +233,7 @@ const routeSchema = z.strictObject({
   maintenance: maintenanceSchema,
   /** store and serve this route's responses from the shared cache (README "Caching") */
   cache: routeCacheSchema.optional(),
+  ...luaRouteFields,
 })
   // A split route's `upstream` is its first side, so code that names one upstream per
   // route (priorities, adaptive limits, status) keeps a value; splitIssues rejects a
@@ -285,7 +287,7 @@ export function crossSectionIssues(raw: unknown): { path: (string | number)[]; m
       }
     });
   }
-  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw), ...splitIssues(raw), ...rolloutIssues(raw), ...cacheIssues(raw));
+  out.push(...routeNameIssues(cfg.routes), ...slowStartIssues(cfg.upstreams), ...fallbackIssues(cfg.upstreams), ...redisIssues(raw), ...splitIssues(raw), ...rolloutIssues(raw), ...cacheIssues(raw), ...luaIssues(raw));
   out.push(...flagIssues(raw as { flags?: unknown; routes?: unknown }));
   const scaling = (raw as { observability?: { scaling?: { upstreams?: unknown } } }).observability?.scaling?.upstreams;
   if (typeof scaling === 'object' && scaling !== null) {

@@ -58,7 +58,7 @@ function fieldValue(value: string): string {
 }
 
 /** name, value string pairs from index `from` on (the forwarded request keeps its Host pair at 0). */
-class PairsEditor implements HeaderEditor {
+export class PairsEditor implements HeaderEditor {
   constructor(
     private readonly pairs: string[],
     private readonly from: number,
@@ -94,7 +94,7 @@ class PairsEditor implements HeaderEditor {
 }
 
 /** The upstream's response fields (Buffer pairs) plus the string pairs added to the response. */
-class ResponseEditor implements HeaderEditor {
+export class ResponseEditor implements HeaderEditor {
   private readonly extra: PairsEditor;
   constructor(
     private readonly upstream: Buffer[],

@@ -8,6 +8,7 @@ import type { ErrorSpec } from '../errors.js';
 import type { TenantDirectory } from './tenant-directory.js';
 import type { SharedDicts } from '../shm/shared-dicts.js';
 import type { PluginDefinition } from '../plugins/plugin-api.js';
+import type { LuaHost } from '../lua/lua-host.js';
 
 /** What the access phase sees of a request. Valid for the request's lifetime (later phases read it). */
 export interface AccessContext {
@@ -87,6 +88,8 @@ export interface PolicyEnv {
   readonly plugins: ReadonlyMap<string, PluginDefinition>;
   /** the shared dictionaries (config `shared`) */
   readonly dicts: SharedDicts;
+  /** this generation's Lua state (the `lua` policy); absent or null when no route uses Lua */
+  readonly lua?: LuaHost | null;
 }
 
 export interface PolicyInstance {

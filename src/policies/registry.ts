@@ -10,8 +10,9 @@ import { apiKeyPolicy } from './api-key.js';
 import { banPolicy } from './ban.js';
 import { jwtPolicy } from './jwt.js';
 import { pluginPolicy } from '../plugins/plugin-policy.js';
+import { luaPolicy } from '../lua/lua-policy.js';
 
-const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, ipAccessPolicy, apiKeyPolicy, banPolicy, jwtPolicy, pluginPolicy];
+const definitions: readonly PolicyDefinition[] = [rateLimitPolicy, ipAccessPolicy, apiKeyPolicy, banPolicy, jwtPolicy, pluginPolicy, luaPolicy];
 
 export function policyDefinition(name: string): PolicyDefinition | undefined {
   return definitions.find((d) => d.name === name);

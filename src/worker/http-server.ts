@@ -63,7 +63,8 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       ex.route = route;
       ex.priority = route.route.priority;
       const split = route.route.split;
-      if (split === null) ex.upstream = rt.upstreams[route.route.upstream]!;
+      // A `lua.content` route has no upstream (-1): its script answers below.
+      if (split === null) ex.upstream = rt.upstreams[route.route.upstream] ?? null;
       else {
         // Before the forwarding headers are added: a rule or sticky header is the client's own.
         ex.side = chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(peer, head.forwardedFor, rt) : peer);
@@ -81,6 +82,13 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       if (denied !== null) {
         if (denied instanceof LocalResponse) ex.respondLocal(denied.status, denied.body, denied.headers);
         else ex.fail(denied, false);
+        return;
+      }
+      const content = rt.contents[route.index]!;
+      if (content !== null) {
+        const r = content.run((ex.access ??= requestContext(rt, route, head, peer, ex.responseHeaders, null)));
+        if (r instanceof LocalResponse) ex.respondLocal(r.status, r.body, r.headers);
+        else ex.fail(r, false);
         return;
       }
       const cache = rt.caches[route.index]!;
@@ -126,21 +134,7 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
       }
     }
   }
-  const ctx: AccessContext = {
-    method: head.method,
-    path: head.path,
-    query: head.query,
-    host: head.host,
-    headers: head.headers,
-    peer,
-    clientIp: clientIp(peer, head.forwardedFor, rt),
-    routeIndex: route.index,
-    routeName: route.route.name,
-    responseHeaders,
-    consumer: null,
-    tenant,
-    watched: null,
-  };
+  const ctx = requestContext(rt, route, head, peer, responseHeaders, tenant);
   // Later phases (response, log) see the same request.
   out.access = ctx;
   let denied: ErrorSpec | LocalResponse | null = null;
@@ -157,6 +151,25 @@ export function accessPhase(rt: Runtime, route: CompiledRoute, head: RequestHead
     if (tier.priority >= 0) out.priority = tier.priority;
   }
   return denied;
+}
+
+/** What policies and scripts see of the request. */
+export function requestContext(rt: Runtime, route: CompiledRoute, head: RequestHead, peer: string, responseHeaders: string[], tenant: string | null): AccessContext {
+  return {
+    method: head.method,
+    path: head.path,
+    query: head.query,
+    host: head.host,
+    headers: head.headers,
+    peer,
+    clientIp: clientIp(peer, head.forwardedFor, rt),
+    routeIndex: route.index,
+    routeName: route.route.name,
+    responseHeaders,
+    consumer: null,
+    tenant,
+    watched: null,
+  };
 }
 
 function rejectFraming(ex: Exchange, spec: ErrorSpec): void {

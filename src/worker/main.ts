@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { PrimaryToWorker, TlsStep, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
 import { SharedState } from '../shm/shared-state.js';
 import { createHandler, type RuntimeRef } from './http-server.js';
-import { Runtime } from './runtime.js';
+import { Runtime, workerConfigHasLua } from './runtime.js';
 import { loadUws, type TemplatedApp } from './uws.js';
 import { Listener, tlsFilesProblem, type ListenerScope } from './listener.js';
 import type { TlsConfig } from '../config/schema.js';
@@ -16,6 +16,8 @@ import { setPolicyData } from '../policies/policy-data.js';
 import { attachCache } from './cache/worker-cache.js';
 import { importPlugins } from '../plugins/plugin-module.js';
 import { attachPluginReporting } from '../plugins/plugin-errors.js';
+import { attachLuaReporting } from '../lua/lua-report.js';
+import { loadLuaVm, type LuaVm } from '../lua/lua-vm.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -43,9 +45,26 @@ attachCache(data.cache ?? null);
 
 for (const [key, value] of data.policyData) setPolicyData(key, value);
 attachPluginReporting(log, shm.workerCounters(data.slot));
+attachLuaReporting(log, shm.workerCounters(data.slot));
+
+let luaLoaded = false;
+
+/** The Lua module, loaded (once per thread) only for a generation with Lua. */
+async function luaFor(config: WorkerConfig): Promise<LuaVm | null> {
+  if (!workerConfigHasLua(config)) return null;
+  const t0 = performance.now();
+  const vm = await loadLuaVm();
+  if (!luaLoaded) {
+    luaLoaded = true;
+    log('info', 'lua-loaded', { ms: Math.round(performance.now() - t0) });
+  }
+  return vm;
+}
+
 // Plugins are modules: imported before the first runtime is built (and per generation
 // below), never on the request path. The primary imported and checked them already.
-const ref: RuntimeRef = { current: new Runtime(data.config, shm, await importPlugins(data.config.plugins)) };
+// Likewise the Lua module, when the config has scripts.
+const ref: RuntimeRef = { current: new Runtime(data.config, shm, await importPlugins(data.config.plugins), await luaFor(data.config)) };
 const telemetry = startWorkerTelemetry(data, send);
 /**
  * Every route is attached here: it runs once per certificate (uWS keeps one route
@@ -257,7 +276,7 @@ let configChain: Promise<void> = Promise.resolve();
 async function applyConfig(config: WorkerConfig): Promise<void> {
   const old = ref.current;
   try {
-    ref.current = new Runtime(config, shm, await importPlugins(config.plugins));
+    ref.current = new Runtime(config, shm, await importPlugins(config.plugins), await luaFor(config));
     telemetry.onConfig(config.generation, config);
   } catch (err) {
     log('error', 'config-rejected', { generation: config.generation, error: (err as Error).message });

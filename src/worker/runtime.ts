@@ -20,6 +20,9 @@ import { RouteCache } from './cache/route-cache.js';
 import { cacheStore } from './cache/worker-cache.js';
 import { SharedDicts } from '../shm/shared-dicts.js';
 import type { PluginDefinition } from '../plugins/plugin-api.js';
+import { LuaHost } from '../lua/lua-host.js';
+import { LuaContent } from '../lua/lua-policy.js';
+import type { LuaVm } from '../lua/lua-vm.js';
 
 export class Runtime {
   readonly generation: number;
@@ -48,9 +51,16 @@ export class Runtime {
   /** per route, the policies with a log phase */
   readonly logPhase: readonly (readonly PolicyInstance[])[];
   readonly dicts: SharedDicts;
+  /** this generation's Lua state, null when no route uses Lua */
+  readonly lua: LuaHost | null;
+  /** per route, its `lua.content` script (null: the route proxies) */
+  readonly contents: readonly (LuaContent | null)[];
 
-  /** `plugins`: this generation's plugin modules by name, imported before (src/plugins/plugin-module.ts) */
-  constructor(config: WorkerConfig, shm: SharedState, plugins: ReadonlyMap<string, PluginDefinition> = new Map()) {
+  /**
+   * `plugins`: this generation's plugin modules by name, imported before (src/plugins/plugin-module.ts);
+   * `lua`: the thread's Lua module when the config has Lua (loaded before, src/lua/lua-vm.ts).
+   */
+  constructor(config: WorkerConfig, shm: SharedState, plugins: ReadonlyMap<string, PluginDefinition> = new Map(), lua: LuaVm | null = null) {
     this.generation = config.generation;
     this.config = config;
     this.trusted = new IpAllowList(config.proxy.trustedProxies);
@@ -68,25 +78,40 @@ export class Runtime {
     const cc = config.cache;
     this.caches = config.routes.map((r, i) => (r.cache == null || store === null || cc == null ? null : new RouteCache(r.cache, store, i, cc.lockTimeout, cc.admission)));
     this.dicts = SharedDicts.attach(shm, config.shared);
-    const kinds = new Map<string, number>();
-    this.policies = config.routes.map((route, routeIndex) =>
-      route.policies.map((p, policyIndex) => {
-        const def = policyDefinition(p.name);
-        if (!def) throw new Error(`unknown policy ${p.name}`);
-        const kindIndex = kinds.get(p.name) ?? 0;
-        kinds.set(p.name, kindIndex + 1);
-        return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex, tenants: this.tenants, plugins, dicts: this.dicts });
-      }),
-    );
-    this.responsePhase = this.policies.map((list) => list.filter((p) => p.response !== undefined));
-    this.logPhase = this.policies.map((list) => list.filter((p) => p.log !== undefined));
+    this.lua = lua === null || !workerConfigHasLua(config) ? null : new LuaHost(lua, { dicts: this.dicts, scheme: this.scheme, workerId: workerSlot() });
+    try {
+      const kinds = new Map<string, number>();
+      this.policies = config.routes.map((route, routeIndex) =>
+        route.policies.map((p, policyIndex) => {
+          const def = policyDefinition(p.name);
+          if (!def) throw new Error(`unknown policy ${p.name}`);
+          const kindIndex = kinds.get(p.name) ?? 0;
+          kinds.set(p.name, kindIndex + 1);
+          return def.create(p.config, { shm: shm.buffer, maxWorkers: shm.layout.limits.maxWorkers, routeIndex, routeName: route.name, policyIndex, kindIndex, tenants: this.tenants, plugins, dicts: this.dicts, lua: this.lua });
+        }),
+      );
+      this.responsePhase = this.policies.map((list) => list.filter((p) => p.response !== undefined));
+      this.logPhase = this.policies.map((list) => list.filter((p) => p.log !== undefined));
+      this.contents = config.routes.map((r) => (r.lua == null ? null : new LuaContent(this.lua!, r.lua, r.name)));
+    } catch (err) {
+      // A script that does not compile here: this generation is refused, its Lua state goes with it.
+      this.lua?.close();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
+    // Closes once the requests between their Lua phases on this generation are done.
+    this.lua?.retire();
     await Promise.allSettled(this.upstreams.map((u) => u.close()));
   }
 
   destroy(): void {
     for (const u of this.upstreams) u.destroy();
   }
+}
+
+/** Whether a route of this generation runs Lua (then the worker loads the Lua module first). */
+export function workerConfigHasLua(config: WorkerConfig): boolean {
+  return config.routes.some((r) => r.lua != null || r.policies.some((p) => p.name === 'lua'));
 }

@@ -1,0 +1,1 @@
+-- An empty script: what running Lua at all costs a request (the tidegate-lua-empty peer and the micro-benchmark).
