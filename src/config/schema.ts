@@ -79,6 +79,11 @@ const adminSchema = z.strictObject({
   token: z.string().min(16, 'admin token must be at least 16 characters').optional(),
   /** a file of named tokens with scopes (see src/config/token-file.ts); re-read when it changes */
   tokens: z.string().min(1).optional(),
+  /**
+   * with tokens configured, GET and HEAD from a loopback peer that sends no token act
+   * with the `read` scope (a read-only console on the machine itself); off by default
+   */
+  loopbackRead: z.boolean().default(false),
 });
 
 // uWS 20.30 drops a request with more than 48 header lines before tidegate sees it

@@ -55,7 +55,7 @@ export function startAdminServer(host: string, port: number, tokens: TokenStore,
     // The console's page holds no data (it fetches everything with the token the user
     // types), and a browser cannot send a bearer header on a navigation.
     if (path === '/ui' && req.method === 'GET' && routes.extra?.['/ui']) return void serveExtra(res, routes.extra['/ui'], url);
-    const caller = tokens.identify(req.headers.authorization);
+    const caller = tokens.identifyRequest(req.headers.authorization, req.socket.remoteAddress, req.method);
     if (caller === null) {
       res.setHeader('www-authenticate', 'Bearer');
       return send(res, AdminErrors.UNAUTHORIZED.status, { error: { code: AdminErrors.UNAUTHORIZED.code, message: AdminErrors.UNAUTHORIZED.message } });

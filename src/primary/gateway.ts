@@ -289,6 +289,7 @@ export class Gateway {
     return {
       token: cfg.admin.token,
       file: cfg.admin.tokens,
+      loopbackRead: cfg.admin.loopbackRead,
       onFileError: (issues) => this.log.error({ event: 'admin-tokens-rejected', file: cfg.admin.tokens, issues }, 'admin token file rejected; the tokens loaded before stay'),
       onFileLoaded: (count) => this.log.info({ event: 'admin-tokens-loaded', file: cfg.admin.tokens, count }, `admin token file loaded: ${count} tokens`),
     };

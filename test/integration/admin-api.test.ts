@@ -90,3 +90,26 @@ test('a token file with errors is rejected at config check with every error and 
     assert.ok(out.includes(`admin.tokens: ${file}: ${want}`), `missing "${want}" in:\n${out}`);
   }
 });
+
+test('admin.loopbackRead: a loopback caller without a token reads, never changes; a wrong token is still refused', async () => {
+  const up = await startUpstream();
+  const gw = await startGateway(baseConfig([up.address], { admin: { host: '127.0.0.1', port: 0, token: ADMIN, loopbackRead: true } }));
+  try {
+    const base = gw.adminUrl;
+    assert.equal((await call(base, 'GET', '/status')).status, 200, 'GET /status without a token from loopback');
+    assert.deepEqual((await call(base, 'GET', '/v1/tokens/self')).json, { name: 'loopback', scopes: ['read'] });
+    assert.equal((await call(base, 'GET', '/v1/overrides')).status, 200);
+    const change = await call(base, 'POST', '/reload');
+    assert.equal(change.status, 401, 'a change without a token is refused');
+    assert.equal(change.json?.error?.code, 'TG_ERR_ADMIN_UNAUTHORIZED');
+    const flag = await call(base, 'PUT', '/v1/flags/anything', undefined, '{"value":true}');
+    assert.equal(flag.status, 401);
+    assert.equal((await call(base, 'GET', '/status', 'not-a-token-at-all-xx')).status, 401, 'a wrong token is not downgraded to a reader');
+    assert.equal((await call(base, 'POST', '/reload', ADMIN)).status, 200);
+    const audit = gw.logs.filter((l) => l.event === 'admin-audit');
+    assert.ok(audit.every((l) => l.caller !== 'loopback' || l.method === 'GET'), 'nothing changed as the loopback reader');
+  } finally {
+    await gw.stop();
+    await up.close();
+  }
+});

@@ -18,12 +18,22 @@ export interface Caller {
 
 const ALL: ReadonlySet<Scope> = new Set(SCOPES);
 export const ANONYMOUS: Caller = Object.freeze({ name: 'anonymous', scopes: ALL });
+/** A loopback peer without a token, with `admin.loopbackRead`: it may read, never change. */
+export const LOOPBACK_READER: Caller = Object.freeze({ name: 'loopback', scopes: new Set<Scope>(['read']) });
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || a.startsWith('127.');
+}
 
 export interface TokenStoreOptions {
   /** `admin.token`: every scope */
   readonly token?: string | undefined;
   /** `admin.tokens`: path of a token file */
   readonly file?: string | undefined;
+  /** `admin.loopbackRead`: a loopback peer without a token reads (GET/HEAD) as LOOPBACK_READER */
+  readonly loopbackRead?: boolean;
   readonly onFileError?: (issues: readonly string[]) => void;
   readonly onFileLoaded?: (count: number) => void;
 }
@@ -50,6 +60,17 @@ export class TokenStore {
   /** No token configured at all: the API is open (it binds to loopback; the config refuses otherwise). */
   get open(): boolean {
     return this.base.length === 0 && this.opts.file === undefined;
+  }
+
+  /**
+   * The caller of one request: who its bearer token names; with `admin.loopbackRead`,
+   * a loopback GET/HEAD without an Authorization header reads as LOOPBACK_READER (a
+   * wrong token stays wrong: it is refused, not downgraded).
+   */
+  identifyRequest(authorization: string | undefined, peer: string | undefined, method: string | undefined): Caller | null {
+    const caller = this.identify(authorization);
+    if (caller !== null || authorization !== undefined || this.opts.loopbackRead !== true) return caller;
+    return (method === 'GET' || method === 'HEAD') && isLoopback(peer) ? LOOPBACK_READER : null;
   }
 
   /** The caller a bearer token identifies, or null when it matches none. */
