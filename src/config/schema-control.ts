@@ -27,7 +27,7 @@ export const flagSchema = z.strictObject({
 export const flagsSchema = z.record(flagName, flagSchema).default({});
 
 export const stateSchema = z.strictObject({
-  /** where overrides are kept across restarts (JSON, written tmp + rename); none: they live in memory only */
+  /** where overrides and rollout progress are kept across restarts (JSON, written tmp + rename); none: they live in memory only */
   file: z
     .string()
     .min(1)

@@ -186,7 +186,9 @@ export class Gateway {
     this.splits = new SplitWriter(this.shm, this.log);
     this.splits.applyConfig(this.config);
     this.splitTarget = splitTarget(this.splits);
-    this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log);
+    // One state file: overrides and rollout progress are sections of it.
+    const stateFile = this.config.state.file === undefined ? null : new StateFile(this.config.state.file);
+    this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log, stateFile);
     this.rollouts.applyConfig(this.config);
     this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
     this.flags = new FlagWriter(this.shm);
@@ -212,7 +214,7 @@ export class Gateway {
     this.supervisor.onAdded = (slot, ok, ms, error) => this.controllers.workerChanged('up', slot, ok, ms, error === undefined ? {} : { error });
     this.supervisor.onRetired = (slot, forced, ms) => this.controllers.workerChanged('down', slot, true, ms, { forcedRequests: forced });
     this.controllers.apply(this.config);
-    this.overrides = new OverrideStore({ log: this.log, config: () => this.config, file: this.config.state.file === undefined ? null : new StateFile(this.config.state.file) });
+    this.overrides = new OverrideStore({ log: this.log, config: () => this.config, file: stateFile });
     this.overrides.register(endpointTarget(this.endpoints));
     this.overrides.register(rateLimitTarget(this.limiter));
     this.overrides.register(breakerTarget(this.controllers));

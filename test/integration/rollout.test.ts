@@ -2,11 +2,11 @@
 // upstreams, load from this process): a canary answering 30 % errors is rolled back
 // within failedChecks × interval + one interval, and the test prints how many failed
 // requests it served; a healthy canary is promoted through every step; a canary with
-// too little traffic is paused, not promoted; progress survives a restart; phase
+// too little traffic is paused, not promoted; progress survives a restart in state.file; phase
 // changes reach the decision log, the metrics and the webhook.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, request } from 'undici';
@@ -199,11 +199,11 @@ test('a healthy canary is promoted through every step to 100 %', async () => {
   }
 });
 
-test('too little traffic pauses the rollout at its first step (not promoted); the state survives a restart', async () => {
+test('too little traffic pauses the rollout at its first step (not promoted); the state survives a restart in state.file', async () => {
   const stable = await startUpstream((_q, s) => s.end('stable'));
   const canary = await startUpstream((_q, s) => s.end('canary'));
   const dir = mkdtempSync(join(tmpdir(), 'tidegate-rollout-'));
-  const cfg = config(stable, canary, { steps: [10, 50, 100], interval: '1s', analysis: { minRequests: 50 } }, { rolloutState: { file: join(dir, 'rollouts.json') } });
+  const cfg = config(stable, canary, { steps: [10, 50, 100], interval: '1s', analysis: { minRequests: 50 } }, { state: { file: join(dir, 'state.json') } });
   let gw = await startGateway(cfg, { timeoutMs: 45_000 });
   try {
     assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/start')).status, 200);
@@ -221,6 +221,8 @@ test('too little traffic pauses the rollout at its first step (not promoted); th
     assert.equal((await admin(gw.adminUrl, 'GET', '/v1/rollouts/web')).json.checks.length, 1);
     assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/start')).status, 409, 'a paused rollout cannot be started again');
     assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/nonsense')).status, 404);
+    const doc = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { rollouts: { rollouts: Record<string, { phase: string; weight: number }> } };
+    assert.deepEqual([doc.rollouts.rollouts.web!.phase, doc.rollouts.rollouts.web!.weight], ['paused', 10], 'the rollouts section of state.file');
 
     await gw.stop();
     gw = await startGateway(cfg, { timeoutMs: 45_000 });

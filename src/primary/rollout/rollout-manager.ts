@@ -1,9 +1,9 @@
 // Runs the configured rollouts: one timer per rollout that, while it progresses, takes
 // both sides' windows every interval, checks them (canary-analysis.ts), steps the state
 // machine (rollout-controller.ts), writes the canary weight through the SplitWriter,
-// logs each decision, posts the optional webhook, and saves the state file. State
-// saved by an earlier run is taken up again at start: a progressing rollout goes on from
-// its step with a fresh interval.
+// logs each decision, posts the optional webhook, and saves its section of the state
+// file (`state.file`, beside the overrides). State saved by an earlier run is taken up
+// again at start: a progressing rollout goes on from its step with a fresh interval.
 import type { Config } from '../../config/schema.js';
 import type { RolloutConfig } from '../../config/schema-rollout.js';
 import type { DecisionEvent } from '../../controllers/decision.js';
@@ -17,6 +17,7 @@ import { act, initialState, onCheck, PHASES, type Action, type Outcome, type Rol
 import { RolloutStore } from './rollout-store.js';
 import type { SideStats } from './side-stats.js';
 import type { SplitWriter } from './split-writer.js';
+import type { StateFile } from '../state-file.js';
 
 export interface RolloutEvent {
   readonly type: 'rollout';
@@ -48,8 +49,9 @@ interface Running {
 
 export class RolloutManager {
   private readonly rollouts = new Map<string, Running>();
-  private store: RolloutStore = new RolloutStore(null);
-  private saved: Map<string, RolloutState> | null = null;
+  private readonly store: RolloutStore;
+  /** states read from the state file at start, taken up as each rollout is configured */
+  private readonly saved: Map<string, RolloutState>;
   private readonly verdicts = new Map<string, { pass: number; fail: number; inconclusive: number }>();
   private readonly webhookOutcomes = { ok: 0, failed: 0 };
   private stopped = false;
@@ -58,16 +60,16 @@ export class RolloutManager {
     private readonly splits: SplitWriter,
     private readonly stats: SideStats,
     private readonly log: Logger,
-  ) {}
+    file: StateFile | null,
+  ) {
+    this.store = new RolloutStore(file);
+    const path = file?.path ?? null;
+    this.saved = this.store.load((message) => this.log.error({ event: 'rollout-state-unreadable', file: path, error: message }, 'rollout state ignored'));
+    if (this.saved.size > 0) this.log.info({ event: 'rollout-state-loaded', file: path, rollouts: [...this.saved.keys()] }, `rollout state loaded for ${this.saved.size} rollouts`);
+  }
 
   /** Start and every reload, after the SplitWriter took the config. */
   applyConfig(cfg: Config): void {
-    const file = cfg.rolloutState?.file ?? null;
-    if (file !== this.store.file) {
-      this.store = new RolloutStore(file);
-      this.saved = this.store.load((message) => this.log.error({ event: 'rollout-state-unreadable', file, error: message }, 'rollout state file ignored'));
-      if (this.saved.size > 0) this.log.info({ event: 'rollout-state-loaded', file, rollouts: [...this.saved.keys()] }, `rollout state loaded for ${this.saved.size} rollouts`);
-    }
     for (const [name, r] of this.rollouts) {
       if (cfg.rollouts[name] !== undefined) continue;
       this.disarm(r);
@@ -77,7 +79,7 @@ export class RolloutManager {
     for (const [name, rc] of Object.entries(cfg.rollouts)) {
       let r = this.rollouts.get(name);
       if (r === undefined) {
-        const state = this.saved?.get(name) ?? initialState(new Date());
+        const state = this.saved.get(name) ?? initialState(new Date());
         r = { cfg: rc, state, timer: null, webhook: null };
         this.rollouts.set(name, r);
       } else {
@@ -197,7 +199,7 @@ export class RolloutManager {
   /** /status: each rollout without its check history (GET /v1/rollouts/<name> has it), plus the last check. */
   status(): { persisted: string | null; rollouts: unknown[] } {
     return {
-      persisted: this.store.file,
+      persisted: this.store.file?.path ?? null,
       rollouts: [...this.rollouts.keys()].map((n) => {
         const { checks, ...v } = this.view(n)!;
         return { ...v, checks: checks.length, lastCheck: checks[checks.length - 1] ?? null };
