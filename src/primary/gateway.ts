@@ -190,7 +190,7 @@ export class Gateway {
     const stateFile = this.config.state.file === undefined ? null : new StateFile(this.config.state.file);
     this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log, stateFile);
     this.rollouts.applyConfig(this.config);
-    this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
+    this.api.add(...rolloutRoutes(this.splits, this.rollouts));
     this.flags = new FlagWriter(this.shm);
     this.flags.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation, this.flags.slots), this.log);
@@ -225,7 +225,7 @@ export class Gateway {
     const eventIssues = eventRuleIssues(this.config, this.overrides);
     if (eventIssues.length > 0) throw new ConfigError(eventIssues);
     this.events = new EventRouter(this.overrides, () => this.config, this.log);
-    this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind)), ...eventRoutes(this.events));
+    this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind), (route) => this.splits.status().find((s) => s.route === route)), ...eventRoutes(this.events));
     // Before the workers start: their first requests already see what was overridden.
     this.overrides.restoreFromFile();
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts(), control: () => ({ overrides: this.overrides.counts(), flags: this.flags.status() }), cache: () => (this.cache.store === null ? null : this.cache.stats(this.config)) });
