@@ -224,7 +224,7 @@ export class Gateway {
     this.overrides.register(banTarget(this.bans));
     const eventIssues = eventRuleIssues(this.config, this.overrides);
     if (eventIssues.length > 0) throw new ConfigError(eventIssues);
-    this.events = new EventRouter(this.overrides, () => this.config, this.log);
+    this.events = new EventRouter(this.overrides, () => this.config, this.log, this.cache.store === null ? null : (req) => this.cache.purge(req));
     this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind), (route) => this.splits.status().find((s) => s.route === route)), ...eventRoutes(this.events));
     // Before the workers start: their first requests already see what was overridden.
     this.overrides.restoreFromFile();
