@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what native-bench/ needs from Debian packages, only what is missing:
 #   nginx (upstream + proxy peer), libnginx-mod-http-lua (nginx+Lua peer),
-#   haproxy, wrk (closed loop), nghttp2-client (h2load --h1 --rps, open loop),
-#   curl (body checksums).
-# The bench never uses the system nginx/haproxy services: each peer runs from its own
-# temp prefix on unprivileged loopback ports. Debian's postinst starts a system nginx
-# on port 80 after install; we stop it (and haproxy's) so it does not steal CPU from
-# the measurement, and never depend on it.
+#   haproxy, varnish (cache scenario peer), wrk (closed loop), nghttp2-client
+#   (h2load --h1 --rps, open loop), curl (body checksums).
+# The bench never uses the system nginx/haproxy/varnish services: each peer runs from
+# its own temp prefix (varnishd: its own -n directory) on unprivileged loopback ports.
+# Debian's postinst starts a system nginx on port 80 (and varnish on 6081) after
+# install; we stop them so they do not steal CPU from the measurement, and never
+# depend on them.
 set -euo pipefail
 
 need=()
@@ -14,12 +15,13 @@ command -v nginx   >/dev/null 2>&1 || need+=(nginx)
 # ngx_lua ships as a dynamic module; its presence is a file, not a command.
 ls /usr/lib/nginx/modules/ngx_http_lua_module.so >/dev/null 2>&1 || need+=(libnginx-mod-http-lua)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+command -v varnishd >/dev/null 2>&1 || need+=(varnish)
 command -v wrk     >/dev/null 2>&1 || need+=(wrk)
 command -v h2load  >/dev/null 2>&1 || need+=(nghttp2-client)
 command -v curl    >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "install-bench-deps: everything is present (nginx, ngx_lua, haproxy, wrk, h2load, curl)"
+  echo "install-bench-deps: everything is present (nginx, ngx_lua, haproxy, varnish, wrk, h2load, curl)"
   exit 0
 fi
 
@@ -32,7 +34,7 @@ if [ "$(id -u)" -ne 0 ]; then
 install-bench-deps: not root and no password-less sudo. Ask an administrator to run:
 
   sudo apt-get update && sudo apt-get install -y --no-install-recommends ${need[*]}
-  sudo service nginx stop; sudo service haproxy stop   # the bench never uses the system services
+  sudo service nginx stop; sudo service haproxy stop; sudo service varnish stop   # the bench never uses the system services
 
 or run this script as root. Nothing was installed.
 MSG
@@ -49,7 +51,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# policy-rc.d exit 101 keeps Debian's postinst from auto-starting system nginx/haproxy
+# policy-rc.d exit 101 keeps Debian's postinst from auto-starting system nginx/haproxy/varnish
 # (no port 80 listener, no CPU taken from the bench); removed again right after.
 created_policy=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -62,7 +64,7 @@ $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 
 # If a system service got started anyway (policy-rc.d was already there and allowed it),
 # stop it: we never depend on it, and it would compete for CPU.
-for svc in nginx haproxy; do
+for svc in nginx haproxy varnish; do
   if command -v service >/dev/null 2>&1 && service "$svc" status >/dev/null 2>&1; then
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   fi

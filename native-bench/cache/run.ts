@@ -1,20 +1,26 @@
 // `npm run bench -- --scenario cache`: a Zipf-distributed key set (N objects of 1–16 KiB,
-// exponent s) through tidegate's shared cache and nginx proxy_cache (keys zone +
-// proxy_cache_lock), both sized to hold `--fraction` of the objects' bytes. Per peer, in
-// one run on this machine: a warm-up, then a measured wrk run — hit ratio (from the
-// origin's own request count, the same way for both), throughput and p99 — and a burst
-// of concurrent misses for one fresh key with a slow origin (upstream requests seen).
-// Varnish is not a peer: see native-bench/README.md.
+// exponent s) through tidegate's shared cache, nginx proxy_cache (keys zone +
+// proxy_cache_lock) and Varnish (malloc storage), all sized to hold `--fraction` of the
+// objects' bytes, each in front of a fresh origin of its own. Per peer, in one run on
+// this machine: a pure-hit run (a key set that fits, every key fetched first, so every
+// measured request is a hit: the hit path's throughput), then the Zipf mix — a
+// warm-up, then a measured wrk run: hit ratio (from the origin's own request count, the
+// same way for every peer), throughput and p99 — and a burst of concurrent misses for
+// one fresh key with a slow origin (upstream requests seen).
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { readFlags } from '../flags.js';
+import { list, readFlags } from '../flags.js';
 import { freePort } from '../ports.js';
 import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
 import { run, start, stop, stopAll, waitForPort, type Child } from '../processes.js';
-import { startNginx } from '../peers/nginx-common.js';
+import { nginxVersion, startNginx } from '../peers/nginx-common.js';
 import { objectSize } from './objects.js';
+import { startVarnish, varnishVersion } from './varnish.js';
+
+const PEERS = ['tidegate', 'nginx', 'varnish'] as const;
+type PeerName = (typeof PEERS)[number];
 
 interface CacheOptions {
   objects: number;
@@ -25,12 +31,16 @@ interface CacheOptions {
   connections: number;
   burst: number;
   workers: number;
+  /** keys of the pure-hit run (0: as many as fill half the cache) */
+  hitKeys: number;
+  hitDurationS: number;
+  peers: PeerName[];
 }
 
-const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--connections 64] [--burst 64] [--workers 2]`;
+const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 15] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish]`;
 
 function parse(argv: readonly string[]): CacheOptions {
-  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2 };
+  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 15, peers: [...PEERS] };
   for (const f of readFlags(argv)) {
     switch (f.flag) {
       case '--scenario':
@@ -60,6 +70,19 @@ function parse(argv: readonly string[]): CacheOptions {
       case '--workers':
         o.workers = f.num(1);
         break;
+      case '--hit-keys':
+        o.hitKeys = f.num(0);
+        break;
+      case '--hit-duration':
+        o.hitDurationS = f.num(1);
+        break;
+      case '--peers': {
+        const names = list(f.value());
+        const bad = names.filter((n) => !(PEERS as readonly string[]).includes(n));
+        if (bad.length > 0 || names.length === 0) throw new Error(`--peers: expected some of ${PEERS.join(', ')}, got ${bad.join(', ') || 'none'}`);
+        o.peers = PEERS.filter((p) => names.includes(p));
+        break;
+      }
       case '--help':
         process.stdout.write(`${HELP}\n`);
         process.exit(0);
@@ -73,6 +96,12 @@ function parse(argv: readonly string[]): CacheOptions {
 
 interface PeerResult {
   peer: string;
+  version: string;
+  /** pure-hit run: 2xx per second, p99, and origin requests during it (0 when every key stayed warm) */
+  hitRps: number;
+  hitP99Ms: number;
+  hitOrigin: number;
+  hitRequests: number;
   requests: number;
   rps: number;
   p99Ms: number;
@@ -88,9 +117,9 @@ async function originCount(port: number): Promise<{ served: number; slow: Record
   return (await r.body.json()) as { served: number; slow: Record<string, number> };
 }
 
-async function zipfWrk(port: number, o: CacheOptions, durationS: number): Promise<{ requests: number; ok2xx: number; durationS: number; errors: number; p99Us: number }> {
+async function zipfWrk(port: number, o: CacheOptions, durationS: number, keys = o.objects): Promise<{ requests: number; ok2xx: number; durationS: number; errors: number; p99Us: number }> {
   const args = ['-t2', `-c${o.connections}`, `-d${durationS}s`, '--timeout', '5s', '-s', join(BENCH_SRC, 'cache', 'zipf.lua'), `http://127.0.0.1:${port}/`];
-  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, ZIPF_N: String(o.objects), ZIPF_S: String(o.s) } });
+  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, ZIPF_N: String(keys), ZIPF_S: String(o.s) } });
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
   const j = JSON.parse(line.slice(9)) as { requests: number; duration_us: number; ok2xx: number; non2xx: number; errors: Record<string, number>; latency_us: { p99: number } };
@@ -113,14 +142,39 @@ async function burst(port: number, originPort: number, n: number, name: string):
   return { upstream: (await originCount(originPort)).slow[path] ?? 0, ms };
 }
 
-async function measure(peer: string, port: number, originPort: number, o: CacheOptions): Promise<PeerResult> {
+/** Every key of 1…n once, 8 at a time, twice (an admission filter may refuse a key its first time). */
+async function warmKeys(port: number, n: number): Promise<void> {
+  const agent = new Agent({ connections: 8 });
+  try {
+    for (let pass = 0; pass < 2; pass++) {
+      let next = 1;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let i = next++; i <= n; i = next++) {
+            const r = await request(`http://127.0.0.1:${port}/obj/${i}`, { dispatcher: agent });
+            await r.body.arrayBuffer();
+          }
+        }),
+      );
+    }
+  } finally {
+    await agent.close();
+  }
+}
+
+async function measure(peer: string, version: string, port: number, originPort: number, o: CacheOptions, hitKeys: number): Promise<PeerResult> {
+  // Pure hits first, on an empty cache: the key set fits, so no peer needs to evict for it.
+  await warmKeys(port, hitKeys);
+  const hitBefore = (await originCount(originPort)).served;
+  const h = await zipfWrk(port, o, o.hitDurationS, hitKeys);
+  const hitOrigin = (await originCount(originPort)).served - hitBefore;
   if (o.warmupS > 0) await zipfWrk(port, o, o.warmupS);
   const before = (await originCount(originPort)).served;
   const w = await zipfWrk(port, o, o.durationS);
   const after = (await originCount(originPort)).served;
   const b = await burst(port, originPort, o.burst, `${peer}-${Date.now()}`);
   const origin = after - before;
-  return { peer, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms };
+  return { peer, version, hitRps: h.ok2xx / h.durationS, hitP99Ms: h.p99Us / 1000, hitOrigin, hitRequests: h.requests, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms };
 }
 
 function nginxConf(port: number, originPort: number, dir: string, sizeBytes: number, workers: number): string {
@@ -160,12 +214,32 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   let total = 0;
   for (let i = 1; i <= o.objects; i++) total += objectSize(i);
   const size = Math.floor(total * o.fraction);
+  // The pure-hit key set: the most popular keys that fill at most half of every cache.
+  let hitKeys = o.hitKeys;
+  if (hitKeys === 0) for (let bytes = 0; hitKeys < o.objects && bytes + objectSize(hitKeys + 1) <= size / 2; hitKeys++) bytes += objectSize(hitKeys + 1);
+  hitKeys = Math.min(hitKeys, o.objects);
   const log = (m: string): void => void process.stderr.write(`[bench cache ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-  log(`${o.objects} objects, ${(total / 2 ** 20).toFixed(1)} MiB in all; caches sized ${(size / 2 ** 20).toFixed(1)} MiB (${o.fraction * 100} %), Zipf s=${o.s}`);
+  log(`${o.objects} objects, ${(total / 2 ** 20).toFixed(1)} MiB in all; caches sized ${(size / 2 ** 20).toFixed(1)} MiB (${o.fraction * 100} %), Zipf s=${o.s}; pure-hit run over the ${hitKeys} most popular keys`);
   const results: PeerResult[] = [];
+  const skipped: { peer: string; reason: string }[] = [];
   const children: Child[] = [];
   try {
-    for (const peer of ['tidegate', 'nginx'] as const) {
+    for (const peer of o.peers) {
+      let version = '';
+      if (peer === 'varnish') {
+        const v = await varnishVersion();
+        if (!v.ok) {
+          log(`varnish skipped: ${v.reason}`);
+          skipped.push({ peer, reason: v.reason });
+          continue;
+        }
+        version = v.version;
+      } else if (peer === 'nginx') {
+        const v = await nginxVersion();
+        version = v.ok ? v.version : '';
+      } else {
+        version = TIDEGATE_CLI;
+      }
       // A fresh origin per peer, so its counters belong to that peer alone.
       const originPort = await freePort();
       const origin = start('origin', process.execPath, [join(BENCH_SRC, '..', 'dist', 'native-bench', 'cache', 'origin.js'), String(originPort)]);
@@ -186,12 +260,15 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
         children.push(child);
         await waitForPort(port, child);
         stopPeer = () => stop(child, 'SIGTERM', 5_000);
-      } else {
+      } else if (peer === 'nginx') {
         const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, size, o.workers), port, undefined, o.workers);
         stopPeer = () => ng.stop();
+      } else {
+        const vn = await startVarnish(port, originPort, dir, size);
+        stopPeer = () => vn.stop();
       }
-      log(`${peer}: warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
-      results.push(await measure(peer, port, originPort, o));
+      log(`${peer}: pure hits ${o.hitDurationS}s over ${hitKeys} keys, Zipf warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
+      results.push(await measure(peer, version, port, originPort, o, hitKeys));
       await stopPeer();
       await stop(origin, 'SIGTERM', 2_000);
     }
@@ -200,6 +277,10 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   }
   const rows = results.map((r) => `| ${r.peer} | ${(r.hitRatio * 100).toFixed(1)} % | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.originRequests} / ${r.requests} | ${r.errors} | ${r.burstUpstream} (${Math.round(r.burstMs)} ms) |`);
   const table = ['| peer | hit ratio | req/s | p99 ms | origin / client requests | errors | burst: upstream requests for one fresh key |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
-  process.stdout.write(`\n${table}\n\n`);
-  process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, results })}\n`);
+  const nginxHit = results.find((r) => r.peer === 'nginx')?.hitRps;
+  const hitRows = results.map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
+  const hitTable = [`Pure hits (${hitKeys} keys, all fetched first):`, '', '| peer | hit req/s | vs nginx | p99 ms | origin / client requests |', '|---|---|---|---|---|', ...hitRows].join('\n');
+  process.stdout.write(`\n${table}\n\n${hitTable}\n\n`);
+  for (const s of skipped) process.stdout.write(`${s.peer} skipped: ${s.reason}\n`);
+  process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, hitKeys, results, skipped })}\n`);
 }

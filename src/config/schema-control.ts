@@ -27,7 +27,7 @@ export const flagSchema = z.strictObject({
 export const flagsSchema = z.record(flagName, flagSchema).default({});
 
 export const stateSchema = z.strictObject({
-  /** where overrides are kept across restarts (JSON, written tmp + rename); none: they live in memory only */
+  /** where overrides and rollout progress are kept across restarts (JSON, written tmp + rename); none: they live in memory only */
   file: z
     .string()
     .min(1)
@@ -50,6 +50,20 @@ export const maintenanceSchema = z
   })
   .optional();
 
+/**
+ * What a purge action removes from the shared cache, as POST /v1/cache/purge takes it.
+ * Exactly one of the three is checked with the event rules (eventRuleIssues), not here:
+ * a refinement inside the action union would only say "invalid input".
+ */
+const purgeSchema = z.strictObject({
+  /** a cache key as GET /v1/cache?keys lists it (host + path + ?query), with its variants */
+  key: z.string().min(1).optional(),
+  /** every key starting with this */
+  prefix: z.string().min(1).optional(),
+  /** every entry whose Cache-Tag or Surrogate-Key named it */
+  tag: z.string().min(1).optional(),
+});
+
 const action = z.union([
   /** any override target, as POST /v1/overrides takes it */
   z.strictObject({ override: z.strictObject({ kind: z.string().min(1), target: z.unknown(), value: z.unknown() }) }),
@@ -58,6 +72,8 @@ const action = z.union([
   z.strictObject({ breaker: z.strictObject({ upstream: z.string().min(1), state: z.enum(['open', 'closed']) }) }),
   z.strictObject({ flag: z.strictObject({ name: flagName, value: z.union([z.boolean(), percent]) }) }),
   z.strictObject({ endpoint: z.strictObject({ upstream: z.string().min(1), address: z.string().min(1), weight: z.number().int().min(1).max(1_000_000).optional(), state: z.enum(['drain', 'enable']).optional() }) }),
+  /** purge the shared cache when the event fires (not an override: nothing to restore, so a resolved event does nothing) */
+  z.strictObject({ purge: purgeSchema }),
 ]);
 
 export type EventAction = z.output<typeof action>;

@@ -1,8 +1,7 @@
 // Automated canary rollouts: `rollouts.<name>` moves a split route's canary side
 // through weight steps, checking it against the stable side every interval
-// (src/primary/rollout/). `rolloutState.file` keeps their progress across restarts.
+// (src/primary/rollout/). `state.file` keeps their progress across restarts.
 import { z } from 'zod';
-import { resolve } from 'node:path';
 import { durationMs } from '../units/zod-units.js';
 import { parseDuration } from '../units/units.js';
 
@@ -51,11 +50,6 @@ export const rolloutSchema = z.strictObject({
 });
 
 export const rolloutsSchema = z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a rollout name of letters, digits, "_" and "-"'), rolloutSchema);
-
-export const rolloutStateSchema = z.strictObject({
-  /** a small JSON file of each rollout's phase, step and checks; a relative path is taken from the working directory */
-  file: z.string().min(1).transform((p) => resolve(p)),
-});
 
 export type RolloutConfig = z.output<typeof rolloutSchema>;
 

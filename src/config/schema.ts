@@ -19,7 +19,7 @@ import { workersSchema } from './schema-workers.js';
 import { priorityNames } from '../shm/layout.js';
 import { redisIssues, redisSchema } from './schema-redis.js';
 import { splitIssues, splitRouteFields } from './schema-split.js';
-import { rolloutIssues, rolloutStateSchema, rolloutsSchema } from './schema-rollout.js';
+import { rolloutIssues, rolloutsSchema } from './schema-rollout.js';
 import { tenantsSchema } from './schema-tenants.js';
 import { controlSections, flagIssues, maintenanceSchema, routeFlagMatch } from './schema-control.js';
 import { cacheIssues, cacheStoreSchema, routeCacheSchema } from './schema-cache.js';
@@ -269,8 +269,6 @@ export const configSchema = z
     routes: z.array(routeSchema).min(1, 'at least one route is required'),
     /** canary rollouts over split routes (src/config/schema-rollout.ts) */
     rollouts: rolloutsSchema.default({}),
-    /** where rollout progress is kept across restarts; in memory only when absent */
-    rolloutState: rolloutStateSchema.optional(),
     ...controlSections,
   });
 

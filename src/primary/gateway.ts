@@ -188,9 +188,11 @@ export class Gateway {
     this.splits = new SplitWriter(this.shm, this.log);
     this.splits.applyConfig(this.config);
     this.splitTarget = splitTarget(this.splits);
-    this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log);
+    // One state file: overrides and rollout progress are sections of it.
+    const stateFile = this.config.state.file === undefined ? null : new StateFile(this.config.state.file);
+    this.rollouts = new RolloutManager(this.splits, this.sideStats, this.log, stateFile);
     this.rollouts.applyConfig(this.config);
-    this.api.add(...rolloutRoutes(this.splits, this.rollouts, this.log));
+    this.api.add(...rolloutRoutes(this.splits, this.rollouts));
     this.flags = new FlagWriter(this.shm);
     this.flags.applyConfig(this.config);
     this.supervisor = new Supervisor(this.shm, count.initial, compileWorkerConfig(this.config, this.generation, this.flags.slots), this.log);
@@ -214,7 +216,7 @@ export class Gateway {
     this.supervisor.onAdded = (slot, ok, ms, error) => this.controllers.workerChanged('up', slot, ok, ms, error === undefined ? {} : { error });
     this.supervisor.onRetired = (slot, forced, ms) => this.controllers.workerChanged('down', slot, true, ms, { forcedRequests: forced });
     this.controllers.apply(this.config);
-    this.overrides = new OverrideStore({ log: this.log, config: () => this.config, file: this.config.state.file === undefined ? null : new StateFile(this.config.state.file) });
+    this.overrides = new OverrideStore({ log: this.log, config: () => this.config, file: stateFile });
     this.overrides.register(endpointTarget(this.endpoints));
     this.overrides.register(rateLimitTarget(this.limiter));
     this.overrides.register(breakerTarget(this.controllers));
@@ -224,8 +226,8 @@ export class Gateway {
     this.overrides.register(banTarget(this.bans));
     const eventIssues = eventRuleIssues(this.config, this.overrides);
     if (eventIssues.length > 0) throw new ConfigError(eventIssues);
-    this.events = new EventRouter(this.overrides, () => this.config, this.log);
-    this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind)), ...eventRoutes(this.events));
+    this.events = new EventRouter(this.overrides, () => this.config, this.log, this.cache.store === null ? null : (req) => this.cache.purge(req));
+    this.api.add(...overrideRoutes(this.overrides, this.flags, (kind) => this.overrides.scopeOf(kind), (route) => this.splits.status().find((s) => s.route === route)), ...eventRoutes(this.events));
     // Before the workers start: their first requests already see what was overridden.
     this.overrides.restoreFromFile();
     this.obs = createObservability({ shm: this.shm, workers: () => this.supervisor.info, workerScaling: () => this.controllers.workerScalingStatus(), config: () => this.config, log: this.log, tls: () => this.tls.status(), decisions: this.decisions, decisionStream: this.decisionStream.stats, controllers: () => this.controllers.status(), shedding: () => this.controllers.sheddingStatus(), register: (r) => this.cluster.register(r), extraMetrics: () => this.rollouts.metricsText(), bans: () => this.bans.counts(), control: () => ({ overrides: this.overrides.counts(), flags: this.flags.status() }), cache: () => (this.cache.store === null ? null : this.cache.stats(this.config)) });

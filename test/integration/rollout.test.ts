@@ -2,17 +2,19 @@
 // upstreams, load from this process): a canary answering 30 % errors is rolled back
 // within failedChecks × interval + one interval, and the test prints how many failed
 // requests it served; a healthy canary is promoted through every step; a canary with
-// too little traffic is paused, not promoted; progress survives a restart; phase
-// changes reach the decision log, the metrics and the webhook.
+// too little traffic is paused, not promoted; progress survives a restart in state.file
+// beside the overrides; a split override wins over a rollout (pauses it, and start,
+// resume and promote wait for it); phase changes reach the decision log, the metrics
+// and the webhook.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, request } from 'undici';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { assertEveryWorkerServed } from '../helpers/workers.js';
+import { assertEveryWorkerServed, workerRequests } from '../helpers/workers.js';
 import { until } from '../helpers/poll.js';
 
 interface Check {
@@ -33,8 +35,8 @@ interface Rollout {
   reason: string | null;
 }
 
-async function admin(url: string, method: string, path: string): Promise<{ status: number; json: Rollout & Record<string, unknown> }> {
-  const r = await request(url + path, { method: method as 'GET' });
+async function admin(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Rollout & Record<string, unknown> }> {
+  const r = await request(url + path, { method: method as 'GET', ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
   return { status: r.statusCode, json: (await r.body.json()) as Rollout & Record<string, unknown> };
 }
 
@@ -199,11 +201,11 @@ test('a healthy canary is promoted through every step to 100 %', async () => {
   }
 });
 
-test('too little traffic pauses the rollout at its first step (not promoted); the state survives a restart', async () => {
+test('too little traffic pauses the rollout at its first step (not promoted); its state and a split override survive a restart in the one state.file', async () => {
   const stable = await startUpstream((_q, s) => s.end('stable'));
   const canary = await startUpstream((_q, s) => s.end('canary'));
   const dir = mkdtempSync(join(tmpdir(), 'tidegate-rollout-'));
-  const cfg = config(stable, canary, { steps: [10, 50, 100], interval: '1s', analysis: { minRequests: 50 } }, { rolloutState: { file: join(dir, 'rollouts.json') } });
+  const cfg = config(stable, canary, { steps: [10, 50, 100], interval: '1s', analysis: { minRequests: 50 } }, { state: { file: join(dir, 'state.json') } });
   let gw = await startGateway(cfg, { timeoutMs: 45_000 });
   try {
     assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/start')).status, 200);
@@ -222,6 +224,14 @@ test('too little traffic pauses the rollout at its first step (not promoted); th
     assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/start')).status, 409, 'a paused rollout cannot be started again');
     assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/nonsense')).status, 404);
 
+    // An operator holds the route on stable: an override (persisted beside the rollout).
+    const put = await admin(gw.adminUrl, 'PUT', '/v1/routes/api/split', { weights: { stable: 100, canary: 0 }, for: '10m', reason: 'hold for the incident' });
+    assert.equal(put.status, 201, JSON.stringify(put.json));
+    assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/resume')).status, 409, 'a split override holds the weights: no resume under it');
+    const doc = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { overrides: { id: string; kind: string }[]; rollouts: { rollouts: Record<string, { phase: string; weight: number }> } };
+    assert.deepEqual(doc.overrides.map((o) => [o.id, o.kind]), [[put.json.id, 'split']]);
+    assert.deepEqual([doc.rollouts.rollouts.web!.phase, doc.rollouts.rollouts.web!.weight], ['paused', 10]);
+
     await gw.stop();
     gw = await startGateway(cfg, { timeoutMs: 45_000 });
     const again = await admin(gw.adminUrl, 'GET', '/v1/rollouts/web');
@@ -229,14 +239,75 @@ test('too little traffic pauses the rollout at its first step (not promoted); th
     assert.equal(again.json.weight, 10);
     assert.equal(again.json.checks.length, 1);
     const split = await admin(gw.adminUrl, 'GET', '/v1/routes/api/split');
-    assert.deepEqual(split.json.weights, { stable: 90, canary: 10 }, 'the restored rollout put its weight back');
-    assert.equal((await admin(gw.adminUrl, 'PUT', '/v1/routes/api/split')).status, 409, 'weights under an active rollout are its own');
+    assert.deepEqual([split.json.weights, split.json.source, split.json.beneath], [{ stable: 100, canary: 0 }, 'override', { stable: 90, canary: 10 }], 'the restored override covers the restored rollout\'s weight');
+    const overrides = (await admin(gw.adminUrl, 'GET', '/v1/overrides')).json.overrides as unknown as { id: string; reason: string }[];
+    assert.deepEqual(overrides.map((o) => [o.id, o.reason]), [[put.json.id, 'hold for the incident']]);
+    const del = await admin(gw.adminUrl, 'DELETE', '/v1/routes/api/split');
+    assert.equal(del.json.deleted, put.json.id);
+    assert.deepEqual((await admin(gw.adminUrl, 'GET', '/v1/routes/api/split')).json.weights, { stable: 90, canary: 10 }, 'the rollout\'s weight is back under the deleted override');
     const resumed = await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/resume');
     assert.equal(resumed.json.phase, 'progressing');
     const aborted = await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/abort');
     assert.equal(aborted.json.phase, 'rolled-back');
     assert.equal(aborted.json.weight, 0);
   } finally {
+    await gw.stop();
+    await stable.close();
+    await canary.close();
+  }
+});
+
+test('a split override wins over a progressing rollout: it pauses, start/resume/promote wait for the override, and its end (delete or expiry) uncovers the rollout\'s weights', async () => {
+  const stable = await startUpstream((_q, s) => s.end('stable'));
+  const canary = await startUpstream((_q, s) => s.end('canary'));
+  // A long interval: no check runs during the test, so every phase change here is the override's.
+  const gw = await startGateway(config(stable, canary, { steps: [10, 50, 100], interval: '60s' }), { timeoutMs: 45_000 });
+  const pool = new Pool(gw.url, { connections: 16 });
+  try {
+    assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/start')).json.phase, 'progressing');
+    assert.deepEqual((await admin(gw.adminUrl, 'GET', '/v1/routes/api/split')).json.weights, { stable: 90, canary: 10 });
+
+    const made = await admin(gw.adminUrl, 'POST', '/v1/overrides', { kind: 'split', target: 'api', value: { stable: 100, canary: 0 }, reason: 'canary looks wrong' });
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const paused = (await admin(gw.adminUrl, 'GET', '/v1/rollouts/web')).json;
+    assert.equal(paused.phase, 'paused');
+    assert.match(paused.reason ?? '', /split override holds the weights/);
+    assert.equal(paused.weight, 10, 'the rollout keeps its own step beneath the override');
+    assert.ok(gw.logs.some((l) => l.event === 'rollout-paused' && /split override/.test(String(l.reason))));
+
+    // Every request, on both workers, follows the override.
+    const before = await workerRequests(gw.adminUrl);
+    const bodies = await Promise.all(Array.from({ length: 60 }, async () => (await (await pool.request({ path: '/', method: 'GET' })).body.text())));
+    assert.deepEqual([...new Set(bodies)], ['stable']);
+    await assertEveryWorkerServed(gw.adminUrl, 2, before);
+
+    for (const action of ['resume', 'start', 'promote']) {
+      const r = await admin(gw.adminUrl, 'POST', `/v1/rollouts/web/${action}`);
+      assert.equal(r.status, 409, `${action} under a split override`);
+    }
+    // Abort lowers risk, so it is taken: the rollout's layer goes to 0 % beneath the override.
+    assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/abort')).json.phase, 'rolled-back');
+    const covered = (await admin(gw.adminUrl, 'GET', '/v1/routes/api/split')).json;
+    assert.deepEqual([covered.source, covered.beneath], ['override', { stable: 100, canary: 0 }]);
+
+    // Deleting the override uncovers the rollout's weights, not the configured ones.
+    assert.equal((await admin(gw.adminUrl, 'DELETE', `/v1/overrides/${made.json.id}`)).status, 200);
+    const uncovered = (await admin(gw.adminUrl, 'GET', '/v1/routes/api/split')).json;
+    assert.deepEqual([uncovered.weights, uncovered.source], [{ stable: 100, canary: 0 }, 'rollout:web']);
+
+    // An expiring one: 50/50 for a second, then the rollout's weights again.
+    const brief = await admin(gw.adminUrl, 'PUT', '/v1/routes/api/split', { weights: { stable: 50, canary: 50 }, for: '1s' });
+    assert.equal(brief.status, 201);
+    assert.notEqual(brief.json.expiresAt, null);
+    assert.deepEqual((await admin(gw.adminUrl, 'GET', '/v1/routes/api/split')).json.weights, { stable: 50, canary: 50 });
+    const back = await until('the override expired', async () => (await admin(gw.adminUrl, 'GET', '/v1/routes/api/split')).json, (j) => j.source !== 'override', 10_000);
+    assert.deepEqual([back.weights, back.source], [{ stable: 100, canary: 0 }, 'rollout:web']);
+    assert.deepEqual((await admin(gw.adminUrl, 'GET', '/v1/overrides')).json.overrides, []);
+    assert.ok(gw.logs.some((l) => l.event === 'override-removed' && l.kind === 'split' && l.why === 'expired'));
+    // With the override gone, the rollout may start again.
+    assert.equal((await admin(gw.adminUrl, 'POST', '/v1/rollouts/web/start')).json.phase, 'progressing');
+  } finally {
+    await pool.close();
     await gw.stop();
     await stable.close();
     await canary.close();

@@ -1,8 +1,8 @@
 // Traffic splitting through the real gateway (two workers, two real upstreams): the
 // share each side gets is within a binomial bound; a header rule overrides the
 // weights; a sticky caller stays on its side, and on the canary as its weight rises;
-// a blue/green flip through PUT /v1/routes/<route>/split moves every request at once
-// and DELETE puts the configured weights back; per-side metrics and /status.
+// a blue/green flip through PUT /v1/routes/<route>/split (an override) moves every
+// request at once and DELETE puts the configured weights back; per-side metrics and /status.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pool, request } from 'undici';
@@ -119,7 +119,7 @@ test('sticky on a header: each caller keeps its side, and callers on green stay 
 
     for (const w of [50, 90]) {
       const put = await admin(gw.adminUrl, 'PUT', '/v1/routes/api/split', { weights: { blue: 100 - w, green: w } });
-      assert.equal(put.status, 200);
+      assert.equal(put.status, 201);
       const now = await ask();
       for (let u = 0; u < users; u++) if (at20[u] === 'green') assert.equal(now[u], 'green', `user-${u} left green when its weight rose to ${w} %`);
       const [l, h] = binomialBound(users, w / 100);
@@ -134,7 +134,7 @@ test('sticky on a header: each caller keeps its side, and callers on green stay 
   }
 });
 
-test('blue/green: PUT flips every request to green at once, DELETE rolls back to the configured weights; bad weights are refused with every issue', async () => {
+test('blue/green: PUT (a split override) flips every request to green at once, DELETE rolls back to the configured weights; bad weights are refused with every issue', async () => {
   const [blue, green] = await sides();
   const gw = await startGateway(config(blue, green, { split: [{ upstream: 'blue', weight: 100 }, { upstream: 'green', weight: 0 }] }), { timeoutMs: 45_000 });
   const pool = new Pool(gw.url, { connections: 16 });
@@ -162,8 +162,9 @@ test('blue/green: PUT flips every request to green at once, DELETE rolls back to
     await new Promise((r) => setTimeout(r, 200));
     const put = await admin(gw.adminUrl, 'PUT', '/v1/routes/api/split', { weights: { blue: 0, green: 100 } });
     flipped = true;
-    assert.equal(put.status, 200);
-    assert.deepEqual(put.json.weights, { blue: 0, green: 100 });
+    assert.equal(put.status, 201, JSON.stringify(put.json));
+    assert.equal(put.json.kind, 'split');
+    assert.deepEqual((put.json.split as { weights: unknown }).weights, { blue: 0, green: 100 });
     const t0 = Date.now();
     while (afterFlip < 150 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
     stop = true;
@@ -175,13 +176,17 @@ test('blue/green: PUT flips every request to green at once, DELETE rolls back to
     const st = await admin(gw.adminUrl, 'GET', '/status');
     const split = (st.json.splits as { route: string; weights: Record<string, number>; source: string }[])[0]!;
     assert.deepEqual(split.weights, { blue: 0, green: 100 });
-    assert.match(split.source, /^api:/);
-    assert.ok(gw.logs.some((l) => l.event === 'split-weights-set' && l.route === 'api'), 'the flip is a decision event');
+    assert.equal(split.source, 'override');
+    assert.ok(gw.logs.some((l) => l.event === 'override-applied' && l.kind === 'split' && l.route === 'api'), 'the flip is a decision event');
+    const listed = (await admin(gw.adminUrl, 'GET', '/v1/overrides')).json.overrides as { id: string; kind: string; key: string }[];
+    assert.deepEqual(listed.map((o) => [o.id, o.kind, o.key]), [[put.json.id, 'split', 'split:api']]);
 
     const del = await admin(gw.adminUrl, 'DELETE', '/v1/routes/api/split');
     assert.equal(del.status, 200);
-    assert.deepEqual(del.json.weights, { blue: 100, green: 0 });
-    assert.equal(del.json.source, 'config');
+    assert.equal(del.json.deleted, put.json.id);
+    assert.deepEqual((del.json.split as { weights: unknown }).weights, { blue: 100, green: 0 });
+    assert.equal((del.json.split as { source: unknown }).source, 'config');
+    assert.deepEqual((await admin(gw.adminUrl, 'GET', '/v1/overrides')).json.overrides, []);
     assert.equal(count(await send(pool, 100, 16), 'blue'), 100, 'rolled back: every request on blue again');
 
     const bad = await admin(gw.adminUrl, 'PUT', '/v1/routes/api/split', { weights: { blue: 70, green: 20, red: 10 } });
@@ -192,6 +197,7 @@ test('blue/green: PUT flips every request to green at once, DELETE rolls back to
     assert.equal(sum.status, 422);
     assert.match((sum.json.error as { issues: string[] }).issues.join(), /sum to 100 \(they sum to 90\)/);
     assert.equal((await admin(gw.adminUrl, 'GET', '/v1/routes/nope/split')).status, 404);
+    assert.equal((await admin(gw.adminUrl, 'PUT', '/v1/routes/nope/split', { weights: { blue: 100 } })).status, 404);
   } finally {
     await pool.close();
     await gw.stop();

@@ -9,6 +9,11 @@
 // same fingerprint and startsAt changes nothing, even after its overrides expired: the
 // rule's `for` bounds the reaction to one incident. A plain event has no startsAt: it
 // is a duplicate while the overrides it created still hold.
+//
+// A `purge` action is not an override: it removes entries from the shared cache once,
+// when the event fires, and there is nothing to put back, so a resolved event does
+// nothing for it. A re-sent firing is caught as a duplicate like any other (same
+// fingerprint and startsAt): it does not purge again.
 import { createHash } from 'node:crypto';
 import type { Config } from '../../config/schema.js';
 import type { EventAction } from '../../config/schema-control.js';
@@ -17,6 +22,7 @@ import { ApiError } from '../admin/api-router.js';
 import { decision } from '../decisions/decision-log.js';
 import type { Logger } from '../logger.js';
 import type { OverrideInput, OverrideStore } from '../overrides/store.js';
+import type { PurgeRequest } from '../cache/cache-admin.js';
 
 export interface IncomingEvent {
   readonly labels: Readonly<Record<string, string>>;
@@ -34,8 +40,13 @@ export interface EventOutcome {
   readonly applied: { rule: string; overrides: string[] }[];
   readonly duplicates: string[];
   readonly resolved: string[];
+  /** the purges a firing ran: the rule, what it named, and how many entries went */
+  readonly purged: { rule: string; purge: PurgeRequest; removed: number }[];
   readonly errors: string[];
 }
+
+/** Removes what a purge names from the shared cache; the count of entries removed. */
+export type CachePurge = (req: PurgeRequest) => number;
 
 /** the firings remembered for duplicate detection */
 const SEEN_MAX = 10_000;
@@ -44,8 +55,9 @@ export function ruleName(rule: Config['events'][number], index: number): string 
   return rule.name ?? `events[${index}]`;
 }
 
-/** An action as the override it becomes. */
-export function actionOverride(a: EventAction): Pick<OverrideInput, 'kind' | 'target' | 'value'> {
+/** An action as the override it becomes; null for a purge, which is not one. */
+export function actionOverride(a: EventAction): Pick<OverrideInput, 'kind' | 'target' | 'value'> | null {
+  if ('purge' in a) return null;
   if ('override' in a) return a.override;
   if ('scaleRateLimit' in a) return { kind: 'rate-limit', target: { route: a.scaleRateLimit.route, ...(a.scaleRateLimit.policy === undefined ? {} : { policy: a.scaleRateLimit.policy }) }, value: { scale: a.scaleRateLimit.factor } };
   if ('breaker' in a) return { kind: 'breaker', target: { upstream: a.breaker.upstream }, value: a.breaker.state };
@@ -60,6 +72,11 @@ export function eventRuleIssues(cfg: Config, store: OverrideStore): string[] {
   cfg.events.forEach((rule, i) =>
     rule.do.forEach((a, j) => {
       const o = actionOverride(a);
+      if (o === null) {
+        if ('purge' in a && [a.purge.key, a.purge.prefix, a.purge.tag].filter((v) => v !== undefined).length !== 1) out.push(`events[${i}].do[${j}].purge: exactly one of key, prefix, tag`);
+        if (!cfg.routes.some((r) => r.cache !== undefined)) out.push(`events[${i}].do[${j}].purge: no route has \`cache\`, so there is no cache to purge`);
+        return;
+      }
       for (const issue of store.check(String(o.kind), { target: o.target, value: o.value }, cfg)) out.push(`events[${i}].do[${j}]: ${issue}`);
     }),
   );
@@ -124,13 +141,15 @@ export class EventRouter {
     private readonly store: OverrideStore,
     private readonly config: () => Config,
     private readonly log: Logger,
+    /** the shared cache's purge; null when no route caches (a purge action is then a config error) */
+    private readonly purge: CachePurge | null = null,
   ) {}
 
   handle(events: readonly IncomingEvent[]): EventOutcome[] {
     const rules = this.config().events;
     return events.map((ev) => {
       this.received++;
-      const out: EventOutcome = { fingerprint: ev.fingerprint, status: ev.status, labels: ev.labels, applied: [], duplicates: [], resolved: [], errors: [] };
+      const out: EventOutcome = { fingerprint: ev.fingerprint, status: ev.status, labels: ev.labels, applied: [], duplicates: [], resolved: [], purged: [], errors: [] };
       if (ev.status === 'resolved') {
         // Undo what its firing did, whichever rule that was.
         for (const r of this.store.list()) {
@@ -152,8 +171,12 @@ export class EventRouter {
         }
         const ids: string[] = [];
         for (const a of rule.do) {
+          if ('purge' in a) {
+            if (ev.status === 'firing') this.runPurge(name, ev, a.purge, out);
+            continue;
+          }
           try {
-            const o = actionOverride(a);
+            const o = actionOverride(a)!;
             const rec = this.store.create({ ...o, ...(rule.for === undefined ? {} : { forMs: rule.for }), reason: ev.summary ?? `${ev.labels.alertname ?? ev.labels.event ?? 'event'} ${ev.status}` }, `event:${name}`, 'event', { rule: name, fingerprint: ev.fingerprint });
             ids.push(rec.id);
           } catch (e) {
@@ -168,11 +191,25 @@ export class EventRouter {
       });
       if (!matched && out.resolved.length === 0) this.unmatched++;
       decision(this.log).info(
-        { event: 'external-event', fingerprint: ev.fingerprint, status: ev.status, labels: ev.labels, rules: out.applied.map((a) => a.rule), duplicates: out.duplicates, resolved: out.resolved.length, errors: out.errors },
+        { event: 'external-event', fingerprint: ev.fingerprint, status: ev.status, labels: ev.labels, rules: out.applied.map((a) => a.rule), duplicates: out.duplicates, resolved: out.resolved.length, purged: out.purged.reduce((n, p) => n + p.removed, 0), errors: out.errors },
         `event ${ev.labels.alertname ?? ev.labels.event ?? ev.fingerprint} ${ev.status}: ${out.applied.length} rules applied, ${out.duplicates.length} duplicate, ${out.resolved.length} overrides undone`,
       );
       return out;
     });
+  }
+
+  private runPurge(rule: string, ev: IncomingEvent, raw: { key?: string | undefined; prefix?: string | undefined; tag?: string | undefined }, out: EventOutcome): void {
+    if (this.purge === null) {
+      out.errors.push(`${rule}: purge: no route caches, so there is no cache to purge`);
+      return;
+    }
+    // Exactly one is set (the config schema checks it).
+    const req: PurgeRequest = raw.key !== undefined ? { key: raw.key } : raw.prefix !== undefined ? { prefix: raw.prefix } : { tag: raw.tag! };
+    const t0 = performance.now();
+    const removed = this.purge(req);
+    const ms = Math.round((performance.now() - t0) * 10) / 10;
+    out.purged.push({ rule, purge: req, removed });
+    decision(this.log).info({ event: 'cache-purged', ...req, purged: removed, by: `event:${rule}`, fingerprint: ev.fingerprint, ms }, `cache purge by event rule ${rule} removed ${removed} entries`);
   }
 
   status(): { rules: number; received: number; unmatched: number } {

@@ -1,11 +1,16 @@
 // /v1 endpoints of the override store, and convenience routes that create the same
 // overrides with a path instead of a { kind, target, value } body. Reading needs
 // `read`; creating or deleting needs the target's scope (`traffic` for endpoints,
-// rate limits, breakers and flags), checked here because one route serves every kind.
+// rate limits, breakers, flags and splits), checked here because one route serves every
+// kind. A split's PUT and DELETE (/v1/routes/:route/split) live here too: a run-time
+// weight change is an override like every other knob (expiry, reason, identity,
+// persisted), and deleting it puts back what is beneath.
 import { AdminErrors } from '../../errors.js';
 import { ApiError, type ApiRequest, type ApiRoute } from '../admin/api-router.js';
 import type { Caller, Scope } from '../admin/tokens.js';
 import type { FlagWriter } from '../flag-writer.js';
+import type { SplitStatus } from '../rollout/split-writer.js';
+import { splitKey } from './split-target.js';
 import type { OverrideInput, OverrideStore } from './store.js';
 
 function object(body: unknown): Record<string, unknown> {
@@ -13,7 +18,7 @@ function object(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-export function overrideRoutes(store: OverrideStore, flags: FlagWriter, scopeOf: (kind: string) => Scope): ApiRoute[] {
+export function overrideRoutes(store: OverrideStore, flags: FlagWriter, scopeOf: (kind: string) => Scope, splitOf: (route: string) => SplitStatus | undefined): ApiRoute[] {
   const allow = (caller: Caller, kind: unknown): void => {
     const scope: Scope = typeof kind === 'string' ? scopeOf(kind) : 'traffic';
     if (!caller.scopes.has(scope)) throw new ApiError(AdminErrors.FORBIDDEN, `token "${caller.name}" lacks the "${scope}" scope that a ${String(kind)} override needs`);
@@ -92,6 +97,30 @@ export function overrideRoutes(store: OverrideStore, flags: FlagWriter, scopeOf:
         const s = split(object(req.body));
         const { policy, ...value } = s.value;
         return create(req, { kind: 'rate-limit', target: { route: req.params.route, ...(policy === undefined ? {} : { policy }) }, value, for: s.for, reason: s.reason });
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/v1/routes/:route/split',
+      scope: 'traffic',
+      handle: (req) => {
+        const route = req.params.route!;
+        if (splitOf(route) === undefined) throw new ApiError(AdminErrors.NOT_FOUND, `route "${route}" has no split (or does not exist)`);
+        const s = split(object(req.body));
+        const out = create(req, { kind: 'split', target: route, value: s.value, for: s.for, reason: s.reason });
+        return { status: out.status, body: { ...out.body, split: splitOf(route) } };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/routes/:route/split',
+      scope: 'traffic',
+      handle: (req) => {
+        const route = req.params.route!;
+        if (splitOf(route) === undefined) throw new ApiError(AdminErrors.NOT_FOUND, `route "${route}" has no split (or does not exist)`);
+        const existing = store.findByKey('split', splitKey(route));
+        if (existing !== undefined) store.remove(existing.record.id, req.caller.name, 'deleted');
+        return { body: { deleted: existing?.record.id ?? null, split: splitOf(route) } };
       },
     },
     { method: 'GET', path: '/v1/flags', scope: 'read', handle: () => ({ body: { flags: flags.status() } }) },

@@ -1,7 +1,13 @@
 // The `split` override target: a route's side weights at run time (a blue/green flip,
-// an event action that drains a side), put back to the configured weights when the
-// override is deleted or expires. Values are written through the SplitWriter: one
-// seqlocked row write, so every side changes at once for every worker.
+// an event action that drains a side), put back when the override is deleted or
+// expires: to a rollout's weights if a rollout had moved them, else to the configured
+// ones. Values are written through the SplitWriter: one seqlocked row write, so every
+// side changes at once for every worker.
+//
+// An override wins over a rollout on the same route: it is an operator's (or an
+// alert's) explicit word, and a rollout is automation. A progressing rollout is paused
+// when a split override lands on its route and cannot be started, resumed or promoted
+// while one holds (rollout-manager.ts), as a forced breaker stops its controller.
 //
 //   { kind: "split", target: "<route>", value: { "blue": 0, "green": 100 } }
 //   (value may also be { weights: { … } }, the PUT /v1/routes/<route>/split body)
@@ -23,6 +29,11 @@ function routeSides(config: Config, route: string): { sides: string[]; weights: 
   return split === undefined ? null : { sides: split.map((s) => s.upstream), weights: split.map((s) => s.weight) };
 }
 
+/** the key of a route's split override (one per route) */
+export function splitKey(route: string): string {
+  return `split:${route}`;
+}
+
 export function splitTarget(writer: SplitWriter): OverrideTarget<SplitSpec> {
   return {
     kind: 'split',
@@ -35,13 +46,13 @@ export function splitTarget(writer: SplitWriter): OverrideTarget<SplitSpec> {
       const value = typeof v === 'object' && v !== null && 'weights' in v ? v.weights : raw.value;
       const parsed = parseSplitWeights(found.sides, value);
       if (!parsed.ok) return { ok: false, issues: parsed.issues.map((i) => `value.${i}`) };
-      return { ok: true, key: `split:${route}`, spec: { route, sides: found.sides, weights: parsed.weights } };
+      return { ok: true, key: splitKey(route), spec: { route, sides: found.sides, weights: parsed.weights } };
     },
     apply(spec) {
-      writer.set(spec.route, spec.weights, 'override');
+      writer.setOverride(spec.route, spec.weights);
     },
     restore(spec) {
-      writer.restore(spec.route);
+      writer.clearOverride(spec.route);
     },
     conflict(spec, prev, next) {
       const now = routeSides(next, spec.route);

@@ -5,7 +5,7 @@
 //   pending ──start──▶ progressing ──check passes──▶ next step … last step → promoted
 //                        │  ▲                     failedChecks in a row → rolled-back (0 %)
 //                        │  └──resume── paused ◀──pause, too little traffic,
-//                        │                         or onFailure: pause
+//                        │                         onFailure: pause, or a split override
 //   any ──abort──▶ rolled-back (0 %)     any ──promote──▶ promoted (100 %)
 //   promoted / rolled-back ──start──▶ progressing from the first step again
 import type { DecisionEvent } from '../../controllers/decision.js';
@@ -119,4 +119,17 @@ export function onCheck(rollout: string, cfg: RolloutConfig, s: RolloutState, nu
   }
   const next: RolloutState = { ...s, step: stepIndex, weight, failures: 0, checks, reason: `check ${n} passed at ${s.weight}%`, updatedAt: at };
   return { state: next, events: [event('rollout-step', cfg, rollout, 'info', `rollout ${rollout} step ${stepIndex + 1}/${cfg.steps.length}: canary ${cfg.canary} at ${weight}%`, next, nums)] };
+}
+
+/** Actions that would move the weights again; refused while a split override holds them. */
+export const MOVING_ACTIONS: readonly Action[] = ['start', 'resume', 'promote'];
+
+/**
+ * A split override landed on a progressing rollout's route: the rollout pauses where
+ * it is (its checks would judge weights it did not set). Other phases are left alone.
+ */
+export function onOverride(rollout: string, cfg: RolloutConfig, s: RolloutState, now: Date): { state: RolloutState; events: DecisionEvent[] } | null {
+  if (s.phase !== 'progressing') return null;
+  const next: RolloutState = { ...s, phase: 'paused', reason: `a split override holds the weights of route "${cfg.route}"`, updatedAt: now.toISOString() };
+  return { state: next, events: [event('rollout-paused', cfg, rollout, 'warn', `rollout ${rollout} paused at ${s.weight}%: a split override holds the weights of ${cfg.route}`, next)] };
 }

@@ -1,9 +1,12 @@
 // Runs the configured rollouts: one timer per rollout that, while it progresses, takes
 // both sides' windows every interval, checks them (canary-analysis.ts), steps the state
 // machine (rollout-controller.ts), writes the canary weight through the SplitWriter,
-// logs each decision, posts the optional webhook, and saves the state file. State
-// saved by an earlier run is taken up again at start: a progressing rollout goes on from
-// its step with a fresh interval.
+// logs each decision, posts the optional webhook, and saves its section of the state
+// file (`state.file`, beside the overrides). State saved by an earlier run is taken up
+// again at start: a progressing rollout goes on from its step with a fresh interval.
+//
+// A split override on the route wins over the rollout (see split-target.ts): it pauses
+// a progressing rollout, and start, resume and promote are refused while it holds.
 import type { Config } from '../../config/schema.js';
 import type { RolloutConfig } from '../../config/schema-rollout.js';
 import type { DecisionEvent } from '../../controllers/decision.js';
@@ -13,10 +16,11 @@ import { escapeLabel } from '../../metrics/prometheus.js';
 import type { Logger } from '../logger.js';
 import { decision } from '../decisions/decision-log.js';
 import { analyse } from './canary-analysis.js';
-import { act, initialState, onCheck, PHASES, type Action, type Outcome, type RolloutState } from './rollout-controller.js';
+import { act, initialState, MOVING_ACTIONS, onCheck, onOverride, PHASES, type Action, type Outcome, type RolloutState } from './rollout-controller.js';
 import { RolloutStore } from './rollout-store.js';
 import type { SideStats } from './side-stats.js';
 import type { SplitWriter } from './split-writer.js';
+import type { StateFile } from '../state-file.js';
 
 export interface RolloutEvent {
   readonly type: 'rollout';
@@ -48,8 +52,9 @@ interface Running {
 
 export class RolloutManager {
   private readonly rollouts = new Map<string, Running>();
-  private store: RolloutStore = new RolloutStore(null);
-  private saved: Map<string, RolloutState> | null = null;
+  private readonly store: RolloutStore;
+  /** states read from the state file at start, taken up as each rollout is configured */
+  private readonly saved: Map<string, RolloutState>;
   private readonly verdicts = new Map<string, { pass: number; fail: number; inconclusive: number }>();
   private readonly webhookOutcomes = { ok: 0, failed: 0 };
   private stopped = false;
@@ -58,18 +63,23 @@ export class RolloutManager {
     private readonly splits: SplitWriter,
     private readonly stats: SideStats,
     private readonly log: Logger,
-  ) {}
+    file: StateFile | null,
+  ) {
+    this.store = new RolloutStore(file);
+    const path = file?.path ?? null;
+    this.saved = this.store.load((message) => this.log.error({ event: 'rollout-state-unreadable', file: path, error: message }, 'rollout state ignored'));
+    if (this.saved.size > 0) this.log.info({ event: 'rollout-state-loaded', file: path, rollouts: [...this.saved.keys()] }, `rollout state loaded for ${this.saved.size} rollouts`);
+    splits.onOverride = (route) => this.overridden(route);
+  }
 
   /** Start and every reload, after the SplitWriter took the config. */
   applyConfig(cfg: Config): void {
-    const file = cfg.rolloutState?.file ?? null;
-    if (file !== this.store.file) {
-      this.store = new RolloutStore(file);
-      this.saved = this.store.load((message) => this.log.error({ event: 'rollout-state-unreadable', file, error: message }, 'rollout state file ignored'));
-      if (this.saved.size > 0) this.log.info({ event: 'rollout-state-loaded', file, rollouts: [...this.saved.keys()] }, `rollout state loaded for ${this.saved.size} rollouts`);
-    }
     for (const [name, r] of this.rollouts) {
-      if (cfg.rollouts[name] !== undefined) continue;
+      const now = cfg.rollouts[name];
+      if (now !== undefined && now.route === r.cfg.route) continue;
+      // The weights it set go with it (the route's configured ones, or another rollout's, stand).
+      if (r.state.phase !== 'pending') this.splits.clearRollout(r.cfg.route);
+      if (now !== undefined) continue;
       this.disarm(r);
       r.webhook?.close();
       this.rollouts.delete(name);
@@ -77,7 +87,7 @@ export class RolloutManager {
     for (const [name, rc] of Object.entries(cfg.rollouts)) {
       let r = this.rollouts.get(name);
       if (r === undefined) {
-        const state = this.saved?.get(name) ?? initialState(new Date());
+        const state = this.saved.get(name) ?? initialState(new Date());
         r = { cfg: rc, state, timer: null, webhook: null };
         this.rollouts.set(name, r);
       } else {
@@ -90,6 +100,16 @@ export class RolloutManager {
       else this.disarm(r);
     }
     this.save();
+    for (const r of this.rollouts.values()) if (this.splits.overridden(r.cfg.route)) this.overridden(r.cfg.route);
+  }
+
+  /** A split override holds `route`: its progressing rollout pauses. */
+  private overridden(route: string): void {
+    for (const [name, r] of this.rollouts) {
+      if (r.cfg.route !== route) continue;
+      const out = onOverride(name, r.cfg, r.state, new Date());
+      if (out !== null) this.transition(name, r, out.state, out.events);
+    }
   }
 
   private configureWebhook(r: Running): void {
@@ -112,10 +132,10 @@ export class RolloutManager {
   private writeWeight(name: string, r: Running): void {
     const sides = this.splits.sides(r.cfg.route);
     if (sides === null) return;
-    this.splits.set(
+    this.splits.setRollout(
       r.cfg.route,
       sides.map((s) => (s === r.cfg.canary ? r.state.weight : s === r.cfg.stable ? 100 - r.state.weight : 0)),
-      `rollout:${name}`,
+      name,
     );
     // The next check judges only requests sent under the new weight.
     this.stats.reset(r.cfg.route, sides);
@@ -138,6 +158,7 @@ export class RolloutManager {
     if (r === undefined) return;
     r.timer = null;
     if (r.state.phase !== 'progressing') return;
+    if (this.splits.overridden(r.cfg.route)) return this.overridden(r.cfg.route);
     const stable = this.stats.take(r.cfg.route, r.cfg.stable);
     const canary = this.stats.take(r.cfg.route, r.cfg.canary);
     const numbers = analyse(stable, canary, r.cfg.analysis, this.stats.valueUs);
@@ -174,15 +195,12 @@ export class RolloutManager {
     return this.rollouts.has(name);
   }
 
-  /** The rollout moving `route`'s weights now (progressing or paused), if any. */
-  activeOn(route: string): string | null {
-    for (const [name, r] of this.rollouts) if (r.cfg.route === route && (r.state.phase === 'progressing' || r.state.phase === 'paused')) return name;
-    return null;
-  }
-
   action(name: string, action: Action): Outcome {
     const r = this.rollouts.get(name);
     if (r === undefined) return { ok: false, message: `no rollout ${name}` };
+    if (MOVING_ACTIONS.includes(action) && this.splits.overridden(r.cfg.route)) {
+      return { ok: false, message: `a split override holds the weights of route "${r.cfg.route}": delete it (GET /v1/overrides, or DELETE /v1/routes/${r.cfg.route}/split) before ${action}` };
+    }
     const out = act(name, r.cfg, r.state, action, new Date());
     if (out.ok) this.transition(name, r, out.state, out.events);
     return out;
@@ -197,7 +215,7 @@ export class RolloutManager {
   /** /status: each rollout without its check history (GET /v1/rollouts/<name> has it), plus the last check. */
   status(): { persisted: string | null; rollouts: unknown[] } {
     return {
-      persisted: this.store.file,
+      persisted: this.store.file?.path ?? null,
       rollouts: [...this.rollouts.keys()].map((n) => {
         const { checks, ...v } = this.view(n)!;
         return { ...v, checks: checks.length, lastCheck: checks[checks.length - 1] ?? null };
