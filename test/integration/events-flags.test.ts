@@ -104,6 +104,13 @@ test('events: an Alertmanager firing applies its rule as overrides, a re-send is
     const dup = await api(base, 'POST', '/v1/events', ADMIN, { event: 'deploy-freeze', labels: { team: 'payments' } });
     assert.deepEqual((dup.json.events as { duplicates: string[] }[])[0]!.duplicates, ['freeze']);
     assert.equal(((await api(base, 'GET', '/status', ADMIN)).json as { rateLimits: { ratePerSecond: number }[] }).rateLimits[0]!.ratePerSecond, 100);
+    // Its resolution undoes it; the rule names no status, so it does not act on the
+    // resolution and put the override straight back.
+    const over = await api(base, 'POST', '/v1/events', ADMIN, { event: 'deploy-freeze', labels: { team: 'payments' }, status: 'resolved' });
+    const o = (over.json.events as { resolved: string[]; applied: unknown[] }[])[0]!;
+    assert.equal(o.resolved.length, 1);
+    assert.deepEqual(o.applied, [], 'a rule without status does not act on a resolution');
+    assert.deepEqual((await api(base, 'GET', '/v1/overrides', ADMIN)).json.overrides, []);
     // Neither shape: refused with the reason.
     const bad = await api(base, 'POST', '/v1/events', ADMIN, { version: '3', alerts: [] });
     assert.equal(bad.status, 422);

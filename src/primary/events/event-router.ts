@@ -4,7 +4,8 @@
 // actions, and every action becomes an override (visible, expiring, audited like an
 // operator's) that remembers the rule and the alert's fingerprint.
 //
-// A resolved alert removes what its firing created (by fingerprint). A re-sent firing
+// A resolved alert removes what its firing created (by fingerprint); a rule acts on a
+// resolution only when its `on` names `status: resolved`. A re-sent firing
 // (Alertmanager repeats a group every repeat_interval, and retries deliveries) with the
 // same fingerprint and startsAt changes nothing, even after its overrides expired: the
 // rule's `for` bounds the reaction to one incident. A plain event has no startsAt: it
@@ -160,6 +161,9 @@ export class EventRouter {
       }
       let matched = false;
       rules.forEach((rule, i) => {
+        // A rule that names no status acts on firing events only: a resolution undoes
+        // (above) and must not then run the same actions again until their `for` ran out.
+        if ((rule.on.status ?? 'firing') !== ev.status) return;
         if (!Object.entries(rule.on).every(([k, v]) => ev.labels[k] === v)) return;
         matched = true;
         const name = ruleName(rule, i);
