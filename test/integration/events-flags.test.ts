@@ -122,11 +122,15 @@ test('events: an Alertmanager firing applies its rule as overrides, a re-send is
 
 test('events: a rule whose action its target refuses is a config error with its path', async () => {
   const up = await startUpstream();
-  await assert.rejects(
-    startGateway(baseConfig([up.address], { events: [{ on: { alertname: 'X' }, do: [{ breaker: { upstream: 'app', state: 'open' } }, { override: { kind: 'nope', target: 1, value: 2 } }] }] }), { timeoutMs: 8000 }),
-    (e: Error) => /events\[0\]\.do\[0\]: target\.upstream: upstream "app" has no breaker/.test(e.message) && /events\[0\]\.do\[1\]: unknown override kind "nope"/.test(e.message),
-  );
-  await up.close();
+  try {
+    await assert.rejects(
+      startGateway(baseConfig([up.address], { events: [{ on: { alertname: 'X' }, do: [{ breaker: { upstream: 'app', state: 'open' } }, { override: { kind: 'nope', target: 1, value: 2 } }] }] }), { timeoutMs: 8000 }),
+      (e: Error) => /events\[0\]\.do\[0\]: target\.upstream: upstream "app" has no breaker/.test(e.message) && /events\[0\]\.do\[1\]: unknown override kind "nope"/.test(e.message),
+    );
+  } finally {
+    // A failed assertion must not leave the server open and the test runner waiting on it.
+    await up.close();
+  }
 });
 
 test('flags: match.flag switches a route at run time on every worker; a percentage sticks per caller; GET /v1/flags shows it', async () => {
