@@ -110,7 +110,8 @@ test('console panels: forecast and recommendation, cache, plugins and shared dic
     assert.deepEqual(shared.shared, plugins.shared);
 
     // Cache: one miss then hits on one entry.
-    await until('cache figures', () => cellsOf(page, 'cache', 'cached'), (c) => c[1] === '5', 10_000);
+    // The cells come from each worker's snapshot and the page's next poll: wait for all of them.
+    await until('cache figures', () => cellsOf(page, 'cache', 'cached'), (c) => c[1] === '5' && c[3] === '4' && c[7] === '1', 10_000);
     const cache = await cellsOf(page, 'cache', 'cached');
     assert.deepEqual([cache[2], cache[3], cache[7]], ['80.0 %', '4', '1']);
     assert.match((await page.textContent('#cache-summary')) ?? '', /^Store: 1 of \d+ entries, \d+(\.\d)? (B|KiB) of \d+\.\d MiB used .*Hit ratio of every caching route: 80\.0 %\.$/);
