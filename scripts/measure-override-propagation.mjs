@@ -7,6 +7,8 @@
 //   stale: requests SENT after the API answered that still got the old value
 //   first: when the first response with the new value arrived, after the API answered
 //          (an upper bound on propagation that includes one request's round trip)
+//   visible within: when the first request that got the new value was sent, after the
+//          PUT was sent (the change was on that worker by then)
 // and the same bound before the answer (negative: a worker saw it before the API
 // call returned). Timestamps are performance.now() in this process.
 //
@@ -90,7 +92,11 @@ for (let t = 0; t < TRIALS; t++) {
     const stale = after.filter((x) => x.status !== want).length;
     const first = mine.filter((x) => x.status === want).sort((a, b) => a.got - b.got)[0];
     const gaps = mine.slice(1).map((x, i) => x.sent - mine[i].sent);
-    rows.push({ trial: t, worker: w, stale, sentAfter: after.length, firstAfterAnswerMs: first ? first.got - apiAnswered : NaN, apiMs: apiAnswered - apiSent, requests: mine.length, meanGapMs: gaps.reduce((s, g) => s + g, 0) / Math.max(1, gaps.length) });
+    // The first request answered with the new value, by when it was SENT: the worker had
+    // the change by then, so (its send − the PUT's send) bounds the propagation from the
+    // API call's start, whatever the PUT's own answer took to come back.
+    const firstSent = mine.filter((x) => x.status === want).sort((a, b) => a.sent - b.sent)[0];
+    rows.push({ trial: t, worker: w, stale, sentAfter: after.length, firstAfterAnswerMs: first ? first.got - apiAnswered : NaN, visibleWithinMs: firstSent ? firstSent.sent - apiSent : NaN, apiMs: apiAnswered - apiSent, requests: mine.length, meanGapMs: gaps.reduce((s, g) => s + g, 0) / Math.max(1, gaps.length) });
   }
 }
 running = false;
@@ -103,9 +109,11 @@ const fmt = (n) => n.toFixed(2);
 for (const w of workers) {
   const r = rows.filter((x) => x.worker === w);
   const first = r.map((x) => x.firstAfterAnswerMs).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  const visible = r.map((x) => x.visibleWithinMs).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   console.log(
     `worker ${w}: ${r.length} trials, stale responses to requests sent after the API answered: ${r.reduce((s, x) => s + x.stale, 0)} of ${r.reduce((s, x) => s + x.sentAfter, 0)}; ` +
       `first new-value response after the answer: median ${fmt(first[first.length >> 1])} ms, max ${fmt(first[first.length - 1])} ms; ` +
+      `the first request with the new value was sent within median ${fmt(visible[visible.length >> 1])} ms, max ${fmt(visible[visible.length - 1])} ms of the PUT being sent; ` +
       `requests per trial window ${Math.round(r.reduce((s, x) => s + x.requests, 0) / r.length)}, mean gap between sends on one connection ${fmt(r.reduce((s, x) => s + x.meanGapMs, 0) / r.length)} ms`,
   );
 }
