@@ -44,3 +44,41 @@ export function assertBothServed(before: readonly number[], after: readonly numb
   assert.ok(after.every((n, i) => n > (before[i] ?? 0)), `every worker must serve: before ${before.join(',')}, after ${after.join(',')}`);
 }
 
+
+export interface AlertSpec {
+  readonly alertname: string;
+  /** labels besides alertname */
+  readonly labels: Record<string, string>;
+  readonly summary: string;
+  readonly fingerprint: string;
+  readonly startsAt: string;
+  /** endsAt of a resolved alert */
+  readonly endsAt: string;
+}
+
+/** A webhook payload as Alertmanager (version 4) sends it: one group with one alert. */
+export function alertmanagerPayload(status: 'firing' | 'resolved', a: AlertSpec): unknown {
+  const labels = { alertname: a.alertname, ...a.labels };
+  return {
+    version: '4',
+    groupKey: `{}:{alertname="${a.alertname}"}`,
+    truncatedAlerts: 0,
+    status,
+    receiver: 'tidegate',
+    groupLabels: { alertname: a.alertname },
+    commonLabels: labels,
+    commonAnnotations: { summary: a.summary },
+    externalURL: 'http://alertmanager.example:9093',
+    alerts: [
+      {
+        status,
+        labels,
+        annotations: { summary: a.summary },
+        startsAt: a.startsAt,
+        endsAt: status === 'resolved' ? a.endsAt : '0001-01-01T00:00:00Z',
+        generatorURL: 'http://prometheus.example:9090/graph?g0.expr=…',
+        fingerprint: a.fingerprint,
+      },
+    ],
+  };
+}

@@ -7,34 +7,12 @@ import assert from 'node:assert/strict';
 import { Pool } from 'undici';
 import { startGateway, baseConfig } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { api, assertBothServed, perWorker, type Json } from '../helpers/admin-api.js';
+import { alertmanagerPayload, api, assertBothServed, perWorker, type Json } from '../helpers/admin-api.js';
 
 const ADMIN = 'all-scopes-admin-token-0001';
 
 function alertmanager(status: 'firing' | 'resolved', fingerprint = 'c8f2a1d9e0b7f3a4'): unknown {
-  const labels = { alertname: 'HighErrorRate', service: 'checkout', severity: 'page' };
-  return {
-    version: '4',
-    groupKey: '{}:{alertname="HighErrorRate"}',
-    truncatedAlerts: 0,
-    status,
-    receiver: 'tidegate',
-    groupLabels: { alertname: 'HighErrorRate' },
-    commonLabels: labels,
-    commonAnnotations: { summary: 'checkout 5xx above 5%' },
-    externalURL: 'http://alertmanager.example:9093',
-    alerts: [
-      {
-        status,
-        labels,
-        annotations: { summary: 'checkout 5xx above 5%' },
-        startsAt: '2026-12-01T10:00:00.000Z',
-        endsAt: status === 'resolved' ? '2026-12-01T10:20:00.000Z' : '0001-01-01T00:00:00Z',
-        generatorURL: 'http://prometheus.example:9090/graph?g0.expr=…',
-        fingerprint,
-      },
-    ],
-  };
+  return alertmanagerPayload(status, { alertname: 'HighErrorRate', labels: { service: 'checkout', severity: 'page' }, summary: 'checkout 5xx above 5%', fingerprint, startsAt: '2026-12-01T10:00:00.000Z', endsAt: '2026-12-01T10:20:00.000Z' });
 }
 
 /** `n` requests over 16 connections (both workers), each with `headers(i)`; the statuses and bodies */

@@ -8,34 +8,12 @@ import assert from 'node:assert/strict';
 import { Pool } from 'undici';
 import { baseConfig, startGateway } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { api, assertBothServed, perWorker } from '../helpers/admin-api.js';
+import { alertmanagerPayload, api, assertBothServed, perWorker } from '../helpers/admin-api.js';
 
 const ADMIN = 'all-scopes-admin-token-0001';
 
 function alertmanager(status: 'firing' | 'resolved'): unknown {
-  const labels = { alertname: 'CatalogChanged', service: 'catalog', product: '7' };
-  return {
-    version: '4',
-    groupKey: '{}:{alertname="CatalogChanged"}',
-    truncatedAlerts: 0,
-    status,
-    receiver: 'tidegate',
-    groupLabels: { alertname: 'CatalogChanged' },
-    commonLabels: labels,
-    commonAnnotations: { summary: 'product 7 was edited' },
-    externalURL: 'http://alertmanager.example:9093',
-    alerts: [
-      {
-        status,
-        labels,
-        annotations: { summary: 'product 7 was edited' },
-        startsAt: '2026-12-01T10:00:00.000Z',
-        endsAt: status === 'resolved' ? '2026-12-01T10:05:00.000Z' : '0001-01-01T00:00:00Z',
-        generatorURL: 'http://prometheus.example:9090/graph?g0.expr=…',
-        fingerprint: '5e1f0c7a9b3d2e84',
-      },
-    ],
-  };
+  return alertmanagerPayload(status, { alertname: 'CatalogChanged', labels: { service: 'catalog', product: '7' }, summary: 'product 7 was edited', fingerprint: '5e1f0c7a9b3d2e84', startsAt: '2026-12-01T10:00:00.000Z', endsAt: '2026-12-01T10:05:00.000Z' });
 }
 
 interface Outcome {
