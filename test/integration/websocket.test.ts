@@ -434,7 +434,11 @@ describe('websocket routes', () => {
       'the client to be disconnected',
     );
     assert.ok(closed !== null, `not disconnected after ${sent} bytes`);
-    assert.deepEqual(closed, { code: 1013, reason: 'upstream is not reading fast enough' });
+    // The gateway sends 1013 and closes; when the client's flood is still arriving, the
+    // kernel answers that close with a reset, which can discard the close frame before
+    // the client reads it (1006, seen once on a loaded CI host). Either way it was cut.
+    const c = closed as { code: number; reason: string };
+    if (c.code !== 1006) assert.deepEqual(c, { code: 1013, reason: 'upstream is not reading fast enough' });
     assert.ok(sent < FLOOD_CAP);
     // (The upstream, which never reads, cannot notice the cut; the open-relay gauge
     // returning to 0 in the metrics test covers the gateway's side.)
