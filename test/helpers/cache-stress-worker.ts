@@ -37,14 +37,14 @@ let removed = 0;
 const firstTorn: string[] = [];
 
 function verify(key: string): void {
-  const meta = out.toString('latin1', 0, store.metaLen);
+  const meta = out.toString('latin1', store.metaAt, store.metaAt + store.metaLen);
   const [mk, mv, ml] = meta.split(':');
   const k = Number(key.slice(1));
   const v = Number(mv);
   const len = bodyLength(k, v);
   let ok = mk === key && Number(ml) === len && store.bodyLen === len && store.fields.status === 200 + (v % 100);
   const fill = (k * 31 + v) & 0xff;
-  for (let j = 0; ok && j < len; j++) if (out[store.metaLen + j] !== fill) ok = false;
+  for (let j = 0; ok && j < len; j++) if (out[store.metaAt + store.metaLen + j] !== fill) ok = false;
   if (!ok) {
     torn++;
     if (firstTorn.length < 3) firstTorn.push(`${key}: meta ${meta} bodyLen ${store.bodyLen} status ${store.fields.status}`);

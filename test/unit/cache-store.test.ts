@@ -19,8 +19,9 @@ function get(s: CacheStore, key: string): string | null {
   if (r < 0) return null;
   const out = Buffer.alloc(1 << 20);
   assert.ok(s.read(r, s.seq, out));
-  assert.equal(out.toString('latin1', 0, s.metaLen), `meta:${key}`);
-  return out.toString('latin1', s.metaLen, s.metaLen + s.bodyLen);
+  const at = s.metaAt;
+  assert.equal(out.toString('latin1', at, at + s.metaLen), `meta:${key}`);
+  return out.toString('latin1', at + s.metaLen, at + s.metaLen + s.bodyLen);
 }
 
 test('an entry reads back as stored, across chunk boundaries, and a new one replaces it', () => {
@@ -37,6 +38,29 @@ test('an entry reads back as stored, across chunk boundaries, and a new one repl
   s.hash('GET a/1');
   assert.equal(s.remove('GET a/1', s.hA, s.hB), true);
   assert.equal(get(s, 'GET a/1'), null);
+  assert.deepEqual(s.check(), []);
+});
+
+test('an entry whose chunks are not all adjacent in the arena reads back whole into a buffer of any alignment', () => {
+  const s = CacheStore.create(64 * 1024, 16 * 1024);
+  // a, b, c take chunks 0, 1, 2; removing b and then a leaves the free list 0 → 1 → 3 → …,
+  // so the next 3-chunk entry is split: 0, 1 (one run) and 3.
+  for (const k of ['GET a', 'GET b', 'GET c']) assert.equal(put(s, k, 'small'), PublishResult.Stored);
+  for (const k of ['GET b', 'GET a']) {
+    s.hash(k);
+    assert.equal(s.remove(k, s.hA, s.hB), true);
+  }
+  const body = Array.from({ length: 2500 }, (_, i) => String.fromCharCode(33 + ((i * 7) % 90))).join('');
+  assert.equal(put(s, 'GET d', body), PublishResult.Stored);
+  s.hash('GET d');
+  const r = s.find('GET d', s.hA, s.hB);
+  for (const shift of [0, 1, 3, 6]) {
+    const out = Buffer.alloc(64 * 1024).subarray(shift);
+    assert.ok(s.read(r, s.seq, out));
+    const at = s.metaAt;
+    assert.equal(out.toString('latin1', at, at + s.metaLen), 'meta:GET d', `shift ${shift}`);
+    assert.equal(out.toString('latin1', at + s.metaLen, at + s.metaLen + s.bodyLen), body, `shift ${shift}`);
+  }
   assert.deepEqual(s.check(), []);
 });
 

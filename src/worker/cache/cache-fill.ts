@@ -421,12 +421,12 @@ export class CacheFill implements CacheHook {
     st.hash(s.key);
     const r = st.find(s.key, st.hA, st.hB);
     if (r < 0 || !st.read(r, st.seq, scratch)) return false;
-    const meta = scratch.toString('latin1', 0, st.metaLen).split('\n');
+    const meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
     const f = st.fields;
     const now = Date.now();
     const age = Math.floor(Math.max(0, now - f.bornAt) / 1000);
     const ttl = Math.floor((f.freshUntil - now) / 1000);
-    serveEntry(ex, f.status, meta, scratch, st.metaLen, st.bodyLen, age, cacheStatus ?? `tidegate; hit; ttl=${ttl}; detail=${detail}`, notModified(f.status, meta, this.facts.ifNoneMatch, this.facts.ifModifiedSince));
+    serveEntry(ex, f.status, meta, scratch, st.metaAt + st.metaLen, st.bodyLen, age, cacheStatus ?? `tidegate; hit; ttl=${ttl}; detail=${detail}`, notModified(f.status, meta, this.facts.ifNoneMatch, this.facts.ifModifiedSince));
     return true;
   }
 }

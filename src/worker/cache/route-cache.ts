@@ -136,12 +136,15 @@ export class RouteCache {
     let fwd = 'uri-miss';
     let r = st.find(key, hA, hB);
     let pass = false;
-    if (r >= 0 && st.read(r, st.seq, scratch) && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
+    // One copy serves both the uncacheable check and the answer: the copy is most of a hit's cost.
+    let got = r >= 0 && st.read(r, st.seq, scratch);
+    if (got && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
       pass = now < st.fields.freshUntil;
       r = -1;
+      got = false;
     }
-    if (r >= 0 && st.read(r, st.seq, scratch)) {
-      let meta = scratch.toString('latin1', 0, st.metaLen).split('\n');
+    if (got) {
+      let meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
       let seq = st.seq;
       let ok = true;
       let entryKey = key;
@@ -156,7 +159,7 @@ export class RouteCache {
         r = st.find(vk, st.hA, st.hB);
         seq = st.seq;
         ok = r >= 0 && st.read(r, seq, scratch);
-        if (ok) meta = scratch.toString('latin1', 0, st.metaLen).split('\n');
+        if (ok) meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
         else fwd = 'vary-miss';
       }
       if (ok) {
@@ -166,7 +169,7 @@ export class RouteCache {
         const fresh = now < f.freshUntil && (f.flags & RecordFlag.NoCache) === 0 && !force && (cc.maxAge < 0 || ageMs <= cc.maxAge * 1000);
         if (fresh) {
           const ttl = Math.floor((f.freshUntil - now) / 1000);
-          serveEntry(ex, f.status, meta, scratch, st.metaLen, st.bodyLen, age, resumed ? `tidegate; hit; ttl=${ttl}; collapsed` : `tidegate; hit; ttl=${ttl}`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince));
+          serveEntry(ex, f.status, meta, scratch, st.metaAt + st.metaLen, st.bodyLen, age, resumed ? `tidegate; hit; ttl=${ttl}; collapsed` : `tidegate; hit; ttl=${ttl}`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince));
           this.count(resumed ? CacheResult.Coalesced : CacheResult.Hit);
           return true;
         }
@@ -175,7 +178,7 @@ export class RouteCache {
           // RFC 5861 §3: serve it, and let one request (on any worker) refresh it in the background.
           const ttl = Math.floor((f.freshUntil - now) / 1000);
           const entry: StaleEntry = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: f.sieUntil, status: f.status, flags: f.flags };
-          serveEntry(ex, f.status, meta, scratch, st.metaLen, st.bodyLen, age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince));
+          serveEntry(ex, f.status, meta, scratch, st.metaAt + st.metaLen, st.bodyLen, age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince));
           this.count(CacheResult.Stale);
           if (st.takeRefresh(entry.record, seq)) startRefresh(this, ex, key, hA, hB, entry, facts, varyNames, markerId);
           return true;

@@ -12,7 +12,8 @@ let scratch: Buffer | null = null;
 export function attachCache(buffer: SharedArrayBuffer | null): void {
   if (buffer === null) return;
   store = CacheStore.attach(buffer);
-  scratch = Buffer.allocUnsafe(store.maxObjectSize + kMaxMetaBytes);
+  // + 8: CacheStore.read may start the copy up to 7 bytes in, to match the arena's alignment
+  scratch = Buffer.allocUnsafe(store.maxObjectSize + kMaxMetaBytes + 8);
 }
 
 export function cacheStore(): CacheStore | null {

@@ -1,0 +1,130 @@
+// Micro-benchmark of tidegate's cache-hit path without the network: the shared store
+// filled as the cache scenario fills it (the most popular keys of its object set, 1–16
+// KiB bodies, the origin's header fields), then per op:
+//   find+read   hash the key, look it up, copy meta and body out (CacheStore only)
+//   handle      RouteCache.handle() for a GET hit: request facts, key, sketch touch,
+//               lookup, copy, meta decode, freshness, and serveEntry() writing status,
+//               header fields and body to a response object that only counts calls
+//               (uWS's own C++ work and the socket write are not in this figure)
+//   handle 304  the same with If-None-Match matching the stored ETag
+// Prints ns/op, median of several runs.
+//
+//   npx tsc -p tsconfig.json && node dist/native-bench/micro/cache-hit.bench.js
+import { CacheStore, newEntryFields } from '../../src/shm/cache-store.js';
+import { attachCache } from '../../src/worker/cache/worker-cache.js';
+import { RouteCache } from '../../src/worker/cache/route-cache.js';
+import type { Exchange } from '../../src/worker/exchange.js';
+import type { WorkerRouteCache } from '../../src/messages.js';
+import { normaliseHost } from '../../src/worker/router.js';
+import { objectSize } from '../cache/objects.js';
+
+const KEYS = 998; // what the scenario's pure-hit run uses with its default sizes
+const HOST = '127.0.0.1:8080';
+const store = CacheStore.create(17_410_607, 64 * 1024);
+attachCache(store.buffer);
+
+const now = Date.now();
+for (let k = 1; k <= KEYS; k++) {
+  const key = `${normaliseHost(HOST)}/obj/${k}`;
+  const meta = ['', '', `"v${k}"`, '', 'content-type', 'application/octet-stream', 'cache-control', 'max-age=3600'].join('\n');
+  const body = Buffer.alloc(objectSize(k), k & 0xff);
+  const f = newEntryFields();
+  f.status = 200;
+  f.bornAt = now;
+  f.freshUntil = now + 3_600_000;
+  store.hash(key);
+  store.publish(-1, 0, key, store.hA, store.hB, meta, [body], body.length, f, -1);
+}
+
+const cfg: WorkerRouteCache = { ttlDefault: 0, ttlMin: 0, ttlMax: 0, staleWhileRevalidate: 0, staleIfError: 0, staleIfBusy: 0, keyHeaders: [], bypassHeader: null, bypassCookie: null, stripSetCookie: false };
+const rc = new RouteCache(cfg, store, 0, 5_000, true);
+
+let sink = 0;
+const res = {
+  cork(cb: () => void): void {
+    cb();
+  },
+  writeStatus(s: string): void {
+    sink += s.length;
+  },
+  writeHeader(n: string, v: string): void {
+    sink += n.length + v.length;
+  },
+  end(b: Uint8Array): void {
+    sink += b.length;
+  },
+  endWithoutBody(): void {
+    sink++;
+  },
+};
+const rt = { viaToken: null, requestIdHeader: 'x-request-id' };
+
+function exchange(k: number, inm: string | null): Exchange {
+  const headers = ['host', HOST, 'user-agent', 'wrk', 'accept', '*/*'];
+  if (inm !== null) headers.push('if-none-match', inm);
+  const ex = {
+    aborted: false,
+    res,
+    rt,
+    head: { method: 'GET', host: HOST, path: `/obj/${k}`, query: '', headers, contentLength: 0, chunked: false },
+    clientClose: false,
+    requestId: '0af7651916cd43dd8448eb211c80319c',
+    responseHeaders: [] as string[],
+    cache: null,
+    closeAfter: () => false,
+    answered: (status: number, bytes: number) => {
+      sink += status + bytes;
+    },
+  };
+  return ex as unknown as Exchange;
+}
+
+// Exchanges made up front: building one is the request path's cost, not the cache's.
+const POOL = 4096;
+const keyOf = (i: number): number => 1 + ((Math.imul(i, 2654435761) >>> 0) % KEYS);
+const plain = Array.from({ length: POOL }, (_, i) => exchange(keyOf(i), null));
+const conditional = Array.from({ length: POOL }, (_, i) => exchange(keyOf(i), `"v${keyOf(i)}"`));
+const keys = Array.from({ length: POOL }, (_, i) => `${normaliseHost(HOST)}/obj/${keyOf(i)}`);
+const scratch = Buffer.allocUnsafe(store.maxObjectSize + 64 * 1024);
+
+const cases: Record<string, (n: number) => void> = {
+  'find+read': (n) => {
+    for (let i = 0; i < n; i++) {
+      const key = keys[i & (POOL - 1)]!;
+      store.hash(key);
+      const r = store.find(key, store.hA, store.hB);
+      if (r < 0 || !store.read(r, store.seq, scratch)) throw new Error(`miss on ${key}`);
+      sink += store.bodyLen;
+    }
+  },
+  handle: (n) => {
+    for (let i = 0; i < n; i++) {
+      const ex = plain[i & (POOL - 1)]!;
+      (ex.responseHeaders as string[]).length = 0;
+      if (!rc.handle(ex)) throw new Error('not a hit');
+    }
+  },
+  'handle 304': (n) => {
+    for (let i = 0; i < n; i++) {
+      const ex = conditional[i & (POOL - 1)]!;
+      (ex.responseHeaders as string[]).length = 0;
+      if (!rc.handle(ex)) throw new Error('not a hit');
+    }
+  },
+};
+const ITER = 100_000;
+const RUNS = 9;
+
+console.log(`cache-hit micro-benchmark: ${KEYS} keys of 1–16 KiB, ${RUNS} runs of ${ITER} per case, median ns/op (node ${process.version})`);
+for (const [name, fn] of Object.entries(cases)) {
+  fn(ITER); // warm-up
+  const t: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = process.hrtime.bigint();
+    fn(ITER);
+    t.push(Number(process.hrtime.bigint() - t0) / ITER);
+  }
+  t.sort((a, b) => a - b);
+  console.log(`${name.padEnd(12)} ${t[RUNS >> 1]!.toFixed(0).padStart(7)} ns/op  (min ${t[0]!.toFixed(0)}, max ${t[RUNS - 1]!.toFixed(0)})`);
+}
+if (sink === 0) console.log('');
