@@ -235,6 +235,23 @@ port.on('message', (msg: PrimaryToWorker) => {
 /** set by the first of retire and drain to finish: the thread ends once */
 let ended = false;
 
+/**
+ * The end of a retire or a drain, whichever path gets here first, once: close every
+ * remaining (idle keep-alive or late) connection before the thread ends — a worker that
+ * exits with live uWS sockets can trip libuv assertions — then the generation's pools,
+ * then say how many requests were cut.
+ */
+function endThread(forced: number): void {
+  if (ended) return;
+  ended = true;
+  closeListeners();
+  telemetry.stop();
+  void ref.current.close().finally(() => {
+    send({ type: 'drained', workerId: data.workerId, forced });
+    port.close();
+  });
+}
+
 function retire(timeoutMs: number): void {
   if (isDraining()) return;
   const retiring = [...listeners];
@@ -242,19 +259,11 @@ function retire(timeoutMs: number): void {
   incoming = null;
   outgoing = null;
   let open = retiring.length;
-  let done = false;
   const finish = (forced: number): void => {
-    if (done || ended) return;
-    done = true;
-    ended = true;
+    if (ended) return;
     clearTimeout(timer);
-    closeListeners();
-    telemetry.stop();
     log('info', 'worker-retire-drained', { forcedRequests: forced });
-    void ref.current.close().finally(() => {
-      send({ type: 'drained', workerId: data.workerId, forced });
-      port.close();
-    });
+    endThread(forced);
   };
   // Its own deadline: a connection that keeps one request open (a long download) must not keep the thread.
   const timer = setTimeout(() => finish(inFlightCount()), timeoutMs);
@@ -290,20 +299,10 @@ async function applyConfig(config: WorkerConfig): Promise<void> {
 function drain(timeoutMs: number): void {
   for (const l of listeners) l.stopAccepting();
   listener = null;
-  let done = false;
   const finish = (forced: number): void => {
-    if (done || ended) return;
-    done = true;
-    ended = true;
+    if (ended) return;
     clearTimeout(timer);
-    // Close every remaining (idle keep-alive or late) connection before the thread
-    // ends: a worker that exits with live uWS sockets can trip libuv assertions.
-    closeListeners();
-    telemetry.stop();
-    void ref.current.close().finally(() => {
-      send({ type: 'drained', workerId: data.workerId, forced });
-      port.close();
-    });
+    endThread(forced);
   };
   const timer = setTimeout(() => finish(inFlightCount()), timeoutMs);
   startDrain(() => finish(0));
