@@ -297,6 +297,14 @@ export class SharedDict {
     }
   }
 
+  /** The prepared key's item if it is there and not expired; else -1 with err "not found". Under the lock. */
+  private findLive(now: number): number {
+    const it = this.find();
+    if (it >= 0 && !this.isExpired(it, now)) return it;
+    this.err = 'not found';
+    return -1;
+  }
+
   /** Seconds until the item expires (0: never), or undefined with err "not found". */
   ttl(key: string): number | undefined {
     this.reset();
@@ -304,11 +312,8 @@ export class SharedDict {
     this.lock();
     try {
       const now = this.clock();
-      const it = this.find();
-      if (it < 0 || this.isExpired(it, now)) {
-        this.err = 'not found';
-        return undefined;
-      }
+      const it = this.findLive(now);
+      if (it < 0) return undefined;
       const exp = this.f64[(this.head(it) + kItemExpiresF64Int32) >> 1]!;
       return exp === 0 ? 0 : (exp - now) / 1000;
     } finally {
@@ -323,11 +328,8 @@ export class SharedDict {
     this.lock();
     try {
       const now = this.clock();
-      const it = this.find();
-      if (it < 0 || this.isExpired(it, now)) {
-        this.err = 'not found';
-        return false;
-      }
+      const it = this.findLive(now);
+      if (it < 0) return false;
       this.f64[(this.head(it) + kItemExpiresF64Int32) >> 1] = exptime > 0 ? now + exptime * 1000 : 0;
       return true;
     } finally {
