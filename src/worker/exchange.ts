@@ -1,6 +1,6 @@
-// One proxied request: the uWS response on one side, an undici dispatch on the other.
-// It is its own undici handler (the legacy callback API, which undici 7 runs without
-// a wrapper), so a request costs one object and no promise.
+// One proxied request: the uWS response on one side, a request through the endpoint's
+// connection pool (src/worker/upstream) on the other. It is its own UpstreamHandler, so
+// a request costs one object and no promise.
 //
 // Lifetime rules this file lives by:
 // * `res` may be touched only while `!this.aborted` and before the response ended;
@@ -8,7 +8,6 @@
 // * the client going away aborts the upstream request; the upstream failing after the
 //   response head went out closes the client connection (never a clean truncation).
 import { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { CompiledRoute } from './router.js';
 import type { Runtime } from './runtime.js';
@@ -26,6 +25,7 @@ import type { AccessContext, PolicyInstance, StatusWatcher } from '../policies/p
 import { HeadVerdict, type CacheHook } from './cache/cache-hook.js';
 import { kBreakerStateMask } from '../shm/control-words.js';
 import { BreakerState } from '../shm/layout.js';
+import { UpstreamErrorCode, type UpstreamHandler } from './upstream/upstream-handler.js';
 
 /** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
 export const BUFFER_BODY_LIMIT = 64 * 1024;
@@ -43,13 +43,16 @@ const RETRY_AFTER: readonly string[] = ['retry-after', '1'];
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 // Errors that mean no byte of the request reached the upstream.
-const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const NOT_SENT = new Set(['ECONNREFUSED', UpstreamErrorCode.ConnectTimeout, 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 export function classifyUpstreamError(err: Error & { code?: string }): ErrorSpec {
   const code = err.code ?? '';
   switch (code) {
+    case UpstreamErrorCode.ConnectTimeout:
     case 'UND_ERR_CONNECT_TIMEOUT':
       return Errors.UPSTREAM_CONNECT_TIMEOUT;
+    case UpstreamErrorCode.HeadersTimeout:
+    case UpstreamErrorCode.BodyTimeout:
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return Errors.UPSTREAM_TIMEOUT;
@@ -60,14 +63,16 @@ export function classifyUpstreamError(err: Error & { code?: string }): ErrorSpec
     case 'ENETUNREACH':
     case 'EADDRNOTAVAIL':
       return Errors.UPSTREAM_CONNECT;
+    case UpstreamErrorCode.Closed:
+    case UpstreamErrorCode.Destroyed:
     case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_CLOSED':
       return Errors.UPSTREAM_RESET;
     default:
-      // HPE_* (llhttp), content-length mismatch, and anything unforeseen: the
-      // upstream's bytes could not be read as an HTTP response.
+      // TG_UP_PROTOCOL (response-parser.ts), HPE_* (llhttp, WebSocket handshakes), and
+      // anything unforeseen: the upstream's bytes could not be read as an HTTP response.
       return Errors.UPSTREAM_PROTOCOL;
   }
 }
@@ -84,7 +89,7 @@ const enum BodyMode {
   Streaming,
 }
 
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange implements UpstreamHandler {
   readonly res: HttpResponse;
   readonly head: RequestHead;
   readonly rt: Runtime;
@@ -200,11 +205,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.aborted = true;
     this.clearBodyTimer();
     this.bodyStream?.destroy();
-    // XXX: a request still waiting in the pool's queue has no abort yet (undici hands
-    // it over in onConnect, and a queued dispatch cannot be withdrawn), so it keeps its
-    // pool.maxPending place until a connection reaches it and onConnect cancels it.
-    // Still counting it is what keeps undici's queue bounded against clients that
-    // send and leave at once.
+    // A request still in the pool's queue is withdrawn too (its onError frees its place).
     const abort = this.upstreamAbort;
     this.upstreamAbort = null;
     abort?.(new Error('client aborted'));
@@ -371,7 +372,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (isLast) s.push(null);
   };
 
-  /** BodyStream calls this when undici wants more. */
+  /** BodyStream calls this when the upstream connection wants more. */
   pullBody(): void {
     if (this.clientPaused && !this.aborted) {
       this.clientPaused = false;
@@ -426,7 +427,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const ep = up.endpoints[idx]!;
     if (up.full(ep)) {
       // Answered without touching the upstream: queueing more would only add latency
-      // and memory (undici's queue has no bound of its own).
+      // and memory (the pool's queue has no bound of its own).
       up.countOverloaded();
       this.bodyStream?.destroy();
       if (this.cache !== null && this.cache.onRefused(true)) return;
@@ -451,15 +452,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       body = this.bodyStream;
     }
     const q = this.head.query;
-    ep.pool.dispatch(
-      {
-        path: q.length > 0 ? `${this.head.path}?${q}` : this.head.path,
-        method: this.head.method as Dispatcher.HttpMethod,
-        headers: this.headers,
-        body,
-      },
-      this,
-    );
+    ep.pool.dispatch(this, this.head.method, q.length > 0 ? `${this.head.path}?${q}` : this.head.path, this.headers, body);
   }
 
   private abortUpstream(): void {
@@ -576,7 +569,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     if (this.aborted) return false;
     const res = this.res;
-    if (this.noBody || this.absorbing) return true; // a HEAD/204/304 body would be a framing error; undici already ignores it
+    if (this.noBody || this.absorbing) return true; // a HEAD/204/304 body is a framing error the parser refuses before it gets here
     if (this.cache !== null) this.cache.onBody(chunk);
     this.written += chunk.length;
     if (this.total >= 0) {
@@ -668,7 +661,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const draining = this.closeAfter();
     if (this.total >= 0 && !this.noBody) {
       if (this.written === 0) {
-        // Content-Length: 0 (a mismatch never gets here: undici raises it as an error)
+        // Content-Length: 0 (a mismatch never gets here: the pool raises it as an error)
         res.cork(() => {
           this.writeHead();
           res.end(undefined, draining);
@@ -789,7 +782,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** The request body as undici reads it: pushed from uWS onData, pulled by undici. */
+/** The request body as the upstream connection reads it: pushed from uWS onData, pulled by the connection. */
 class BodyStream extends Readable {
   constructor(private readonly ex: Exchange) {
     super({ highWaterMark: 64 * 1024 });

@@ -1,12 +1,12 @@
 // One upstream as a worker sees it: the shared endpoint table (through a snapshot that
-// costs one atomic load per request to keep current), one undici Pool per endpoint
+// costs one atomic load per request to keep current), one connection pool per endpoint
 // (workers mirror nginx worker processes, each with its own upstream
 // connections), and the picker the config names.
 //
 // Endpoints come from shared memory, not from the config message: the primary's
 // EndpointWriter can add or remove endpoints (discovery, health) at any time and a
-// worker creates a Pool the first time it sees a new address id.
-import { Pool } from 'undici';
+// worker creates a pool the first time it sees a new address id.
+import { H1Pool } from './upstream/h1-pool.js';
 import type { WorkerUpstream } from '../messages.js';
 import type { Balancer } from '../balancers/balancer.js';
 import { RoundRobinBalancer } from '../balancers/round-robin.js';
@@ -26,7 +26,7 @@ export interface Endpoint {
   /** the primary's id for this address (unique per upstream, never reused) */
   readonly addressId: number;
   readonly authority: string; // "127.0.0.1:9001", used as Host when a route rewrites it
-  readonly pool: Pool;
+  readonly pool: H1Pool;
   /** requests dispatched to `pool` and not yet finished (complete or failed): what holds or waits for its connections */
   active: number;
 }
@@ -42,7 +42,7 @@ export class UpstreamSet {
    * Requests of this set waiting for a connection: Σ over endpoints of
    * max(0, active − pool.connections). With pipelining 1 a request holds its
    * connection from dispatch to the end of the response body, so this is exactly
-   * undici's queue, counted without asking undici (its `stats` walk every client).
+   * the pools' queues, counted here so the check costs no call into a pool.
    */
   pending = 0;
   private readonly connections: number;
@@ -142,7 +142,7 @@ export class UpstreamSet {
     ep.active++;
   }
 
-  /** A request `acquire`d for `ep` finished (undici's onComplete or onError): its connection, or its queue place, is free. */
+  /** A request `acquire`d for `ep` finished (its onComplete or onError): its connection, or its queue place, is free. */
   release(ep: Endpoint): void {
     ep.active--;
     // One that was waiting now has the connection.
@@ -193,7 +193,7 @@ export class UpstreamSet {
 
   // ---- internals ----------------------------------------------------------------------
 
-  /** After the snapshot moved: a Pool for every new address, close those that left. Rare (control-plane changes). */
+  /** After the snapshot moved: a pool for every new address, close those that left. Rare (control-plane changes). */
   private syncPools(): void {
     const s = this.snapshot;
     if (s.version === this.poolsVersion) return;
@@ -244,17 +244,14 @@ export class UpstreamSet {
     return null;
   }
 
-  private createPool(authority: string): Pool {
+  private createPool(authority: string): H1Pool {
     const cfg = this.cfg;
-    return new Pool(`http://${authority}`, {
+    return new H1Pool(authority, {
       connections: cfg.pool.connections,
-      pipelining: 1, // real upstreams rarely allow more
       keepAliveTimeout: cfg.pool.keepAliveTimeout,
-      keepAliveMaxTimeout: Math.max(cfg.pool.keepAliveTimeout, 60_000),
       connectTimeout: cfg.timeouts.connect,
       headersTimeout: cfg.timeouts.response,
       bodyTimeout: cfg.timeouts.read,
-      strictContentLength: true,
     });
   }
 

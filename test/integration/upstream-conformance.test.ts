@@ -1,20 +1,12 @@
 // The upstream-side conformance suite (native-bench/conformance/upstream) through the
 // real gateway: malformed upstream responses must come out as a 502 or a cut-short
 // message, valid ones intact, and no response hidden behind another may ever reach a
-// client. One vector fails today because undici, the upstream client, decides it; its
-// verdict is pinned, so a change either way shows here.
+// client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, baseConfig } from '../helpers/gateway.js';
 import { runResponseSuite, startMalformedUpstream } from '../../native-bench/conformance/upstream/suite.js';
 import { RESPONSE_VECTORS } from '../../native-bench/conformance/upstream/responses.js';
-
-// XXX: undici destroys the connection on a 100 Continue it did not ask for (no
-// `Expect: 100-continue` sent), where RFC 9110 §15.2 says a client MUST parse any 1xx;
-// fixing it needs the hot-path upstream client of the performance work.
-const KNOWN: Record<string, string> = {
-  'interim-100-unsolicited': 'bad-gateway',
-};
 
 test('upstream-side conformance: every malformed response is refused or cut short, nothing smuggled reaches a client', async () => {
   const upstream = await startMalformedUpstream();
@@ -22,7 +14,7 @@ test('upstream-side conformance: every malformed response is refused or cut shor
   try {
     const results = await runResponseSuite({ proxyPort: gw.port, upstream });
     assert.equal(results.length, RESPONSE_VECTORS.length);
-    const wrong = results.filter((r) => (KNOWN[r.vector.id] !== undefined ? r.verdict !== KNOWN[r.vector.id] : !r.pass));
+    const wrong = results.filter((r) => !r.pass);
     assert.deepEqual(wrong.map((r) => `${r.vector.id}: ${r.verdict} (${r.detail})`), []);
     assert.equal(results.filter((r) => r.verdict === 'desync').length, 0);
     // tidegate's refusals are its own stable error, not a bare 502.

@@ -3,7 +3,7 @@
 // refresh permit, detached from that request, which was already answered from the
 // cache. It goes through the same balancer, in-flight accounting and guard (breaker,
 // concurrency limit) as client requests, and its response fills the cache like a miss.
-import type { Dispatcher } from 'undici';
+import type { UpstreamHandler } from '../upstream/upstream-handler.js';
 import type { Exchange } from '../exchange.js';
 import type { UpstreamSet, Endpoint } from '../upstream-set.js';
 import { Admission, type UpstreamGuard } from '../upstream-guard.js';
@@ -18,7 +18,7 @@ export function startRefresh(rc: RouteCache, ex: Exchange, key: string, hA: numb
   new Refresh(rc, ex.upstream!, fill, entry.record, q.length > 0 ? `${ex.head.path}?${q}` : ex.head.path, ex.route!.route.rewriteHost, ex.route!.route.priority).start(headers);
 }
 
-class Refresh implements Dispatcher.DispatchHandler {
+class Refresh implements UpstreamHandler {
   private idx = -1;
   private ep: Endpoint | null = null;
   private startedAt = 0;
@@ -54,7 +54,7 @@ class Refresh implements Dispatcher.DispatchHandler {
     up.acquire(ep);
     this.startedAt = performance.now();
     if (this.rewriteHost) headers[1] = ep.authority;
-    ep.pool.dispatch({ path: this.path, method: 'GET', headers, body: null }, this);
+    ep.pool.dispatch(this, 'GET', this.path, headers, null);
   }
 
   private giveUp(): void {
