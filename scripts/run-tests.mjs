@@ -23,5 +23,5 @@ if (files.length === 0) {
 // Integration tests start real gateways and servers; on a 2-core machine running
 // them one file at a time keeps timing-sensitive assertions honest.
 const concurrency = process.env.TIDEGATE_TEST_CONCURRENCY ?? '1';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

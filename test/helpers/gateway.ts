@@ -59,7 +59,7 @@ export async function startGateway(config: unknown, opts: { env?: NodeJS.Process
     const t = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`gateway did not start in time; stderr: ${stderr.join('')}`));
-    }, opts.timeoutMs ?? 15_000);
+    }, opts.timeoutMs ?? 30_000);
     proc.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;
