@@ -27,8 +27,14 @@ import { runResponseSuite, startMalformedUpstream } from '../../native-bench/con
 import { RESPONSE_VECTORS } from '../../native-bench/conformance/upstream/responses.js';
 
 type Expect =
-  /** valid: the client gets this status and body */
-  | { readonly answer: 'forward'; readonly status: number; readonly body: string; readonly check?: (fields: readonly Field[], trailers: readonly Field[]) => string | null }
+  /** valid: the client gets this status and body; `discarded`: the upstream connection must be dropped after it all the same */
+  | {
+      readonly answer: 'forward';
+      readonly status: number;
+      readonly body: string;
+      readonly check?: (fields: readonly Field[], trailers: readonly Field[]) => string | null;
+      readonly discarded?: boolean;
+    }
   /** nothing of the response went out: this error, as the JSON body of src/worker/error-response.ts */
   | { readonly answer: 'error'; readonly code: 'TG_ERR_UPSTREAM_PROTOCOL' | 'TG_ERR_UPSTREAM_RESET' }
   /** the head went out before the flaw: the client sees a 200 head, then a close before the message ends */
@@ -95,6 +101,16 @@ const UPSTREAM_CASES: readonly UpstreamCase[] = [
     rfc: 'RFC 9112 §6.2',
     reply: { pieces: [head('HTTP/1.1 200 OK', ['Content-Length: 36']), ...split('abcdefghijklmnopqrstuvwxyz0123456789', 4)], delayMs: 5 },
     expect: forward('abcdefghijklmnopqrstuvwxyz0123456789'),
+  },
+  { id: 'head-48k', name: 'a 48 KiB response head (under the 64 KiB limit)', rfc: 'RFC 9110 §2.3', reply: withField(`X-Big: ${'a'.repeat(48 * 1024)}`), expect: forward() },
+  {
+    // Nothing can tell such bytes from the answer to the next request sent on that
+    // connection: the gateway must drop it before it sends another request there.
+    id: 'stray-after-idle',
+    name: 'a complete response, then stray bytes on the idle connection 50 ms later',
+    rfc: 'RFC 9112 §9.3',
+    reply: { pieces: [okResponse(BODY)], later: { afterMs: 50, bytes: SMUGGLED } },
+    expect: { answer: 'forward', status: 200, body: BODY, discarded: true },
   },
   { id: 'status-empty-reason', name: 'status line with an empty reason phrase after its SP (`HTTP/1.1 200 `)', rfc: 'RFC 9112 §4', reply: withStatusLine('HTTP/1.1 200 '), expect: forward() },
   // ---- malformed, found before any byte went out: 502 TG_ERR_UPSTREAM_PROTOCOL ----
@@ -169,6 +185,7 @@ const UNDICI_DIFFERS: Readonly<Record<string, string>> = {
   'bytes-after-cl': 'undici completes the first response, then drops the connection on the stray bytes: the client gets the 200',
   'head-with-body': 'undici ends the HEAD response at its head and drops the connection on the body: the client gets the 200',
   '204-with-body': 'undici ends the 204 at its head and drops the connection on the bytes behind it: the client gets the 204',
+  'head-48k': 'undici refuses a response head over 16 KiB (Node\'s http.maxHeaderSize): 502 TG_ERR_UPSTREAM_PROTOCOL',
   'status-http-2': 'undici accepts any HTTP/<digit>.<digit> version: forwarded as a 200 (the connection is then dropped)',
   'status-no-sp': 'undici accepts a status line without the SP after the code: forwarded as a 200',
   'status-101-unasked': 'undici fails the request as a socket error: 502 with TG_ERR_UPSTREAM_RESET, not _PROTOCOL',
@@ -242,7 +259,8 @@ async function runCase(port: number, up: RawUpstream, c: UpstreamCase): Promise<
         assert.equal(p.body, e.body, describeOutcome(o));
         const flaw = e.check?.(p.fields, p.trailers) ?? null;
         assert.equal(flaw, null, describeOutcome(o));
-        if (!client.closed) await followUp(client, up, c.id, null);
+        if (e.discarded === true) await connectionClosedByGateway(up, conn, c.id);
+        if (!client.closed) await followUp(client, up, c.id, e.discarded === true ? conn : null);
         return;
       }
       case 'error': {
@@ -282,9 +300,12 @@ async function underContract(t: TestContext, id: string, check: () => Promise<vo
   );
 }
 
+// keepAliveTimeout well beyond the waits here: an idle timeout must not pass for a discarded connection.
 function upstreamConfig(port: number): Record<string, unknown> {
   return baseConfig([`127.0.0.1:${port}`], {
-    upstreams: { app: { discovery: { type: 'static', endpoints: [`127.0.0.1:${port}`] }, timeouts: { connect: '1s', response: '3s', read: '3s' }, retries: 0 } },
+    upstreams: {
+      app: { discovery: { type: 'static', endpoints: [`127.0.0.1:${port}`] }, timeouts: { connect: '1s', response: '3s', read: '3s' }, pool: { keepAliveTimeout: '60s' }, retries: 0 },
+    },
   });
 }
 
