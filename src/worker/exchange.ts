@@ -14,7 +14,7 @@ import type { Runtime } from './runtime.js';
 import type { RequestHead } from './request-head.js';
 import type { Endpoint, UpstreamSet } from './upstream-set.js';
 import type { HttpResponse } from './uws.js';
-import { writeError } from './error-response.js';
+import { endLocal, writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
 import { countConnectionRefused, countRetry, shedByLoad, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
 import type { ListenerScope } from './listener.js';
@@ -229,7 +229,7 @@ export class Exchange implements UpstreamHandler {
     const unread = (this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete;
     let headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
     if (this.clientClose) headers = [...(headers ?? []), 'connection', 'close']; // see writeHead
-    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || this.closeAfter(), headers);
+    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || this.closeAfter(), headers, this.head.method === 'HEAD');
     this.finish(spec.status);
   }
 
@@ -334,7 +334,7 @@ export class Exchange implements UpstreamHandler {
       if (this.clientClose) res.writeHeader('connection', 'close');
       const extra = this.responseHeaders;
       for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-      res.end(body, close);
+      endLocal(res, body, close, this.head.method === 'HEAD');
     });
     this.finish(status);
   }

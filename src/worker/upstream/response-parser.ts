@@ -322,6 +322,12 @@ export class ResponseParser {
         case State.ChunkData: {
           if (off >= len) return;
           const avail = len - off;
+          // When the chunk's end is in this read, its CRLF is checked before the data
+          // goes on, so a flaw found with the head is a 502, not a cut response.
+          if (avail > this.remaining) {
+            const e = off + this.remaining;
+            if (buf[e] !== CR || (e + 1 < len && buf[e + 1] !== LF)) return this.fail('chunk data not followed by CRLF');
+          }
           const take = avail < this.remaining ? avail : this.remaining;
           const piece = off === 0 && take === len ? buf : buf.subarray(off, off + take);
           off += take;
