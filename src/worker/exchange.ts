@@ -77,6 +77,14 @@ export function classifyUpstreamError(err: Error & { code?: string }): ErrorSpec
   }
 }
 
+/** Whether `b` is `lower` (a lower-case ASCII name), ignoring case. */
+function fieldIs(b: Buffer, lower: string): boolean {
+  const n = lower.length;
+  if (b.length !== n) return false;
+  for (let i = 0; i < n; i++) if ((b[i]! | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
 /** SHED_REASONS (src/metrics/snapshot.ts) index + 1 */
 const enum ShedReason {
   Concurrency = 1,
@@ -483,34 +491,53 @@ export class Exchange implements UpstreamHandler {
       this.probe = null;
     }
     this.resumeUpstream = resume;
+    // One pass: hop-by-hop fields dropped, framing read. The parser already validated
+    // every name and value, so only names of the lengths below need a closer look, and
+    // a plain `Connection: keep-alive` / `close` (nearly every response) lists no field.
     const out: Buffer[] = [];
     let connectionListed: Set<string> | null = null;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!;
-      const len = name.length;
-      // Only names of these lengths can be ones we drop or read; skip the rest cheaply.
-      if (len === 2 || len === 3 || len === 4 || len === 7 || len === 10 || len === 14 || len === 16 || len === 17) {
-        const lower = name.toString('latin1').toLowerCase();
-        switch (lower) {
-          case 'content-length':
-            this.total = Number(rawHeaders[i + 1]!.toString('latin1'));
-            continue;
-          case 'connection':
-            connectionListed ??= new Set();
-            for (const t of rawHeaders[i + 1]!.toString('latin1').split(',')) connectionListed.add(t.trim().toLowerCase());
-            continue;
-          case 'via':
+      switch (name.length) {
+        case 2:
+          if (fieldIs(name, 'te')) continue;
+          break;
+        case 3:
+          if (fieldIs(name, 'via')) {
             this.respVia = rawHeaders[i + 1]!.toString('latin1');
             continue;
-          case 'te':
-          case 'date': // uWS always writes its own Date
-          case 'trailer':
-          case 'upgrade':
-          case 'keep-alive':
-          case 'proxy-connection':
-          case 'transfer-encoding':
+          }
+          break;
+        case 4:
+          if (fieldIs(name, 'date')) continue; // uWS always writes its own Date
+          break;
+        case 7:
+          if (fieldIs(name, 'trailer') || fieldIs(name, 'upgrade')) continue;
+          break;
+        case 10:
+          if (fieldIs(name, 'connection')) {
+            const v = rawHeaders[i + 1]!;
+            if (!fieldIs(v, 'keep-alive') && !fieldIs(v, 'close')) {
+              connectionListed ??= new Set();
+              for (const t of v.toString('latin1').split(',')) connectionListed.add(t.trim().toLowerCase());
+            }
             continue;
-        }
+          }
+          if (fieldIs(name, 'keep-alive')) continue;
+          break;
+        case 14:
+          if (fieldIs(name, 'content-length')) {
+            // digits only (response-parser.ts), so Number is exact
+            this.total = Number(rawHeaders[i + 1]!.toString('latin1'));
+            continue;
+          }
+          break;
+        case 16:
+          if (fieldIs(name, 'proxy-connection')) continue;
+          break;
+        case 17:
+          if (fieldIs(name, 'transfer-encoding')) continue;
+          break;
       }
       out.push(name, rawHeaders[i + 1]!);
     }
