@@ -83,6 +83,8 @@ export interface ConcurrencyState {
   /** latency samples gathered and not yet used (a tick below minSamples, or the minRTT window) */
   readonly pending: Float64Array;
   readonly changes: number;
+  /** direction of the last write: -1, 1, or 0 before any since the last minRTT measurement (hysteresis) */
+  readonly lastDir: number;
 }
 
 export interface ConcurrencyInputs {
@@ -122,7 +124,7 @@ const RAMP_BELOW = 0.15;
 const MIN_RTT_TIMEOUT_MS = 5_000;
 
 export function initialConcurrencyState(cfg: ConcurrencyConfig, now: number): ConcurrencyState {
-  return { phase: 'min-rtt', limit: cfg.min, written: cfg.min, minRttUs: 0, sampleRttUs: 0, gradient: 1, nextMinRttAt: now, phaseSince: now, pending: new Float64Array(kLatencyBuckets), changes: 0 };
+  return { phase: 'min-rtt', limit: cfg.min, written: cfg.min, minRttUs: 0, sampleRttUs: 0, gradient: 1, nextMinRttAt: now, phaseSince: now, pending: new Float64Array(kLatencyBuckets), changes: 0, lastDir: 0 };
 }
 
 /** The `p`th percentile (0–100) of a bucket histogram, interpolated inside the bucket; 0 when empty. */
@@ -187,7 +189,7 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
       msg: `upstream ${upstream}: minRTT ${round(minRttUs / 1000)} ms over ${n} responses; concurrency limit ${written}`,
       fields: { upstream, minRttMs: round(minRttUs / 1000), samples: n, percentile: cfg.percentile, from: prev.written, to: written },
     });
-    s = { ...s, phase: 'sampling', phaseSince: now, minRttUs, limit, written, pending: new Float64Array(kLatencyBuckets), nextMinRttAt: nextMeasurement(), changes: prev.changes + (written !== prev.written ? 1 : 0) };
+    s = { ...s, phase: 'sampling', phaseSince: now, minRttUs, limit, written, pending: new Float64Array(kLatencyBuckets), nextMinRttAt: nextMeasurement(), changes: prev.changes + (written !== prev.written ? 1 : 0), lastDir: 0 };
     return { state: s, write: written !== prev.written ? written : null, events };
   }
 
@@ -237,9 +239,21 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
   const ramp = inp.shed > 0 && target > prev.limit && sampleRttUs >= prev.minRttUs * (1 - RAMP_BELOW) && sampleRttUs <= prev.minRttUs * (1 + RAMP_ABOVE);
   const limit = clamp(prev.limit + (ramp ? 1 : cfg.smoothing) * (target - prev.limit), floor, cfg.max);
   const rounded = Math.round(limit);
-  const step = Math.max(1, Math.ceil(prev.written * 0.1));
-  const moved = Math.abs(rounded - prev.written) >= step || (rounded !== prev.written && (rounded === floor || rounded === cfg.max));
-  s = { ...s, limit, sampleRttUs, minRttUs: minRtt, gradient, pending: new Float64Array(kLatencyBuckets) };
+  // The write band (10 %) keeps noise off the control word, and a move back up after a
+  // move down needs twice that (a Schmitt trigger): at a fixed point between two
+  // integers the limit would otherwise alternate between them every second or two.
+  // While requests are refused, moving down stays at one band, so the limit settles on
+  // the lower of the two (the upstream's queue, which every request waits behind, is
+  // what the other one adds). While no write is due the smoothed limit is held inside
+  // the dead zone (anti-windup), so a gentle, persistent gradient cannot creep it
+  // across; a real change of capacity moves it past within a tick or two.
+  const band = Math.max(1, Math.ceil(prev.written * 0.1));
+  const up = prev.lastDir < 0 ? 2 * band : band;
+  const down = prev.lastDir > 0 && inp.shed === 0 ? 2 * band : band;
+  const dir = Math.sign(rounded - prev.written);
+  const moved = Math.abs(rounded - prev.written) >= (dir > 0 ? up : down) || (rounded !== prev.written && (rounded === floor || rounded === cfg.max));
+  const held = moved ? limit : clamp(limit, prev.written - down + 1, prev.written + up - 1);
+  s = { ...s, limit: held, sampleRttUs, minRttUs: minRtt, gradient, pending: new Float64Array(kLatencyBuckets) };
   if (!moved) return { state: s, write: null, events };
   events.push({
     event: 'concurrency-limit',
@@ -247,6 +261,6 @@ export function concurrencyStep(upstream: string, cfg: ConcurrencyConfig, prev: 
     msg: `upstream ${upstream}: concurrency limit ${prev.written} → ${rounded} (sample RTT ${round(sampleRttUs / 1000)} ms, minRTT ${round(minRtt / 1000)} ms, gradient ${round(gradient)})`,
     fields: { upstream, from: prev.written, to: rounded, ramp, sampleRttMs: round(sampleRttUs / 1000), minRttMs: round(minRtt / 1000), gradient: round(gradient, 3), inFlight: inp.inFlight, samples: n, shed: inp.shed, percentile: cfg.percentile },
   });
-  s = { ...s, written: rounded, changes: prev.changes + 1 };
+  s = { ...s, written: rounded, changes: prev.changes + 1, lastDir: dir };
   return { state: s, write: rounded, events };
 }

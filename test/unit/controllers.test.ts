@@ -213,6 +213,27 @@ test('concurrency step: ramps to capacity within a few ticks of a surge while a 
   assert.ok(settled.every((ms) => ms <= 28), `no tick past 1.4 × S (RTT ms ${settled.join(',')})`);
 });
 
+/**
+ * A steady 3× overload: everything the limit admits is in flight, and the upstream (C = 8,
+ * S = 20 ms) answers in S × max(1, inFlight / C), with 5 % noise. The fixed point sits
+ * between two integers, where the limit used to alternate (8 → 12 → 8 every ≈ 3 s with the
+ * ramp, then 8 ↔ 9 each second); the hysteresis must settle it and keep it there.
+ */
+test('concurrency step: a steady overload settles the limit and does not flap', () => {
+  const cfg = concurrencySchema.parse({ min: 2, max: 64 });
+  let s: ConcurrencyState = { ...initialConcurrencyState(cfg, 0), phase: 'sampling', minRttUs: 20_000, limit: 6, written: 6, nextMinRttAt: 1e12 };
+  const writes: string[] = [];
+  for (let i = 1; i <= 150; i++) {
+    const inFlight = s.written;
+    const rttMs = 20 * Math.max(1, inFlight / 8) * (1 + 0.05 * Math.sin(i * 1.7));
+    const r = concurrencyStep('app', cfg, s, { now: i * 200, latency: samples(Math.round((inFlight / rttMs) * 200), rttMs), inFlight, shed: 100, random: 0.5 });
+    s = r.state;
+    if (r.write !== null && i > 20) writes.push(`tick ${i}: ${r.write}`);
+  }
+  assert.deepEqual(writes, [], 'no write after the first 4 s');
+  assert.ok(s.written >= 8 && s.written <= 9, `settled at capacity (${s.written})`);
+});
+
 test('concurrency step: still while not binding, quiet in a steady state, periodic minRTT with jitter, bounds', () => {
   const cfg = concurrencySchema.parse({ min: 3, max: 40, minRttInterval: '10s', minRttJitter: '20%' });
   let s: ConcurrencyState = { ...initialConcurrencyState(cfg, 0), phase: 'sampling', minRttUs: 20_000, limit: 20, written: 20, nextMinRttAt: 1e12 };
