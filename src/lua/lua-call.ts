@@ -21,6 +21,8 @@ export interface LuaScript {
   readonly maxInstructions: number;
   /** NUL-terminated registry key in the module's memory */
   readonly key: number;
+  /** run with the count hook from its start (the runaway checks could not be compiled in) */
+  readonly hooked: boolean;
 }
 
 /** What one request keeps across its Lua phases. */

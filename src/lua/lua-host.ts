@@ -11,7 +11,13 @@
 // A runaway script is stopped by an instruction-count hook: every HOOK_EVERY VM
 // instructions the hook takes them off the call's budget and raises an error once it
 // is spent. A script that catches that error (pcall) finds the hook then firing on
-// every instruction, so the first instruction outside its pcall raises again.
+// every instruction, so the first instruction outside its pcall raises again. The hook
+// is off while a call starts: a count hook makes Lua 5.4 dispatch every instruction
+// through it, so scripts carry countdowns on their loops, calls and gotos instead
+// (lua-instrument.ts), and the first countdown to run out turns the hook on for the
+// rest of the call. The budget is counted from there: a call runs at most
+// `countdownFor(maxInstructions)` loop iterations or calls before it (1,000 for the
+// default budget). A script the rewrite cannot take is run with the hook from its start.
 //
 // Lifetime: a request may run its access script on one generation and its log script
 // later; the state outlives its generation until every request that passed one of
@@ -24,11 +30,17 @@ import type { SharedDict } from '../shm/shared-dict.js';
 import { LUA_MASKCOUNT, LUA_REGISTRYINDEX, LuaType, type LuaVm } from './lua-vm.js';
 import { PRELUDE } from './lua-prelude.js';
 import { ngxFunctions, type LuaFunctionTable } from './lua-ngx.js';
+import { instrument } from './lua-instrument.js';
 import { LuaCall, LuaRequest, setActiveHost, type LuaScript, type LuaPhase } from './lua-call.js';
 
 /** Instructions between two hook calls: small against any budget, rare against a script's own work. */
 export const HOOK_EVERY = 1000;
 export const DEFAULT_MAX_INSTRUCTIONS = 1_000_000;
+
+/** Checks (loop iterations, calls, gotos) a call runs before the hook comes on: a thousandth of the budget, 1 … 1000. */
+export function countdownFor(maxInstructions: number): number {
+  return Math.max(1, Math.min(1000, Math.floor(maxInstructions / 1000)));
+}
 
 /** How a script call ended. */
 export const enum LuaOutcome {
@@ -45,6 +57,8 @@ export interface LuaHostOptions {
   readonly scheme: 'http' | 'https';
   /** the worker's slot, for ngx.worker.id() */
   readonly workerId: number;
+  /** for the micro-benchmark only: compile scripts without the runaway checks and never hook them */
+  readonly unprotected?: boolean;
 }
 
 let ids = 0;
@@ -64,6 +78,10 @@ export class LuaHost {
   budget = 0;
   /** the hook fires every `step` instructions: HOOK_EVERY, or 1 after a caught limit error */
   step = HOOK_EVERY;
+  /** the running call's countdown: what the tick hands back */
+  countdown = 1000;
+  /** whether the count hook is set on the state's main thread (it is off between calls) */
+  private hooked = false;
   private readonly id = ++ids;
   private scripts = 0;
   /** per route index: does a Lua policy of it have a log phase (then requests are tracked until the last one) */
@@ -103,6 +121,7 @@ export class LuaHost {
       api._lua_close(L);
       throw new Error(`Lua prelude: ${msg}`);
     }
+    api._lua_sethook(L, 0, 0, 0);
     api._lua_settop(L, 0);
   }
 
@@ -119,18 +138,39 @@ export class LuaHost {
     const vm = this.vm;
     const api = vm.api;
     const L = this.L;
-    const err = vm.load(L, source, `@${file}`);
+    const name = `@${file}`;
+    // The text as written first: its syntax error is the one to report.
+    const err = vm.load(L, source, name);
     if (err !== null) throw new Error(err);
+    const unprotected = this.opts.unprotected === true;
+    const checked = unprotected ? null : instrument(source, countdownFor(maxInstructions));
+    let wrapper = false;
+    if (checked !== null) {
+      api._lua_settop(L, -2);
+      wrapper = vm.load(L, checked, name) === null;
+      // XXX: a script the rewrite breaks (at a compiler limit: 200 locals, 255 upvalues) runs as written, hooked throughout.
+      if (!wrapper && vm.load(L, source, name) !== null) throw new Error(`${file}: cannot be compiled twice`);
+    }
     api._lua_createtable(L, 0, 0); // the script's _ENV
     api._lua_createtable(L, 0, 1);
     vm.rawgeti(L, LUA_REGISTRYINDEX, 2); // LUA_RIDX_GLOBALS
     api._lua_setfield(L, -2, vm.cstr('__index'));
     api._lua_setmetatable(L, -2);
     api._lua_setupvalue(L, -2, 1);
+    if (wrapper) {
+      // The wrapper chunk, given the tick, returns the script as a function.
+      api._lua_pushcclosure(L, functionTable(vm).tick, 0);
+      if (api._lua_pcallk(L, 1, 1, 0, 0, 0) !== 0) {
+        const msg = vm.toString(L, -1);
+        api._lua_settop(L, 0);
+        throw new Error(`${file}: ${msg ?? 'the checked script did not load'}`);
+      }
+    }
+    const hooked = !wrapper && !unprotected;
     const key = vm.cstr(`tidegate.script.${this.id}.${++this.scripts}`);
     api._lua_setfield(L, LUA_REGISTRYINDEX, key);
     api._lua_settop(L, 0);
-    return { file, phase, route, maxInstructions, key };
+    return { file, phase, route, maxInstructions, key, hooked };
   }
 
   /** A Lua policy of route `routeIndex` at `policyIndex` has a log phase (its own script, or the release of a header_filter's request). */
@@ -200,12 +240,15 @@ export class LuaHost {
     setActiveHost(this);
     this.budget = script.maxInstructions;
     this.runaway = false;
-    if (this.step !== HOOK_EVERY) {
-      this.step = HOOK_EVERY;
-      api._lua_sethook(L, functionTable(this.vm).hook, LUA_MASKCOUNT, HOOK_EVERY);
-    }
+    this.step = HOOK_EVERY;
+    this.countdown = countdownFor(script.maxInstructions);
+    if (script.hooked) this.hookOn(L);
     api._lua_getfield(L, LUA_REGISTRYINDEX, script.key);
     const status = api._lua_pcallk(L, 0, 0, 0, 0, 0);
+    if (this.hooked) {
+      this.hooked = false;
+      api._lua_sethook(L, 0, 0, 0);
+    }
     let outcome = LuaOutcome.Done;
     if (status === 0) {
       // ngx.exit inside a pcall of the script's own: the exit still applies.
@@ -226,6 +269,23 @@ export class LuaHost {
     c.log = null;
     c.req = null;
     return outcome;
+  }
+
+  /**
+   * The running call needs the count hook from now on (a countdown ran out, or the
+   * script is not checked): on the state's main thread and on `L`, the thread that
+   * asked (a coroutine has its own hook).
+   */
+  hookOn(L: number): void {
+    if (this.opts.unprotected === true) return;
+    const api = this.vm.api;
+    const hook = functionTable(this.vm).hook;
+    if (!this.hooked) {
+      this.hooked = true;
+      api._lua_sethook(this.L, hook, LUA_MASKCOUNT, this.step);
+    }
+    // Once: setting a hook restarts its count, and ticks come more often than 1,000 instructions.
+    if (L !== this.L && api._lua_gethookmask(L) === 0) api._lua_sethook(L, hook, LUA_MASKCOUNT, this.step);
   }
 
   /** ngx.exit(ngx.ERROR) and the other negative codes: the request fails as on a Lua error. */

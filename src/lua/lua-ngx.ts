@@ -14,6 +14,7 @@ import type { LuaHost } from './lua-host.js';
 import { activeHost, LuaPhase, PHASE_NAMES, type LuaCall } from './lua-call.js';
 import { LUA_REGISTRYINDEX, LuaType, type LuaVm } from './lua-vm.js';
 import { luaLog } from './lua-report.js';
+import { instrument } from './lua-instrument.js';
 
 export class LuaRaise extends Error {}
 /** ngx.exit: unwinds the script with the exit token (the status is in the call). */
@@ -25,6 +26,8 @@ export interface LuaFunctionTable {
   readonly pointers: readonly number[];
   /** the instruction-count hook, `void hook(lua_State*, lua_Debug*)` */
   readonly hook: number;
+  /** the C function a script's countdown calls when it runs out (lua-instrument.ts) */
+  readonly tick: number;
   /** a unique light userdata: the error value ngx.exit raises */
   readonly exitToken: number;
 }
@@ -164,10 +167,31 @@ function variable(c: Req, name: string, host: LuaHost): string | Uint8Array | un
   return r(c, host);
 }
 
+/** Header names as scripts write them → as fields are named: a script uses the same few. */
+const headerNames = new Map<string, string>();
+
 function headerName(vm: LuaVm, L: number, idx: number): string {
   const n = keyArg(vm, L, idx);
   if (n === null) throw new LuaRaise('header name must be a string');
-  return n.toLowerCase().replaceAll('_', '-');
+  let f = headerNames.get(n);
+  if (f === undefined) {
+    if (headerNames.size >= 4096) headerNames.clear();
+    f = n.toLowerCase().replaceAll('_', '-');
+    headerNames.set(n, f);
+  }
+  return f;
+}
+
+const debugInfos = new WeakMap<LuaVm, number>();
+
+/** A lua_Debug (≈ 120 bytes in this build) in the module's memory, for lua_getstack. */
+function debugInfo(vm: LuaVm): number {
+  let p = debugInfos.get(vm);
+  if (p === undefined) {
+    p = vm.api._malloc(256);
+    debugInfos.set(vm, p);
+  }
+  return p;
 }
 
 /** A header value from Lua: nil (remove), a string or number, or a table of them (several fields). */
@@ -345,6 +369,24 @@ const impls: Record<string, Impl> = {
     vm.api._lua_pushlightuserdata(L, 0);
     return 1;
   },
+  tick(L, vm, host) {
+    // Hooked from here to the end of the call; the countdown starts again so that
+    // functions made in another call (holding their own countdown) reach here too.
+    host.hookOn(L);
+    vm.pushInteger(L, host.countdown);
+    return 1;
+  },
+  hook_on(L, _vm, host) {
+    host.hookOn(L);
+    return 0;
+  },
+  instrument(L, vm, host) {
+    const source = keyArg(vm, L, 1);
+    const checked = source === null ? null : instrument(source, host.countdown);
+    if (checked === null) vm.api._lua_pushnil(L);
+    else vm.pushString(L, checked);
+    return 1;
+  },
   var_get(L, vm, host) {
     const c = request(host);
     const name = keyArg(vm, L, 2);
@@ -383,6 +425,10 @@ const impls: Record<string, Impl> = {
     if (c.phase === LuaPhase.HeaderFilter && status !== 0) throw new LuaRaise('ngx.exit with a status is not supported in header_filter (the response status cannot be changed there)');
     if (status > 0 && (status < 200 || status > 999)) throw new LuaRaise(`ngx.exit: bad status ${status}`);
     c.exitStatus = status;
+    // `return ngx.exit(s)` in the script's main chunk, the usual form: the chunk's frame
+    // is gone (a tail call), so returning ends the script as the error would, without
+    // the cost of unwinding (an exception through the module's frames, ≈ 7 µs).
+    if (L === host.L && vm.api._lua_getstack(L, 2, debugInfo(vm)) === 0) return 0;
     throw EXIT;
   },
   log(L, vm, host) {
@@ -728,7 +774,8 @@ export function ngxFunctions(vm: LuaVm): LuaFunctionTable {
   });
   const hook = api.addFunction((L: number): void => {
     const host = activeHost();
-    host.budget -= host.step;
+    // The thread's own count: a coroutine hooked in an earlier call may differ from host.step.
+    host.budget -= api._lua_gethookcount(L);
     if (host.budget >= 0) return;
     host.runaway = true;
     if (host.step !== 1) {
@@ -736,10 +783,11 @@ export function ngxFunctions(vm: LuaVm): LuaFunctionTable {
       host.step = 1;
       api._lua_sethook(host.L, hook, 8, 1);
     }
+    if (L !== host.L) api._lua_sethook(L, hook, 8, 1);
     api._luaL_where(L, 0);
     vm.pushString(L, `instruction limit exceeded (${host.call.script?.maxInstructions ?? 0} per call)`);
     api._lua_concat(L, 2);
     api._lua_error(L);
   }, 'vii');
-  return { names, pointers, hook, exitToken };
+  return { names, pointers, hook, tick: pointers[names.indexOf('tick')]!, exitToken };
 }

@@ -239,8 +239,30 @@ end
 for _, k in ipairs({ "execute", "exit", "remove", "rename", "tmpname", "getenv", "setlocale" }) do os[k] = nil end
 io, debug, package, dofile, loadfile = nil, nil, nil, nil, nil
 string.dump = nil
-local raw_load = load
-function load(chunk, name, mode, env) return raw_load(chunk, name, "t", env) end
+-- load: text only, and with the runaway checks compiled in as for the scripts; text the
+-- rewrite cannot take runs hooked whenever it is called. env is passed on only when given
+-- (an explicit nil would leave the chunk without globals).
+local raw_load, instrument, tick, hook_on = load, tg.instrument, tg.tick, tg.hook_on
+function load(chunk, name, mode, ...)
+  if type(chunk) == "function" then
+    -- a reader in a loop: count it from the start
+    hook_on()
+    local parts, reader = {}, chunk
+    while true do
+      local p = reader()
+      if p == nil or p == "" then break end
+      if type(p) ~= "string" then error("reader function must return a string", 2) end
+      parts[#parts + 1] = p
+    end
+    chunk, name = concat(parts), name or "=(load)"
+  end
+  local f, err = raw_load(chunk, name, "t", ...)
+  if not f or type(chunk) ~= "string" then return f, err end
+  local checked = instrument(chunk)
+  local make = checked and raw_load(checked, name or chunk, "t", ...)
+  if make then return make(tick) end
+  return function(...) hook_on() return f(...) end
+end
 function print(...) return ngx.log(ngx.NOTICE, ...) end
 _G.ngx = ngx
 _G.cjson = cjson

@@ -47,8 +47,11 @@ export interface LuaRawApi {
   _luaL_where(L: number, lvl: number): void;
   _lua_concat(L: number, n: number): void;
   _lua_sethook(L: number, f: number, mask: number, count: number): void;
+  _lua_gethookcount(L: number): number;
+  _lua_gethookmask(L: number): number;
   _lua_setupvalue(L: number, funcindex: number, n: number): number;
   _lua_checkstack(L: number, n: number): number;
+  _lua_getstack(L: number, level: number, ar: number): number;
   _malloc(n: number): number;
   _free(p: number): void;
   HEAPU8: Uint8Array;
@@ -82,6 +85,7 @@ export const enum LuaStatus {
 }
 
 const utf8 = new TextDecoder('utf-8');
+const STRING_CACHE_SLOTS = 256;
 const encoder = new TextEncoder();
 
 /**
@@ -97,6 +101,9 @@ export class LuaVm {
   /** a size_t out-parameter for lua_tolstring */
   private readonly lenPtr: number;
   private readonly cstrings = new Map<string, number>();
+  /** toString's cache of short ASCII strings: direct-mapped by address */
+  private readonly cachedAt = new Int32Array(STRING_CACHE_SLOTS).fill(-1);
+  private readonly cachedStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
   constructor(api: LuaRawApi) {
     this.api = api;
@@ -180,10 +187,24 @@ export class LuaVm {
     const heap = api.HEAPU8;
     const len = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     if (len <= 32) {
-      // Short strings (variable and header names, keys) are nearly always ASCII: one
-      // fromCharCode instead of a decoder call.
-      for (let i = 0; i < len; i++) if (heap[p + i]! > 0x7f) return utf8.decode(heap.subarray(p, p + len));
-      return String.fromCharCode.apply(null, heap.subarray(p, p + len) as unknown as number[]);
+      // Short strings (variable and header names, keys) are the same few on every
+      // request, and Lua keeps one copy of each short string: the JS string made last
+      // time from these bytes at this address is reused when the bytes still match
+      // (compared, so an address reused by another string is caught).
+      const slot = (p >>> 3) & (STRING_CACHE_SLOTS - 1);
+      const hit = this.cachedStrings[slot]!;
+      if (this.cachedAt[slot] === p && hit.length === len) {
+        let i = 0;
+        while (i < len && hit.charCodeAt(i) === heap[p + i]) i++;
+        if (i === len) return hit;
+      }
+      let ascii = true;
+      for (let i = 0; i < len; i++) if (heap[p + i]! > 0x7f) ascii = false;
+      if (!ascii) return utf8.decode(heap.subarray(p, p + len));
+      const s = String.fromCharCode.apply(null, heap.subarray(p, p + len) as unknown as number[]);
+      this.cachedAt[slot] = p;
+      this.cachedStrings[slot] = s;
+      return s;
     }
     return utf8.decode(heap.subarray(p, p + len));
   }
