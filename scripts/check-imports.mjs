@@ -56,6 +56,7 @@ for (const file of walk(src)) {
 // which compiles away) from a thread's entry and refuse control-plane packages and the
 // modules only the primary runs (its own code, the config schemas).
 const threadForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3', 'jose'];
+const dynamicOnly = { wasmoon: 'src/lua/lua-vm.ts', ws: 'src/worker/websocket-upgrade.ts' };
 const primaryOnly = (rel) => rel.startsWith('src/primary/') || /^src\/config\/schema[^/]*\.ts$/.test(rel);
 function checkThreadGraph(entry, thread) {
   const reached = new Map(); // file -> the file that imported it
@@ -79,9 +80,10 @@ function checkThreadGraph(entry, thread) {
           queue.push(target);
           if (primaryOnly(relative(root, target))) problems.push(`${thread} load ${relative(root, target)}: ${chainTo(target)} (a module only the primary runs)`);
         }
-      } else if (spec === 'wasmoon' && m[3] === undefined) {
-        // Only a dynamic import, run when a generation has Lua: a worker without scripts never loads it.
-        problems.push(`${relative(root, file)} imports wasmoon statically (use the dynamic import in src/lua/lua-vm.ts)`);
+      } else if (spec in dynamicOnly && m[3] === undefined) {
+        // Only a dynamic import, run when a generation needs it: a worker without Lua
+        // scripts (WebSocket routes) never loads wasmoon (ws).
+        problems.push(`${relative(root, file)} imports ${spec} statically (use the dynamic import in ${dynamicOnly[spec]})`);
       } else if (threadForbidden.includes(spec.split('/')[0]) && !reported.has(spec)) {
         reported.add(spec);
         problems.push(`${thread} load ${spec}: ${chainTo(file)} (keep schemas and control-plane packages out of the thread's import graph)`);
