@@ -10,6 +10,7 @@ import type { SizeName } from './bodies.js';
 import { openLoop } from './load/h2load.js';
 import { runOverload } from './overload/run.js';
 import { runCacheBench } from './cache/run.js';
+import { runSoak } from './soak.js';
 import { wrk } from './load/wrk.js';
 import { describeMachine, missingTools, planCpus, type CpuPlan } from './machine.js';
 import { parseOptions, type Options } from './options.js';
@@ -95,7 +96,8 @@ async function main(): Promise<void> {
   const scenario = scenarioOf(argv);
   if (scenario === 'overload') return runOverload(argv);
   if (scenario === 'cache') return runCacheBench(argv);
-  if (scenario !== undefined) throw new Error(`unknown scenario "${scenario}" (known: overload, cache; without --scenario: the peer comparison)`);
+  if (scenario === 'soak') return runSoak(argv);
+  if (scenario !== undefined) throw new Error(`unknown scenario "${scenario}" (known: overload, cache, soak; without --scenario: the peer comparison)`);
   const preliminary = planCpus(argv.includes('--no-pin'));
   const opts = parseOptions(argv, preliminary.proxyCores);
   const plan = planCpus(opts.noPin);

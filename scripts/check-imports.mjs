@@ -52,33 +52,49 @@ for (const file of walk(src)) {
     if (rule.forbid.includes(target)) problems.push(`${relative(root, file)} imports ${spec} (src/${area} must not import src/${target})`);
   }
 }
-// Workers load nothing they do not run: follow every value import (not `import type`,
-// which compiles away) from the worker entry and refuse control-plane packages.
-const workerOnlyForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3', 'jose'];
-const reached = new Map(); // file -> the file that imported it
-const queue = [join(src, 'worker/main.ts')];
-reached.set(queue[0], null);
-while (queue.length > 0) {
-  const file = queue.shift();
-  const text = readFileSync(file, 'utf8');
-  for (const m of text.matchAll(/^\s*(?:import|export)(?!\s+type\b)[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
-    const spec = m[1] ?? m[2] ?? m[3];
-    if (spec.startsWith('.')) {
-      const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
-      if (existsSync(target) && !reached.has(target)) {
-        reached.set(target, file);
-        queue.push(target);
+// Threads load nothing they do not run: follow every value import (not `import type`,
+// which compiles away) from a thread's entry and refuse control-plane packages and the
+// modules only the primary runs (its own code, the config schemas).
+const threadForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3', 'jose'];
+const dynamicOnly = { wasmoon: 'src/lua/lua-vm.ts', ws: 'src/worker/websocket-upgrade.ts' };
+const primaryOnly = (rel) => rel.startsWith('src/primary/') || /^src\/config\/schema[^/]*\.ts$/.test(rel);
+function checkThreadGraph(entry, thread) {
+  const reached = new Map(); // file -> the file that imported it
+  const reported = new Set(); // each forbidden package once, by the first chain found
+  const queue = [join(src, entry)];
+  reached.set(queue[0], null);
+  const chainTo = (file) => {
+    const chain = [];
+    for (let f = file; f; f = reached.get(f)) chain.unshift(relative(root, f));
+    return chain.join(' → ');
+  };
+  while (queue.length > 0) {
+    const file = queue.shift();
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/^\s*(?:import|export)(?!\s+type\b)[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
+      const spec = m[1] ?? m[2] ?? m[3];
+      if (spec.startsWith('.')) {
+        const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+        if (existsSync(target) && !reached.has(target)) {
+          reached.set(target, file);
+          queue.push(target);
+          if (primaryOnly(relative(root, target))) problems.push(`${thread} load ${relative(root, target)}: ${chainTo(target)} (a module only the primary runs)`);
+        }
+      } else if (spec in dynamicOnly && m[3] === undefined) {
+        // Only a dynamic import, run when a generation needs it: a worker without Lua
+        // scripts (WebSocket routes) never loads wasmoon (ws).
+        problems.push(`${relative(root, file)} imports ${spec} statically (use the dynamic import in ${dynamicOnly[spec]})`);
+      } else if (threadForbidden.includes(spec.split('/')[0]) && !reported.has(spec)) {
+        reported.add(spec);
+        problems.push(`${thread} load ${spec}: ${chainTo(file)} (keep schemas and control-plane packages out of the thread's import graph)`);
       }
-    } else if (spec === 'wasmoon' && m[3] === undefined) {
-      // Only a dynamic import, run when a generation has Lua: a worker without scripts never loads it.
-      problems.push(`${relative(root, file)} imports wasmoon statically (use the dynamic import in src/lua/lua-vm.ts)`);
-    } else if (workerOnlyForbidden.includes(spec.split('/')[0])) {
-      const chain = [];
-      for (let f = file; f; f = reached.get(f)) chain.unshift(relative(root, f));
-      problems.push(`worker threads load ${spec}: ${chain.join(' → ')} (keep schemas and control-plane packages out of the worker's import graph)`);
     }
   }
+  return reached.size;
 }
+checkThreadGraph('worker/main.ts', 'worker threads');
+// The histogram aggregation thread (piscina): merges and fits, nothing else.
+checkThreadGraph('metrics/aggregator-task.ts', 'the aggregation thread');
 
 if (problems.length) {
   console.error('import direction violations:\n  ' + problems.join('\n  '));

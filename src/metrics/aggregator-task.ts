@@ -3,7 +3,9 @@
 // (aggregator.ts), so this module's state lives as long as the gateway; tasks run
 // one at a time, in submission order.
 import { HistogramStore, type HistogramSummaryOut, type IngestEntry, type SeriesExport } from './histogram-store.js';
-import { DEFAULT_BUCKETS_SECONDS } from './config.js';
+import { getHeapStatistics } from 'node:v8';
+// not ./config.js: that is the zod schema, which this thread has no use for
+import { DEFAULT_BUCKETS_SECONDS } from './buckets.js';
 import { forecast, type ForecastResult } from './forecast.js';
 
 const store = new HistogramStore(DEFAULT_BUCKETS_SECONDS);
@@ -37,4 +39,10 @@ export function takeHistoryWindow(req: { percentiles: number[] }): Record<string
 
 export function fitForecasts(req: { series: { name: string; values: number[] }[]; seasonLength: number; horizon: number }): { name: string; result: ForecastResult }[] {
   return req.series.map((s) => ({ name: s.name, result: forecast(s.values, req.seasonLength, req.horizon) }));
+}
+
+/** this thread's V8 heap, for the tidegate_aggregator_heap_* gauges */
+export function heap(): { usedBytes: number; totalBytes: number } {
+  const h = getHeapStatistics();
+  return { usedBytes: h.used_heap_size, totalBytes: h.total_heap_size };
 }

@@ -10,7 +10,14 @@ const TASK_URL = new URL('./aggregator-task.js', import.meta.url).href;
 const FLUSH_DELAY_MS = 20;
 
 export class Aggregator {
-  private readonly pool: Piscina;
+  /**
+   * Started by the first task that has work for it (an interval histogram to merge, a
+   * forecast to fit): a gateway without traffic, or with `histograms.enabled: false` and
+   * forecasts off, never starts the thread.
+   */
+  private pool: Piscina | null = null;
+  private bounds: number[];
+  private heap: { usedBytes: number; totalBytes: number } | null = null;
   private queue: IngestEntry[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   /** every task goes through this chain, so reads see every snapshot queued before them */
@@ -23,9 +30,34 @@ export class Aggregator {
     bounds: readonly number[],
     private readonly onError: (err: Error) => void,
   ) {
+    this.bounds = [...bounds];
+  }
+
+  /** The pool, started on first use with the bounds in force; only called inside the task chain. */
+  private async started(): Promise<Piscina> {
+    if (this.pool !== null) return this.pool;
     // One thread, never retired: the cumulative histograms live in it (see aggregator-task.ts).
-    this.pool = new Piscina({ filename: TASK_URL, minThreads: 1, maxThreads: 1, idleTimeout: 2 ** 31 - 1, concurrentTasksPerWorker: 1 });
-    this.setBounds(bounds).catch(() => {}); // reported through onError by enqueue
+    const pool = new Piscina({ filename: TASK_URL, minThreads: 1, maxThreads: 1, idleTimeout: 2 ** 31 - 1, concurrentTasksPerWorker: 1 });
+    this.pool = pool;
+    this.store((await pool.run({ bounds: this.bounds }, { name: 'setBounds' })) as SeriesExport[]);
+    return pool;
+  }
+
+  /** whether the aggregation thread runs (it starts with the first work for it) */
+  get running(): boolean {
+    return this.pool !== null;
+  }
+
+  /** the aggregation thread's V8 heap as of the last refreshHeap(); null while it does not run */
+  heapStats(): { usedBytes: number; totalBytes: number } | null {
+    return this.heap;
+  }
+
+  /** Asks the running thread for its heap figures (never starts it). */
+  refreshHeap(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.pool !== null) this.heap = (await this.pool.run({}, { name: 'heap' })) as { usedBytes: number; totalBytes: number };
+    });
   }
 
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -40,9 +72,10 @@ export class Aggregator {
 
   setBounds(bounds: readonly number[]): Promise<void> {
     return this.enqueue(async () => {
-      const all = (await this.pool.run({ bounds: [...bounds] }, { name: 'setBounds' })) as SeriesExport[];
+      this.bounds = [...bounds];
       this.series.clear();
-      this.store(all);
+      // Not running: nothing is recorded yet, and the thread starts with these bounds.
+      if (this.pool !== null) this.store((await this.pool.run({ bounds: this.bounds }, { name: 'setBounds' })) as SeriesExport[]);
     });
   }
 
@@ -63,7 +96,7 @@ export class Aggregator {
     this.queue = [];
     if (entries.length === 0) return this.enqueue(async () => {});
     return this.enqueue(async () => {
-      const r = (await this.pool.run({ entries }, { name: 'ingest' })) as { exports: SeriesExport[]; rejected: number };
+      const r = (await (await this.started()).run({ entries }, { name: 'ingest' })) as { exports: SeriesExport[]; rejected: number };
       this.store(r.exports);
       if (r.rejected > 0) this.onError(new Error(`${r.rejected} of ${entries.length} interval histograms could not be decoded and were skipped`));
     });
@@ -71,32 +104,32 @@ export class Aggregator {
 
   async encode(key: string, worker: number | null): Promise<string | null> {
     await this.flush();
-    return this.enqueue(() => this.pool.run({ key, worker }, { name: 'encode' }) as Promise<string | null>);
+    return this.enqueue(async () => (this.pool === null ? null : ((await this.pool.run({ key, worker }, { name: 'encode' })) as string | null)));
   }
 
   async summary(key: string, worker: number | null): Promise<HistogramSummaryOut | null> {
     await this.flush();
-    return this.enqueue(() => this.pool.run({ key, worker }, { name: 'summary' }) as Promise<HistogramSummaryOut | null>);
+    return this.enqueue(async () => (this.pool === null ? null : ((await this.pool.run({ key, worker }, { name: 'summary' })) as HistogramSummaryOut | null)));
   }
 
   async takeWindow(percentile: number): Promise<Record<string, { valueUs: number; count: number }>> {
     await this.flush();
-    return this.enqueue(() => this.pool.run({ percentile }, { name: 'takeWindow' }) as Promise<Record<string, { valueUs: number; count: number }>>);
+    return this.enqueue(async () => (this.pool === null ? {} : ((await this.pool.run({ percentile }, { name: 'takeWindow' })) as Record<string, { valueUs: number; count: number }>)));
   }
 
   async takeHistoryWindow(percentiles: readonly number[]): Promise<Record<string, { valuesUs: number[]; count: number }>> {
     await this.flush();
-    return this.enqueue(() => this.pool.run({ percentiles: [...percentiles] }, { name: 'takeHistoryWindow' }) as Promise<Record<string, { valuesUs: number[]; count: number }>>);
+    return this.enqueue(async () => (this.pool === null ? {} : ((await this.pool.run({ percentiles: [...percentiles] }, { name: 'takeHistoryWindow' })) as Record<string, { valuesUs: number[]; count: number }>)));
   }
 
   fitForecasts(series: { name: string; values: number[] }[], seasonLength: number, horizon: number): Promise<{ name: string; result: ForecastResult }[]> {
-    return this.enqueue(() => this.pool.run({ series, seasonLength, horizon }, { name: 'fitForecasts' }) as Promise<{ name: string; result: ForecastResult }[]>);
+    return this.enqueue(async () => (await this.started()).run({ series, seasonLength, horizon }, { name: 'fitForecasts' }) as Promise<{ name: string; result: ForecastResult }[]>);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     await this.chain.catch(() => {});
-    await this.pool.destroy();
+    await this.pool?.destroy();
   }
 }

@@ -2,13 +2,13 @@
 // scaling signals, webhook). Its own file so schema.ts stays a list of sections;
 // defaults make the whole section optional.
 import { z } from 'zod';
+import { DEFAULT_BUCKETS_SECONDS } from './buckets.js';
 import { durationMs, sizeBytes } from '../units/zod-units.js';
 import type { WorkerObservability } from './worker-observability.js';
 
 const duration = durationMs;
 
-/** Prometheus-style default bounds in seconds: 1 ms … 60 s, dense where APIs live. */
-export const DEFAULT_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
+export { DEFAULT_BUCKETS_SECONDS };
 
 const histogramsSchema = z.strictObject({
   /** off: workers record nothing (the A/B switch for measuring recording cost) */

@@ -239,7 +239,9 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   async function refitForecasts(): Promise<void> {
     if (!cfg.forecast.enabled) return;
     const step = cfg.snapshotInterval;
-    const series = [...rateHistory].filter(([, v]) => v.length > 0).map(([name, values]) => ({ name, values: [...values] }));
+    // An upstream that has seen no request yet has nothing to forecast (and a gateway
+    // without traffic then never starts the aggregation thread for it).
+    const series = [...rateHistory].filter(([, v]) => v.some((x) => x > 0)).map(([name, values]) => ({ name, values: [...values] }));
     if (series.length === 0) return;
     const season = Math.max(2, Math.round(cfg.forecast.season / step));
     const horizon = Math.max(1, Math.round(cfg.forecast.horizon / step));
@@ -311,6 +313,7 @@ export function createObservability(deps: ObservabilityDeps): Observability {
 
   async function sampleHistory(): Promise<void> {
     const windows = await aggregator.takeHistoryWindow(HISTORY_PERCENTILES);
+    await aggregator.refreshHeap();
     const routeTotals = new Map<string, TrafficTotals>();
     const err5xx = CODE_CLASSES.indexOf('5xx');
     for (const [name, a] of routes) {
@@ -703,6 +706,12 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   gauge('tidegate_worker_event_loop_delay_max_seconds', 'Largest event-loop delay of the worker over the last interval.', ['worker'], rt((s) => s.loopDelayMaxMs / 1000));
   gauge('tidegate_worker_heap_used_bytes', "V8 heap in use by the worker thread's isolate.", ['worker'], rt((s) => s.heapUsedBytes));
   gauge('tidegate_worker_heap_total_bytes', "V8 heap reserved by the worker thread's isolate.", ['worker'], rt((s) => s.heapTotalBytes));
+  gauge('tidegate_aggregator_heap_used_bytes', "V8 heap in use by the histogram aggregation thread's isolate (0 while that thread does not run: it starts with the first histogram to merge).", [], (emit) => {
+    emit({}, aggregator.heapStats()?.usedBytes ?? 0);
+  });
+  gauge('tidegate_aggregator_heap_total_bytes', "V8 heap reserved by the histogram aggregation thread's isolate (0 while that thread does not run).", [], (emit) => {
+    emit({}, aggregator.heapStats()?.totalBytes ?? 0);
+  });
   counter('tidegate_telemetry_snapshots_total', 'Telemetry snapshots received from each worker.', ['worker'], (emit) => {
     for (const [slot, n] of snapshotsByWorker) emit({ worker: String(slot) }, n);
   });

@@ -11,7 +11,7 @@ import { Listener, tlsFilesProblem, type ListenerScope } from './listener.js';
 import type { TlsConfig } from '../config/schema.js';
 import { attachCounters, inFlightCount, isDraining, startDrain } from './worker-state.js';
 import { startWorkerTelemetry } from './telemetry.js';
-import { websocketBehavior } from './websocket-upgrade.js';
+import { loadWebSocketClientFor, websocketBehavior } from './websocket-upgrade.js';
 import { setPolicyData } from '../policies/policy-data.js';
 import { attachCache } from './cache/worker-cache.js';
 import { importPlugins } from '../plugins/plugin-module.js';
@@ -64,6 +64,7 @@ async function luaFor(config: WorkerConfig): Promise<LuaVm | null> {
 // Plugins are modules: imported before the first runtime is built (and per generation
 // below), never on the request path. The primary imported and checked them already.
 // Likewise the Lua module, when the config has scripts.
+await loadWebSocketClientFor(data.config);
 const ref: RuntimeRef = { current: new Runtime(data.config, shm, await importPlugins(data.config.plugins), await luaFor(data.config)) };
 const telemetry = startWorkerTelemetry(data, send);
 /**
@@ -285,6 +286,7 @@ let configChain: Promise<void> = Promise.resolve();
 async function applyConfig(config: WorkerConfig): Promise<void> {
   const old = ref.current;
   try {
+    await loadWebSocketClientFor(config);
     ref.current = new Runtime(config, shm, await importPlugins(config.plugins), await luaFor(config));
     telemetry.onConfig(config.generation, config);
   } catch (err) {

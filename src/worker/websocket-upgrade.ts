@@ -9,9 +9,9 @@
 // hop-by-hop and stripped, the request goes upstream as a plain GET.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { Errors, type ErrorSpec } from '../errors.js';
-import type { WorkerWebSocket } from '../messages.js';
+import type { WorkerConfig, WorkerWebSocket } from '../messages.js';
 import { writeError, writeLocal } from './error-response.js';
 import { LocalResponse, type AccessContext, type StatusWatcher } from '../policies/policy.js';
 import { accessPhase, addForwardingHeaders, clientIp, type RuntimeRef } from './http-server.js';
@@ -55,6 +55,18 @@ const SKIP_RESPONSE = new Set([
   'sec-websocket-protocol',
   'sec-websocket-extensions',
 ]);
+
+/** The `ws` client, loaded once per thread, by the first generation with a WebSocket route. */
+let WebSocketClient: typeof WebSocket | null = null;
+
+export function workerConfigHasWebSocket(config: WorkerConfig): boolean {
+  return config.routes.some((r) => r.websocket !== null);
+}
+
+/** Loads `ws` (≈1.5 MiB of heap) when this generation has a WebSocket route; a worker without one never does. */
+export async function loadWebSocketClientFor(config: WorkerConfig): Promise<void> {
+  if (WebSocketClient === null && workerConfigHasWebSocket(config)) WebSocketClient = (await import('ws')).default;
+}
 
 /** The uWS behaviour for `app.ws('/*', …)`: one per worker, settings fixed at start. */
 export function websocketBehavior(ref: RuntimeRef): WebSocketBehavior<RelayData> {
@@ -240,7 +252,8 @@ class Handshake {
     const ep = up.endpoints[idx]!;
     if (this.route.route.rewriteHost) this.head.headers[1] = ep.authority;
     const q = this.head.query;
-    const ws = new WebSocket(`ws://${ep.authority}${this.head.path}${q.length > 0 ? `?${q}` : ''}`, this.protocols, {
+    // Only a generation with a WebSocket route routes here, and it loaded the client first.
+    const ws = new WebSocketClient!(`ws://${ep.authority}${this.head.path}${q.length > 0 ? `?${q}` : ''}`, this.protocols, {
       headers: upstreamHeaders(this.head.headers),
       // A relay passes messages on as they are; compressing would cost CPU twice per hop.
       perMessageDeflate: false,

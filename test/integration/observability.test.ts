@@ -113,6 +113,25 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
       clientMs.push(performance.now() - t0);
       assert.equal(r.statusCode, 200);
     };
+    // Idle: the workers report their heaps, and the aggregation thread has nothing to do
+    // (no histogram recorded, no rate to forecast), so it has not started.
+    const idle = await until('three snapshots from each worker', async () => {
+      const m = parseMetrics(await getText(`${gw.adminUrl}/metrics`));
+      const snaps = pick(m, 'tidegate_telemetry_snapshots_total');
+      return snaps.length === 2 && snaps.every((x) => x.value >= 3) ? m : null;
+    });
+    const heaps = pick(idle, 'tidegate_worker_heap_used_bytes');
+    assert.deepEqual(heaps.map((x) => x.labels.worker).sort(), ['0', '1']);
+    for (const h of heaps) {
+      const total = pick(idle, 'tidegate_worker_heap_total_bytes', { worker: h.labels.worker! })[0]!.value;
+      assert.ok(h.value > 1e6 && h.value <= total, `worker ${h.labels.worker}: heap used ${h.value} of ${total}`);
+    }
+    assert.deepEqual(
+      pick(idle, 'tidegate_aggregator_heap_used_bytes').map((x) => x.value),
+      [0],
+      'no aggregation thread before any traffic',
+    );
+
     for (let i = 0; i < N; i += 12) await Promise.all(Array.from({ length: 12 }, (_, k) => one(i + k)));
 
     const merged = await until('all requests in the merged histogram', async () => {
@@ -172,6 +191,8 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
     assert.equal(pick(metrics, 'tidegate_upstream_duration_seconds_count', { upstream: 'app' }).reduce((a, s) => a + s.value, 0), N);
     assert.ok(pick(metrics, 'tidegate_worker_event_loop_utilization_ratio').length >= 1);
     assert.ok(pick(metrics, 'tidegate_worker_heap_used_bytes').length >= 1);
+    const aggHeap = await until('the aggregation thread heap', async () => pick(parseMetrics(await getText(`${gw.adminUrl}/metrics`)), 'tidegate_aggregator_heap_used_bytes').find((x) => x.value > 0) ?? null);
+    assert.ok(aggHeap.value > 1e5, `aggregation thread heap ${aggHeap.value}`);
     assert.equal(pick(metrics, 'tidegate_worker_requests_total').reduce((a, s) => a + s.value, 0), N);
     assert.ok(pick(metrics, 'tidegate_process_resident_memory_bytes').length === 1);
     assert.ok(pick(metrics, 'tidegate_process_open_fds').length === 1);

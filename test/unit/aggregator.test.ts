@@ -38,3 +38,29 @@ test('the piscina aggregator merges batches, survives a corrupt interval, and se
     await agg.close();
   }
 });
+
+test('the aggregation thread starts with the first work for it, with the bounds set before then', async () => {
+  const agg = new Aggregator([0.001, 0.01], () => {});
+  try {
+    assert.equal(agg.running, false);
+    // Reads and bound changes with nothing recorded answer without starting the thread.
+    assert.deepEqual(await agg.takeWindow(99), {});
+    assert.deepEqual(await agg.takeHistoryWindow([50, 99]), {});
+    assert.equal(await agg.encode('request:a', null), null);
+    assert.equal(await agg.summary('request:a', null), null);
+    await agg.setBounds([0.002, 0.02, 0.2]);
+    await agg.refreshHeap();
+    assert.equal(agg.running, false);
+    assert.equal(agg.heapStats(), null);
+
+    agg.push([{ key: 'request:a', worker: 0, bytes: interval([1500, 15_000, 150_000]), sumUs: 166_500 }]);
+    await agg.flush();
+    assert.equal(agg.running, true);
+    assert.deepEqual(agg.series.get('-1\u0000request:a')!.buckets, [1, 2, 3], 'the bounds set while it was not running');
+    await agg.refreshHeap();
+    const h = agg.heapStats()!;
+    assert.ok(h.usedBytes > 0 && h.totalBytes >= h.usedBytes, JSON.stringify(h));
+  } finally {
+    await agg.close();
+  }
+});
