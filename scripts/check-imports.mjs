@@ -55,7 +55,8 @@ for (const file of walk(src)) {
 // Threads load nothing they do not run: follow every value import (not `import type`,
 // which compiles away) from a thread's entry and refuse control-plane packages and the
 // modules only the primary runs (its own code, the config schemas).
-const threadForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3', 'jose'];
+// undici: the primary's HTTP client (probes, discovery, webhooks); workers have their own (src/worker/upstream).
+const threadForbidden = ['zod', 'yaml', 'pino', 'prom-client', 'piscina', 'ioredis', 'etcd3', 'jose', 'undici'];
 const dynamicOnly = { wasmoon: 'src/lua/lua-vm.ts', ws: 'src/worker/websocket-upgrade.ts' };
 const primaryOnly = (rel) => rel.startsWith('src/primary/') || /^src\/config\/schema[^/]*\.ts$/.test(rel);
 function checkThreadGraph(entry, thread) {
