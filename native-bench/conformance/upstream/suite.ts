@@ -148,6 +148,7 @@ function judge(v: ResponseVector, tag: string, first: Exchange, next: Exchange |
     reject: ['bad-gateway', 'closed-incomplete', 'closed-empty'],
     repair: ['bad-gateway', 'repaired', 'forwarded'],
     abort: ['bad-gateway', 'closed-incomplete'],
+    trailing: ['bad-gateway', 'closed-incomplete', 'forwarded'],
   };
   const verdictOf = (): { verdict: Verdict; detail: string } => {
     if (next !== null && next.response !== null && next.response.body !== nextBody(tag)) return { verdict: 'desync', detail: `the follow-up on the same connection was answered ${JSON.stringify(next.response.body.slice(0, 60))}` };
