@@ -238,6 +238,19 @@ export class CacheStore {
     Atomics.notify(this.i32, kCacheLockField, 1);
   }
 
+  /**
+   * Waits out a write in progress on any thread; false when none was. A publish frees
+   * the entry it replaces before it writes the new one (so no reader finds two), and a
+   * reader that looked in between saw a miss: it looks again after this, instead of
+   * sending the request upstream while the refreshed entry is being stored.
+   */
+  waitForWriter(): boolean {
+    if (Atomics.load(this.i32, kCacheLockField) === 0) return false;
+    this.lock();
+    this.unlock();
+    return true;
+  }
+
   // ---- frequency sketch (TinyLFU) ----------------------------------------------------------
 
   /** Counts one request for the key of the last hash(). */

@@ -215,7 +215,10 @@ port.on('message', (msg: PrimaryToWorker) => {
     case 'crash':
       if (msg.abrupt === true) {
         // A thread that ends before its own cleanup has run: sockets closed (or the
-        // process aborts), then gone, with no upstream request released.
+        // process aborts), then gone, with no upstream request released — the pools
+        // drop theirs first, or closing the sockets would abort and release each one.
+        ref.current.abandon();
+        for (const r of retiring) r.abandon();
         closeListeners();
         process.exit(1);
       }
@@ -282,6 +285,8 @@ function retire(timeoutMs: number): void {
 }
 
 let configChain: Promise<void> = Promise.resolve();
+/** earlier generations still finishing their requests (the crash hook abandons them too) */
+const retiring = new Set<Runtime>();
 
 async function applyConfig(config: WorkerConfig): Promise<void> {
   const old = ref.current;
@@ -294,7 +299,8 @@ async function applyConfig(config: WorkerConfig): Promise<void> {
     return;
   }
   // Requests in flight keep the old generation's pools; close them once idle.
-  void old.close();
+  retiring.add(old);
+  void old.close().finally(() => retiring.delete(old));
   send({ type: 'config-applied', workerId: data.workerId, generation: config.generation });
 }
 

@@ -109,6 +109,11 @@ export class Runtime {
   destroy(): void {
     for (const u of this.upstreams) u.destroy();
   }
+
+  /** The crash test hook: requests dropped with no accounting, as if the thread died. */
+  abandon(): void {
+    for (const u of this.upstreams) u.abandon();
+  }
 }
 
 /** Whether a route of this generation runs Lua (then the worker loads the Lua module first). */

@@ -191,6 +191,11 @@ export class UpstreamSet {
     for (const e of this.byId.values()) void e.pool.destroy().catch(() => {});
   }
 
+  /** See H1Pool.abandon. */
+  abandon(): void {
+    for (const e of this.byId.values()) e.pool.abandon();
+  }
+
   // ---- internals ----------------------------------------------------------------------
 
   /** After the snapshot moved: a pool for every new address, close those that left. Rare (control-plane changes). */

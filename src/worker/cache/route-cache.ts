@@ -138,6 +138,10 @@ export class RouteCache {
     let pass = false;
     // One copy serves both the uncacheable check and the answer: the copy is most of a hit's cost.
     let got = r >= 0 && st.read(r, st.seq, scratch);
+    if (!got && st.waitForWriter()) {
+      r = st.find(key, hA, hB);
+      got = r >= 0 && st.read(r, st.seq, scratch);
+    }
     if (got && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
       pass = now < st.fields.freshUntil;
       r = -1;

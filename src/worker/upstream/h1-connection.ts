@@ -157,6 +157,12 @@ export class H1Connection implements ResponseSink {
     this.owner.onGone(this);
   }
 
+  /** Closes it and forgets its request without a callback: a thread dying mid-request (the crash test hook). */
+  abandon(): void {
+    this.handler = null;
+    this.destroy();
+  }
+
   /** Ends its request with `err` and closes it. */
   fail(err: Error): void {
     const h = this.handler;

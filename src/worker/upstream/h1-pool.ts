@@ -137,6 +137,19 @@ export class H1Pool implements ConnectionOwner {
     return Promise.resolve();
   }
 
+  /**
+   * Drops every request and connection without a callback, as a thread that dies mid-way
+   * would (the crash test hook: what its requests still count in shared memory is then
+   * the primary's to reconcile).
+   */
+  abandon(): void {
+    this.destroyed = true;
+    for (const q of this.queue) if (q !== undefined) q.cancelled = true;
+    this.waiting = 0;
+    for (const c of [...this.all]) c.abandon();
+    this.stopSweep();
+  }
+
   // ---- ConnectionOwner ------------------------------------------------------------------
 
   onFree(conn: H1Connection, reusable: boolean): void {
