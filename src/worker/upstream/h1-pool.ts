@@ -90,13 +90,14 @@ export class H1Pool implements ConnectionOwner {
     this.place(h, method, path, headers, body, false);
   }
 
+  /** `retried`: a request lost to the keep-alive race, sent again on a new connection (never an idle one: those are as likely to be stale). */
   private place(h: UpstreamHandler, method: string, path: string, headers: readonly string[], body: RequestBody, retried: boolean): void {
-    if (this.destroyed || this.closing) {
+    if (this.destroyed || (this.closing && !retried)) {
       h.onError(new UpstreamError(UpstreamErrorCode.Destroyed, 'the connection pool is closed'));
       return;
     }
     const idle = this.idle;
-    if (idle.length > 0) {
+    if (!retried && idle.length > 0) {
       idle.pop()!.send(h, method, path, headers, body, retried);
       return;
     }
@@ -189,19 +190,7 @@ export class H1Pool implements ConnectionOwner {
   }
 
   retry(h: UpstreamHandler, method: string, path: string, headers: readonly string[], body: RequestBody): void {
-    if (this.destroyed) {
-      h.onError(new UpstreamError(UpstreamErrorCode.Destroyed, 'the connection pool was destroyed'));
-      return;
-    }
-    // A new connection, not another idle one: those are as likely to be stale.
-    if (this.all.size < this.max) {
-      this.open().send(h, method, path, headers, body, true);
-      return;
-    }
-    const q = new Queued(this, h, method, path, headers, body, true);
-    this.queue.push(q);
-    this.waiting++;
-    h.onConnect(q.abort);
+    this.place(h, method, path, headers, body, true);
   }
 
   /** a queued request was cancelled */
