@@ -124,10 +124,6 @@ export class H1Connection implements ResponseSink {
     return this.phase === Phase.Gone;
   }
 
-  get isIdle(): boolean {
-    return this.phase === Phase.Idle;
-  }
-
   /** Takes a request: written now, or when the connection is up. */
   send(h: UpstreamHandler, method: string, path: string, headers: readonly string[], body: RequestBody, retried: boolean): void {
     this.handler = h;

@@ -125,21 +125,6 @@ export class ResponseParser {
     this.closeDelimited = false;
   }
 
-  /** Waiting for a response (or in one) — not idle, not failed. */
-  get active(): boolean {
-    return this.state !== State.Done && this.state !== State.Failed;
-  }
-
-  /** Whether bytes arriving now belong to no response (idle connection). */
-  get idle(): boolean {
-    return this.state === State.Done;
-  }
-
-  /** The head was read: a final status is known. */
-  get headDone(): boolean {
-    return this.state !== State.Head && this.state !== State.Failed && this.status !== 0;
-  }
-
   /** Feeding stopped at a sink's false; `resume()` continues from there. */
   get paused(): boolean {
     return this.pendingBuf !== null;
