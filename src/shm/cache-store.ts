@@ -239,12 +239,22 @@ export class CacheStore {
   }
 
   /**
-   * Waits out a write in progress on any thread; false when none was. A publish frees
-   * the entry it replaces before it writes the new one (so no reader finds two), and a
-   * reader that looked in between saw a miss: it looks again after this, instead of
-   * sending the request upstream while the refreshed entry is being stored.
+   * find() and read() into `out`: the record, or -1. A publish frees the entry it
+   * replaces before it writes the new one (so no reader finds two), so a reader that
+   * looked in between, or whose copy a writer tore, looks once more after any write in
+   * progress, instead of sending the request upstream while the entry is being stored.
+   * `seq` is left as of the record returned.
    */
-  waitForWriter(): boolean {
+  lookup(key: string, hA: number, hB: number, out: Buffer): number {
+    let r = this.find(key, hA, hB);
+    if (r >= 0 && this.read(r, this.seq, out)) return r;
+    if (!this.waitForWriter()) return -1;
+    r = this.find(key, hA, hB);
+    return r >= 0 && this.read(r, this.seq, out) ? r : -1;
+  }
+
+  /** Waits out a write in progress on any thread; false when none was. */
+  private waitForWriter(): boolean {
     if (Atomics.load(this.i32, kCacheLockField) === 0) return false;
     this.lock();
     this.unlock();

@@ -419,8 +419,7 @@ export class CacheFill implements CacheHook {
     // Found again by key: after a refresh its seqlock word moved on, and the record
     // may have been reused for another key since the lookup.
     st.hash(s.key);
-    const r = st.find(s.key, st.hA, st.hB);
-    if (r < 0 || !st.read(r, st.seq, scratch)) return false;
+    if (st.lookup(s.key, st.hA, st.hB, scratch) < 0) return false;
     const meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
     const f = st.fields;
     const now = Date.now();

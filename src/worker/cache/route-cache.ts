@@ -134,14 +134,10 @@ export class RouteCache {
     let varyNames: string | null = null;
     let markerId = '';
     let fwd = 'uri-miss';
-    let r = st.find(key, hA, hB);
     let pass = false;
     // One copy serves both the uncacheable check and the answer: the copy is most of a hit's cost.
-    let got = r >= 0 && st.read(r, st.seq, scratch);
-    if (!got && st.waitForWriter()) {
-      r = st.find(key, hA, hB);
-      got = r >= 0 && st.read(r, st.seq, scratch);
-    }
+    let r = st.lookup(key, hA, hB, scratch);
+    let got = r >= 0;
     if (got && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
       pass = now < st.fields.freshUntil;
       r = -1;
@@ -160,9 +156,9 @@ export class RouteCache {
         const vk = variantKey(key, markerId, varyNames, ex.head.headers);
         entryKey = vk;
         st.hash(vk);
-        r = st.find(vk, st.hA, st.hB);
+        r = st.lookup(vk, st.hA, st.hB, scratch);
         seq = st.seq;
-        ok = r >= 0 && st.read(r, seq, scratch);
+        ok = r >= 0;
         if (ok) meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
         else fwd = 'vary-miss';
       }
