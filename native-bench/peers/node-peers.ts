@@ -47,3 +47,19 @@ export const nodeUndiciPeer = nodePeer(
   'node:http server + undici Pool.request, one process',
   () => `node ${process.version}, undici ${packageVersion('undici')}`,
 );
+
+/** uWS worker threads + a minimal keep-alive client: the ceiling of tidegate's design (uws-minimal-proxy.ts). */
+export const uwsMinimalPeer: PeerDefinition = {
+  name: 'uws-minimal',
+  description: 'uWebSockets.js worker threads + a minimal keep-alive HTTP/1.1 client, no gateway work: the ceiling of tidegate\'s design',
+  scalable: true,
+  async available() {
+    return { ok: true, version: `node ${process.version}, uWebSockets.js ${packageVersion('uWebSockets.js')}` };
+  },
+  async start(ctx: PeerContext): Promise<RunningPeer> {
+    const port = await freePort();
+    const child = start('uws-minimal', process.execPath, [join(BENCH_DIST, 'peers', 'uws-minimal-proxy.js'), String(port), String(ctx.upstreamPort), String(ctx.workers)], { cpus: ctx.cpus });
+    await waitForPort(port, child);
+    return { port, pid: child.pid, workers: ctx.workers, stop: () => stop(child, 'SIGTERM', 3_000) };
+  },
+};
