@@ -1,13 +1,22 @@
-// One proxied request: the uWS response on one side, a request through the endpoint's
-// connection pool (src/worker/upstream) on the other. It is its own UpstreamHandler, so
-// a request costs one object and no promise.
+// One request after the access phase (request-path.ts runs the phases before it): the
+// uWS response on one side, a request through the endpoint's connection pool
+// (src/worker/upstream) on the other. It is its own UpstreamHandler, so a proxied
+// request costs one object and no promise. The file runs in the order a request does:
+//   admit    start(), admit()           connection limit, load shedding, breaker and
+//                                      concurrency limit, fallback upstream
+//   body     request-body.ts            read whole or streamed, only when there is one
+//   balance  dispatch()                 pick an endpoint, take its pool's place
+//   upstream onConnect() … onError()    the pool's callbacks; retry on another endpoint
+//   respond  writeHead(), onData() …    the response to the client, with backpressure;
+//            fail(), respondLocal()     or an answer of our own
+//   log      finish()                   exactly once: counters, policies' log phase,
+//                                      request-log.ts (metrics, access log)
 //
 // Lifetime rules this file lives by:
 // * `res` may be touched only while `!this.aborted` and before the response ended;
 //   every write after an await-equivalent (a callback) happens inside res.cork.
 // * the client going away aborts the upstream request; the upstream failing after the
 //   response head went out closes the client connection (never a clean truncation).
-import { Readable } from 'node:stream';
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { CompiledRoute } from './router.js';
 import type { Runtime } from './runtime.js';
@@ -18,17 +27,18 @@ import { endLocal, writeError } from './error-response.js';
 import { statusLine } from './status-lines.js';
 import { countConnectionRefused, countRetry, shedByLoad, countUpstreamError, inFlightCount, isDraining, requestFinished } from './worker-state.js';
 import type { ListenerScope } from './listener.js';
-import { requestLogged } from './request-log.js';
+import { requestLogged, type FinishedRequest } from './request-log.js';
 import { Admission, type UpstreamGuard } from './upstream-guard.js';
 import type { WorkerFallback } from '../messages.js';
 import type { AccessContext, PolicyInstance, StatusWatcher } from '../policies/policy.js';
 import { HeadVerdict, type CacheHook } from './cache/cache-hook.js';
 import { kBreakerStateMask } from '../shm/control-words.js';
 import { BreakerState } from '../shm/layout.js';
-import { UpstreamErrorCode, type UpstreamHandler } from './upstream/upstream-handler.js';
-
-/** Request bodies up to this size are read whole before dispatch, so a retry can resend them. */
-export const BUFFER_BODY_LIMIT = 64 * 1024;
+import type { UpstreamHandler } from './upstream/upstream-handler.js';
+import { classifyUpstreamError, IDEMPOTENT, NOT_SENT } from './upstream-errors.js';
+import { readResponseFields, type ResponseFields } from './response-fields.js';
+import { RequestBody, type BodyOwner } from './request-body.js';
+import type { AccessOutcome } from './access-phase.js';
 
 const CLOSE_TOKEN = /(?:^|,)\s*close\s*(?:,|$)/i;
 
@@ -40,109 +50,55 @@ const CLOSE_TOKEN = /(?:^|,)\s*close\s*(?:,|$)/i;
  */
 const RETRY_AFTER: readonly string[] = ['retry-after', '1'];
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-// Errors that mean no byte of the request reached the upstream.
-const NOT_SENT = new Set(['ECONNREFUSED', UpstreamErrorCode.ConnectTimeout, 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
-
-export function classifyUpstreamError(err: Error & { code?: string }): ErrorSpec {
-  const code = err.code ?? '';
-  switch (code) {
-    case UpstreamErrorCode.ConnectTimeout:
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return Errors.UPSTREAM_CONNECT_TIMEOUT;
-    case UpstreamErrorCode.HeadersTimeout:
-    case UpstreamErrorCode.BodyTimeout:
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return Errors.UPSTREAM_TIMEOUT;
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EADDRNOTAVAIL':
-      return Errors.UPSTREAM_CONNECT;
-    case UpstreamErrorCode.Closed:
-    case UpstreamErrorCode.Destroyed:
-    case 'UND_ERR_SOCKET':
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_CLOSED':
-      return Errors.UPSTREAM_RESET;
-    default:
-      // TG_UP_PROTOCOL (response-parser.ts), HPE_* (llhttp, WebSocket handshakes), and
-      // anything unforeseen: the upstream's bytes could not be read as an HTTP response.
-      return Errors.UPSTREAM_PROTOCOL;
-  }
-}
-
-/** Whether `b` is `lower` (a lower-case ASCII name), ignoring case. */
-function fieldIs(b: Buffer, lower: string): boolean {
-  const n = lower.length;
-  if (b.length !== n) return false;
-  for (let i = 0; i < n; i++) if ((b[i]! | 0x20) !== lower.charCodeAt(i)) return false;
-  return true;
-}
-
 /** SHED_REASONS (src/metrics/snapshot.ts) index + 1 */
 const enum ShedReason {
   Concurrency = 1,
   GatewayLoad = 2,
 }
 
-const enum BodyMode {
-  None,
-  Buffering,
-  Streaming,
-}
-
-export class Exchange implements UpstreamHandler {
+export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, AccessOutcome, FinishedRequest {
+  // ---- the request, as the earlier phases left it ---------------------------------
   readonly res: HttpResponse;
   readonly head: RequestHead;
   readonly rt: Runtime;
   /** the listener the request came in on */
   readonly scope: ListenerScope;
+  /** performance.now() when the head was read */
+  readonly startedAt: number;
+  /** the client sent `Connection: close` */
+  readonly clientClose: boolean;
+  requestId = '';
+  // route phase
   route: CompiledRoute | null = null;
   upstream: UpstreamSet | null = null;
   /** the side of a split route the request was sent to (index into route.split.sides); -1 otherwise */
   side = -1;
-  requestId = '';
+  /** the fields to forward (the head's, with the forwarding fields added) */
   headers: string[] = [];
+  // access phase (AccessOutcome)
   /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */
   readonly responseHeaders: string[] = [];
-  /** who the access phase identified (api-key, jwt), for the access log */
   consumer: string | null = null;
   tenant: string | null = null;
   tier: string | null = null;
-  /** the priority this request is shed as: its route's, or its tenant tier's */
   priority = 2;
-  /** StatusWatcher, key pairs the access phase asked to be told the final status (ban) */
   watched: unknown[] | null = null;
-  /** the access phase's view of the request, when the route has policies (the response and log phases read it) */
   access: AccessContext | null = null;
-  /** performance.now() timestamps: request head read, upstream dispatch (last attempt), upstream response head */
-  readonly startedAt: number;
-  upstreamStartedAt = 0;
-  upstreamHeadersAt = 0;
+  /** the response cache's interest in this request (src/worker/cache); null on routes without cache */
+  cache: CacheHook | null = null;
 
-  aborted = false; // client connection gone
-  private finished = false; // bookkeeping done (exactly once)
-  private ended = false; // response fully handed to uWS
-  private headSent = false; // status line written to the client
+  // ---- admit ----------------------------------------------------------------------
+  // the guard this request is counted in flight by, or holds a half-open probe permit of
+  private counted: UpstreamGuard | null = null;
+  private probe: UpstreamGuard | null = null;
+  /** why it was answered 503 TG_ERR_SHED: a SHED_REASONS index + 1 (0: not shed), and at which priority */
+  shedReason = 0;
+  shedPriority = 0;
 
-  // request body
-  private bodyMode = BodyMode.None;
-  private bodyChunks: Buffer[] | null = null;
-  private bodyStream: BodyStream | null = null;
-  private bodyBytes = 0;
-  private bodyTimer: NodeJS.Timeout | null = null;
-  private clientPaused = false;
-  /** the client sent `Connection: close` */
-  readonly clientClose: boolean;
-  private bodyComplete = false;
+  // ---- body -----------------------------------------------------------------------
+  private body: RequestBody | null = null;
 
-  // upstream side
+  // ---- balance and upstream ---------------------------------------------------------
   private endpoint = -1;
   private attempts = 0;
   /** the current attempt is counted in flight (picked, no response head yet, not failed) */
@@ -150,25 +106,28 @@ export class Exchange implements UpstreamHandler {
   /** the current attempt's endpoint while it holds (or waits for) one of its pool's connections */
   private holding: Endpoint | null = null;
   private upstreamAbort: ((err?: Error) => void) | null = null;
+  /** performance.now(): upstream dispatch (last attempt), upstream response head */
+  upstreamStartedAt = 0;
+  upstreamHeadersAt = 0;
+
+  // ---- respond (ResponseFields: what readResponseFields found) ------------------------
+  respHeaders: Buffer[] | null = null;
+  respVia: string | null = null;
+  total = -1; // response Content-Length, -1 when unknown
   private status = 0;
-  private respHeaders: Buffer[] | null = null;
-  private respVia: string | null = null;
-  private total = -1; // response Content-Length, -1 when unknown
   private noBody = false;
   private written = 0;
   private pending: Buffer | null = null;
   private pendingOffset = 0;
   private resumeUpstream: (() => void) | null = null;
-  // adaptive protection: the guard this request is counted in flight by, or holds a half-open probe permit of
-  private counted: UpstreamGuard | null = null;
-  private probe: UpstreamGuard | null = null;
-  /** why it was answered 503 TG_ERR_SHED: a SHED_REASONS index + 1 (0: not shed), and at which priority */
-  shedReason = 0;
-  shedPriority = 0;
-  /** the response cache's interest in this request (src/worker/cache); null on routes without cache */
-  cache: CacheHook | null = null;
   /** the cache took over the response (HeadVerdict.Absorb): the upstream's body is read and dropped */
   private absorbing = false;
+  aborted = false; // client connection gone
+  private ended = false; // response fully handed to uWS
+  private headSent = false; // status line written to the client
+
+  // ---- log --------------------------------------------------------------------------
+  private finished = false; // bookkeeping done (exactly once)
 
   constructor(res: HttpResponse, head: RequestHead, rt: Runtime, scope: ListenerScope) {
     this.res = res;
@@ -195,7 +154,7 @@ export class Exchange implements UpstreamHandler {
   }
 
   get requestBytes(): number {
-    return this.bodyBytes;
+    return this.body === null ? 0 : this.body.bytes;
   }
 
   get responseBytes(): number {
@@ -206,13 +165,13 @@ export class Exchange implements UpstreamHandler {
     return this.attempts;
   }
 
-  // ---- client side ------------------------------------------------------------
-
   readonly onClientAborted = (): void => {
     if (this.aborted) return;
     this.aborted = true;
-    this.clearBodyTimer();
-    this.bodyStream?.destroy();
+    if (this.body !== null) {
+      this.body.stopTimer();
+      this.body.drop();
+    }
     // A request still in the pool's queue is withdrawn too (its onError frees its place).
     const abort = this.upstreamAbort;
     this.upstreamAbort = null;
@@ -220,37 +179,9 @@ export class Exchange implements UpstreamHandler {
     this.finish(this.ended ? this.status : 0);
   };
 
-  /** Responds with an error; framing-class errors close the connection. */
-  /** 503 TG_ERR_SHED, remembered (reason, priority) for the route's shed counters. */
-  private shed(reason: ShedReason, priority: number): void {
-    this.shedReason = reason;
-    this.shedPriority = priority;
-    this.fail(Errors.SHED, false, RETRY_AFTER);
-  }
+  // ---- admit ----------------------------------------------------------------------
 
-  fail(spec: ErrorSpec, close: boolean, extra?: readonly string[]): void {
-    if (this.aborted || this.ended) return;
-    this.ended = true;
-    this.headSent = true;
-    this.status = spec.status;
-    // A body we did not read would be parsed as the next request: close instead.
-    const unread = (this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete;
-    let headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
-    if (this.clientClose) headers = [...(headers ?? []), 'connection', 'close']; // see writeHead
-    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || unread || this.closeAfter(), headers, this.head.method === 'HEAD');
-    this.finish(spec.status);
-  }
-
-  /** Someone else (the cache) wrote the whole response: do the bookkeeping. */
-  answered(status: number, bodyBytes: number): void {
-    this.ended = true;
-    this.headSent = true;
-    this.status = status;
-    this.written = bodyBytes;
-    this.finish(status);
-  }
-
-  /** Starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler (or after a cache wait). */
+  /** Admits, starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler (or after a cache wait). */
   start(): void {
     // This request counts itself; uWS never runs two requests of one connection at
     // once (it closes a connection that pipelines behind an async response), so this
@@ -269,15 +200,9 @@ export class Exchange implements UpstreamHandler {
     if (g !== null && !this.admit(g, true)) return;
     const h = this.head;
     if (h.contentLength > 0 || h.chunked) {
-      this.res.onData(this.onClientData);
-      this.bodyTimer = setTimeout(this.onBodyTimeout, this.rt.config.limits.clientBodyTimeout);
-      if (h.contentLength >= 0 && h.contentLength <= BUFFER_BODY_LIMIT) {
-        this.bodyMode = BodyMode.Buffering;
-        this.bodyChunks = [];
-        return; // dispatched when the last chunk arrives
-      }
-      this.bodyMode = BodyMode.Streaming;
-      this.bodyStream = new BodyStream(this);
+      const limits = this.rt.config.limits;
+      const body = (this.body = new RequestBody(this, h.contentLength, limits.maxBodyBytes, limits.clientBodyTimeout));
+      if (!body.streaming) return; // dispatched when the last chunk arrives (bodyReady)
       if (h.contentLength >= 0) this.headers.push('content-length', String(h.contentLength));
     }
     this.dispatch();
@@ -321,85 +246,29 @@ export class Exchange implements UpstreamHandler {
     return other.guard === null || this.admit(other.guard, false);
   }
 
-  /** A configured answer (a breaker's static fallback, a route's maintenance response), no upstream involved. */
-  respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
-    this.respondLocal(f.status, f.body, f.headers);
+  /** 503 TG_ERR_SHED, remembered (reason, priority) for the route's shed counters. */
+  private shed(reason: ShedReason, priority: number): void {
+    this.shedReason = reason;
+    this.shedPriority = priority;
+    this.fail(Errors.SHED, false, RETRY_AFTER);
   }
 
-  /** Answers without an upstream: a static fallback, or a policy's own response (a plugin's respond()). */
-  respondLocal(status: number, body: string, headers: readonly string[]): void {
-    if (this.aborted || this.ended) return;
-    this.ended = true;
-    this.headSent = true;
-    this.status = status;
-    const close = ((this.head.contentLength > 0 || this.head.chunked) && !this.bodyComplete) || this.closeAfter();
-    const res = this.res;
-    res.cork(() => {
-      res.writeStatus(statusLine(status));
-      const h = headers;
-      for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
-      res.writeHeader(this.rt.requestIdHeader, this.requestId);
-      if (this.clientClose) res.writeHeader('connection', 'close');
-      const extra = this.responseHeaders;
-      for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-      endLocal(res, body, close, this.head.method === 'HEAD');
-    });
-    this.finish(status);
+  // ---- body (BodyOwner) -----------------------------------------------------------------
+
+  bodyUnwanted(): boolean {
+    return this.aborted || this.ended;
   }
 
-  private readonly onClientData = (chunk: ArrayBuffer, isLast: boolean): void => {
-    // After the response ended (an early error, or an upstream that answered before
-    // reading everything) the rest of the body has nowhere to go.
-    if (this.aborted || this.ended) return;
-    const n = chunk.byteLength;
-    this.bodyBytes += n;
-    if (this.bodyBytes > this.rt.config.limits.maxBodyBytes) {
-      // Only a chunked body can get here (a too-large Content-Length was refused up front).
-      this.abandon(Errors.LIMIT_BODY_TOO_LARGE);
-      return;
-    }
-    if (isLast) {
-      this.bodyComplete = true;
-      this.clearBodyTimer();
-    } else {
-      this.bodyTimer?.refresh();
-    }
-    // uWS reuses the chunk's memory after this callback: copy it.
-    const copy = n > 0 ? Buffer.copyBytesFrom(new Uint8Array(chunk)) : null;
-    if (this.bodyMode === BodyMode.Buffering) {
-      if (copy) this.bodyChunks!.push(copy);
-      if (isLast) this.dispatch();
-      return;
-    }
-    const s = this.bodyStream!;
-    if (copy && !s.push(copy)) {
-      // Backpressure towards the client is per socket in uWS (res.pause/resume only).
-      this.clientPaused = true;
-      this.res.pause();
-    }
-    if (isLast) s.push(null);
-  };
-
-  /** BodyStream calls this when the upstream connection wants more. */
-  pullBody(): void {
-    if (this.clientPaused && !this.aborted) {
-      this.clientPaused = false;
-      this.res.resume();
-    }
+  bodyReady(): void {
+    this.dispatch();
   }
-
-  private readonly onBodyTimeout = (): void => {
-    this.bodyTimer = null;
-    if (this.aborted || this.ended) return;
-    this.abandon(Errors.CLIENT_BODY_TIMEOUT);
-  };
 
   /**
    * The client broke the request while the upstream may be working on it. Answer
    * first, so the upstream error that aborting raises (synchronously) finds the
    * response already ended and does not answer 502 instead.
    */
-  private abandon(spec: ErrorSpec): void {
+  abandon(spec: ErrorSpec): void {
     if (this.headSent) {
       this.abortUpstream();
       this.closeClient();
@@ -409,20 +278,12 @@ export class Exchange implements UpstreamHandler {
     this.abortUpstream();
   }
 
-  private clearBodyTimer(): void {
-    if (this.bodyTimer !== null) {
-      clearTimeout(this.bodyTimer);
-      this.bodyTimer = null;
-    }
+  /** A body we did not read whole would be parsed as the next request: such a response closes. */
+  private bodyUnread(): boolean {
+    return (this.head.contentLength > 0 || this.head.chunked) && (this.body === null || !this.body.complete);
   }
 
-  private closeClient(): void {
-    if (this.aborted || this.ended) return;
-    // Runs onClientAborted synchronously, which does the bookkeeping.
-    this.res.close();
-  }
-
-  // ---- upstream side ----------------------------------------------------------
+  // ---- balance --------------------------------------------------------------------------
 
   private dispatch(): void {
     const up = this.upstream!;
@@ -437,7 +298,7 @@ export class Exchange implements UpstreamHandler {
       // Answered without touching the upstream: queueing more would only add latency
       // and memory (the pool's queue has no bound of its own).
       up.countOverloaded();
-      this.bodyStream?.destroy();
+      this.body?.drop();
       if (this.cache !== null && this.cache.onRefused(true)) return;
       this.fail(Errors.UPSTREAM_OVERLOADED, false, RETRY_AFTER);
       return;
@@ -449,26 +310,22 @@ export class Exchange implements UpstreamHandler {
     up.acquire(ep);
     this.holding = ep;
     this.upstreamStartedAt = performance.now();
-    // headers[0..1] is always the Host pair (see http-server.ts)
+    // headers[0..1] is always the Host pair (see request-head.ts)
     if (this.route!.route.rewriteHost) this.headers[1] = ep.authority;
-    let body: Buffer | Readable | null = null;
-    if (this.bodyMode === BodyMode.Buffering) {
-      const c = this.bodyChunks!;
-      body = c.length === 1 ? c[0]! : c.length === 0 ? null : Buffer.concat(c);
-      if (c.length > 1) this.bodyChunks = [body as Buffer];
-    } else if (this.bodyMode === BodyMode.Streaming) {
-      body = this.bodyStream;
-    }
-    const q = this.head.query;
-    ep.pool.dispatch(this, this.head.method, q.length > 0 ? `${this.head.path}?${q}` : this.head.path, this.headers, body);
+    const h = this.head;
+    const target = h.query.length > 0 ? h.path + '?' + h.query : h.path;
+    ep.pool.dispatch(this, h.method, target, this.headers, this.body === null ? null : this.body.payload());
   }
 
-  private abortUpstream(): void {
-    const abort = this.upstreamAbort;
-    this.upstreamAbort = null;
-    abort?.(new Error('request abandoned'));
-    this.bodyStream?.destroy();
+  /** The attempt's request left its pool (completed or failed): its connection or queue place is free. */
+  private releaseConnection(): void {
+    const ep = this.holding;
+    if (ep === null) return;
+    this.holding = null;
+    this.upstream!.release(ep);
   }
+
+  // ---- upstream (UpstreamHandler) ---------------------------------------------------------
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.aborted) {
@@ -476,6 +333,13 @@ export class Exchange implements UpstreamHandler {
       return;
     }
     this.upstreamAbort = abort;
+  }
+
+  private abortUpstream(): void {
+    const abort = this.upstreamAbort;
+    this.upstreamAbort = null;
+    abort?.(new Error('request abandoned'));
+    this.body?.drop();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -491,65 +355,7 @@ export class Exchange implements UpstreamHandler {
       this.probe = null;
     }
     this.resumeUpstream = resume;
-    // One pass: hop-by-hop fields dropped, framing read. The parser already validated
-    // every name and value, so only names of the lengths below need a closer look, and
-    // a plain `Connection: keep-alive` / `close` (nearly every response) lists no field.
-    const out: Buffer[] = [];
-    let connectionListed: Set<string> | null = null;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!;
-      switch (name.length) {
-        case 2:
-          if (fieldIs(name, 'te')) continue;
-          break;
-        case 3:
-          if (fieldIs(name, 'via')) {
-            this.respVia = rawHeaders[i + 1]!.toString('latin1');
-            continue;
-          }
-          break;
-        case 4:
-          if (fieldIs(name, 'date')) continue; // uWS always writes its own Date
-          break;
-        case 7:
-          if (fieldIs(name, 'trailer') || fieldIs(name, 'upgrade')) continue;
-          break;
-        case 10:
-          if (fieldIs(name, 'connection')) {
-            const v = rawHeaders[i + 1]!;
-            if (!fieldIs(v, 'keep-alive') && !fieldIs(v, 'close')) {
-              connectionListed ??= new Set();
-              for (const t of v.toString('latin1').split(',')) connectionListed.add(t.trim().toLowerCase());
-            }
-            continue;
-          }
-          if (fieldIs(name, 'keep-alive')) continue;
-          break;
-        case 14:
-          if (fieldIs(name, 'content-length')) {
-            // digits only (response-parser.ts), so Number is exact
-            this.total = Number(rawHeaders[i + 1]!.toString('latin1'));
-            continue;
-          }
-          break;
-        case 16:
-          if (fieldIs(name, 'proxy-connection')) continue;
-          break;
-        case 17:
-          if (fieldIs(name, 'transfer-encoding')) continue;
-          break;
-      }
-      out.push(name, rawHeaders[i + 1]!);
-    }
-    if (connectionListed !== null) {
-      const kept: Buffer[] = [];
-      for (let i = 0; i < out.length; i += 2) {
-        if (!connectionListed.has(out[i]!.toString('latin1').toLowerCase())) kept.push(out[i]!, out[i + 1]!);
-      }
-      this.respHeaders = kept;
-    } else {
-      this.respHeaders = out;
-    }
+    readResponseFields(rawHeaders, this);
     const rp = this.rt.responsePhase[this.route!.index]!;
     if (rp.length > 0 && !this.responsePhase(rp, statusCode)) return false;
     this.noBody = this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304;
@@ -575,104 +381,12 @@ export class Exchange implements UpstreamHandler {
     return true;
   }
 
-  /** Status line and headers. uWS completes the header block with the first body write, so this is called inside that cork. */
-  private writeHead(): void {
-    const res = this.res;
-    this.headSent = true;
-    res.writeStatus(statusLine(this.status));
-    const h = this.respHeaders!;
-    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
-    const via = this.rt.viaToken;
-    if (via !== null) res.writeHeader('via', this.respVia === null ? via : `${this.respVia}, ${via}`);
-    res.writeHeader(this.rt.requestIdHeader, this.requestId);
-    // uWS closes after answering a request that said `Connection: close` but does not
-    // say so in the response; RFC 9112 §9.6 wants the field, so we write it. (When we
-    // ask uWS to close — draining — it writes the field itself.)
-    if (this.clientClose) res.writeHeader('connection', 'close');
-    const extra = this.responseHeaders;
-    for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-  }
-
   onData(chunk: Buffer): boolean {
     if (this.aborted) return false;
-    const res = this.res;
     if (this.noBody || this.absorbing) return true; // a HEAD/204/304 body is a framing error the parser refuses before it gets here
     if (this.cache !== null) this.cache.onBody(chunk);
     this.written += chunk.length;
-    if (this.total >= 0) {
-      // Known length: tryEnd streams it and writes Content-Length itself.
-      let ok = false;
-      let done = false;
-      const draining = this.closeAfter();
-      res.cork(() => {
-        if (!this.headSent) {
-          this.writeHead();
-          if (chunk.length === this.total) {
-            // Whole body in one chunk (the common case): end in one call, closing when draining.
-            res.end(chunk, draining);
-            ok = done = true;
-            return;
-          }
-          if (draining && !this.clientClose) res.writeHeader('connection', 'close');
-        }
-        this.pendingOffset = res.getWriteOffset();
-        [ok, done] = res.tryEnd(chunk, this.total);
-      });
-      if (done) {
-        this.ended = true;
-        this.finish(this.status);
-        return true;
-      }
-      if (!ok) {
-        this.pending = chunk;
-        res.onWritable(this.onWritable);
-        return false;
-      }
-      return true;
-    }
-    // Unknown length: uWS writes chunked encoding; write() buffers what the socket refuses.
-    let ok = false;
-    res.cork(() => {
-      if (!this.headSent) {
-        this.writeHead();
-        if (isDraining() && !this.clientClose) res.writeHeader('connection', 'close');
-      }
-      ok = res.write(chunk);
-    });
-    if (!ok) {
-      res.onWritable(this.onWritable);
-      return false;
-    }
-    return true;
-  }
-
-  private readonly onWritable = (offset: number): boolean => {
-    if (this.aborted) return true;
-    const p = this.pending;
-    if (p !== null) {
-      const slice = p.subarray(offset - this.pendingOffset);
-      this.pendingOffset = offset;
-      const [ok, done] = this.res.tryEnd(slice, this.total);
-      if (done) {
-        this.pending = null;
-        this.ended = true;
-        this.finish(this.status);
-        this.resumeUpstream?.();
-        return true;
-      }
-      if (!ok) return false;
-      this.pending = null;
-    }
-    this.resumeUpstream?.();
-    return true;
-  }
-
-  /** The attempt's request left its pool (completed or failed): its connection or queue place is free. */
-  private releaseConnection(): void {
-    const ep = this.holding;
-    if (ep === null) return;
-    this.holding = null;
-    this.upstream!.release(ep);
+    return this.total >= 0 ? this.sendKnownLength(chunk) : this.sendChunked(chunk);
   }
 
   onComplete(): void {
@@ -684,45 +398,9 @@ export class Exchange implements UpstreamHandler {
       if (this.absorbing) return;
     }
     if (this.aborted || this.ended) return;
-    const res = this.res;
-    const draining = this.closeAfter();
-    if (this.total >= 0 && !this.noBody) {
-      if (this.written === 0) {
-        // Content-Length: 0 (a mismatch never gets here: the pool raises it as an error)
-        res.cork(() => {
-          this.writeHead();
-          res.end(undefined, draining);
-        });
-      } else {
-        return; // tryEnd finishes the response when the last byte is out (see onData/onWritable)
-      }
-    } else {
-      res.cork(() => {
-        if (!this.headSent) {
-          this.writeHead();
-          if (this.noBody) {
-            // HEAD keeps the upstream's Content-Length; 204 has none; 304 may carry one.
-            // XXX: uWS 20.30's endWithoutBody(length) leaves the connection expecting
-            // `length` body bytes (the next request on it is refused), and
-            // endWithoutBody(undefined) writes "Content-Length: 2^63". So the length goes
-            // out as a plain header and endWithoutBody() takes no arguments; it cannot
-            // close the connection itself, so when draining we say so in a header and
-            // the final app.close() ends it.
-            if (this.status !== 204 && this.total >= 0) res.writeHeader('content-length', String(this.total));
-            if (draining && !this.clientClose) res.writeHeader('connection', 'close');
-            res.endWithoutBody();
-            return;
-          }
-          if (this.written === 0) {
-            res.end(undefined, draining); // close-delimited or chunked body that turned out empty
-            return;
-          }
-        }
-        res.end();
-      });
-    }
-    this.ended = true;
-    this.finish(this.status);
+    // With a known length and a body, tryEnd finished the response when its last byte went out (sendKnownLength/onWritable).
+    if (this.total >= 0 && !this.noBody && this.written > 0) return;
+    this.endResponse();
   }
 
   onError(err: Error & { code?: string }): void {
@@ -763,7 +441,7 @@ export class Exchange implements UpstreamHandler {
       this.dispatch();
       return;
     }
-    this.bodyStream?.destroy();
+    this.body?.drop();
     if (this.cache !== null && this.cache.onFailure()) return;
     this.fail(classifyUpstreamError(err), false);
   }
@@ -772,17 +450,193 @@ export class Exchange implements UpstreamHandler {
     const up = this.upstream!;
     if (this.attempts > up.retries || up.endpoints.length < 2) return false;
     // A streamed body is not kept, so it cannot be sent twice.
-    if (this.bodyMode === BodyMode.Streaming) return false;
+    if (this.body !== null && this.body.streaming) return false;
     // RFC 9110 §9.2.2: never repeat a non-idempotent request that may have been sent.
     return NOT_SENT.has(err.code ?? '') || IDEMPOTENT.has(this.head.method);
   }
 
-  // ---- bookkeeping --------------------------------------------------------------
+  // ---- respond ----------------------------------------------------------------------------
+
+  /** Status line and headers. uWS completes the header block with the first body write, so this is called inside that cork. */
+  private writeHead(): void {
+    const res = this.res;
+    this.headSent = true;
+    res.writeStatus(statusLine(this.status));
+    const h = this.respHeaders!;
+    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    const via = this.rt.viaToken;
+    if (via !== null) res.writeHeader('via', this.respVia === null ? via : this.respVia + ', ' + via);
+    res.writeHeader(this.rt.requestIdHeader, this.requestId);
+    // uWS closes after answering a request that said `Connection: close` but does not
+    // say so in the response; RFC 9112 §9.6 wants the field, so we write it. (When we
+    // ask uWS to close — draining — it writes the field itself.)
+    if (this.clientClose) res.writeHeader('connection', 'close');
+    const extra = this.responseHeaders;
+    for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
+  }
+
+  /** Known length: tryEnd streams it and writes Content-Length itself. */
+  private sendKnownLength(chunk: Buffer): boolean {
+    const res = this.res;
+    let ok = false;
+    let done = false;
+    const draining = this.closeAfter();
+    res.cork(() => {
+      if (!this.headSent) {
+        this.writeHead();
+        if (chunk.length === this.total) {
+          // Whole body in one chunk (the common case): end in one call, closing when draining.
+          res.end(chunk, draining);
+          ok = done = true;
+          return;
+        }
+        if (draining && !this.clientClose) res.writeHeader('connection', 'close');
+      }
+      this.pendingOffset = res.getWriteOffset();
+      [ok, done] = res.tryEnd(chunk, this.total);
+    });
+    if (done) {
+      this.ended = true;
+      this.finish(this.status);
+      return true;
+    }
+    if (!ok) {
+      this.pending = chunk;
+      res.onWritable(this.onWritable);
+      return false;
+    }
+    return true;
+  }
+
+  /** Unknown length: uWS writes chunked encoding; write() buffers what the socket refuses. */
+  private sendChunked(chunk: Buffer): boolean {
+    const res = this.res;
+    let ok = false;
+    res.cork(() => {
+      if (!this.headSent) {
+        this.writeHead();
+        if (isDraining() && !this.clientClose) res.writeHeader('connection', 'close');
+      }
+      ok = res.write(chunk);
+    });
+    if (!ok) {
+      res.onWritable(this.onWritable);
+      return false;
+    }
+    return true;
+  }
+
+  private readonly onWritable = (offset: number): boolean => {
+    if (this.aborted) return true;
+    const p = this.pending;
+    if (p !== null) {
+      const slice = p.subarray(offset - this.pendingOffset);
+      this.pendingOffset = offset;
+      const [ok, done] = this.res.tryEnd(slice, this.total);
+      if (done) {
+        this.pending = null;
+        this.ended = true;
+        this.finish(this.status);
+        this.resumeUpstream?.();
+        return true;
+      }
+      if (!ok) return false;
+      this.pending = null;
+    }
+    this.resumeUpstream?.();
+    return true;
+  };
+
+  /** The upstream's response is complete and its end is still to be written: an empty or unknown-length body, or none. */
+  private endResponse(): void {
+    const res = this.res;
+    const draining = this.closeAfter();
+    res.cork(() => {
+      if (this.headSent) {
+        res.end(); // the last chunk of a chunked response
+        return;
+      }
+      this.writeHead();
+      if (this.noBody) {
+        // HEAD keeps the upstream's Content-Length; 204 has none; 304 may carry one.
+        // XXX: uWS 20.30's endWithoutBody(length) leaves the connection expecting
+        // `length` body bytes (the next request on it is refused), and
+        // endWithoutBody(undefined) writes "Content-Length: 2^63". So the length goes
+        // out as a plain header and endWithoutBody() takes no arguments; it cannot
+        // close the connection itself, so when draining we say so in a header and
+        // the final app.close() ends it.
+        if (this.status !== 204 && this.total >= 0) res.writeHeader('content-length', String(this.total));
+        if (draining && !this.clientClose) res.writeHeader('connection', 'close');
+        res.endWithoutBody();
+        return;
+      }
+      // Content-Length: 0, or a close-delimited or chunked body that turned out empty
+      // (a length mismatch never gets here: the pool raises it as an error).
+      res.end(undefined, draining);
+    });
+    this.ended = true;
+    this.finish(this.status);
+  }
+
+  /** Responds with an error; framing-class errors close the connection. */
+  fail(spec: ErrorSpec, close: boolean, extra?: readonly string[]): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.headSent = true;
+    this.status = spec.status;
+    let headers = this.responseHeaders.length > 0 ? (extra ? [...this.responseHeaders, ...extra] : this.responseHeaders) : extra;
+    if (this.clientClose) headers = [...(headers ?? []), 'connection', 'close']; // see writeHead
+    writeError(this.res, spec, this.rt.requestIdHeader, this.requestId, close || this.bodyUnread() || this.closeAfter(), headers, this.head.method === 'HEAD');
+    this.finish(spec.status);
+  }
+
+  /** A configured answer (a breaker's static fallback, a route's maintenance response), no upstream involved. */
+  respondStatic(f: Extract<WorkerFallback, { kind: 'static' }>): void {
+    this.respondLocal(f.status, f.body, f.headers);
+  }
+
+  /** Answers without an upstream: a static fallback, or a policy's own response (a plugin's respond()). */
+  respondLocal(status: number, body: string, headers: readonly string[]): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.headSent = true;
+    this.status = status;
+    const close = this.bodyUnread() || this.closeAfter();
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      const h = headers;
+      for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+      res.writeHeader(this.rt.requestIdHeader, this.requestId);
+      if (this.clientClose) res.writeHeader('connection', 'close');
+      const extra = this.responseHeaders;
+      for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
+      endLocal(res, body, close, this.head.method === 'HEAD');
+    });
+    this.finish(status);
+  }
+
+  /** Someone else (the cache) wrote the whole response: do the bookkeeping. */
+  answered(status: number, bodyBytes: number): void {
+    this.ended = true;
+    this.headSent = true;
+    this.status = status;
+    this.written = bodyBytes;
+    this.finish(status);
+  }
+
+  private closeClient(): void {
+    if (this.aborted || this.ended) return;
+    // Runs onClientAborted synchronously, which does the bookkeeping.
+    this.res.close();
+  }
+
+  // ---- log ------------------------------------------------------------------------------
 
   private finish(status: number): void {
     if (this.finished) return;
     this.finished = true;
-    this.clearBodyTimer();
+    this.body?.stopTimer();
     if (this.counted !== null) {
       this.counted.words.leave();
       this.counted = null;
@@ -795,7 +649,7 @@ export class Exchange implements UpstreamHandler {
     const w = this.watched;
     if (w !== null) for (let i = 0; i < w.length; i += 2) (w[i] as StatusWatcher).onStatus(w[i + 1] as string, status);
     if (this.cache !== null) this.cache.onFinish();
-    requestFinished(status, this.bodyBytes, this.written);
+    requestFinished(status, this.requestBytes, this.written);
     this.scope.inFlight--;
     const now = performance.now();
     if (this.access !== null) {
@@ -806,16 +660,5 @@ export class Exchange implements UpstreamHandler {
       }
     }
     requestLogged(this, status, now);
-  }
-}
-
-/** The request body as the upstream connection reads it: pushed from uWS onData, pulled by the connection. */
-class BodyStream extends Readable {
-  constructor(private readonly ex: Exchange) {
-    super({ highWaterMark: 64 * 1024 });
-  }
-
-  override _read(): void {
-    this.ex.pullBody();
   }
 }

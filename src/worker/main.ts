@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { PrimaryToWorker, TlsStep, WorkerConfig, WorkerData, WorkerToPrimary } from '../messages.js';
 import { SharedState } from '../shm/shared-state.js';
-import { createHandler, type RuntimeRef } from './http-server.js';
+import { createHandler, type RuntimeRef } from './request-path.js';
 import { Runtime, workerConfigHasLua } from './runtime.js';
 import { loadUws, type TemplatedApp } from './uws.js';
 import { Listener, tlsFilesProblem, type ListenerScope } from './listener.js';

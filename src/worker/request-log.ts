@@ -1,9 +1,40 @@
 // The log phase (the last step of the hot path): called once per request when it finishes,
 // whatever the outcome. Latency recording and the sampled access log hang off this
-// one function, so the exchange knows nothing about metrics.
-import type { Exchange } from './exchange.js';
+// one function, so the exchange knows nothing about metrics, and the metrics know of
+// the request only what this interface says.
+import type { RequestHead } from './request-head.js';
+import type { CompiledRoute } from './router.js';
+import type { Runtime } from './runtime.js';
+import type { UpstreamSet } from './upstream-set.js';
 
-export type RequestFinishedHook = (ex: Exchange, status: number, endedAt: number) => void;
+/** What the log phase reads of a finished request. */
+export interface FinishedRequest {
+  readonly rt: Runtime;
+  readonly head: RequestHead;
+  readonly route: CompiledRoute | null;
+  readonly upstream: UpstreamSet | null;
+  /** the split side it went to, -1 when not split */
+  readonly side: number;
+  /** the last attempt's endpoint, -1 when none was picked */
+  readonly endpointIndex: number;
+  readonly requestId: string;
+  /** the fields forwarded (the trace id is read from them) */
+  readonly headers: readonly string[];
+  readonly consumer: string | null;
+  readonly tenant: string | null;
+  readonly tier: string | null;
+  /** performance.now(): head read, last upstream dispatch, its response head (0: none) */
+  readonly startedAt: number;
+  readonly upstreamStartedAt: number;
+  readonly upstreamHeadersAt: number;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  /** a SHED_REASONS index + 1 (0: not shed), and the priority it was shed at */
+  readonly shedReason: number;
+  readonly shedPriority: number;
+}
+
+export type RequestFinishedHook = (req: FinishedRequest, status: number, endedAt: number) => void;
 
 let hook: RequestFinishedHook | null = null;
 
@@ -12,6 +43,6 @@ export function setRequestFinishedHook(h: RequestFinishedHook | null): void {
   hook = h;
 }
 
-export function requestLogged(ex: Exchange, status: number, endedAt: number): void {
-  if (hook !== null) hook(ex, status, endedAt);
+export function requestLogged(req: FinishedRequest, status: number, endedAt: number): void {
+  if (hook !== null) hook(req, status, endedAt);
 }

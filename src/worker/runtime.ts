@@ -15,7 +15,7 @@ import { workerSlot } from './worker-state.js';
 import { TenantDirectory } from '../policies/tenant-directory.js';
 import { FlagTable } from '../shm/flag-table.js';
 import { FlagGate } from './flag-gate.js';
-import { clientIp } from './http-server.js';
+import { clientIp } from './forwarding.js';
 import { RouteCache } from './cache/route-cache.js';
 import { cacheStore } from './cache/worker-cache.js';
 import { SharedDicts } from '../shm/shared-dicts.js';

@@ -30,8 +30,7 @@ import {
   type TelemetrySnapshot,
   type UpstreamDelta,
 } from '../metrics/snapshot.js';
-import type { Exchange } from './exchange.js';
-import { setRequestFinishedHook } from './request-log.js';
+import { setRequestFinishedHook, type FinishedRequest } from './request-log.js';
 import { traceIdOf } from './trace-context.js';
 
 export interface WorkerTelemetry {
@@ -205,7 +204,7 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
 
   let current = viewFor(data.config);
 
-  const onFinished = (ex: Exchange, status: number, endedAt: number): void => {
+  const onFinished = (ex: FinishedRequest, status: number, endedAt: number): void => {
     let v = current;
     const rt = ex.rt;
     if (v.generation !== rt.generation) v = viewFor(rt.config);

@@ -5,13 +5,12 @@ import { configSchema } from '../../src/config/schema.js';
 import { compileWorkerConfig } from '../../src/config/compile.js';
 import type { WorkerData, WorkerToPrimary } from '../../src/messages.js';
 import { startWorkerTelemetry } from '../../src/worker/telemetry.js';
-import { requestLogged } from '../../src/worker/request-log.js';
-import type { Exchange } from '../../src/worker/exchange.js';
+import { requestLogged, type FinishedRequest } from '../../src/worker/request-log.js';
 
 const N = 2_000_000;
 const ROUTES = 20;
 
-function setup(histograms: boolean): { ex: Exchange[]; stop: () => void; shipped: () => number } {
+function setup(histograms: boolean): { ex: FinishedRequest[]; stop: () => void; shipped: () => number } {
   const cfg = configSchema.parse({
     upstreams: { app: { discovery: { type: 'static', endpoints: ['127.0.0.1:1'] } } },
     routes: Array.from({ length: ROUTES }, (_, i) => ({ name: `r${i}`, match: { path: `/r${i}` }, upstream: 'app' })),
@@ -38,7 +37,7 @@ function setup(histograms: boolean): { ex: Exchange[]; stop: () => void; shipped
       head: { method: 'GET', path: '/x' },
       headers: [],
       requestId: 'id',
-    } as unknown as Exchange;
+    } as unknown as FinishedRequest;
   });
   return { ex, stop: () => t.stop(), shipped: () => shipped };
 }
