@@ -1,7 +1,8 @@
 // `discovery: { type: consul, address: http://127.0.0.1:8500, service: api }` — the
 // passing instances of a Consul service, followed with blocking queries on the health
 // API (https://developer.hashicorp.com/consul/api-docs/features/blocking).
-import { Pool } from 'undici';
+// undici is loaded when the watch starts: only a gateway with Consul discovery loads it.
+import type { Pool } from 'undici';
 import { z } from 'zod';
 import { durationMs } from '../units/zod-units.js';
 import { sleep, type DiscoveredEndpoint, type DiscoveryProvider, type ProviderContext } from './provider.js';
@@ -63,16 +64,12 @@ const MIN_QUERY_INTERVAL_MS = 100;
 export class ConsulProvider implements DiscoveryProvider {
   readonly type = 'consul';
   private readonly abort = new AbortController();
-  private readonly pool: Pool;
+  private pool: Pool | null = null;
   private loop: Promise<void> | null = null;
   /** last X-Consul-Index seen; 0 before the first answer and after a reset */
   private index = 0;
 
-  constructor(private readonly cfg: ConsulDiscoveryConfig) {
-    // Consul adds up to wait/16 to the wait; the headers come only when the query returns.
-    const limit = cfg.wait + Math.ceil(cfg.wait / 16) + 10_000;
-    this.pool = new Pool(new URL(cfg.address).origin, { connections: 2, headersTimeout: limit, bodyTimeout: limit });
-  }
+  constructor(private readonly cfg: ConsulDiscoveryConfig) {}
 
   start(ctx: ProviderContext): void {
     this.loop = this.run(ctx);
@@ -93,6 +90,11 @@ export class ConsulProvider implements DiscoveryProvider {
     const { signal } = this.abort;
     const what = `consul service ${this.cfg.service}`;
     let lastStart = 0;
+    const { Pool } = await import('undici');
+    if (signal.aborted) return;
+    // Consul adds up to wait/16 to the wait; the headers come only when the query returns.
+    const limit = this.cfg.wait + Math.ceil(this.cfg.wait / 16) + 10_000;
+    const pool = (this.pool = new Pool(new URL(this.cfg.address).origin, { connections: 2, headersTimeout: limit, bodyTimeout: limit }));
     while (!signal.aborted) {
       // Consul's docs ask clients to rate-limit blocking loops: a server (or a proxy in
       // front of it) that answers at once every time must not turn this into a busy loop.
@@ -103,7 +105,7 @@ export class ConsulProvider implements DiscoveryProvider {
       try {
         const headers: Record<string, string> = { accept: 'application/json' };
         if (this.cfg.token) headers['x-consul-token'] = this.cfg.token;
-        const res = await this.pool.request({ method: 'GET', path: this.path(), headers, signal });
+        const res = await pool.request({ method: 'GET', path: this.path(), headers, signal });
         const text = await res.body.text();
         if (signal.aborted) return;
         if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200).trim()}`);
@@ -133,6 +135,6 @@ export class ConsulProvider implements DiscoveryProvider {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.loop?.catch(() => {});
-    await this.pool.destroy().catch(() => {});
+    await this.pool?.destroy().catch(() => {});
   }
 }

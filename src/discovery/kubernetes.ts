@@ -4,7 +4,8 @@
 // Credentials are the pod's service account: the token is re-read on every (re)connect
 // because kubelet rotates projected tokens.
 import { readFile } from 'node:fs/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+// undici is loaded with the first list: only a gateway with Kubernetes discovery loads it.
+import type { Agent, Dispatcher } from 'undici';
 import { z } from 'zod';
 import { durationMs } from '../units/zod-units.js';
 import { sleep, type DiscoveredEndpoint, type DiscoveryProvider, type ProviderContext } from './provider.js';
@@ -125,6 +126,7 @@ export class KubernetesProvider implements DiscoveryProvider {
     const ca = await readFile(this.cfg.caFile, 'utf8');
     if (!this.agent || ca !== this.agentCa) {
       const old = this.agent;
+      const { Agent } = await import('undici');
       this.agent = new Agent({ connect: { ca } });
       this.agentCa = ca;
       old?.close().catch(() => {});
@@ -140,6 +142,7 @@ export class KubernetesProvider implements DiscoveryProvider {
 
   private async list(ctx: ProviderContext): Promise<void> {
     const { headers, dispatcher } = await this.connection();
+    const { request } = await import('undici');
     const res = await request(this.url(), { headers, dispatcher, signal: this.abort.signal, headersTimeout: 30_000, bodyTimeout: 30_000 });
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`list: HTTP ${res.statusCode}: ${text.slice(0, 200).trim()}`);
@@ -161,6 +164,7 @@ export class KubernetesProvider implements DiscoveryProvider {
     // The server ends the watch after timeoutSeconds; bodyTimeout catches a dead
     // connection (bookmarks arrive about once a minute).
     const url = `${this.url()}&watch=1&resourceVersion=${encodeURIComponent(this.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=300`;
+    const { request } = await import('undici');
     const res = await request(url, { headers, dispatcher, signal: this.abort.signal, headersTimeout: 30_000, bodyTimeout: 330_000 });
     if (res.statusCode === 410) {
       await res.body.dump();

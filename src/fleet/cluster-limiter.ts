@@ -32,7 +32,8 @@
 // Leases and reservations are dropped (they cannot be returned, and spending them later
 // would exceed the limit), uncharged credit is forgotten. Each transition is a decision
 // event, a metric and part of GET /status; a probe every syncInterval brings leases back.
-import { Redis, type RedisOptions } from 'ioredis';
+// ioredis is loaded when a config first has cluster-scoped policies: a gateway without them never loads it.
+import type { Redis, RedisOptions } from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -168,6 +169,7 @@ export class ClusterLimiter {
   private readonly leases: LeaseTable;
   private cfg: RedisConfig | null = null;
   private client: Redis | null = null;
+  private stopped = false;
   private clientKey = '';
   private rows = new Map<number, ClusterRow>();
   private rowSet = new Set<number>();
@@ -240,6 +242,7 @@ export class ClusterLimiter {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.closeClient();
@@ -252,7 +255,20 @@ export class ClusterLimiter {
   }
 
   private openClient(cfg: RedisConfig): void {
-    const client = new Redis(cfg.url, redisOptions(cfg));
+    const key = this.clientKey;
+    import('ioredis').then(
+      ({ Redis }) => {
+        // a reload or stop while the module loaded: that config's client is not wanted any more
+        if (this.clientKey !== key || this.stopped || this.client !== null) return;
+        this.attachClient(new Redis(cfg.url, redisOptions(cfg)));
+      },
+      (err: Error) => {
+        this.lastError = err.message;
+      },
+    );
+  }
+
+  private attachClient(client: Redis): void {
     this.client = client;
     client.on('ready', () => {
       if (this.client === client) void this.probe();

@@ -1,7 +1,7 @@
 // Scaling-recommendation webhook: a JSON POST when a recommendation changes, with a
 // timeout per attempt and retries with exponential backoff. Runs on the primary's
 // control loop, one delivery at a time, never near a request.
-import { request } from 'undici';
+// undici is loaded with the first delivery: a gateway without webhooks never loads it.
 
 export interface WebhookConfig {
   readonly url: string;
@@ -73,6 +73,7 @@ export class WebhookNotifier<E extends object = ScalingEvent> {
     const body = JSON.stringify(ev);
     let lastError = '';
     const attempts = this.cfg.retries + 1;
+    const { request } = await import('undici');
     for (let i = 0; i < attempts; i++) {
       if (i > 0) await sleep(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (i - 1)), this.abort.signal);
       if (this.closed) return { ok: false, attempts: i, error: 'closed' };

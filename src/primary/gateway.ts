@@ -238,6 +238,7 @@ export class Gateway {
     this.supervisor.onWorkerExit = (slot) => {
       this.endpoints.releaseWorker(slot);
       this.controllers.releaseWorker(slot);
+      this.obs.onWorkerExit(slot);
       // A gauge its next incarnation would only correct at its first request.
       this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
     };

@@ -105,6 +105,12 @@ export interface Observability {
   forecastOf(upstream: string): { rate: number; forecast: number | null; horizonS: number } | null;
   /** a `telemetry` message from a worker */
   onWorkerTelemetry(slot: number, payload: unknown): void;
+  /**
+   * The worker thread of `slot` ended (retired, crashed, drained): its last heap,
+   * event-loop and concurrency figures leave the per-worker gauges and the sums over
+   * workers instead of staying at their last values.
+   */
+  onWorkerExit(slot: number): void;
   onConfig(config: Config, generation: number): void;
   /** the `scaling` field of GET /status */
   status(): { scaling: ScalingStatus[]; history: { points: number; capacity: number; intervalMs: number } };
@@ -801,6 +807,11 @@ export function createObservability(deps: ObservabilityDeps): Observability {
       return { rate, forecast: f?.value ?? null, horizonS: f?.horizonSeconds ?? cfg.forecast.horizon / 1000 };
     },
     onWorkerTelemetry,
+    onWorkerExit(slot) {
+      runtime.delete(slot);
+      routeConcurrency.delete(slot);
+      upstreamConcurrency.delete(slot);
+    },
     onConfig(config) {
       const prev = cfg;
       cfg = config.observability;

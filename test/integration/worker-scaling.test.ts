@@ -91,7 +91,8 @@ test('workers { min: 1, max: 2 }: overload adds a serving thread; a quiet gatewa
     assert.equal(added1.slot, 1);
     const feed = (await (await fetch(`${gw.adminUrl}/v1/decisions`)).json()) as { decisions?: { event?: string; kind?: string }[] };
     assert.match(JSON.stringify(feed), /worker-scale-up/, 'GET /v1/decisions lists the scale-up');
-    const m1 = await metrics(gw);
+    // the added thread's runtime gauges appear with its first telemetry snapshot
+    const m1 = await until('heap and event-loop gauges of slot 1', () => metrics(gw), (m) => /^tidegate_worker_heap_used_bytes\{worker="1"\} /m.test(m) && /^tidegate_worker_event_loop_utilization_ratio\{worker="1"\} /m.test(m), 15_000);
     assert.match(m1, /tidegate_worker_scaling_total\{direction="up"\} 1/);
     assert.match(m1, /tidegate_workers\{state="serving"\} 2/);
 
@@ -115,6 +116,11 @@ test('workers { min: 1, max: 2 }: overload adds a serving thread; a quiet gatewa
     const m2 = await metrics(gw);
     assert.match(m2, /tidegate_worker_scaling_total\{direction="down"\} 1/);
     assert.match(m2, /tidegate_workers\{state="serving"\} 1/);
+    // the retired thread's per-worker gauges are gone, not frozen at their last values
+    for (const name of ['tidegate_worker_heap_used_bytes', 'tidegate_worker_heap_total_bytes', 'tidegate_worker_event_loop_utilization_ratio', 'tidegate_worker_event_loop_delay_p99_seconds']) {
+      assert.doesNotMatch(m2, new RegExp(`^${name}\\{worker="1"\\} `, 'm'), `${name} of the retired slot 1`);
+      assert.match(m2, new RegExp(`^${name}\\{worker="0"\\} `, 'm'), `${name} of the serving slot 0`);
+    }
     for (const l of [up1, added1, down, gone]) {
       const { time: _t, svc: _s, decision: _d, msg: _m, ...rest } = l;
       console.log(JSON.stringify(rest));

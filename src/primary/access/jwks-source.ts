@@ -6,7 +6,8 @@
 // A failed load or fetch keeps the set in force and logs why.
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { get } from 'node:https';
-import { createLocalJWKSet, importJWK, type JWK } from 'jose';
+// jose is loaded with the first set to parse: a gateway without a JWKS source never loads it.
+import type { JWK } from 'jose';
 import type { JwtConfig } from '../../policies/jwt.js';
 
 const FILE_POLL_MS = 500;
@@ -26,6 +27,7 @@ export async function parseJwks(text: string): Promise<{ keys: JWK[]; skipped: s
   } catch (e) {
     return { error: `not JSON: ${(e as Error).message}` };
   }
+  const { createLocalJWKSet, importJWK } = await import('jose');
   try {
     createLocalJWKSet(doc as { keys: JWK[] }); // throws JWKSInvalid when the shape is wrong
   } catch (e) {

@@ -1,7 +1,8 @@
 // One active probe of one endpoint. Each endpoint gets its own small undici Client on
 // the primary: the data-plane pools live on the workers and must not carry probe
 // traffic (a probe queued behind real requests measures the queue, not the endpoint).
-import { Client } from 'undici';
+// undici is loaded with the first HTTP probe: a gateway without active HTTP checks never loads it.
+import type { Client } from 'undici';
 import { connect } from 'node:net';
 import type { ActiveHealthConfig } from '../../config/schema-health.js';
 
@@ -41,7 +42,9 @@ export class HttpProber implements Prober {
     this.hostHeader = cfg.host ?? authority(host, port);
   }
 
-  private getClient(): Client {
+  private async getClient(): Promise<Client> {
+    if (this.client !== null) return this.client;
+    const { Client } = await import('undici');
     // One keep-alive connection, reused between probes (as nginx's and Envoy's checkers do),
     // so a check measures the endpoint, not a TCP handshake each time.
     this.client ??= new Client(this.origin, {
@@ -55,7 +58,7 @@ export class HttpProber implements Prober {
   }
 
   async probe(): Promise<ProbeResult> {
-    const client = this.getClient();
+    const client = await this.getClient();
     try {
       const r = await client.request({
         method: 'GET',
