@@ -285,7 +285,7 @@ export class UpstreamSet {
   /**
    * The client address from the X-Forwarded-For this gateway appended to (its last hop
    * is the TCP peer): walk left while the hop we got it from is a trusted proxy, as
-   * http-server's clientIp does for policies (nginx realip, recursive).
+   * forwarding.ts's clientIp does for policies (nginx realip, recursive).
    */
   private clientFromXff(xff: string): string {
     let end = xff.length;
