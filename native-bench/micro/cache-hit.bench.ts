@@ -3,8 +3,10 @@
 // KiB bodies, the origin's header fields), then per op:
 //   find+read   hash the key, look it up, copy meta and body out (CacheStore only)
 //   handle      RouteCache.handle() for a GET hit: request facts, key, sketch touch,
-//               lookup, copy, meta decode, freshness, and serveEntry() writing status,
-//               header fields and body to a response object that only counts calls
+//               lookup, copy, the entry's decoded head (decoded at its first hit and
+//               kept per entry version), freshness, and serveEntry() writing status
+//               line with stored fields, the rest of the header fields and body to a
+//               response object that only counts calls
 //               (uWS's own C++ work and the socket write are not in this figure)
 //   handle 304  the same with If-None-Match matching the stored ETag
 // Prints ns/op, median of several runs.

@@ -10,7 +10,7 @@ import type { Exchange } from '../exchange.js';
 import { Errors } from '../../errors.js';
 import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate } from './cache-control.js';
 import { HeadVerdict, type CacheHook } from './cache-hook.js';
-import { notModified, serveEntry } from './cache-serve.js';
+import { notModified, serveEntry, storedHead } from './cache-serve.js';
 import type { RequestFacts, RouteCache } from './route-cache.js';
 import { variantKey } from './route-cache.js';
 import { cacheScratch, kMaxMetaBytes } from './worker-cache.js';
@@ -419,13 +419,15 @@ export class CacheFill implements CacheHook {
     // Found again by key: after a refresh its seqlock word moved on, and the record
     // may have been reused for another key since the lookup.
     st.hash(s.key);
-    if (st.lookup(s.key, st.hA, st.hB, scratch) < 0) return false;
-    const meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
+    const r = st.lookup(s.key, st.hA, st.hB, scratch);
+    if (r < 0) return false;
+    const head = storedHead(st, r, scratch);
+    const meta = head.meta;
     const f = st.fields;
     const now = Date.now();
     const age = Math.floor(Math.max(0, now - f.bornAt) / 1000);
     const ttl = Math.floor((f.freshUntil - now) / 1000);
-    serveEntry(ex, f.status, meta, scratch, st.metaAt + st.metaLen, st.bodyLen, age, cacheStatus ?? `tidegate; hit; ttl=${ttl}; detail=${detail}`, notModified(f.status, meta, this.facts.ifNoneMatch, this.facts.ifModifiedSince));
+    serveEntry(ex, f.status, head, scratch, st.metaAt + st.metaLen, st.bodyLen, age, cacheStatus ?? `tidegate; hit; ttl=${ttl}; detail=${detail}`, notModified(f.status, meta, this.facts.ifNoneMatch, this.facts.ifModifiedSince), false);
     return true;
   }
 }

@@ -1,9 +1,11 @@
 // Writing a stored response to the client: hits, stale answers, answers after a
 // revalidation, and 304s to conditional requests. The entry's metadata and body were
-// just copied into the worker's scratch buffer by CacheStore.read (see route-cache.ts).
+// just copied into the worker's scratch buffer by CacheStore.read (see route-cache.ts);
+// the metadata is decoded once per entry version and worker (StoredHead).
 import type { Exchange } from '../exchange.js';
 import { statusLine } from '../status-lines.js';
 import { noneMatch, parseHttpDate } from './cache-control.js';
+import type { CacheStore } from '../../shm/cache-store.js';
 
 /** Metadata lines: tags, vary names, ETag, Last-Modified, then header name/value pairs. */
 export const kMetaTags = 0;
@@ -28,44 +30,168 @@ export function notModified(status: number, meta: readonly string[], inm: string
   return !Number.isNaN(lm) && !Number.isNaN(since) && lm <= since;
 }
 
+/** Worker-side decoded heads: a direct-mapped table by record index (a collision only costs a decode). */
+const kHeadSlots = 4096;
+
 /**
- * Answers from the entry: `meta` its metadata lines, the body at scratch[bodyAt, bodyAt + bodyLen).
- * `age` in seconds; `cacheStatus` the Cache-Status field value (RFC 9211).
+ * One entry version's metadata, decoded once per worker and shared by its hits: the
+ * lines, the status line with the stored header fields serialised for one writeStatus
+ * call, and the Age and Cache-Status values while they stay the same. A version is a
+ * record's seqlock word: every change to a record moves it (and it never goes back), and
+ * a hit's copy was checked against it, so a head found under the same record and word
+ * was decoded from the same bytes.
  */
-export function serveEntry(ex: Exchange, status: number, meta: readonly string[], scratch: Buffer, bodyAt: number, bodyLen: number, age: number, cacheStatus: string, conditional304: boolean): void {
+export class StoredHead {
+  readonly record: number;
+  readonly seq: number;
+  readonly metaLen: number;
+  readonly meta: readonly string[];
+  /** `${status line}\r\n${name}: ${value}…` of the full answer, built at the first one */
+  private block: Buffer | null = null;
+  private ageSeconds = -1;
+  private ageValue = '';
+  private statusTtl = Number.NaN;
+  private statusValue = '';
+
+  constructor(record: number, seq: number, metaLen: number, meta: readonly string[]) {
+    this.record = record;
+    this.seq = seq;
+    this.metaLen = metaLen;
+    this.meta = meta;
+  }
+
+  /** What writeStatus writes for a full answer with `status`: the status line and every stored field, ETag and Last-Modified last. */
+  headBlock(status: number): Buffer {
+    if (this.block !== null) return this.block;
+    const meta = this.meta;
+    let s = statusLine(status);
+    for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) s += `\r\n${meta[i]}: ${meta[i + 1]}`;
+    if (meta[kMetaEtag]) s += `\r\netag: ${meta[kMetaEtag]}`;
+    if (meta[kMetaLastModified]) s += `\r\nlast-modified: ${meta[kMetaLastModified]}`;
+    // UTF-8, as uWS encodes a string argument: the bytes on the wire are those of writeHeader per field.
+    this.block = Buffer.from(s, 'utf8');
+    return this.block;
+  }
+
+  age(seconds: number): string {
+    if (seconds !== this.ageSeconds) {
+      this.ageSeconds = seconds;
+      this.ageValue = String(seconds);
+    }
+    return this.ageValue;
+  }
+
+  /** The Cache-Status value of a fresh hit with `ttl` seconds left (RFC 9211). */
+  hitStatus(ttl: number): string {
+    if (ttl !== this.statusTtl) {
+      this.statusTtl = ttl;
+      this.statusValue = `tidegate; hit; ttl=${ttl}`;
+    }
+    return this.statusValue;
+  }
+}
+
+let headsOf: CacheStore | null = null;
+const heads: (StoredHead | null)[] = new Array<StoredHead | null>(kHeadSlots).fill(null);
+
+/**
+ * The head of the entry the last CacheStore.lookup() copied into `scratch` (record `r`,
+ * at the store's `seq`, `metaAt`, `metaLen`): this worker's decoded one when it has it,
+ * else decoded now and kept.
+ */
+export function storedHead(st: CacheStore, r: number, scratch: Buffer): StoredHead {
+  if (headsOf !== st) {
+    heads.fill(null);
+    headsOf = st;
+  }
+  const slot = r & (kHeadSlots - 1);
+  const h = heads[slot]!;
+  if (h !== null && h.record === r && h.seq === st.seq && h.metaLen === st.metaLen) return h;
+  const n = new StoredHead(r, st.seq, st.metaLen, scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n'));
+  heads[slot] = n;
+  return n;
+}
+
+// One response being written (serveEntry's arguments), so that writing it inside
+// res.cork needs no closure per answer.
+let wEx: Exchange | null = null;
+let wHead: StoredHead | null = null;
+let wStatus = 0;
+let wOut = 0;
+let wScratch: Buffer | null = null;
+let wBodyAt = 0;
+let wBodyLen = 0;
+let wAge = 0;
+let wCacheStatus = '';
+let wConditional = false;
+
+/**
+ * Answers from the entry: `head` its decoded metadata, the body at scratch[bodyAt, bodyAt + bodyLen).
+ * `age` in seconds; `cacheStatus` the Cache-Status field value (RFC 9211). `corked`: called
+ * synchronously from the uWS request handler, where uWS has corked the socket already
+ * (everything written goes out in one send when the handler returns), so no res.cork.
+ */
+export function serveEntry(ex: Exchange, status: number, head: StoredHead, scratch: Buffer, bodyAt: number, bodyLen: number, age: number, cacheStatus: string, conditional304: boolean, corked: boolean): void {
   if (ex.aborted) return;
+  const out = conditional304 ? 304 : status;
+  wEx = ex;
+  wHead = head;
+  wStatus = status;
+  wOut = out;
+  wScratch = scratch;
+  wBodyAt = bodyAt;
+  wBodyLen = bodyLen;
+  wAge = age;
+  wCacheStatus = cacheStatus;
+  wConditional = conditional304;
+  try {
+    if (corked) writeEntry();
+    else ex.res.cork(writeEntry);
+  } finally {
+    wEx = null;
+    wHead = null;
+    wScratch = null;
+  }
+  ex.answered(out, ex.head.method === 'HEAD' || out === 304 || out === 204 ? 0 : bodyLen);
+}
+
+function writeEntry(): void {
+  const ex = wEx!;
+  const h = wHead!;
   const res = ex.res;
   const rt = ex.rt;
-  const head = ex.head.method === 'HEAD';
-  const out = conditional304 ? 304 : status;
+  const out = wOut;
+  const headOnly = ex.head.method === 'HEAD';
   const close = ex.closeAfter();
   const clientClose = ex.clientClose;
-  res.cork(() => {
+  if (wConditional) {
+    const meta = h.meta;
     res.writeStatus(statusLine(out));
     for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) {
-      if (conditional304 && !NOT_MODIFIED_FIELDS.has(meta[i]!)) continue;
+      if (!NOT_MODIFIED_FIELDS.has(meta[i]!)) continue;
       res.writeHeader(meta[i]!, meta[i + 1]!);
     }
     if (meta[kMetaEtag]) res.writeHeader('etag', meta[kMetaEtag]);
     if (meta[kMetaLastModified]) res.writeHeader('last-modified', meta[kMetaLastModified]);
-    res.writeHeader('age', String(age));
-    res.writeHeader('cache-status', cacheStatus);
-    if (rt.viaToken !== null) res.writeHeader('via', rt.viaToken);
-    res.writeHeader(rt.requestIdHeader, ex.requestId);
-    if (clientClose) res.writeHeader('connection', 'close');
-    const extra = ex.responseHeaders;
-    for (let i = 0; i < extra.length; i += 2) {
-      if (extra[i] === 'cache-status') continue; // ours replaces what the lookup noted
-      res.writeHeader(extra[i]!, extra[i + 1]!);
-    }
-    if (head || out === 304 || out === 204) {
-      // See exchange.ts: uWS 20.30's endWithoutBody(n) would wait for n body bytes.
-      if (head && out !== 204 && out !== 304) res.writeHeader('content-length', String(bodyLen));
-      if (close && !clientClose) res.writeHeader('connection', 'close');
-      res.endWithoutBody();
-      return;
-    }
-    res.end(scratch.subarray(bodyAt, bodyAt + bodyLen), close);
-  });
-  ex.answered(out, head || out === 304 || out === 204 ? 0 : bodyLen);
+  } else {
+    res.writeStatus(h.headBlock(wStatus));
+  }
+  res.writeHeader('age', h.age(wAge));
+  res.writeHeader('cache-status', wCacheStatus);
+  if (rt.viaToken !== null) res.writeHeader('via', rt.viaToken);
+  res.writeHeader(rt.requestIdHeader, ex.requestId);
+  if (clientClose) res.writeHeader('connection', 'close');
+  const extra = ex.responseHeaders;
+  for (let i = 0; i < extra.length; i += 2) {
+    if (extra[i] === 'cache-status') continue; // ours replaces what the lookup noted
+    res.writeHeader(extra[i]!, extra[i + 1]!);
+  }
+  if (headOnly || out === 304 || out === 204) {
+    // See exchange.ts: uWS 20.30's endWithoutBody(n) would wait for n body bytes.
+    if (headOnly && out !== 204 && out !== 304) res.writeHeader('content-length', String(wBodyLen));
+    if (close && !clientClose) res.writeHeader('connection', 'close');
+    res.endWithoutBody();
+    return;
+  }
+  res.end(wScratch!.subarray(wBodyAt, wBodyAt + wBodyLen), close);
 }

@@ -10,7 +10,7 @@ import { Errors } from '../../errors.js';
 import type { Exchange } from '../exchange.js';
 import { normaliseHost } from '../router.js';
 import { newDirectives, parseCacheControl } from './cache-control.js';
-import { kMetaEtag, kMetaLastModified, kMetaVary, notModified, serveEntry } from './cache-serve.js';
+import { kMetaEtag, kMetaLastModified, kMetaVary, notModified, serveEntry, storedHead } from './cache-serve.js';
 import { CacheFill, Invalidation, type StaleEntry } from './cache-fill.js';
 import { cacheScratch } from './worker-cache.js';
 import { startRefresh } from './cache-refresh.js';
@@ -98,7 +98,9 @@ export class RouteCache {
   /**
    * Runs before the upstream call. True: the request was answered here or waits for
    * another request's fill (and resumes by itself); false: the exchange goes upstream,
-   * with `ex.cache` set when the response matters to the cache.
+   * with `ex.cache` set when the response matters to the cache. `resumed`: called again
+   * after waiting for another request's fill; otherwise it runs inside the uWS request
+   * handler, where an answer is written without res.cork (the socket is corked there).
    */
   handle(ex: Exchange, resumed = false): boolean {
     const m = ex.head.method;
@@ -144,7 +146,8 @@ export class RouteCache {
       got = false;
     }
     if (got) {
-      let meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
+      let head = storedHead(st, r, scratch);
+      let meta = head.meta;
       let seq = st.seq;
       let ok = true;
       let entryKey = key;
@@ -159,7 +162,10 @@ export class RouteCache {
         r = st.lookup(vk, st.hA, st.hB, scratch);
         seq = st.seq;
         ok = r >= 0;
-        if (ok) meta = scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n');
+        if (ok) {
+          head = storedHead(st, r, scratch);
+          meta = head.meta;
+        }
         else fwd = 'vary-miss';
       }
       if (ok) {
@@ -169,7 +175,7 @@ export class RouteCache {
         const fresh = now < f.freshUntil && (f.flags & RecordFlag.NoCache) === 0 && !force && (cc.maxAge < 0 || ageMs <= cc.maxAge * 1000);
         if (fresh) {
           const ttl = Math.floor((f.freshUntil - now) / 1000);
-          serveEntry(ex, f.status, meta, scratch, st.metaAt + st.metaLen, st.bodyLen, age, resumed ? `tidegate; hit; ttl=${ttl}; collapsed` : `tidegate; hit; ttl=${ttl}`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince));
+          serveEntry(ex, f.status, head, scratch, st.metaAt + st.metaLen, st.bodyLen, age, resumed ? `tidegate; hit; ttl=${ttl}; collapsed` : head.hitStatus(ttl), notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
           this.count(resumed ? CacheResult.Coalesced : CacheResult.Hit);
           return true;
         }
@@ -178,7 +184,7 @@ export class RouteCache {
           // RFC 5861 §3: serve it, and let one request (on any worker) refresh it in the background.
           const ttl = Math.floor((f.freshUntil - now) / 1000);
           const entry: StaleEntry = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: f.sieUntil, status: f.status, flags: f.flags };
-          serveEntry(ex, f.status, meta, scratch, st.metaAt + st.metaLen, st.bodyLen, age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince));
+          serveEntry(ex, f.status, head, scratch, st.metaAt + st.metaLen, st.bodyLen, age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
           this.count(CacheResult.Stale);
           if (st.takeRefresh(entry.record, seq)) startRefresh(this, ex, key, hA, hB, entry, facts, varyNames, markerId);
           return true;
