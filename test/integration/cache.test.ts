@@ -8,6 +8,7 @@
 // cache key, so the second request of a case asks for the same entry.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { baseConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -130,6 +131,31 @@ describe('response cache', () => {
     assert.equal(h.body, '');
     assert.equal(Number(h.headers['content-length']), Buffer.byteLength(a.body));
     assert.match(String(h.headers['cache-status']), /hit/);
+  });
+
+  test('a stored field with obs-text (a byte over 0x7F) goes out on a hit as the upstream sent it', async () => {
+    // Raw bytes both ways: an HTTP client would decode the value and hide a re-encoding.
+    const raw = (extra: string): Promise<Buffer> =>
+      new Promise((resolve, reject) => {
+        const s = connect(gw.port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        s.on('data', (d: Buffer) => {
+          chunks.push(d);
+          if (Buffer.concat(chunks).includes('\r\n\r\n')) s.end();
+        });
+        s.on('end', () => resolve(Buffer.concat(chunks)));
+        s.on('error', reject);
+        s.write(`GET /obs-text HTTP/1.1\r\nhost: x\r\nx-resp: {"cache-control":"max-age=60","etag":"\\"e1\\"","x-label":"caf\\u00e9"}\r\n${extra}connection: close\r\n\r\n`);
+      });
+    const label = Buffer.from('x-label: caf\xe9\r\n', 'latin1');
+    const miss = await raw('');
+    assert.ok(miss.includes(label), `miss: ${miss.toString('latin1')}`);
+    const hit = await raw('');
+    assert.match(hit.toString('latin1'), /cache-status: tidegate; hit/i);
+    assert.ok(hit.includes(label), `hit: ${hit.toString('latin1')}`);
+    const notModified = await raw('if-none-match: "e1"\r\n');
+    assert.match(notModified.toString('latin1'), /^HTTP\/1\.1 304/);
+    assert.equal(seen('/obs-text'), 1);
   });
 
   test('conditional requests are answered 304 from the cache (If-None-Match, If-Modified-Since)', async () => {

@@ -68,8 +68,9 @@ export class StoredHead {
     for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) s += `\r\n${meta[i]}: ${meta[i + 1]}`;
     if (meta[kMetaEtag]) s += `\r\netag: ${meta[kMetaEtag]}`;
     if (meta[kMetaLastModified]) s += `\r\nlast-modified: ${meta[kMetaLastModified]}`;
-    // UTF-8, as uWS encodes a string argument: the bytes on the wire are those of writeHeader per field.
-    this.block = Buffer.from(s, 'utf8');
+    // latin1: the stored fields are the upstream's bytes one char each (obs-text
+    // included), so they go out exactly as they came in, as on a miss.
+    this.block = Buffer.from(s, 'latin1');
     return this.block;
   }
 
@@ -169,9 +170,10 @@ function writeEntry(): void {
     res.writeStatus(statusLine(out));
     for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) {
       if (!NOT_MODIFIED_FIELDS.has(meta[i]!)) continue;
-      res.writeHeader(meta[i]!, meta[i + 1]!);
+      // A string argument would go out as UTF-8: a byte over 0x7F would become two.
+      res.writeHeader(meta[i]!, Buffer.from(meta[i + 1]!, 'latin1'));
     }
-    if (meta[kMetaEtag]) res.writeHeader('etag', meta[kMetaEtag]);
+    if (meta[kMetaEtag]) res.writeHeader('etag', Buffer.from(meta[kMetaEtag], 'latin1'));
     if (meta[kMetaLastModified]) res.writeHeader('last-modified', meta[kMetaLastModified]);
   } else {
     res.writeStatus(h.headBlock(wStatus));
