@@ -203,7 +203,12 @@ export const kLedgerPipelineBatchedInt32 = 113;
 export const kLedgerPipelineFallbacksInt32 = 114;
 /** the last anomaly's PipelineAnomaly code (0: none) */
 export const kLedgerPipelineAnomalyInt32 = 115;
+/** Unix seconds until which the last pool that stopped pipelining sends one request at a time */
+export const kLedgerPipelineOffUntilInt32 = 116;
 export const kLedgerHeaderInt32 = 128; // 8 cache lines
+
+/** how long a pool sends one request at a time after a pipelining anomaly */
+export const PIPELINE_FALLBACK_MS = 60_000;
 
 /** What made a pool stop pipelining (kLedgerPipelineAnomalyInt32; names: pipelineAnomalyNames). */
 export const PipelineAnomaly = {

@@ -18,8 +18,9 @@
 import { H1Connection, pipelinable, type ConnectionOwner } from './h1-connection.js';
 import { UpstreamError, UpstreamErrorCode, type RequestBody, type UpstreamHandler } from './upstream-handler.js';
 
-/** how long a pool sends one request at a time after a pipelining anomaly */
-export const PIPELINE_FALLBACK_MS = 60_000;
+import { PIPELINE_FALLBACK_MS } from '../../shm/layout.js';
+
+export { PIPELINE_FALLBACK_MS };
 
 /** Where a pool reports its pipelining (the worker's shared-memory ledger). */
 export interface PipelineCounters {
