@@ -265,10 +265,12 @@ export class ResponseParser {
           }
           if (off >= len) return;
           const avail = len - off;
-          if (avail > this.remaining) return this.fail('bytes after the end of the response');
-          this.remaining -= avail;
-          const piece = off === 0 ? buf : buf.subarray(off);
-          off = len;
+          // More than the body: the next pipelined response, or (with none expected) an error found before any of it is passed on.
+          if (avail > this.remaining && !this.sink.expectsAnother()) return this.fail('bytes after the end of the response');
+          const take = avail < this.remaining ? avail : this.remaining;
+          this.remaining -= take;
+          const piece = off === 0 && take === len ? buf : buf.subarray(off, off + take);
+          off += take;
           if (!this.sink.onResponseBody(piece)) {
             if (!this.failed()) this.stop(buf, off);
             return;
