@@ -8,8 +8,8 @@
 // connection's timeouts against a coarse clock; requests themselves set no timers.
 //
 // With `pipelining` > 1 a bodiless GET, HEAD or OPTIONS goes, in this order of
-// preference: to an idle connection; behind the request a connection is about to
-// write this turn (so their heads share one write); to a new connection while fewer
+// preference: behind the request a connection is about to write this turn (so their
+// heads share one write); to an idle connection; to a new connection while fewer
 // than `connections` are open; behind the requests of the connection with the fewest
 // outstanding that has room; else to the queue. Any other request waits for a
 // connection with nothing outstanding, as with pipelining 1. An anomaly on any
@@ -146,19 +146,20 @@ export class H1Pool implements ConnectionOwner {
       return;
     }
     const pipe = this.pipelining > 1 && !retried && body === null && pipelinable(method) && this.pipeliningOn();
+    if (pipe) {
+      // Behind a request whose head is not written yet: one write carries both.
+      const b = this.batch;
+      if (b !== null && b.batching && b.canFollow()) {
+        this.follow(b, h, method, path, headers);
+        return;
+      }
+    }
     const idle = this.idle;
     if (!retried && idle.length > 0) {
       const c = idle.pop()!;
       c.send(h, method, path, headers, body, retried);
       if (pipe) this.batch = c;
       return;
-    }
-    if (pipe) {
-      const b = this.batch;
-      if (b !== null && b.batching && b.canFollow()) {
-        this.follow(b, h, method, path, headers);
-        return;
-      }
     }
     if (this.all.size < this.max) {
       const c = this.open();
