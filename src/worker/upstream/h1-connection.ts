@@ -1,5 +1,5 @@
 // One keep-alive HTTP/1.1 connection to an upstream endpoint, carrying one request at
-// a time. Written for the proxy's hot path: the request head goes out as one latin1
+// a time (or, with pool.pipelining, several in order: below). Written for the proxy's hot path: the request head goes out as one latin1
 // string (with a buffered body, one writev), the response is read by the strict
 // parser in response-parser.ts and handed on as the socket's own Buffers, timeouts are
 // checked by the pool's sweep against a coarse clock (no timer per request), and every

@@ -2,8 +2,8 @@
 // socket's reads as they come. It is stricter than a browser and about as strict as a
 // careful proxy must be: anything that could make the gateway and the upstream read a
 // different message boundary (two lengths, a length with chunked, an invalid chunk
-// size, bytes after the end of a response) is an error, because a proxy that guesses
-// forwards a desync. The connection is then discarded; the caller answers 502.
+// size, bytes after the end of a response that no pipelined request expects) is an
+// error, because a proxy that guesses forwards a desync. The connection is then discarded; the caller answers 502.
 //
 // Where RFC 9112 leaves a choice, this parser takes the strict one (CRLF only, the SP
 // after the status code even before an empty reason). What it refuses, and why, is
