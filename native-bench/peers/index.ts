@@ -6,9 +6,9 @@ import { nginxLuaPeer } from './nginx-lua.js';
 import { nginxPeer } from './nginx.js';
 import type { PeerDefinition } from './peer.js';
 import { nginxTlsPeer } from './nginx-tls.js';
-import { tidegateLuaEmptyPeer, tidegateLuaPeer, tidegatePeer, tidegatePluginPeer, tidegateRateLimitPeer, tidegateTlsPeer } from './tidegate.js';
+import { tidegateLuaEmptyPeer, tidegateLuaPeer, tidegatePeer, tidegatePipelinedPeer, tidegatePluginPeer, tidegateRateLimitPeer, tidegateTlsPeer } from './tidegate.js';
 
-export const PEERS: readonly PeerDefinition[] = [nginxPeer, directPeer, nginxLuaPeer, haproxyPeer, fastifyPeer, nodeUndiciPeer, uwsMinimalPeer, tidegatePeer, tidegateRateLimitPeer, tidegatePluginPeer, tidegateLuaPeer, tidegateLuaEmptyPeer, nginxTlsPeer, tidegateTlsPeer];
+export const PEERS: readonly PeerDefinition[] = [nginxPeer, directPeer, nginxLuaPeer, haproxyPeer, fastifyPeer, nodeUndiciPeer, uwsMinimalPeer, tidegatePeer, tidegatePipelinedPeer, tidegateRateLimitPeer, tidegatePluginPeer, tidegateLuaPeer, tidegateLuaEmptyPeer, nginxTlsPeer, tidegateTlsPeer];
 
 export function peerByName(name: string): PeerDefinition | undefined {
   return PEERS.find((p) => p.name === name);

@@ -43,7 +43,10 @@ const PLUGIN_CONFIG = {
   shared: { tg_limits: { size: '16mb' }, tg_counters: { size: '16mb' } },
 };
 
-function config(upstreamPort: number, workers: number, policies: unknown[], tls?: { cert: string; key: string }): Record<string, unknown> {
+/** the tidegate-pipelined peer's pool: what the tidegate peer has, with HTTP/1.1 pipelining to the upstream */
+const PIPELINED_POOL = { pipelining: 8 };
+
+function config(upstreamPort: number, workers: number, policies: unknown[], tls?: { cert: string; key: string }, pool: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     listen: { host: '127.0.0.1', port: 0, ...(tls ? { tls } : {}) },
     workers,
@@ -52,7 +55,7 @@ function config(upstreamPort: number, workers: number, policies: unknown[], tls?
       app: {
         discovery: { type: 'static', endpoints: [`127.0.0.1:${upstreamPort}`] },
         timeouts: { connect: '1s', response: '10s' },
-        pool: { connections: 64 },
+        pool: { connections: 64, ...pool },
       },
     },
     routes: [{ name: 'bench', match: { path: '/' }, upstream: 'app', policies }],
@@ -99,10 +102,10 @@ async function policySupport(tag: string, what: string, cfg: Record<string, unkn
   return { ok: false, pending: true, reason: `pending: this tidegate build rejects the ${what} (${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)})` };
 }
 
-async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[], tls = false): Promise<RunningPeer> {
+async function startTidegate(name: string, ctx: TidegateContext, policies: unknown[], tls = false, pool: Record<string, unknown> = {}): Promise<RunningPeer> {
   mkdirSync(ctx.workDir, { recursive: true });
   const file = join(ctx.workDir, 'tidegate.yaml');
-  writeFileSync(file, stringify({ ...config(ctx.upstreamPort, ctx.workers, policies, tls ? await benchCert(ctx.workDir) : undefined), ...ctx.extraConfig }));
+  writeFileSync(file, stringify({ ...config(ctx.upstreamPort, ctx.workers, policies, tls ? await benchCert(ctx.workDir) : undefined, pool), ...ctx.extraConfig }));
   const env: NodeJS.ProcessEnv = { ...process.env, TIDEGATE_LOG_LEVEL: 'info' };
   const nodeArgs: string[] = [];
   if (ctx.profileDir) {
@@ -153,6 +156,15 @@ export const tidegatePeer: PeerDefinition = {
   scalable: true,
   available: version,
   start: (ctx) => startTidegate('tidegate', ctx, []),
+};
+
+export const tidegatePipelinedPeer: PeerDefinition = {
+  name: 'tidegate-pipelined',
+  description: 'tidegate as the tidegate peer, with pool.pipelining: 8 to the upstream (nginx pipelines), workers = N',
+  scalable: true,
+  optIn: true,
+  available: () => policySupport('pipelined', 'pool.pipelining', config(1, 1, [], undefined, PIPELINED_POOL)),
+  start: (ctx) => startTidegate('tidegate-pipelined', ctx, [], false, PIPELINED_POOL),
 };
 
 export const tidegateTlsPeer: PeerDefinition = {

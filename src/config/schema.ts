@@ -188,6 +188,11 @@ const upstreamSchema = z.strictObject({
        * at once; undici's own queue is unbounded.
        */
       maxPending: z.number().int().min(0).max(1_000_000).default(1024),
+      /**
+       * Requests one connection may have outstanding (HTTP/1.1 pipelining), for
+       * upstreams known to handle it: bodiless GET, HEAD and OPTIONS only. 1 = one at a time.
+       */
+      pipelining: z.number().int().min(1).max(16).default(1),
     })
     .prefault({}),
   retries: z.number().int().min(0).max(5).default(1),

@@ -2,7 +2,7 @@
 // limiter policy rows), for metrics and scaling. Consistent reads use the upstream's
 // seqlock like any reader; a scrape that keeps colliding with writes takes the last
 // attempt (a metric a microsecond stale is harmless).
-import { EndpointTable } from '../shm/endpoint-table.js';
+import { EndpointTable, type WorkerLedger } from '../shm/endpoint-table.js';
 import {
   endpointStateNames,
   kEndpointAddressField,
@@ -83,7 +83,7 @@ export function readEndpointTables(shm: SharedState): UpstreamTableRead[] {
 }
 
 /** Each worker's requests waiting for the upstream's connections, and its pool.maxPending refusals (worker ledgers). */
-export function readOverload(shm: SharedState, slot: number, workers: readonly number[]): { worker: number; pending: number; overloaded: number }[] {
+export function readOverload(shm: SharedState, slot: number, workers: readonly number[]): ({ worker: number } & WorkerLedger)[] {
   let t = tables.get(shm);
   if (t === undefined) tables.set(shm, (t = new EndpointTable(shm)));
   const table = t;

@@ -57,7 +57,7 @@ import {
   kUpstreamNameMaxBytes,
   kEndpointAddressMaxBytes,
 } from '../shm/layout.js';
-import { EndpointTable, readRowInfo, type EndpointRowInfo } from '../shm/endpoint-table.js';
+import { EndpointTable, readRowInfo, type EndpointRowInfo, type WorkerLedger } from '../shm/endpoint-table.js';
 import type { SharedState } from '../shm/shared-state.js';
 import type { Config } from '../config/schema.js';
 import type { LayoutLimits } from '../shm/layout.js';
@@ -471,7 +471,7 @@ export class EndpointWriter {
   }
 
   /** Pending (waiting for a connection) and overload refusals per worker, for upstream `name`. */
-  overload(name: string, workers: readonly number[]): { worker: number; pending: number; overloaded: number }[] {
+  overload(name: string, workers: readonly number[]): ({ worker: number } & WorkerLedger)[] {
     const m = this.byName.get(name);
     if (!m) return [];
     return workers.map((w) => ({ worker: w, ...this.table.ledger(w, m.slot) }));

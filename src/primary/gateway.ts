@@ -27,6 +27,8 @@ import {
   kWorkerWsOpenField,
   kWorkerStatus1xxField,
   kWorkerUpstreamErrorsField,
+  PIPELINE_FALLBACK_MS,
+  pipelineAnomalyNames,
 } from '../shm/layout.js';
 import { startAdminServer } from './admin-server.js';
 import { ApiRouter, type AuditSink } from './admin/api-router.js';
@@ -452,6 +454,7 @@ export class Gateway {
         ...this.control.status(name),
         timeouts: u.timeouts,
         overload: this.overloadStatus(name, u.pool),
+        pipelining: this.pipeliningStatus(name, u.pool),
       })),
       // balancer, endpoint states, weights, in-flight, EWMA, panic (shared tables) and limiter policies
       // weightPercent: the effective weight as a share of the configured one (slow start ramps it to 100)
@@ -486,6 +489,34 @@ export class Gateway {
       maxPending: pool.maxPending,
       pending: workers.reduce((s, w) => s + w.pending, 0),
       overloaded: workers.reduce((s, w) => s + w.overloaded, 0),
+      workers: workers.map((w) => ({ worker: w.worker, pending: w.pending, overloaded: w.overloaded })),
+    };
+  }
+
+  /** pool.pipelining > 1: requests pipelined, heads that shared a write, and the fallbacks after anomalies, per worker. */
+  private pipeliningStatus(name: string, pool: Config['upstreams'][string]['pool']): unknown {
+    if (pool.pipelining <= 1) return null;
+    const nowS = Date.now() / 1000;
+    const workers = this.endpoints
+      .overload(
+        name,
+        this.supervisor.info.map((w) => w.slot),
+      )
+      .map((w) => ({
+        worker: w.worker,
+        pipelined: w.pipelined,
+        batchedHeads: w.pipelineBatched,
+        fallbacks: w.pipelineFallbacks,
+        lastAnomaly: w.pipelineAnomaly === 0 ? null : (pipelineAnomalyNames[w.pipelineAnomaly] ?? String(w.pipelineAnomaly)),
+        // the pool that stopped last is still sending one request at a time
+        oneAtATime: w.pipelineOffUntilS > nowS,
+      }));
+    return {
+      depth: pool.pipelining,
+      pipelined: workers.reduce((s, w) => s + w.pipelined, 0),
+      batchedHeads: workers.reduce((s, w) => s + w.batchedHeads, 0),
+      fallbacks: workers.reduce((s, w) => s + w.fallbacks, 0),
+      fallbackSeconds: PIPELINE_FALLBACK_MS / 1000,
       workers,
     };
   }

@@ -10,6 +10,7 @@ import type { AdminRoutes } from './admin-server.js';
 import type { Logger } from './logger.js';
 import type { Config } from '../config/schema.js';
 import type { SharedState } from '../shm/shared-state.js';
+import type { WorkerLedger } from '../shm/endpoint-table.js';
 import type { WorkerInfo } from './supervisor.js';
 import type { TlsStatus } from './tls-certificates.js';
 import {
@@ -578,12 +579,15 @@ export function createObservability(deps: ObservabilityDeps): Observability {
   counter('tidegate_upstream_no_endpoint_total', 'Picks that found no usable endpoint (503).', ['upstream'], (emit) => {
     for (const t of tablesThisScrape) emit({ upstream: t.name }, t.noEndpoint);
   });
-  const overloadRows = (emit: (labels: Record<string, string>, v: number) => void, pick: (r: { pending: number; overloaded: number }) => number): void => {
+  const overloadRows = (emit: (labels: Record<string, string>, v: number) => void, pick: (r: WorkerLedger) => number): void => {
     const slots = deps.workers().map((w) => w.slot);
     for (const t of tablesThisScrape) for (const r of readOverload(shm, t.slot, slots)) emit({ upstream: t.name, worker: String(r.worker) }, pick(r));
   };
   gauge('tidegate_upstream_pending_requests', "Requests waiting for one of the upstream's connections (beyond pool.connections), by upstream and worker (live).", ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.pending));
   counter('tidegate_upstream_overloaded_total', 'Requests answered 503 TG_ERR_UPSTREAM_OVERLOADED because pool.maxPending were already waiting, by upstream and worker.', ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.overloaded));
+  counter('tidegate_upstream_pipelined_requests_total', 'Requests written behind another on one upstream connection (pool.pipelining), by upstream and worker.', ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.pipelined));
+  counter('tidegate_upstream_pipeline_batched_heads_total', 'Request heads that went out in one write with at least one other (pool.pipelining), by upstream and worker.', ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.pipelineBatched));
+  counter('tidegate_upstream_pipeline_fallbacks_total', 'Times a connection pool stopped pipelining for a while after an anomaly in the response order, by upstream and worker.', ['upstream', 'worker'], (emit) => overloadRows(emit, (r) => r.pipelineFallbacks));
   gauge('tidegate_endpoint_state', 'Endpoint health state (1 for the current state).', ['upstream', 'endpoint', 'state'], (emit) => {
     for (const t of tablesThisScrape) for (const e of t.endpoints) for (const s of ['healthy', 'ejected', 'draining']) emit({ upstream: t.name, endpoint: e.address, state: s }, e.state === s ? 1 : 0);
   });

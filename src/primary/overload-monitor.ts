@@ -2,10 +2,11 @@
 // their shared-memory ledgers; limits.maxConnections refusals, in their counter
 // slices) into structured log events, once a second: workers never log per refused
 // request, and an operator still sees when shedding started, how much, and when it
-// stopped. Metrics and /status read the same counters live.
+// stopped. Metrics and /status read the same counters live. The same pass reports each
+// time a worker's connection pool stopped pipelining (pool.pipelining) after an anomaly.
 import type { Logger } from './logger.js';
 import type { SharedState } from '../shm/shared-state.js';
-import { kWorkerConnectionsRefusedField, kWorkerInFlightField } from '../shm/layout.js';
+import { kWorkerConnectionsRefusedField, kWorkerInFlightField, PIPELINE_FALLBACK_MS, pipelineAnomalyNames } from '../shm/layout.js';
 import type { EndpointWriter } from './endpoint-writer.js';
 import type { Config } from '../config/schema.js';
 import { decision } from './decisions/decision-log.js';
@@ -24,6 +25,8 @@ export class OverloadMonitor {
   private readonly timer: NodeJS.Timeout;
   /** "upstream/worker" → refusals seen at the last check */
   private readonly lastOverloaded = new Map<string, number>();
+  /** "upstream/worker" → pipelining fallbacks seen at the last check */
+  private readonly lastFallbacks = new Map<string, number>();
   private readonly shedding = new Set<string>();
   private readonly lastRefused = new Map<number, number>();
   private readonly refusing = new Set<number>();
@@ -41,6 +44,16 @@ export class OverloadMonitor {
     for (const [name, u] of Object.entries(cfg.upstreams)) {
       for (const r of endpoints.overload(name, slots)) {
         const key = `${name}/${r.worker}`;
+        const prevFallbacks = this.lastFallbacks.get(key);
+        this.lastFallbacks.set(key, r.pipelineFallbacks);
+        const stops = prevFallbacks === undefined ? 0 : (r.pipelineFallbacks - prevFallbacks) >>> 0;
+        if (stops > 0) {
+          const anomaly = pipelineAnomalyNames[r.pipelineAnomaly] ?? String(r.pipelineAnomaly);
+          decision(log).warn(
+            { event: 'upstream-pipelining-fallback', upstream: name, worker: r.worker, anomaly, fallbacks: stops, pipelining: u.pool.pipelining, fallbackMs: PIPELINE_FALLBACK_MS },
+            `upstream ${name}: worker ${r.worker} stopped pipelining for ${PIPELINE_FALLBACK_MS / 1000} s after ${anomaly} (requests go one at a time per connection)`,
+          );
+        }
         const prev = this.lastOverloaded.get(key);
         this.lastOverloaded.set(key, r.overloaded);
         if (prev === undefined) continue;

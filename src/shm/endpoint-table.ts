@@ -43,6 +43,11 @@ import {
   kLedgerHeaderInt32,
   kLedgerOverloadedInt32,
   kLedgerPendingInt32,
+  kLedgerPipelinedInt32,
+  kLedgerPipelineBatchedInt32,
+  kLedgerPipelineFallbacksInt32,
+  kLedgerPipelineAnomalyInt32,
+  kLedgerPipelineOffUntilInt32,
   ledgerInt32Offset,
   ledgerUpstreamInt32,
   upstreamInt32Offset,
@@ -58,6 +63,24 @@ const SNAPSHOT_TRIES = 64;
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
+
+/** One worker's ledger header for one upstream, as the primary reads it. */
+export interface WorkerLedger {
+  /** requests waiting for one of the upstream's connections */
+  pending: number;
+  /** pool.maxPending refusals */
+  overloaded: number;
+  /** requests written behind another on one connection (pool.pipelining) */
+  pipelined: number;
+  /** request heads that shared one write with another */
+  pipelineBatched: number;
+  /** times a pool stopped pipelining after an anomaly */
+  pipelineFallbacks: number;
+  /** the last anomaly's PipelineAnomaly code (0: none) */
+  pipelineAnomaly: number;
+  /** Unix seconds until which the last pool that stopped pipelining sends one at a time (0: never stopped) */
+  pipelineOffUntilS: number;
+}
 
 export class EndpointTable {
   readonly i32: Int32Array;
@@ -195,12 +218,40 @@ export class EndpointTable {
     if (this.ledgerI32 >= 0) this.i32[this.ledgerI32 + u * this.ledgerStrideI32 + kLedgerOverloadedInt32]! += 1;
   }
 
+  /** A request went out behind another on one of upstream `u`'s connections (pool.pipelining). */
+  countPipelined(u: number): void {
+    if (this.ledgerI32 >= 0) this.i32[this.ledgerI32 + u * this.ledgerStrideI32 + kLedgerPipelinedInt32]! += 1;
+  }
+
+  /** `heads` request heads went out in one write. */
+  countPipelineBatched(u: number, heads: number): void {
+    if (this.ledgerI32 >= 0) this.i32[this.ledgerI32 + u * this.ledgerStrideI32 + kLedgerPipelineBatchedInt32]! += heads;
+  }
+
+  /** A pool of upstream `u` stopped pipelining after anomaly `kind` (a PipelineAnomaly code) until Unix second `untilS`. */
+  countPipelineFallback(u: number, kind: number, untilS: number): void {
+    if (this.ledgerI32 < 0) return;
+    const b = this.ledgerI32 + u * this.ledgerStrideI32;
+    this.i32[b + kLedgerPipelineAnomalyInt32] = kind;
+    this.i32[b + kLedgerPipelineOffUntilInt32] = untilS;
+    this.i32[b + kLedgerPipelineFallbacksInt32]! += 1;
+  }
+
   // ---- primary side: ledgers -----------------------------------------------------------
 
-  /** Worker `w`'s pending count and overload refusals for upstream `u`. */
-  ledger(w: number, u: number): { pending: number; overloaded: number } {
+  /** Worker `w`'s pending count, overload refusals and pipelining counters for upstream `u`. */
+  ledger(w: number, u: number): WorkerLedger {
     const b = ledgerInt32Offset(this.shm.layout, w, u);
-    return { pending: Atomics.load(this.i32, b + kLedgerPendingInt32), overloaded: Atomics.load(this.i32, b + kLedgerOverloadedInt32) >>> 0 };
+    const i32 = this.i32;
+    return {
+      pending: Atomics.load(i32, b + kLedgerPendingInt32),
+      overloaded: Atomics.load(i32, b + kLedgerOverloadedInt32) >>> 0,
+      pipelined: Atomics.load(i32, b + kLedgerPipelinedInt32) >>> 0,
+      pipelineBatched: Atomics.load(i32, b + kLedgerPipelineBatchedInt32) >>> 0,
+      pipelineFallbacks: Atomics.load(i32, b + kLedgerPipelineFallbacksInt32) >>> 0,
+      pipelineAnomaly: Atomics.load(i32, b + kLedgerPipelineAnomalyInt32),
+      pipelineOffUntilS: Atomics.load(i32, b + kLedgerPipelineOffUntilInt32),
+    };
   }
 
   /**

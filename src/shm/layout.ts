@@ -194,7 +194,34 @@ export const kLedgerShedByPriorityInt32 = 11;
 /** response-head latency histogram: 4 buckets per power of two of microseconds (see latencyBucket) */
 export const kLedgerLatencyInt32 = 16;
 export const kLatencyBuckets = 96;
-export const kLedgerHeaderInt32 = kLedgerLatencyInt32 + kLatencyBuckets; // 7 cache lines
+// pool.pipelining (src/worker/upstream/h1-pool.ts), all wrap at 2^32
+/** requests written behind another on one upstream connection */
+export const kLedgerPipelinedInt32 = kLedgerLatencyInt32 + kLatencyBuckets; // 112
+/** request heads that went out in one write with at least one other */
+export const kLedgerPipelineBatchedInt32 = 113;
+/** times one of the worker's pools for the upstream stopped pipelining after an anomaly */
+export const kLedgerPipelineFallbacksInt32 = 114;
+/** the last anomaly's PipelineAnomaly code (0: none) */
+export const kLedgerPipelineAnomalyInt32 = 115;
+/** Unix seconds until which the last pool that stopped pipelining sends one request at a time */
+export const kLedgerPipelineOffUntilInt32 = 116;
+export const kLedgerHeaderInt32 = 128; // 8 cache lines
+
+/** how long a pool sends one request at a time after a pipelining anomaly */
+export const PIPELINE_FALLBACK_MS = 60_000;
+
+/** What made a pool stop pipelining (kLedgerPipelineAnomalyInt32; names: pipelineAnomalyNames). */
+export const PipelineAnomaly = {
+  /** the response could not be parsed (bytes after it that no request expects, a 101, …) */
+  Protocol: 1,
+  /** the upstream closed the connection with pipelined requests outstanding */
+  Closed: 2,
+  /** an HTTP/1.0 or close-delimited response to a request with others behind it */
+  Unframed: 3,
+  /** bytes arrived with no request outstanding */
+  Unsolicited: 4,
+} as const;
+export const pipelineAnomalyNames: readonly string[] = ['none', 'protocol-error', 'closed-with-requests-outstanding', 'unframed-response', 'response-with-nothing-outstanding'];
 /** ledger Int32 stride of one upstream: header plus one word per endpoint row, whole cache lines */
 export function ledgerUpstreamInt32(maxEndpoints: number): number {
   return kLedgerHeaderInt32 + Math.ceil(maxEndpoints / 16) * 16;

@@ -6,7 +6,7 @@
 // Endpoints come from shared memory, not from the config message: the primary's
 // EndpointWriter can add or remove endpoints (discovery, health) at any time and a
 // worker creates a pool the first time it sees a new address id.
-import { H1Pool } from './upstream/h1-pool.js';
+import { H1Pool, PIPELINE_FALLBACK_MS, type PipelineCounters } from './upstream/h1-pool.js';
 import type { WorkerUpstream } from '../messages.js';
 import type { Balancer } from '../balancers/balancer.js';
 import { RoundRobinBalancer } from '../balancers/round-robin.js';
@@ -42,7 +42,9 @@ export class UpstreamSet {
    * Requests of this set waiting for a connection: Σ over endpoints of
    * max(0, active − pool.connections). With pipelining 1 a request holds its
    * connection from dispatch to the end of the response body, so this is exactly
-   * the pools' queues, counted here so the check costs no call into a pool.
+   * the pools' queues, counted here so the check costs no call into a pool. With
+   * pool.pipelining > 1 it also counts requests written behind another response on a
+   * connection: they wait too, and maxPending bounds them the same way.
    */
   pending = 0;
   private readonly connections: number;
@@ -54,6 +56,8 @@ export class UpstreamSet {
   private poolsVersion = -1;
   private readonly hashOn: 'header' | 'cookie' | 'client-ip' | null;
   private readonly hashName: string;
+  /** where this set's pools count their pipelining (null with pipelining 1) */
+  private readonly pipelineCounters: PipelineCounters | null;
 
   constructor(
     private readonly cfg: WorkerUpstream,
@@ -69,6 +73,7 @@ export class UpstreamSet {
     if (this.slot < 0) throw new Error(`upstream "${cfg.name}" is not in the shared endpoint table`);
     this.snapshot = new EndpointSnapshot(table, this.slot);
     this.guard = cfg.guard === null ? null : new UpstreamGuard(cfg.guard, table.shm, this.slot, table.workerSlot);
+    this.pipelineCounters = cfg.pool.pipelining > 1 ? new LedgerPipelineCounters(table, this.slot) : null;
     this.syncPools();
     const ctx = { snapshot: this.snapshot, addressOf: (row: number) => this.endpoints[row]?.authority ?? `#${row}` };
     switch (cfg.balancer) {
@@ -257,6 +262,8 @@ export class UpstreamSet {
       connectTimeout: cfg.timeouts.connect,
       headersTimeout: cfg.timeouts.response,
       bodyTimeout: cfg.timeouts.read,
+      pipelining: cfg.pool.pipelining,
+      ...(this.pipelineCounters === null ? {} : { counters: this.pipelineCounters }),
     });
   }
 
@@ -298,6 +305,23 @@ export class UpstreamSet {
       if (comma < 0 || !this.trusted.has(hop)) return client;
       end = comma;
     }
+  }
+}
+
+/** A pool's pipelining figures, into this worker's ledger for the upstream. */
+class LedgerPipelineCounters implements PipelineCounters {
+  constructor(
+    private readonly table: EndpointTable,
+    private readonly slot: number,
+  ) {}
+  pipelined(): void {
+    this.table.countPipelined(this.slot);
+  }
+  batched(heads: number): void {
+    this.table.countPipelineBatched(this.slot, heads);
+  }
+  fallback(anomaly: number): void {
+    this.table.countPipelineFallback(this.slot, anomaly, Math.ceil((Date.now() + PIPELINE_FALLBACK_MS) / 1000));
   }
 }
 

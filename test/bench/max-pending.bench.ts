@@ -13,7 +13,7 @@ const N = 5_000_000;
 const shm = SharedState.create({ maxWorkers: 1, maxUpstreams: 1, maxEndpoints: 8, limiterSlots: 16, limiterPolicies: 1 });
 const writer = new EndpointWriter(shm);
 writer.applyConfig([{ name: 'app', balancer: 'round-robin', endpoints: [{ host: '127.0.0.1', port: 1 }], slowStartMs: 0, panicThreshold: 0 }], true);
-const cfg: WorkerUpstream = { name: 'app', balancer: 'round-robin', hash: null, timeouts: { connect: 1000, response: 30_000, read: 60_000 }, pool: { connections: 64, keepAliveTimeout: 4000, maxPending: 1024 }, retries: 1, guard: null };
+const cfg: WorkerUpstream = { name: 'app', balancer: 'round-robin', hash: null, timeouts: { connect: 1000, response: 30_000, read: 60_000 }, pool: { connections: 64, keepAliveTimeout: 4000, maxPending: 1024, pipelining: 1 }, retries: 1, guard: null };
 const up = new UpstreamSet(cfg, new EndpointTable(shm, 0), new IpAllowList([]));
 const ep = up.endpoints[0]!;
 

@@ -199,3 +199,18 @@ test('slowStart with round-robin (which ignores weights) is rejected at its path
     validateConfig({ upstreams: { a: { balancer, discovery: ep, slowStart: '30s' } }, routes: [{ upstream: 'a' }] });
   }
 });
+
+test('pool.pipelining: 1 by default, an integer from 1 to 16, errors at its path', () => {
+  const ep = { type: 'static', endpoints: ['127.0.0.1:1'] };
+  const ok = validateConfig({ upstreams: { a: { discovery: ep }, b: { discovery: ep, pool: { pipelining: 16 } } }, routes: [{ upstream: 'a' }] });
+  assert.equal(ok.upstreams.a!.pool.pipelining, 1);
+  assert.equal(ok.upstreams.b!.pool.pipelining, 16);
+  assert.throws(
+    () => validateConfig({ upstreams: { zero: { discovery: ep, pool: { pipelining: 0 } }, deep: { discovery: ep, pool: { pipelining: 17 } }, half: { discovery: ep, pool: { pipelining: 2.5 } }, text: { discovery: ep, pool: { pipelining: 'on' } } }, routes: [{ upstream: 'zero' }] }),
+    (err: ConfigError) => {
+      const text = err.issues.join('\n');
+      for (const u of ['zero', 'deep', 'half', 'text']) assert.match(text, new RegExp(`upstreams\\.${u}\\.pool\\.pipelining: `), text);
+      return true;
+    },
+  );
+});

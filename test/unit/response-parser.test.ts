@@ -36,6 +36,9 @@ class Recorder implements ResponseSink {
   onResponseError(reason: string): void {
     this.out.error = reason;
   }
+  expectsAnother(): boolean {
+    return false;
+  }
 }
 
 /** feeds `raw` in pieces of `step` bytes (0: one piece), then an EOF when `close` */

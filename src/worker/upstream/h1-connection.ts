@@ -1,5 +1,5 @@
 // One keep-alive HTTP/1.1 connection to an upstream endpoint, carrying one request at
-// a time. Written for the proxy's hot path: the request head goes out as one latin1
+// a time (or, with pool.pipelining, several in order: below). Written for the proxy's hot path: the request head goes out as one latin1
 // string (with a buffered body, one writev), the response is read by the strict
 // parser in response-parser.ts and handed on as the socket's own Buffers, timeouts are
 // checked by the pool's sweep against a coarse clock (no timer per request), and every
@@ -8,10 +8,24 @@
 // Lifetime: Connecting → (Busy ⇄ Idle)* → gone. Any error, any response that cannot
 // be followed by another (Connection: close, HTTP/1.0, close-delimited, a request body
 // not fully sent), and any byte that arrives while idle end the connection.
+//
+// Pipelining (pool.pipelining > 1): behind a bodiless GET/HEAD/OPTIONS at the head of
+// the line, up to pipelining − 1 more such requests ("followers", a ring allocated once
+// per connection) may be outstanding. Request heads written in one event-loop turn go
+// out as one string in one write (flushed from setImmediate). Responses are matched in
+// order: each one completes the head, the next follower becomes the head and the
+// parser is reset for its method (HEAD framing). Whatever breaks that order — a parse
+// error, the upstream closing with followers outstanding, an HTTP/1.0 or close-delimited
+// response, bytes with nothing outstanding — closes the connection, tells the pool
+// (which stops pipelining for a while) and re-sends each follower once on a fresh
+// connection; a follower is never given another request's response. A follower that is
+// aborted or times out is answered at once and its response, when it comes, is read
+// and dropped; an aborted head closes the connection and its followers are re-sent.
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { ResponseParser, type ResponseSink } from './response-parser.js';
 import { UpstreamError, UpstreamErrorCode, type RequestBody, type UpstreamHandler } from './upstream-handler.js';
+import { PipelineAnomaly } from '../../shm/layout.js';
 
 export interface ConnectionOwner {
   readonly host: string;
@@ -28,6 +42,32 @@ export interface ConnectionOwner {
   onGone(conn: H1Connection): void;
   /** a request lost to the keep-alive race, to be sent once more on a new connection */
   retry(h: UpstreamHandler, method: string, path: string, headers: readonly string[], body: RequestBody): void;
+  /** requests one connection may have outstanding (pool.pipelining; 1 = one at a time) */
+  readonly pipelining: number;
+  /** a follower became the head: the connection has room for one more */
+  onSlotFree(conn: H1Connection): void;
+  /** the response order could not be trusted on a pipelining connection (a PipelineAnomaly code) */
+  onPipelineAnomaly(kind: number): void;
+  /** `heads` request heads went out in one write (counted when more than one) */
+  onBatchWrite(heads: number): void;
+}
+
+/** The handler of a request whose caller is gone (aborted, timed out): its response is read and dropped. */
+const DROP: UpstreamHandler = {
+  onConnect(): void {},
+  onHeaders(): boolean {
+    return true;
+  },
+  onData(): boolean {
+    return true;
+  },
+  onComplete(): void {},
+  onError(): void {},
+};
+
+/** The methods that may be pipelined (idempotent and, here, always without a body). */
+export function pipelinable(method: string): boolean {
+  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
 }
 
 const enum Phase {
@@ -82,14 +122,45 @@ export class H1Connection implements ResponseSink {
   private chunkedBody = false;
   /** this request was already re-sent once after the keep-alive race */
   private retried = false;
+  /** the head request may have followers (a bodiless GET, HEAD or OPTIONS on a pipelining connection) */
+  private headPipelinable = false;
+  /** responses completed since the connection was last idle with nothing outstanding */
+  private burst = 0;
+
+  // followers: requests written behind the head, in order (a ring of pipelining − 1)
+  private readonly cap: number;
+  private readonly fH: (UpstreamHandler | null)[];
+  private readonly fMethod: string[];
+  private readonly fPath: string[];
+  private readonly fHeaders: (readonly string[])[];
+  private readonly fSent: number[];
+  private readonly fRetried: boolean[];
+  /** one abort per ring slot, made once */
+  private readonly fAbort: ((err?: Error) => void)[];
+  private fHead = 0;
+  private fCount = 0;
+  /** request heads not yet written (pipelining), flushed from setImmediate */
+  private out = '';
+  private outHeads = 0;
+  private readonly flushFn = (): void => {
+    const s = this.out;
+    const n = this.outHeads;
+    this.out = '';
+    this.outHeads = 0;
+    if (s.length === 0 || this.phase === Phase.Gone) return;
+    this.socket.write(s, 'latin1');
+    if (n > 1) this.owner.onBatchWrite(n);
+  };
 
   /** handed to the handler as its abort: cancels whatever request this connection carries */
   private readonly abortFn = (err?: Error): void => {
     const h = this.handler;
-    if (h === null) return;
+    if (h === null || h === DROP) return;
     this.detach();
     this.destroy();
     h.onError(err ?? new UpstreamError(UpstreamErrorCode.Aborted, 'request aborted'));
+    // Its response cannot be skipped without reading it all: the followers go elsewhere.
+    this.resendFollowers(new UpstreamError(UpstreamErrorCode.Closed, 'the connection closed after another request on it was aborted'));
   };
 
   private readonly resumeFn = (): void => {
@@ -110,6 +181,16 @@ export class H1Connection implements ResponseSink {
     this.parser = new ResponseParser(this);
     this.since = owner.now;
     this.idleLimit = owner.keepAliveTimeout;
+    const cap = owner.pipelining - 1;
+    this.cap = cap;
+    this.fH = new Array<UpstreamHandler | null>(cap).fill(null);
+    this.fMethod = new Array<string>(cap).fill('');
+    this.fPath = new Array<string>(cap).fill('');
+    this.fHeaders = new Array<readonly string[]>(cap).fill(EMPTY);
+    this.fSent = new Array<number>(cap).fill(0);
+    this.fRetried = new Array<boolean>(cap).fill(false);
+    this.fAbort = [];
+    for (let i = 0; i < cap; i++) this.fAbort.push(this.followerAbort(i));
     const s = connect({ host: owner.host, port: owner.port, noDelay: true });
     this.socket = s;
     s.on('connect', this.onSocketConnect);
@@ -133,10 +214,51 @@ export class H1Connection implements ResponseSink {
     this.body = body;
     this.retried = retried;
     this.bodyDone = false;
+    this.headPipelinable = this.cap > 0 && body === null && pipelinable(method);
     h.onConnect(this.abortFn);
     if (this.handler !== h) return; // aborted at once
     if (this.phase === Phase.Connecting) return; // written on connect
     this.writeRequest();
+  }
+
+  /** Whether a bodiless GET/HEAD/OPTIONS may be written behind what it carries now. */
+  canFollow(): boolean {
+    return this.fCount < this.cap && this.headPipelinable && this.handler !== null && !this.paused && this.phase !== Phase.Gone;
+  }
+
+  /** requests outstanding (the head and its followers) */
+  get outstanding(): number {
+    return (this.handler === null ? 0 : 1) + this.fCount;
+  }
+
+  /** A request head is waiting to be written with others this turn (or on connect). */
+  get batching(): boolean {
+    return this.out.length > 0 || this.phase === Phase.Connecting;
+  }
+
+  /** Takes a bodiless GET/HEAD/OPTIONS behind the head (after `canFollow()`). */
+  follow(h: UpstreamHandler, method: string, path: string, headers: readonly string[], retried: boolean): void {
+    const i = (this.fHead + this.fCount) % this.cap;
+    this.fCount++;
+    this.fH[i] = h;
+    this.fMethod[i] = method;
+    this.fPath[i] = path;
+    this.fHeaders[i] = headers;
+    this.fSent[i] = this.owner.now;
+    this.fRetried[i] = retried;
+    h.onConnect(this.fAbort[i]!);
+    // Written even when aborted at once: its slot in the line is taken, and its response is dropped.
+    if (this.phase !== Phase.Connecting && this.phase !== Phase.Gone) this.queueHead(method, path, headers);
+  }
+
+  private followerAbort(i: number): (err?: Error) => void {
+    return (err?: Error): void => {
+      const h = this.fH[i];
+      if (h === null || h === undefined || h === DROP) return;
+      this.fH[i] = DROP;
+      this.fHeaders[i] = EMPTY;
+      h.onError(err ?? new UpstreamError(UpstreamErrorCode.Aborted, 'request aborted'));
+    };
   }
 
   /** The pool put it on its idle list. */
@@ -145,26 +267,55 @@ export class H1Connection implements ResponseSink {
     this.since = this.owner.now;
   }
 
-  /** Closes it now; a request it carries gets no callback (the caller settles it). */
+  /** Closes it now; a request it carries gets no callback (the caller settles it; followers: resendFollowers). */
   destroy(): void {
     if (this.phase === Phase.Gone) return;
     this.phase = Phase.Gone;
+    this.parser.halt();
+    this.out = '';
     this.socket.destroy();
     this.owner.onGone(this);
   }
 
-  /** Closes it and forgets its request without a callback: a thread dying mid-request (the crash test hook). */
+  /** Closes it and forgets its requests without a callback: a thread dying mid-request (the crash test hook). */
   abandon(): void {
     this.handler = null;
+    for (let i = 0; i < this.cap; i++) this.fH[i] = null;
+    this.fCount = 0;
     this.destroy();
   }
 
-  /** Ends its request with `err` and closes it. */
-  fail(err: Error): void {
+  /** Ends its request with `err` and closes it; followers are re-sent once (or fail with `err`). */
+  fail(err: Error, anomaly = 0): void {
     const h = this.handler;
     this.detach();
     this.destroy();
+    if (anomaly !== 0) this.owner.onPipelineAnomaly(anomaly);
     h?.onError(err);
+    this.resendFollowers(err);
+  }
+
+  /**
+   * After the connection is gone: each follower still wanted is sent once more on a
+   * fresh connection (idempotent by construction, and none of its response was read),
+   * or fails with `err` when it was already re-sent once.
+   */
+  private resendFollowers(err: Error): void {
+    while (this.fCount > 0) {
+      const i = this.fHead;
+      const h = this.fH[i]!;
+      const method = this.fMethod[i]!;
+      const path = this.fPath[i]!;
+      const headers = this.fHeaders[i]!;
+      const retried = this.fRetried[i]!;
+      this.fH[i] = null;
+      this.fHeaders[i] = EMPTY;
+      this.fHead = (i + 1) % this.cap;
+      this.fCount--;
+      if (h === DROP) continue;
+      if (retried) h.onError(err);
+      else this.owner.retry(h, method, path, headers, null);
+    }
   }
 
   /** The pool's periodic check: timeouts and the idle limit. */
@@ -175,15 +326,32 @@ export class H1Connection implements ResponseSink {
         if (now - this.since > o.connectTimeout) this.fail(new UpstreamError(UpstreamErrorCode.ConnectTimeout, `connecting to ${o.host}:${o.port} timed out`));
         return;
       case Phase.Waiting:
-        if (now - this.since > o.headersTimeout) this.fail(new UpstreamError(UpstreamErrorCode.HeadersTimeout, 'no response head within timeouts.response'));
-        return;
+        if (now - this.since > o.headersTimeout) {
+          this.fail(new UpstreamError(UpstreamErrorCode.HeadersTimeout, 'no response head within timeouts.response'));
+          return;
+        }
+        break;
       case Phase.Reading:
         // A client that reads slowly pauses us; that is not the upstream being slow.
-        if (!this.paused && now - this.since > o.bodyTimeout) this.fail(new UpstreamError(UpstreamErrorCode.BodyTimeout, 'no response bytes within timeouts.read'));
-        return;
+        if (!this.paused && now - this.since > o.bodyTimeout) {
+          this.fail(new UpstreamError(UpstreamErrorCode.BodyTimeout, 'no response bytes within timeouts.read'));
+          return;
+        }
+        break;
       case Phase.Idle:
         if (now - this.since > this.idleLimit) this.destroy();
         return;
+    }
+    // Followers wait behind the head (head-of-line blocking): each still has its own
+    // timeouts.response from when it was written. One past it is answered now and its
+    // response dropped when it comes; the connection and the others go on.
+    for (let k = 0; k < this.fCount; k++) {
+      const i = (this.fHead + k) % this.cap;
+      const h = this.fH[i]!;
+      if (h === DROP || now - this.fSent[i]! <= o.headersTimeout) continue;
+      this.fH[i] = DROP;
+      this.fHeaders[i] = EMPTY;
+      h.onError(new UpstreamError(UpstreamErrorCode.HeadersTimeout, 'no response head within timeouts.response (pipelined behind another response)'));
     }
   }
 
@@ -201,7 +369,8 @@ export class H1Connection implements ResponseSink {
     if (body === null) {
       if (expectsContent(this.method)) s += 'content-length: 0\r\n';
       this.bodyDone = true;
-      sock.write(s + '\r\n', 'latin1');
+      if (this.cap > 0) this.queueString(s + '\r\n');
+      else sock.write(s + '\r\n', 'latin1');
     } else if (Buffer.isBuffer(body)) {
       this.bodyDone = true;
       sock.cork();
@@ -217,6 +386,19 @@ export class H1Connection implements ResponseSink {
       body.on('error', this.onBodyError);
       body.on('close', this.onBodyClose);
     }
+  }
+
+  /** A follower's head, to go out with whatever else is written this turn. */
+  private queueHead(method: string, path: string, h: readonly string[]): void {
+    let s = method + ' ' + path + ' HTTP/1.1\r\n';
+    for (let i = 0; i < h.length; i += 2) s += h[i] + ': ' + h[i + 1] + '\r\n';
+    this.queueString(s + '\r\n');
+  }
+
+  private queueString(s: string): void {
+    if (this.out.length === 0) setImmediate(this.flushFn);
+    this.out += s;
+    this.outHeads++;
   }
 
   private readonly onBodyData = (chunk: Buffer): void => {
@@ -282,13 +464,19 @@ export class H1Connection implements ResponseSink {
       return;
     }
     this.writeRequest();
+    for (let k = 0; k < this.fCount; k++) {
+      const i = (this.fHead + k) % this.cap;
+      this.queueHead(this.fMethod[i]!, this.fPath[i]!, this.fHeaders[i]!);
+    }
   };
 
   private readonly onSocketData = (chunk: Buffer): void => {
-    if (this.handler === null || this.phase === Phase.Gone) {
+    if (this.phase === Phase.Gone) return;
+    if (this.handler === null) {
       // Bytes on an idle connection belong to no request: whatever they are, the
       // connection's framing can no longer be trusted.
       this.destroy();
+      if (this.cap > 0 && this.reused) this.owner.onPipelineAnomaly(PipelineAnomaly.Unsolicited);
       return;
     }
     this.since = this.owner.now;
@@ -320,21 +508,28 @@ export class H1Connection implements ResponseSink {
     }
     // The keep-alive race: the upstream closed the idle connection as we reused it, so
     // the request may never have been read. Sent once more, on a new connection, only
-    // when repeating it is harmless.
-    if (this.reused && !this.retried && !this.parser.started && idempotent(this.method) && (this.body === null || Buffer.isBuffer(this.body))) {
+    // when repeating it is harmless. Not a pipelining anomaly, even with followers.
+    const race = this.reused && this.burst === 0 && !this.parser.started;
+    // A pipelined head with no byte of its response read is in the followers' place.
+    const unanswered = !this.parser.started && (race || this.burst > 0 || this.fCount > 0);
+    const anomaly = this.fCount > 0 && !race ? PipelineAnomaly.Closed : 0;
+    if (h !== DROP && unanswered && !this.retried && idempotent(this.method) && (this.body === null || Buffer.isBuffer(this.body))) {
       const { method, path, headers, body } = this;
       this.detach();
       this.destroy();
+      if (anomaly !== 0) this.owner.onPipelineAnomaly(anomaly);
       this.owner.retry(h, method, path, headers, body);
+      this.resendFollowers(err);
       return;
     }
-    this.fail(err);
+    this.fail(err, anomaly);
   }
 
   // ---- response (ResponseSink) -----------------------------------------------------------
 
   onResponseHead(status: number, headers: Buffer[]): boolean {
     this.phase = Phase.Reading;
+    this.since = this.owner.now;
     const h = this.handler!;
     const ok = h.onHeaders(status, headers, this.resumeFn);
     if (this.handler !== h) return false; // aborted from inside
@@ -357,13 +552,60 @@ export class H1Connection implements ResponseSink {
     if (p.keepAliveHint >= 0) this.idleLimit = Math.min(this.owner.keepAliveTimeout, Math.max(p.keepAliveHint * 1000 - 1000, 500));
     this.detach();
     this.reused = true;
+    if (this.fCount > 0) {
+      if (reusable) {
+        this.promote();
+        this.owner.onSlotFree(this);
+        h.onComplete();
+        return;
+      }
+      // A framed HTTP/1.1 response with Connection: close is the upstream ending the
+      // connection properly (nginx's keepalive_requests): the followers were not read.
+      // HTTP/1.0 or a close-delimited body cannot carry a pipeline at all.
+      const unframed = p.http10 || p.closeDelimited;
+      this.destroy();
+      if (unframed) this.owner.onPipelineAnomaly(PipelineAnomaly.Unframed);
+      h.onComplete();
+      this.resendFollowers(new UpstreamError(UpstreamErrorCode.Closed, 'the upstream closed the connection with pipelined requests outstanding'));
+      return;
+    }
+    this.burst = 0;
     this.phase = Phase.Idle;
     this.owner.onFree(this, reusable);
     h.onComplete();
   }
 
+  expectsAnother(): boolean {
+    return this.fCount > 0;
+  }
+
+  /** The first follower becomes the head; the parser is set for its response. */
+  private promote(): void {
+    const i = this.fHead;
+    const h = this.fH[i]!;
+    this.handler = h;
+    this.method = this.fMethod[i]!;
+    this.path = this.fPath[i]!;
+    this.headers = this.fHeaders[i]!;
+    this.body = null;
+    this.bodyDone = true;
+    this.retried = this.fRetried[i]!;
+    this.headPipelinable = true;
+    this.since = this.fSent[i]!;
+    this.fH[i] = null;
+    this.fHeaders[i] = EMPTY;
+    this.fHead = (i + 1) % this.cap;
+    this.fCount--;
+    this.burst++;
+    this.phase = Phase.Waiting;
+    // The order check: the next response is this request's, framed by its method.
+    this.parser.reset(this.method === 'HEAD');
+    if (h !== DROP) h.onConnect(this.abortFn);
+  }
+
   onResponseError(reason: string): void {
-    this.fail(new UpstreamError(UpstreamErrorCode.Protocol, reason));
+    const anomaly = this.cap > 0 && (this.fCount > 0 || this.burst > 0) ? PipelineAnomaly.Protocol : 0;
+    this.fail(new UpstreamError(UpstreamErrorCode.Protocol, reason), anomaly);
   }
 
   private pause(): void {

@@ -6,8 +6,31 @@
 //
 // One timer per pool, running only while it has connections, checks every
 // connection's timeouts against a coarse clock; requests themselves set no timers.
-import { H1Connection, type ConnectionOwner } from './h1-connection.js';
+//
+// With `pipelining` > 1 a bodiless GET, HEAD or OPTIONS goes, in this order of
+// preference: behind the request a connection is about to write this turn (so their
+// heads share one write); to an idle connection; to a new connection while fewer
+// than `connections` are open; behind the requests of the connection with the fewest
+// outstanding that has room; else to the queue. Any other request waits for a
+// connection with nothing outstanding, as with pipelining 1. An anomaly on any
+// connection (h1-connection.ts lists them) stops pipelining in the whole pool for
+// PIPELINE_FALLBACK_MS, counted once per stop.
+import { H1Connection, pipelinable, type ConnectionOwner } from './h1-connection.js';
 import { UpstreamError, UpstreamErrorCode, type RequestBody, type UpstreamHandler } from './upstream-handler.js';
+
+import { PIPELINE_FALLBACK_MS } from '../../shm/layout.js';
+
+export { PIPELINE_FALLBACK_MS };
+
+/** Where a pool reports its pipelining (the worker's shared-memory ledger). */
+export interface PipelineCounters {
+  /** a request was written behind another on one connection */
+  pipelined(): void;
+  /** `heads` request heads (more than one) went out in one write */
+  batched(heads: number): void;
+  /** the pool stopped pipelining for PIPELINE_FALLBACK_MS; `anomaly`: a PipelineAnomaly code */
+  fallback(anomaly: number): void;
+}
 
 export interface H1PoolOptions {
   readonly connections: number;
@@ -18,6 +41,9 @@ export interface H1PoolOptions {
   readonly headersTimeout: number;
   /** longest ms between two reads of the response body */
   readonly bodyTimeout: number;
+  /** requests one connection may have outstanding (bodiless GET/HEAD/OPTIONS only); default 1 */
+  readonly pipelining?: number;
+  readonly counters?: PipelineCounters;
 }
 
 class Queued {
@@ -30,6 +56,8 @@ class Queued {
     readonly headers: readonly string[],
     readonly body: RequestBody,
     readonly retried: boolean,
+    /** may be written behind other requests */
+    readonly pipe: boolean,
   ) {}
 
   readonly abort = (err?: Error): void => {
@@ -48,6 +76,20 @@ export class H1Pool implements ConnectionOwner {
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   readonly keepAliveTimeout: number;
+  readonly pipelining: number;
+  /** requests written behind another on one connection */
+  pipelined = 0;
+  /** request heads that shared a write with at least one other */
+  batchedHeads = 0;
+  /** times pipelining stopped for an anomaly */
+  fallbacks = 0;
+  /** the last anomaly's PipelineAnomaly code (0: none yet) */
+  lastAnomaly = 0;
+  /** performance.now() until which nothing is pipelined; 0: pipelining on */
+  private fallbackUntil = 0;
+  /** the connection that took the last pipelinable request (its write may still be open) */
+  private batch: H1Connection | null = null;
+  private readonly counters: PipelineCounters | null;
   private readonly max: number;
   private readonly sweepEvery: number;
   private readonly all = new Set<H1Connection>();
@@ -71,6 +113,8 @@ export class H1Pool implements ConnectionOwner {
     this.headersTimeout = opts.headersTimeout;
     this.bodyTimeout = opts.bodyTimeout;
     this.keepAliveTimeout = opts.keepAliveTimeout;
+    this.pipelining = opts.pipelining ?? 1;
+    this.counters = opts.counters ?? null;
     // An eighth of the shortest limit: a timeout fires within 12.5 % of its value.
     const shortest = Math.min(opts.connectTimeout, opts.headersTimeout, opts.bodyTimeout, opts.keepAliveTimeout);
     this.sweepEvery = Math.max(5, Math.min(250, Math.floor(shortest / 8)));
@@ -86,6 +130,11 @@ export class H1Pool implements ConnectionOwner {
     return this.waiting;
   }
 
+  /** false while the pool sends one request at a time after an anomaly */
+  get pipeliningActive(): boolean {
+    return this.pipelining > 1 && this.pipeliningOn();
+  }
+
   dispatch(h: UpstreamHandler, method: string, path: string, headers: readonly string[], body: RequestBody): void {
     this.place(h, method, path, headers, body, false);
   }
@@ -96,16 +145,38 @@ export class H1Pool implements ConnectionOwner {
       h.onError(new UpstreamError(UpstreamErrorCode.Destroyed, 'the connection pool is closed'));
       return;
     }
+    const pipe = this.pipelining > 1 && !retried && body === null && pipelinable(method) && this.pipeliningOn();
+    if (pipe) {
+      // Behind a request whose head is not written yet: one write carries both.
+      const b = this.batch;
+      if (b !== null && b.batching && b.canFollow()) {
+        this.follow(b, h, method, path, headers);
+        return;
+      }
+    }
     const idle = this.idle;
     if (!retried && idle.length > 0) {
-      idle.pop()!.send(h, method, path, headers, body, retried);
+      const c = idle.pop()!;
+      c.send(h, method, path, headers, body, retried);
+      if (pipe) this.batch = c;
       return;
     }
     if (this.all.size < this.max) {
-      this.open().send(h, method, path, headers, body, retried);
+      const c = this.open();
+      c.send(h, method, path, headers, body, retried);
+      if (pipe) this.batch = c;
       return;
     }
-    const q = new Queued(this, h, method, path, headers, body, retried);
+    if (pipe) {
+      let best: H1Connection | null = null;
+      for (const c of this.all) if (c.canFollow() && (best === null || c.outstanding < best.outstanding)) best = c;
+      if (best !== null) {
+        this.follow(best, h, method, path, headers);
+        this.batch = best;
+        return;
+      }
+    }
+    const q = new Queued(this, h, method, path, headers, body, retried, pipe);
     this.queue.push(q);
     this.waiting++;
     h.onConnect(q.abort);
@@ -161,6 +232,7 @@ export class H1Pool implements ConnectionOwner {
     const q = this.nextQueued();
     if (q !== null) {
       conn.send(q.h, q.method, q.path, q.headers, q.body, q.retried);
+      if (q.pipe) this.fillFollowers(conn);
       return;
     }
     if (this.closing) {
@@ -177,8 +249,13 @@ export class H1Pool implements ConnectionOwner {
     if (i >= 0) this.idle.splice(i, 1);
     if (this.waiting > 0 && !this.destroyed) {
       const q = this.nextQueued();
-      if (q !== null) this.open().send(q.h, q.method, q.path, q.headers, q.body, q.retried);
+      if (q !== null) {
+        const c = this.open();
+        c.send(q.h, q.method, q.path, q.headers, q.body, q.retried);
+        if (q.pipe) this.fillFollowers(c);
+      }
     }
+    if (this.batch === conn) this.batch = null;
     if (this.all.size === 0) {
       this.stopSweep();
       if (this.onClosed !== null && this.waiting === 0) {
@@ -198,6 +275,22 @@ export class H1Pool implements ConnectionOwner {
     this.waiting--;
   }
 
+  onSlotFree(conn: H1Connection): void {
+    if (this.waiting > 0 && !this.destroyed) this.fillFollowers(conn);
+  }
+
+  onPipelineAnomaly(kind: number): void {
+    this.lastAnomaly = kind;
+    if (!this.pipeliningOn()) return; // already one at a time: the same stop, counted once
+    this.fallbackUntil = performance.now() + PIPELINE_FALLBACK_MS;
+    this.fallbacks++;
+    this.counters?.fallback(kind);
+  }
+
+  onBatchWrite(heads: number): void {
+    this.batchedHeads += heads;
+    this.counters?.batched(heads);
+  }
   // ---- internals ------------------------------------------------------------------------
 
   private open(): H1Connection {
@@ -209,6 +302,40 @@ export class H1Pool implements ConnectionOwner {
     const c = new H1Connection(this);
     this.all.add(c);
     return c;
+  }
+
+  private pipeliningOn(): boolean {
+    if (this.fallbackUntil === 0) return true;
+    if (performance.now() < this.fallbackUntil) return false;
+    this.fallbackUntil = 0;
+    return true;
+  }
+
+  private follow(c: H1Connection, h: UpstreamHandler, method: string, path: string, headers: readonly string[]): void {
+    this.pipelined++;
+    this.counters?.pipelined();
+    c.follow(h, method, path, headers, false);
+  }
+
+  /** Queued pipelinable requests go behind `conn`'s while it has room (the queue stays in order: a request that cannot be pipelined stops it). */
+  private fillFollowers(conn: H1Connection): void {
+    while (this.waiting > 0 && conn.canFollow() && this.pipeliningOn()) {
+      const q = this.peekQueued();
+      if (q === null || !q.pipe) return;
+      this.nextQueued();
+      this.follow(conn, q.h, q.method, q.path, q.headers);
+    }
+  }
+
+  /** The first live queued request, left in the queue. */
+  private peekQueued(): Queued | null {
+    const q = this.queue;
+    while (this.queueHead < q.length) {
+      const e = q[this.queueHead]!;
+      if (!e.cancelled) return e;
+      q[this.queueHead++] = undefined as unknown as Queued;
+    }
+    return null;
   }
 
   private nextQueued(): Queued | null {

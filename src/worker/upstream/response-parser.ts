@@ -2,8 +2,8 @@
 // socket's reads as they come. It is stricter than a browser and about as strict as a
 // careful proxy must be: anything that could make the gateway and the upstream read a
 // different message boundary (two lengths, a length with chunked, an invalid chunk
-// size, bytes after the end of a response) is an error, because a proxy that guesses
-// forwards a desync. The connection is then discarded; the caller answers 502.
+// size, bytes after the end of a response that no pipelined request expects) is an
+// error, because a proxy that guesses forwards a desync. The connection is then discarded; the caller answers 502.
 //
 // Where RFC 9112 leaves a choice, this parser takes the strict one (CRLF only, the SP
 // after the status code even before an empty reason). What it refuses, and why, is
@@ -23,8 +23,14 @@ export interface ResponseSink {
   onResponseHead(status: number, headers: Buffer[]): boolean;
   /** Body bytes, de-chunked. False: stop feeding, as above. */
   onResponseBody(chunk: Buffer): boolean;
-  /** The response ended exactly at the end of a read (nothing after it). */
+  /**
+   * The response ended. Bytes after it in the same read are refused unless
+   * `expectsAnother()` said yes before; the sink then calls `reset()` for the next
+   * response inside this call, and parsing continues with those bytes.
+   */
   onResponseComplete(): void;
+  /** Whether a further response is expected on the connection (a pipelined request). */
+  expectsAnother(): boolean;
   onResponseError(reason: string): void;
 }
 
@@ -125,13 +131,19 @@ export class ResponseParser {
     this.closeDelimited = false;
   }
 
+  /** Stops parsing for good (the connection is closed); bytes still in a read are ignored. */
+  halt(): void {
+    this.state = State.Done;
+    this.partial = null;
+    this.pendingBuf = null;
+  }
+
   /** Feeding stopped at a sink's false; `resume()` continues from there. */
   get paused(): boolean {
     return this.pendingBuf !== null;
   }
 
   execute(buf: Buffer): void {
-    if (buf.length > 0) this.started = true;
     this.run(buf, 0);
   }
 
@@ -172,14 +184,24 @@ export class ResponseParser {
     this.pendingOff = off;
   }
 
-  /** The message ended at `off`: nothing may follow it in this read. */
-  private complete(buf: Buffer, off: number): void {
-    if (off < buf.length) {
+  /**
+   * The message ended at `off`: nothing may follow it in this read unless another
+   * response is expected. True: the sink reset us for that one; parse on from `off`.
+   */
+  private complete(buf: Buffer, off: number): boolean {
+    const more = off < buf.length;
+    if (more && !this.sink.expectsAnother()) {
       this.fail('bytes after the end of the response');
-      return;
+      return false;
     }
     this.state = State.Done;
     this.sink.onResponseComplete();
+    return more && this.resetForNext();
+  }
+
+  /** (a method, so the compiler does not narrow `state` across the sink call that reset it) */
+  private resetForNext(): boolean {
+    return this.state === State.Head;
   }
 
   private run(buf: Buffer, off: number): void {
@@ -188,6 +210,7 @@ export class ResponseParser {
       switch (this.state) {
         case State.Head: {
           if (off >= len) return;
+          this.started = true;
           let b = buf;
           let from = off;
           let searchFrom = off;
@@ -236,13 +259,18 @@ export class ResponseParser {
           continue;
         }
         case State.Length: {
-          if (this.remaining === 0) return this.complete(buf, off);
+          if (this.remaining === 0) {
+            if (this.complete(buf, off)) continue;
+            return;
+          }
           if (off >= len) return;
           const avail = len - off;
-          if (avail > this.remaining) return this.fail('bytes after the end of the response');
-          this.remaining -= avail;
-          const piece = off === 0 ? buf : buf.subarray(off);
-          off = len;
+          // More than the body: the next pipelined response, or (with none expected) an error found before any of it is passed on.
+          if (avail > this.remaining && !this.sink.expectsAnother()) return this.fail('bytes after the end of the response');
+          const take = avail < this.remaining ? avail : this.remaining;
+          this.remaining -= take;
+          const piece = off === 0 && take === len ? buf : buf.subarray(off, off + take);
+          off += take;
           if (!this.sink.onResponseBody(piece)) {
             if (!this.failed()) this.stop(buf, off);
             return;
@@ -359,7 +387,10 @@ export class ResponseParser {
           if (off >= len) return;
           if (buf[off] !== LF) return this.fail('invalid trailer section');
           off++;
-          if (this.trailerLine === 0) return this.complete(buf, off);
+          if (this.trailerLine === 0) {
+            if (this.complete(buf, off)) continue;
+            return;
+          }
           this.trailerLine = 0;
           this.state = State.Trailer;
           continue;
