@@ -20,7 +20,7 @@
 import { Errors, type ErrorSpec } from '../errors.js';
 import type { CompiledRoute } from './router.js';
 import type { Runtime } from './runtime.js';
-import type { RequestHead } from './request-head.js';
+import { toWire, type RequestHead } from './request-head.js';
 import type { Endpoint, UpstreamSet } from './upstream-set.js';
 import type { HttpResponse } from './uws.js';
 import { endLocal, writeError } from './error-response.js';
@@ -199,6 +199,7 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
     const g = this.upstream!.guard;
     if (g !== null && !this.admit(g, true)) return;
     const h = this.head;
+    if (h.wide) toWire(this.headers);
     if (h.contentLength > 0 || h.chunked) {
       const limits = this.rt.config.limits;
       const body = (this.body = new RequestBody(this, h.contentLength, limits.maxBodyBytes, limits.clientBodyTimeout));

@@ -38,11 +38,19 @@ export class RequestHead {
   via: string | null = null;
   forwarded: string | null = null;
   requestId: string | null = null;
+  /**
+   * A field value holds a character over 0x7F. uWS's field iterator decodes values as
+   * UTF-8, so such a value is written upstream as UTF-8 again (its bytes as the client
+   * sent them when they were valid UTF-8; an invalid sequence arrives as U+FFFD).
+   */
+  wide = false;
 }
 
 // Field values may hold HTAB and visible characters and obs-text; any other control
 // character (CR, LF, NUL, …) is a smuggling vector.
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+// One test per value finds both: anything outside HTAB and printable ASCII.
+const BAD_OR_WIDE = /[\x00-\x08\x0a-\x1f\x7f-\uffff]/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
 
 
@@ -61,7 +69,10 @@ let requestIdHeader = 'x-request-id';
 function onHeader(key: string, value: string): void {
   count++;
   bytes += key.length + value.length + 4;
-  if (BAD_VALUE.test(value)) badValue = true;
+  if (BAD_OR_WIDE.test(value)) {
+    if (BAD_VALUE.test(value)) badValue = true;
+    else cur.wide = true;
+  }
   switch (key) {
     case 'host':
       hostCount++;
@@ -198,4 +209,18 @@ function dropConnectionListed(head: RequestHead): void {
   if (names.has('x-forwarded-host')) head.forwardedHost = null;
   if (names.has('via')) head.via = null;
   if (names.has('forwarded')) head.forwarded = null;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * The forwarded fields as the upstream connection writes them (one latin1 char per
+ * byte): a value uWS decoded from UTF-8 goes back to its UTF-8 bytes. Run once, after
+ * the policies and the cache have read the values as text, for a head that is `wide`.
+ */
+export function toWire(headers: string[]): void {
+  for (let i = 1; i < headers.length; i += 2) {
+    const v = headers[i]!;
+    if (NON_ASCII.test(v)) headers[i] = Buffer.from(v, 'utf8').toString('latin1');
+  }
 }

@@ -20,7 +20,7 @@ import type { RuntimeRef } from './request-path.js';
 import { chooseSide } from './split-choice.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 import { normalizePath } from './path-normalize.js';
-import { RequestHead, readRequestHead } from './request-head.js';
+import { RequestHead, readRequestHead, toWire } from './request-head.js';
 import type { CompiledRoute } from './router.js';
 import type { Runtime } from './runtime.js';
 import { statusLine } from './status-lines.js';
@@ -141,6 +141,7 @@ function upgrade(ref: RuntimeRef, ceiling: number, res: HttpResponse, req: HttpR
       else hs.fail(denied);
       return;
     }
+    if (head.wide) toWire(head.headers);
     hs.connect();
   } catch (err) {
     process.emitWarning(err as Error);

@@ -130,4 +130,18 @@ describe('forwarding fields and proxy.trustedProxies', () => {
     const kept = await send(untrusted, '/f', ['host', 'svc.test:8443']);
     assert.deepEqual(fields(kept.rawHeaders!, 'host'), ['svc.test:8443']);
   });
+
+  test('field values beyond ASCII: UTF-8 reaches the upstream byte for byte; a lone obs-text byte as U+FFFD', async () => {
+    // The upstream (node:http) reads field values as latin1: one char per byte. Each
+    // value ends in ASCII: uWS 20.30 drops the bytes over 0x7F at the end of a value
+    // (and any whitespace before them) before the gateway sees it (README, Conformance).
+    const utf8 = Buffer.from('caf\u00e9 \u65e5\u672c ok', 'utf8');
+    const r = await rawRequest(untrusted.port, Buffer.concat([Buffer.from('GET /f?t=wide HTTP/1.1\r\nhost: svc.test\r\nx-name: '), utf8, Buffer.from('\r\nx-lone: a'), Buffer.from([0xe9]), Buffer.from('b\r\nconnection: close\r\n\r\n')]));
+    assert.equal(r.status, 200);
+    const seen = up.requests.find((q) => q.url === '/f?t=wide');
+    assert.ok(seen, 'the request reached the upstream');
+    assert.deepEqual(fields(seen.rawHeaders, 'x-name').map((v) => Buffer.from(v, 'latin1').toString('hex')), [utf8.toString('hex')]);
+    // uWS hands field values over decoded as UTF-8, so an invalid byte is already U+FFFD (EF BF BD) when it reaches the gateway.
+    assert.deepEqual(fields(seen.rawHeaders, 'x-lone').map((v) => Buffer.from(v, 'latin1').toString('hex')), [Buffer.from('a\ufffdb', 'utf8').toString('hex')]);
+  });
 });
