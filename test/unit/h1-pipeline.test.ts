@@ -7,49 +7,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { H1Pool, type H1PoolOptions, type PipelineCounters } from '../../src/worker/upstream/h1-pool.js';
-import { UpstreamErrorCode, type RequestBody, type UpstreamHandler } from '../../src/worker/upstream/upstream-handler.js';
+import { UpstreamErrorCode, type RequestBody } from '../../src/worker/upstream/upstream-handler.js';
+import { Collect } from '../helpers/collect-handler.js';
 import { PipelineAnomaly } from '../../src/shm/layout.js';
-
-interface Result {
-  status: number;
-  body: string;
-  error: (Error & { code?: string }) | null;
-}
-
-class Collect implements UpstreamHandler {
-  status = 0;
-  body = '';
-  abort: ((err?: Error) => void) | null = null;
-  connects = 0;
-  settled = false;
-  readonly done: Promise<Result>;
-  private settle!: (r: Result) => void;
-  constructor() {
-    this.done = new Promise((r) => (this.settle = r));
-  }
-  onConnect(abort: (err?: Error) => void): void {
-    this.connects++;
-    this.abort = abort;
-  }
-  onHeaders(status: number): boolean {
-    this.status = status;
-    return true;
-  }
-  onData(chunk: Buffer): boolean {
-    this.body += chunk.toString();
-    return true;
-  }
-  onComplete(): void {
-    assert.equal(this.settled, false, 'settled twice');
-    this.settled = true;
-    this.settle({ status: this.status, body: this.body, error: null });
-  }
-  onError(err: Error & { code?: string }): void {
-    assert.equal(this.settled, false, 'settled twice');
-    this.settled = true;
-    this.settle({ status: this.status, body: this.body, error: err });
-  }
-}
 
 interface Req {
   method: string;

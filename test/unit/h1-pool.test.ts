@@ -7,52 +7,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { H1Pool, type H1PoolOptions } from '../../src/worker/upstream/h1-pool.js';
-import { UpstreamErrorCode, type RequestBody, type UpstreamHandler } from '../../src/worker/upstream/upstream-handler.js';
-
-interface Result {
-  status: number;
-  body: string;
-  error: (Error & { code?: string }) | null;
-}
-
-class Collect implements UpstreamHandler {
-  status = 0;
-  body = '';
-  abort: ((err?: Error) => void) | null = null;
-  connects = 0;
-  /** return false from onData this many times, resuming 20 ms later each time */
-  holdTimes = 0;
-  private resume: (() => void) | null = null;
-  readonly done: Promise<Result>;
-  private settle!: (r: Result) => void;
-  constructor() {
-    this.done = new Promise((r) => (this.settle = r));
-  }
-  onConnect(abort: (err?: Error) => void): void {
-    this.connects++;
-    this.abort = abort;
-  }
-  onHeaders(status: number, _h: Buffer[], resume: () => void): boolean {
-    this.status = status;
-    this.resume = resume;
-    return true;
-  }
-  onData(chunk: Buffer): boolean {
-    this.body += chunk.toString();
-    if (this.holdTimes > 0) {
-      this.holdTimes--;
-      setTimeout(() => this.resume!(), 20);
-      return false;
-    }
-    return true;
-  }
-  onComplete(): void {
-    this.settle({ status: this.status, body: this.body, error: null });
-  }
-  onError(err: Error & { code?: string }): void {
-    this.settle({ status: this.status, body: this.body, error: err });
-  }
-}
+import { UpstreamErrorCode, type RequestBody } from '../../src/worker/upstream/upstream-handler.js';
+import { Collect } from '../helpers/collect-handler.js';
 
 const OPTS: H1PoolOptions = { connections: 4, keepAliveTimeout: 4000, connectTimeout: 1000, headersTimeout: 5000, bodyTimeout: 5000 };
 
