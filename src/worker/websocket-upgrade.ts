@@ -18,7 +18,8 @@ import { accessPhase } from './access-phase.js';
 import { addForwardingHeaders, clientIp } from './forwarding.js';
 import type { RuntimeRef } from './request-path.js';
 import { chooseSide } from './split-choice.js';
-import { classifyUpstreamError } from './upstream-errors.js';
+// NOT_SENT: nothing reached the upstream, so another endpoint may be tried.
+import { classifyUpstreamError, NOT_SENT } from './upstream-errors.js';
 import { normalizePath } from './path-normalize.js';
 import { RequestHead, readRequestHead, toWire } from './request-head.js';
 import type { CompiledRoute } from './router.js';
@@ -38,8 +39,6 @@ const decoder = new TextDecoder('latin1');
 /** A refusal body larger than this is not relayed (502 instead): it is held whole. */
 const REFUSAL_BODY_LIMIT = 64 * 1024;
 
-// Connect-class failures: nothing reached the upstream, so another endpoint may be tried.
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 // Response fields of the upstream's 101 or refusal that belong to its connection, or that
 // uWS writes itself.
