@@ -11,6 +11,8 @@ export const BUFFER_BODY_LIMIT = 64 * 1024;
 /** What the body needs of its request. */
 export interface BodyOwner {
   readonly res: HttpResponse;
+  /** the client connection is gone */
+  readonly aborted: boolean;
   /** the response is over or the client gone: the rest of the body has nowhere to go */
   bodyUnwanted(): boolean;
   /** a buffered body is complete: send the request */
@@ -87,7 +89,7 @@ export class RequestBody {
 
   /** The upstream connection wants more. */
   pull(): void {
-    if (this.clientPaused && !this.owner.bodyUnwanted()) {
+    if (this.clientPaused && !this.owner.aborted) {
       this.clientPaused = false;
       this.owner.res.resume();
     }
