@@ -53,7 +53,7 @@ test('SIGTERM under load: every request sent on an open connection gets its full
   await up.close();
   // After its last response each client's next connection must be refused (the
   // listener closed at the signal), not accepted and then cut.
-  assert.equal(refused, clients.length, `${refused} of ${clients.length} clients had their next connection refused`);
+  assert.equal(refused, clients.length, `${refused} of ${clients.length} clients had their next connection refused (failures: ${failures.join('; ') || 'none'})`);
   assert.deepEqual(failures, [], 'no request failed mid-way');
   assert.ok(ok > beforeSignal, `requests in flight at the signal completed (${ok - beforeSignal})`);
   assert.ok(closedAfter > 0, 'responses after the signal carry Connection: close');
