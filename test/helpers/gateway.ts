@@ -22,6 +22,8 @@ export interface RunningGateway {
   /** SIGTERM and wait for exit; resolves with the exit code */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
+  /** What the process left behind (exit status, stderr tail, its last warnings and errors): the message for an exit-code assertion. */
+  exitReport(): string;
 }
 
 export function writeConfig(config: unknown): string {
@@ -95,6 +97,15 @@ export async function startGateway(config: unknown, opts: { env?: NodeJS.Process
     logs,
     stderr,
     exited,
+    exitReport() {
+      const loud = logs.filter((r) => r.level === 'warn' || r.level === 'error' || r.level === 'fatal').slice(-10);
+      return (
+        `gateway exit code ${proc.exitCode}, signal ${proc.signalCode}; ` +
+        `stderr: ${stderr.join('').slice(-2000) || '(empty)'}; ` +
+        `last warnings/errors: ${loud.length ? loud.map((r) => JSON.stringify(r)).join('\n') : '(none)'}; ` +
+        `last records: ${logs.slice(-5).map((r) => JSON.stringify(r)).join('\n')}`
+      );
+    },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill(signal);

@@ -130,7 +130,7 @@ test('ip-access and api-key: 401/403 with stable codes, lists changed at run tim
     assert.deepEqual(new Set(await statuses(pool, '/x', { 'x-api-key': CAROL })), new Set([200]));
   } finally {
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

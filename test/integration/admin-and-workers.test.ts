@@ -71,7 +71,7 @@ test('a crashed worker is restarted; the process and the other worker keep servi
     }
     assert.equal(gw.proc.exitCode, null, 'the process is still running');
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

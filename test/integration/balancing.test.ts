@@ -56,7 +56,7 @@ test('consistent-hash on a header: every key sticks to one endpoint across both 
     }
   } finally {
     await pool.close();
-    assert.equal(await gw2.stop(), 0);
+    assert.equal(await gw2.stop(), 0, gw2.exitReport());
     for (const u of ups) await u.close();
   }
 });
@@ -92,7 +92,7 @@ test('weighted-round-robin with static { address, weight } endpoints splits 3:1 
     assert.deepEqual(app.endpoints.map((e) => e.weight), [3, 1]);
   } finally {
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await a.close();
     await b.close();
   }

@@ -94,7 +94,7 @@ test('ban: refusals on both workers add up to a shared ban (403 TG_ERR_BANNED + 
     assert.deepEqual(await bans(), []);
   } finally {
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

@@ -92,7 +92,7 @@ test('file discovery through the gateway: traffic reaches an added endpoint and 
     assert.ok(changes.length >= 3, `one discovery-updated event per published set, got ${changes.length}`);
   } finally {
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     for (const u of ups.values()) await u.close();
   }
 });

@@ -121,7 +121,7 @@ test('jwt: JWKS over HTTPS (test CA), RS256 and ES256 verified on both workers, 
     assert.ok(gw.logs.some((l) => l.event === 'jwks-loaded' && Array.isArray(l.kids) && (l.kids as string[]).includes('ec-2')));
   } finally {
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
     await new Promise<void>((r) => jwksServer.close(() => r()));
   }
@@ -149,7 +149,7 @@ test('jwt: a JWKS URL whose certificate the gateway does not trust is never load
     assert.equal(((await r.body.json()) as { error: { code: string } }).error.code, 'TG_ERR_AUTH_UNAVAILABLE');
     assert.ok(gw.logs.some((l) => l.event === 'jwks-failed' && /self[- ]signed|certificate/i.test(String(l.error))));
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
     await new Promise<void>((r) => jwksServer.close(() => r()));
   }

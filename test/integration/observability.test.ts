@@ -251,7 +251,7 @@ test('latency histograms: per worker, merged, Prometheus buckets and HDR export 
     assert.match(await ui.body.text(), /<title>tidegate status<\/title>/);
   } finally {
     await agent.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
     receiver.closeAllConnections();
     await new Promise<void>((r) => receiver.close(() => r()));
@@ -293,7 +293,7 @@ test('traceparent is propagated, replaced when invalid, started when absent; the
     assert.equal(a.status, 200);
     assert.equal(typeof a.durationMs, 'number');
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -310,7 +310,7 @@ test('histograms switched off: no latency families, counters still exported', as
     assert.equal(pick(m, 'tidegate_request_duration_seconds_count').length, 0);
     assert.equal((await request(`${gw.adminUrl}/histograms?route=route-0`)).statusCode, 404);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -349,7 +349,7 @@ test('endpoint table and rate-limit decisions are exported from shared memory', 
     assert.equal(pick(m, 'tidegate_endpoint_requests_total', { upstream: 'app', endpoint: up.address })[0]?.value, 6 - limited);
     assert.equal(pick(m, 'tidegate_endpoint_in_flight_requests', { upstream: 'app', endpoint: up.address })[0]?.value, 0);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -377,7 +377,7 @@ test('a reload with new bucket bounds and a new route keeps the cumulative count
     assert.equal(inf, 15, 'earlier intervals are re-bucketed at the new bounds');
     assert.equal(pick(m, 'tidegate_route_requests_total', { route: 'api', method: 'GET', code_class: '2xx' })[0]?.value, 15);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -402,7 +402,7 @@ test('a crashed worker ships its last interval, and its restart continues the sa
     assert.equal(pick(m, 'tidegate_worker_restarts', { worker: '0' })[0]?.value, 1);
     assert.equal(pick(m, 'tidegate_request_duration_seconds_count', { route: 'api', worker: '0' })[0]?.value, 10);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

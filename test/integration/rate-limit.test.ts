@@ -92,7 +92,7 @@ test('rate-limit holds across workers: admitted = burst + rate x time; 429 carri
     assert.ok(app.endpoints[0]!.ewmaUs > 0);
   } finally {
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

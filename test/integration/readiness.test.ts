@@ -92,7 +92,7 @@ test('at start: /readyz 503 until discovery has answered once, then 200 and traf
     assert.equal(r.statusCode, 200);
     await r.body.dump();
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     consul.closeAllConnections();
     await new Promise<void>((r) => consul.close(() => r()));
     await up.close();

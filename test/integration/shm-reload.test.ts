@@ -43,7 +43,7 @@ test('reload: more upstreams than capacity is refused with TG_ERR_SHM_CAPACITY; 
     const s = (await (await request(`${gw.adminUrl}/status`)).body.json()) as { rateLimits: { route: string; ratePerSecond: number; burst: number }[] };
     assert.deepEqual(s.rateLimits.map((p) => [p.route, p.ratePerSecond, p.burst]), [['api', 1000, 100]]);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

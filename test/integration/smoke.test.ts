@@ -16,7 +16,7 @@ test('proxies a GET through two workers and reports them in /status', async () =
     assert.equal(s.workers.length, 2);
     assert.equal(s.totals.requests, 1);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

@@ -34,7 +34,7 @@ test('status page renders workers, routes and scaling from /status and /metrics 
     const scaling = /<table id="scaling">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(dom)![1]!;
     assert.match(scaling, /<td>app<\/td>/);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

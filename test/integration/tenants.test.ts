@@ -84,7 +84,7 @@ test('tenant tiers: a flooding tenant never consumes another tenant’s quota; e
   } finally {
     await flood.close();
     await calm.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -126,7 +126,7 @@ test('tenant tiers: a tier’s priority replaces the route’s at the concurrenc
   } finally {
     while (held.length > 0) held.shift()!();
     await pool.close();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });

@@ -124,7 +124,7 @@ test('TLS: requests reach the upstream with x-forwarded-proto https, and SNI pic
       ],
     );
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -149,7 +149,7 @@ test('TLS: only 1.2 and 1.3 are negotiated; 1.2 offers ECDHE with AEAD suites on
     }
     assert.equal((await handshake(gw.port, { version: 'TLSv1.2', ciphers: 'ECDHE-RSA-CHACHA20-POLY1305' })).ok, true);
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -218,7 +218,7 @@ test('TLS reload: new certificates for new connections; an open connection finis
     await waitFor('both workers retire their first listener', () => gw.logs.filter((l) => l.event === 'tls-listener-retired').length >= 2, 30_000);
   } finally {
     agent.destroy();
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
@@ -244,7 +244,7 @@ test('TLS: a bad certificate is refused at start and at reload, with its path; t
     assert.equal(r.status, 200);
     assert.equal(r.peer.fingerprint256, fingerprint(good));
   } finally {
-    assert.equal(await gw.stop(), 0);
+    assert.equal(await gw.stop(), 0, gw.exitReport());
     await up.close();
   }
 });
