@@ -396,6 +396,8 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
     if (this.cache !== null) {
       // Stores the response (it is complete even if the client went), or answers from the cache when absorbing.
       this.cache.onComplete();
+      // A known-length response is over for the client with its last body byte, before the upstream's completion: see finish().
+      if (this.finished) this.cache.onFinish();
       if (this.absorbing) return;
     }
     if (this.aborted || this.ended) return;
@@ -407,6 +409,7 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
   onError(err: Error & { code?: string }): void {
     this.upstreamAbort = null;
     this.releaseConnection();
+    if (this.finished && this.cache !== null) this.cache.onFinish();
     // Before the early return: every pick must be matched by one onDone or the shared
     // in-flight count leaks. -1: we cancelled it (client gone), not the upstream's fault.
     // Per attempt: an earlier attempt that got a head (then failed, and was retried)
@@ -649,7 +652,10 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
     }
     const w = this.watched;
     if (w !== null) for (let i = 0; i < w.length; i += 2) (w[i] as StatusWatcher).onStatus(w[i + 1] as string, status);
-    if (this.cache !== null) this.cache.onFinish();
+    // While the upstream attempt is still open the cache may yet store its response
+    // (the client's response ends with the last body byte, the upstream's just after):
+    // onComplete or onError lets go of it then.
+    if (this.cache !== null && this.upstreamAbort === null) this.cache.onFinish();
     requestFinished(status, this.requestBytes, this.written);
     this.scope.inFlight--;
     const now = performance.now();

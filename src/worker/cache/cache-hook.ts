@@ -20,6 +20,6 @@ export interface CacheHook {
   onFailure(): boolean;
   /** refused before reaching the upstream; `busy`: concurrency limit, full pool, half-open breaker; else an open breaker. True when the hook answered (stale) */
   onRefused(busy: boolean): boolean;
-  /** the exchange is over, however it ended: let go of any reservation */
+  /** the exchange is over, however it ended, and so is its upstream attempt: let go of any reservation */
   onFinish(): void;
 }
