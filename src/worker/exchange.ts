@@ -505,7 +505,8 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
       return true;
     }
     if (!ok) {
-      this.pending = chunk;
+      // The chunk is borrowed from the upstream read (upstream-handler.ts); uWS took only part of it.
+      this.pending = Buffer.from(chunk);
       res.onWritable(this.onWritable);
       return false;
     }

@@ -15,11 +15,13 @@ interface Outcome {
 
 class Recorder implements ResponseSink {
   out: Outcome = { status: 0, headers: [], body: '', complete: false, error: null };
+  /** the header views as handed over, read only at the end (they must outlive every read) */
+  raw: Buffer[] = [];
   /** return false from the next body callback (backpressure) */
   pauseNext = false;
   onResponseHead(status: number, headers: Buffer[]): boolean {
     this.out.status = status;
-    this.out.headers = headers.map((b) => b.toString('latin1'));
+    this.raw = headers;
     return true;
   }
   onResponseBody(chunk: Buffer): boolean {
@@ -41,24 +43,35 @@ class Recorder implements ResponseSink {
   }
 }
 
+/**
+ * Feeds `buf` as a socket read does: copied into one scratch buffer that is overwritten
+ * as soon as execute() returns, as the connection's read buffer is by the next read.
+ */
+function feed(p: ResponseParser, scratch: Buffer, buf: Buffer): void {
+  buf.copy(scratch);
+  p.execute(scratch.subarray(0, buf.length));
+  scratch.fill(0x23);
+}
+
 /** feeds `raw` in pieces of `step` bytes (0: one piece), then an EOF when `close` */
 function parse(raw: string, opts: { head?: boolean; step?: number; close?: boolean } = {}): Outcome & { keepAlive: boolean } {
   const r = new Recorder();
   const p = new ResponseParser(r);
   p.reset(opts.head === true);
   const buf = Buffer.from(raw, 'latin1');
+  const scratch = Buffer.alloc(buf.length);
   const step = opts.step ?? 0;
-  if (step <= 0) p.execute(buf);
-  else for (let i = 0; i < buf.length && r.out.error === null && !r.out.complete; i += step) p.execute(buf.subarray(i, i + step));
+  if (step <= 0) feed(p, scratch, buf);
+  else for (let i = 0; i < buf.length && r.out.error === null && !r.out.complete; i += step) feed(p, scratch, buf.subarray(i, i + step));
   if (opts.close === true && r.out.error === null && !r.out.complete && p.finishOnClose()) r.onResponseComplete();
-  return { ...r.out, keepAlive: p.keepAlive };
+  return { ...r.out, headers: r.raw.map((b) => b.toString('latin1')), keepAlive: p.keepAlive };
 }
 
 const ok = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
 
 describe('response parser: valid responses, split at every byte', () => {
   const cases: [string, string, Partial<Outcome>, { head?: boolean; close?: boolean }?][] = [
-    ['content-length', ok('hello', 'X-A: 1\r\n'), { status: 200, body: 'hello' }],
+    ['content-length', ok('hello', 'X-A: 1\r\n'), { status: 200, body: 'hello', headers: ['Content-Length', '5', 'X-A', '1'] }],
     ['empty reason phrase', 'HTTP/1.1 204 \r\n\r\n', { status: 204, body: '' }],
     ['chunked with extensions and trailers', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n6 ; x\r\n world\r\n0\r\nX-T: 1\r\n\r\n', { status: 200, body: 'hello world' }],
     ['upper-case hex chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n', { status: 200, body: '0123456789' }],
@@ -95,7 +108,8 @@ describe('response parser: valid responses, split at every byte', () => {
     const p = new ResponseParser(r);
     p.reset(false);
     r.pauseNext = true;
-    p.execute(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n'));
+    const raw = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n');
+    feed(p, Buffer.alloc(raw.length), raw); // the read is overwritten while paused: what is left was copied
     assert.equal(r.out.body, 'abc');
     assert.equal(p.paused, true);
     p.resume();

@@ -312,7 +312,8 @@ export class CacheFill implements CacheHook {
       this.releaseReservation();
       return;
     }
-    this.chunks!.push(chunk);
+    // a view of the upstream read buffer, reused by the next read (upstream-handler.ts)
+    this.chunks!.push(Buffer.from(chunk));
   }
 
   onComplete(): void {

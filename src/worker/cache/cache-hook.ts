@@ -12,7 +12,7 @@ export const enum HeadVerdict {
 export interface CacheHook {
   /** the upstream's final response head, headers as undici gives them (name, value, …) */
   onHead(status: number, rawHeaders: readonly Buffer[]): HeadVerdict;
-  /** a body chunk (not copied: it is the chunk the exchange forwards) */
+  /** a body chunk: a view of the upstream read, overwritten by the next read (copy what is kept) */
   onBody(chunk: Buffer): void;
   /** the upstream response is complete; with Absorb the hook answers the client now */
   onComplete(): void;

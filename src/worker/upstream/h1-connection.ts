@@ -1,7 +1,8 @@
 // One keep-alive HTTP/1.1 connection to an upstream endpoint, carrying one request at
 // a time (or, with pool.pipelining, several in order: below). Written for the proxy's hot path: the request head goes out as one latin1
-// string (with a buffered body, one writev), the response is read by the strict
-// parser in response-parser.ts and handed on as the socket's own Buffers, timeouts are
+// string (with a buffered body, one writev), the response is read into the thread's one
+// read buffer and parsed there by the strict parser in response-parser.ts (body pieces
+// are handed on as views of it, valid during the callback), timeouts are
 // checked by the pool's sweep against a coarse clock (no timer per request), and every
 // callback it registers is allocated once per connection, not per request.
 //
@@ -191,10 +192,9 @@ export class H1Connection implements ResponseSink {
     this.fRetried = new Array<boolean>(cap).fill(false);
     this.fAbort = [];
     for (let i = 0; i < cap; i++) this.fAbort.push(this.followerAbort(i));
-    const s = connect({ host: owner.host, port: owner.port, noDelay: true });
+    const s = connect({ host: owner.host, port: owner.port, noDelay: true, onread: { buffer: READ_BUFFER, callback: this.onSocketRead } });
     this.socket = s;
     s.on('connect', this.onSocketConnect);
-    s.on('data', this.onSocketData);
     s.on('end', this.onSocketEnd);
     s.on('error', this.onSocketError);
     s.on('close', this.onSocketClose);
@@ -470,6 +470,12 @@ export class H1Connection implements ResponseSink {
     }
   };
 
+  private readonly onSocketRead = (n: number, buf: Uint8Array): boolean => {
+    this.onSocketData((buf as Buffer).subarray(0, n));
+    return true;
+  };
+
+  /** `chunk` is a view of READ_BUFFER, valid until this returns. */
   private readonly onSocketData = (chunk: Buffer): void => {
     if (this.phase === Phase.Gone) return;
     if (this.handler === null) {
@@ -616,6 +622,14 @@ export class H1Connection implements ResponseSink {
 }
 
 const EMPTY: readonly string[] = [];
+
+/**
+ * Every upstream socket of the thread reads into this one buffer (net's `onread`): a
+ * read is parsed to the end before the next one can arrive, and the parser copies out
+ * what outlives it (response-parser.ts). A Buffer of its own per read, as a 'data'
+ * listener gets, cost about 10 % of a proxied request's CPU (native-bench/PROFILE.md).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 function hasField(h: readonly string[], name: string): boolean {
   for (let i = 0; i < h.length; i += 2) if (h[i] === name) return true;

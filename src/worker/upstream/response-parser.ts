@@ -9,8 +9,15 @@
 // after the status code even before an empty reason). What it refuses, and why, is
 // listed in the README (Upstream connections).
 //
-// Allocation per response: one Buffer view per header name and value (the caller keeps
-// them), none for the framing. A head that arrives in several reads is joined once.
+// The bytes fed in are borrowed: the connection reads into one buffer per thread and
+// reuses it for the next read (an owned Buffer per read costs more than the rest of the
+// read path; native-bench/PROFILE.md), so nothing here keeps a reference to them. A
+// head is copied out once, and the header views the sink keeps point into that copy; a
+// head that spans reads, and what is left of a read when the sink stops the feed, are
+// copied too. Body pieces are views of the read: valid only during onResponseBody.
+//
+// Allocation per response: the head's copy and one Buffer view per header name and
+// value, none for the framing.
 
 /** Upstream response heads larger than this are refused (nginx's proxy_buffer_size is 4–8 KiB; undici's 16 KiB). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -19,9 +26,12 @@ const MAX_CHUNK_LINE = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
 
 export interface ResponseSink {
-  /** A final (non-1xx) response head. False: stop feeding (paused or abandoned); resume with `resume()`. */
+  /**
+   * A final (non-1xx) response head; `headers` are the sink's to keep. False: stop
+   * feeding (paused or abandoned); resume with `resume()`.
+   */
   onResponseHead(status: number, headers: Buffer[]): boolean;
-  /** Body bytes, de-chunked. False: stop feeding, as above. */
+  /** Body bytes, de-chunked: a view of the borrowed read, to be copied if kept. False: stop feeding, as above. */
   onResponseBody(chunk: Buffer): boolean;
   /**
    * The response ended. Bytes after it in the same read are refused unless
@@ -180,8 +190,8 @@ export class ResponseParser {
   }
 
   private stop(buf: Buffer, off: number): void {
-    this.pendingBuf = buf;
-    this.pendingOff = off;
+    this.pendingBuf = Buffer.from(buf.subarray(off));
+    this.pendingOff = 0;
   }
 
   /**
@@ -225,12 +235,23 @@ export class ResponseParser {
             if (b.length - from > MAX_HEAD_BYTES) return this.fail(`response head over ${MAX_HEAD_BYTES} bytes`);
             // A head with bare-LF line endings never shows a CRLFCRLF: refuse it now rather than at a timeout.
             if (hasBareLf(b, searchFrom > from ? searchFrom : from)) return this.fail('bare LF in the response head');
-            this.partial = from === 0 ? b : b.subarray(from);
+            // (a joined head is already a copy of its own)
+            this.partial = b !== buf ? (from === 0 ? b : b.subarray(from)) : Buffer.from(b.subarray(from));
             return;
           }
           this.partial = null;
           if (end + 4 - from > MAX_HEAD_BYTES) return this.fail(`response head over ${MAX_HEAD_BYTES} bytes`);
-          const next = this.parseHead(b, from, end);
+          let hb = b;
+          let hFrom = from;
+          let hEnd = end;
+          if (b === buf) {
+            // The head out of the borrowed read, for the header views the sink keeps.
+            hb = Buffer.allocUnsafe(end + 4 - from);
+            b.copy(hb, 0, from, end + 4);
+            hFrom = 0;
+            hEnd = end - from;
+          }
+          const next = this.parseHead(hb, hFrom, hEnd);
           if (next < 0) return; // failed (reported)
           if (next === 0) {
             // interim 1xx: its head is dropped; the final one follows

@@ -11,9 +11,12 @@ export interface UpstreamHandler {
    * `abort`) when the request moves to another connection.
    */
   onConnect(abort: (err?: Error) => void): void;
-  /** The final response head (1xx are absorbed). False: hold the body until `resume()`. */
+  /** The final response head (1xx are absorbed); `rawHeaders` are the handler's to keep. False: hold the body until `resume()`. */
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean;
-  /** False: hold further body bytes until `resume()`. */
+  /**
+   * Body bytes: a view of the connection's read buffer, overwritten by the next read,
+   * so a handler that keeps any of it copies it. False: hold further body bytes until `resume()`.
+   */
   onData(chunk: Buffer): boolean;
   onComplete(): void;
   onError(err: UpstreamError | (Error & { code?: string })): void;
