@@ -142,20 +142,35 @@ async function burst(port: number, originPort: number, n: number, name: string):
   return { upstream: (await originCount(originPort)).slow[path] ?? 0, ms };
 }
 
-/** Every key of 1…n once, 8 at a time, twice (an admission filter may refuse a key its first time). */
-async function warmKeys(port: number, n: number): Promise<void> {
+/** Whether `body` is what the origin sends for /obj/<i> (origin.ts). */
+function isObject(i: number, body: Buffer): boolean {
+  if (body.length !== objectSize(i)) return false;
+  const c = 97 + (i % 26);
+  for (let k = 0; k < body.length; k++) if (body[k] !== c) return false;
+  return true;
+}
+
+/**
+ * Every key of 1…n once, 8 at a time, twice (an admission filter may refuse a key its
+ * first time). The second pass is mostly hits: a body that is not the origin's fails
+ * the peer's run, so no throughput is reported for a cache that serves wrong bytes.
+ */
+async function warmKeys(port: number, n: number, peer: string): Promise<void> {
   const agent = new Agent({ connections: 8 });
   try {
     for (let pass = 0; pass < 2; pass++) {
       let next = 1;
+      const wrong: number[] = [];
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           for (let i = next++; i <= n; i = next++) {
             const r = await request(`http://127.0.0.1:${port}/obj/${i}`, { dispatcher: agent });
-            await r.body.arrayBuffer();
+            const body = Buffer.from(await r.body.arrayBuffer());
+            if (r.statusCode !== 200 || !isObject(i, body)) wrong.push(i);
           }
         }),
       );
+      if (wrong.length > 0) throw new Error(`${peer}: ${wrong.length} of ${n} responses were not the origin's body (pass ${pass + 1}; first keys ${wrong.slice(0, 5).join(', ')})`);
     }
   } finally {
     await agent.close();
@@ -164,7 +179,7 @@ async function warmKeys(port: number, n: number): Promise<void> {
 
 async function measure(peer: string, version: string, port: number, originPort: number, o: CacheOptions, hitKeys: number): Promise<PeerResult> {
   // Pure hits first, on an empty cache: the key set fits, so no peer needs to evict for it.
-  await warmKeys(port, hitKeys);
+  await warmKeys(port, hitKeys, peer);
   const hitBefore = (await originCount(originPort)).served;
   const h = await zipfWrk(port, o, o.hitDurationS, hitKeys);
   const hitOrigin = (await originCount(originPort)).served - hitBefore;
