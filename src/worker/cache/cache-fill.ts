@@ -314,6 +314,13 @@ export class CacheFill implements CacheHook {
     }
     // a view of the upstream read buffer, reused by the next read (upstream-handler.ts)
     this.chunks!.push(Buffer.from(chunk));
+    // The last byte of a known length (the parser has checked that nothing follows it):
+    // stored now, before the exchange writes it, so a request that the client sends
+    // once it has the whole response finds the entry on any worker.
+    if (this.bytes === this.resp!.contentLength) {
+      this.mode = Mode.Forward;
+      this.publish();
+    }
   }
 
   onComplete(): void {
