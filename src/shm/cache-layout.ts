@@ -93,6 +93,8 @@ export const kRecNextFreeField = 12;
 export const kRecTokenField = 13;
 /** [rmw] 1 while one request refreshes the entry in the background (stale-while-revalidate) */
 export const kRecRefreshingField = 14;
+/** [lock] requests that found the record Filling and wait for it (admission counts them: cache-store.ts publish) */
+export const kRecWaitersField = 15;
 // f64 fields (Float64Array index = record Int32 offset / 2 + these)
 /** ms since the epoch at which the response's age was 0 (response time − initial age) */
 export const kRecBornAtF64 = 8;

@@ -63,6 +63,7 @@ import {
   kRecSeqField,
   kRecSieUntilF64,
   kRecStateField,
+  kRecWaitersField,
   kRecStatusField,
   kRecSwrUntilF64,
   kRecTokenField,
@@ -445,7 +446,10 @@ export class CacheStore {
         if (v > 0) {
           const rb = this.rec(v - 1);
           if (i[rb + kRecStateField] === RecordState.Filling && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
-            if (this.f64[(rb >> 1) + kRecFillDeadlineF64]! > now) return -2 - (v - 1);
+            if (this.f64[(rb >> 1) + kRecFillDeadlineF64]! > now) {
+              i[rb + kRecWaitersField] = i[rb + kRecWaitersField]! + 1;
+              return -2 - (v - 1);
+            }
             // Its filler is gone or too slow: take the fill over (its publish is refused by the token).
             this.token = Atomics.add(i, kCacheTokenField, 1) + 1;
             this.writeBegin(rb);
@@ -468,6 +472,7 @@ export class CacheStore {
       i[rb + kRecKeyLenField] = 0;
       i[rb + kRecRefField] = 0;
       i[rb + kRecRefreshingField] = 0;
+      i[rb + kRecWaitersField] = 0;
       this.token = Atomics.add(i, kCacheTokenField, 1) + 1;
       i[rb + kRecTokenField] = this.token;
       this.f64[(rb >> 1) + kRecFillDeadlineF64] = now + lockTimeoutMs;
@@ -511,6 +516,13 @@ export class CacheStore {
         else if (i[rb + kRecHashAField] !== hA || i[rb + kRecHashBField] !== hB) {
           this.freeRecord(r);
           r = -1;
+        } else if (freq >= 0) {
+          // Requests waiting for this fill are demand the sketch cannot show (its counters
+          // stop at 15, and a burst is one key asked for at once): the key competes with
+          // the victim as at least that often requested. Refused, the waiters would all
+          // go upstream.
+          const demand = i[rb + kRecWaitersField]! + 1;
+          if (demand > freq) freq = demand;
         }
       }
       if (bodyLen > this.layout.maxObjectSize) {

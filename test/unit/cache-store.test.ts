@@ -135,3 +135,33 @@ test('CLOCK evicts when full; TinyLFU admission keeps a frequent set through a s
   assert.equal(run(true), hot.length, 'with admission every hot key survives the scan');
   assert.ok(run(false) < hot.length, 'plain CLOCK loses hot keys to the scan');
 });
+
+test('admission counts the requests waiting on a fill: a burst for a fresh key is stored against a hot set', () => {
+  // 32 chunks of 1 KiB; each entry takes 3, so 10 hot keys fill it (records to spare),
+  // each asked for often enough to max the sketch's counters (15).
+  const s = CacheStore.create(32 * 1024, 4096);
+  const body = 'b'.repeat(2500);
+  const freqOf = (k: string, touches: number): number => {
+    s.hash(k);
+    for (let t = 0; t < touches; t++) s.touch(s.hA, s.hB);
+    return s.frequency(s.hA, s.hB);
+  };
+  for (let i = 0; i < 10; i++) assert.equal(put(s, `hot/${i}`, body, freqOf(`hot/${i}`, 15)), PublishResult.Stored);
+  // `touches`: what the sketch holds for the key, which is less than the requests for it
+  // once the counters stop at 15 or are halved (every 10 × records requests; this test
+  // stays under that, 150 + 1 + 8).
+  const fill = (key: string, waiters: number, touches: number): PublishResult => {
+    const f = freqOf(key, touches);
+    const r = s.reserve(s.hA, s.hB, 0, 5000, f);
+    assert.ok(r >= 0, 'the first request reserves the fill');
+    const token = s.token;
+    for (let w = 0; w < waiters; w++) assert.ok(s.reserve(s.hA, s.hB, 0, 5000, f) <= -2, 'later requests wait on it');
+    const e = newEntryFields();
+    e.status = 200;
+    return s.publish(r, token, key, s.hA, s.hB, `meta:${key}`, [Buffer.from(body)], body.length, e, f);
+  };
+  assert.equal(fill('fresh/alone', 0, 1), PublishResult.Refused, 'a one-time key still loses to the hot set');
+  assert.equal(fill('fresh/burst', 40, 8), PublishResult.Stored, '40 waiters make it hotter than the victim');
+  assert.equal(get(s, 'fresh/burst'), body);
+  assert.deepEqual(s.check(), []);
+});
