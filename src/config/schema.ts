@@ -109,6 +109,13 @@ const limitsSchema = z.strictObject({
    * fixed at start; routes may set a smaller `websocket.maxMessageSize`.
    */
   maxWebSocketMessageBytes: size.pipe(z.number().int().min(1024).max(256 * 1024 * 1024)).default(1024 * 1024),
+  /**
+   * Each worker thread's V8 young generation at most (0: V8's own ceiling, 16 MiB
+   * semi-spaces). Under load V8 grows it while scavenges see survivors and keeps what it
+   * grew into, which is most of the loaded RSS's drift; a proxy's garbage dies young, so
+   * a small one costs little (README). Fixed at start (a thread's heap is sized once).
+   */
+  maxWorkerYoungGeneration: size.pipe(z.number().int().refine((v) => v === 0 || (v >= 1024 * 1024 && v <= 256 * 1024 * 1024), 'must be 0 (V8 decides) or 1mb … 256mb')).default(8 * 1024 * 1024),
 });
 
 /**

@@ -324,6 +324,8 @@ export class Gateway {
       JSON.stringify(next.workers) !== JSON.stringify(this.config.workers) ||
       // uWS takes the WebSocket message ceiling once per worker
       next.limits.maxWebSocketMessageBytes !== this.config.limits.maxWebSocketMessageBytes ||
+      // a thread's heap limits are set when it is made
+      next.limits.maxWorkerYoungGeneration !== this.config.limits.maxWorkerYoungGeneration ||
       // the overrides' state file is opened once, at start
       next.state.file !== this.config.state.file;
     // XXX: worker bounds take effect on restart: the shared memory was sized for the running max.
@@ -375,7 +377,7 @@ export class Gateway {
     this.decisions.resize(next.observability.decisions.size);
     this.decisionStream.setOptions(streamOptions(next));
     decision(log).info({ event: 'config-applied', generation: this.generation, routes: next.routes.length, upstreams: Object.keys(next.upstreams).length }, 'config applied');
-    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin host/port, workers or limits.maxWebSocketMessageBytes changed; these take effect on restart' }, 'some changes need a restart');
+    if (restartNeeded) log.warn({ event: 'config-needs-restart', reason: 'listen host/port, TLS on/off, admin host/port, workers, limits.maxWebSocketMessageBytes or limits.maxWorkerYoungGeneration changed; these take effect on restart' }, 'some changes need a restart');
     return { generation: this.generation };
   }
 

@@ -55,6 +55,8 @@ export class Supervisor {
   readonly info: WorkerInfo[];
   private nextWorkerId = 0;
   private config: WorkerConfig;
+  /** every thread's V8 young generation ceiling, from the start config (limits.maxWorkerYoungGeneration) */
+  private readonly resourceLimits: { maxYoungGenerationSizeMb: number } | undefined;
   private port = 0;
   private stopping = false;
   private readonly drainedWaiters = new Map<number, () => void>();
@@ -88,6 +90,8 @@ export class Supervisor {
     private readonly log: Logger,
   ) {
     this.config = config;
+    const young = config.limits.maxWorkerYoungGeneration;
+    this.resourceLimits = young > 0 ? { maxYoungGenerationSizeMb: young / (1024 * 1024) } : undefined;
     const capacity = shm.layout.limits.maxWorkers;
     if (count > capacity) throw new RangeError(`${count} workers do not fit ${capacity} shared-memory slots`);
     this.workers = new Array<Worker | null>(capacity).fill(null);
@@ -215,7 +219,7 @@ export class Supervisor {
   private spawn(slot: number, port: number): Promise<number> {
     const workerId = this.nextWorkerId++;
     const data: WorkerData = { workerId, slot, shm: this.shm.buffer, maxWorkers: this.shm.layout.limits.maxWorkers, port, config: this.config, policyData: [...this.policyData], cache: this.cacheBuffer };
-    const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}` });
+    const w = new Worker(WORKER_URL, { workerData: data, name: `tidegate-worker-${slot}`, resourceLimits: this.resourceLimits });
     this.workers[slot] = w;
     const info = this.info.find((x) => x.slot === slot)!;
     info.workerId = workerId;

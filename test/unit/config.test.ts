@@ -214,3 +214,17 @@ test('pool.pipelining: 1 by default, an integer from 1 to 16, errors at its path
     },
   );
 });
+
+test('limits.maxWorkerYoungGeneration: 8 MiB by default, 0 for V8 own ceiling, sizes from 1mb to 256mb', () => {
+  const base = { upstreams: { a: { discovery: { type: 'static', endpoints: ['127.0.0.1:9001'] } } }, routes: [{ upstream: 'a' }] };
+  assert.equal(validateConfig(base).limits.maxWorkerYoungGeneration, 8 * 1024 * 1024);
+  assert.equal(validateConfig({ ...base, limits: { maxWorkerYoungGeneration: 0 } }).limits.maxWorkerYoungGeneration, 0);
+  assert.equal(validateConfig({ ...base, limits: { maxWorkerYoungGeneration: '32mb' } }).limits.maxWorkerYoungGeneration, 32 * 1024 * 1024);
+  for (const bad of ['512kb', '1gb']) {
+    assert.throws(
+      () => validateConfig({ ...base, limits: { maxWorkerYoungGeneration: bad } }),
+      (e: unknown) => e instanceof ConfigError && /limits\.maxWorkerYoungGeneration: must be 0 \(V8 decides\) or 1mb … 256mb/.test(e.message),
+      bad,
+    );
+  }
+});
