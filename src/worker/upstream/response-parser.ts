@@ -10,8 +10,8 @@
 // listed in the README (Upstream connections).
 //
 // The bytes fed in are borrowed: the connection reads into one buffer per thread and
-// reuses it for the next read (an owned Buffer per read costs more than the rest of the
-// read path; native-bench/PROFILE.md), so nothing here keeps a reference to them. A
+// reuses it for the next read (an owned Buffer per read costs measurably more:
+// native-bench/PROFILE.md), so nothing here keeps a reference to them. A
 // head is copied out once, and the header views the sink keeps point into that copy; a
 // head that spans reads, and what is left of a read when the sink stops the feed, are
 // copied too. Body pieces are views of the read: valid only during onResponseBody.
