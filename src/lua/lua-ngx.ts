@@ -9,7 +9,8 @@
 import { pid } from 'node:process';
 import type { AccessContext } from '../policies/policy.js';
 import { PairsEditor, ResponseEditor } from '../plugins/plugin-policy.js';
-import type { SharedDict } from '../shm/shared-dict.js';
+import { DictBytes, type SharedDict } from '../shm/shared-dict.js';
+import { DictValueType } from '../shm/shared-dict-layout.js';
 import type { LuaHost } from './lua-host.js';
 import { activeHost, LuaPhase, PHASE_NAMES, type LuaCall } from './lua-call.js';
 import { LUA_REGISTRYINDEX, LuaType, type LuaVm } from './lua-vm.js';
@@ -319,8 +320,25 @@ function dictOf(host: LuaHost, vm: LuaVm, L: number): SharedDict {
   return d;
 }
 
-/** A dict value from Lua: nil (undefined), boolean, number or string; `bad` for anything else. */
-function dictValue(vm: LuaVm, L: number, idx: number): string | number | boolean | undefined | typeof BAD {
+// A dict call's key, string value and result, as bytes in the module's memory: Lua
+// strings are bytes, and they reach the dictionary and come back without a JS string
+// (nor a UTF-8 round trip that would change bytes which are not UTF-8). Refilled by
+// every call: calls never overlap.
+const keyRef = new DictBytes();
+const valueRef = new DictBytes();
+const outRef = new DictBytes();
+
+/** The dict key at `idx` (a string, or a number as its text) as bytes, or null for another type. */
+function dictKey(vm: LuaVm, L: number, idx: number): DictBytes | null {
+  const t = vm.api._lua_type(L, idx);
+  if (t !== LuaType.String && t !== LuaType.Number) return null;
+  keyRef.at = vm.stringAt(L, idx);
+  keyRef.len = vm.strLen;
+  return keyRef;
+}
+
+/** A dict value from Lua: nil (undefined), boolean, number or string (as bytes); `bad` for anything else. */
+function dictValue(vm: LuaVm, L: number, idx: number): DictBytes | number | boolean | undefined | typeof BAD {
   const t = vm.api._lua_type(L, idx);
   switch (t) {
     case LuaType.Nil:
@@ -331,7 +349,9 @@ function dictValue(vm: LuaVm, L: number, idx: number): string | number | boolean
     case LuaType.Number:
       return vm.toNumber(L, idx);
     case LuaType.String:
-      return vm.toString(L, idx)!;
+      valueRef.at = vm.stringAt(L, idx);
+      valueRef.len = vm.strLen;
+      return valueRef;
     default:
       return BAD;
   }
@@ -584,17 +604,28 @@ const impls: Record<string, Impl> = {
   },
   dict_get(L, vm, host) {
     const d = dictOf(host, vm, L);
-    const key = keyArg(vm, L, 2);
+    const api = vm.api;
+    // The value is copied straight into the scratch buffer, and pushed from there.
+    const out = outRef;
+    out.at = vm.scratchFor(0);
+    const key = dictKey(vm, L, 2);
     if (key === null) return pushFail(vm, L, 'nil key');
-    const stale = vm.api._lua_toboolean(L, 3) !== 0;
-    const v = stale ? d.getStale(key) : d.get(key);
-    if (v === undefined) {
+    const stale = api._lua_toboolean(L, 3) !== 0;
+    const heap = api.HEAPU8;
+    key.bytes = heap;
+    out.bytes = heap;
+    out.len = vm.scratchSize;
+    const type = d.getInto(key, stale, out);
+    if (type === 0) {
       if (d.err !== null) return pushFail(vm, L, d.err);
-      vm.api._lua_pushnil(L);
+      api._lua_pushnil(L);
       return 1;
     }
     // A C function returns the top values: push the flags only when they are returned.
-    pushValue(vm, L, v);
+    if (type === DictValueType.Number) vm.pushNumber(L, d.number);
+    else if (type === DictValueType.Boolean) api._lua_pushboolean(L, d.number !== 0 ? 1 : 0);
+    else if (out.bytes === heap) api._lua_pushlstring(L, out.at, out.len);
+    else vm.pushBytes(L, out.bytes.subarray(out.at, out.at + out.len));
     if (!stale) {
       if (d.flags === 0) return 1;
       vm.pushInteger(L, d.flags);
@@ -608,13 +639,14 @@ const impls: Record<string, Impl> = {
   dict_set(L, vm, host) {
     const d = dictOf(host, vm, L);
     const mode = vm.toNumber(L, 2);
-    const key = keyArg(vm, L, 3);
+    const key = dictKey(vm, L, 3);
     if (key === null) return pushResult(vm, L, false, 'nil key', false);
     const value = dictValue(vm, L, 4);
     if (value === BAD) return pushResult(vm, L, false, 'bad value type', false);
     const exptime = optNumber(vm, L, 5, 0);
     const flags = optNumber(vm, L, 6, 0);
     if (exptime < 0) throw new LuaRaise('bad "exptime" argument');
+    key.bytes = valueRef.bytes = vm.api.HEAPU8;
     let ok: boolean;
     if (mode <= 1) ok = mode === 0 ? d.set(key, value, exptime, flags) : d.safeSet(key, value, exptime, flags);
     else if (value === undefined) return pushResult(vm, L, false, 'attempt to add or replace nil values', false);
@@ -625,13 +657,14 @@ const impls: Record<string, Impl> = {
   },
   dict_incr(L, vm, host) {
     const d = dictOf(host, vm, L);
-    const key = keyArg(vm, L, 2);
+    const key = dictKey(vm, L, 2);
     if (key === null) return pushFail(vm, L, 'nil key');
     if (vm.api._lua_type(L, 3) !== LuaType.Number) return pushFail(vm, L, 'not a number');
     const by = vm.toNumber(L, 3);
     const it = vm.api._lua_type(L, 4);
     const init = it === LuaType.Nil || it === LuaType.None ? undefined : it === LuaType.Number ? vm.toNumber(L, 4) : Number.NaN;
     const initTtl = optNumber(vm, L, 5, 0);
+    key.bytes = vm.api.HEAPU8;
     const v = d.incr(key, by, init, initTtl);
     if (v === undefined) return pushFail(vm, L, d.err ?? 'not found');
     vm.pushNumber(L, v);
@@ -645,26 +678,29 @@ const impls: Record<string, Impl> = {
     const api = vm.api;
     switch (op) {
       case 'ttl': {
-        const key = keyArg(vm, L, 3);
+        const key = dictKey(vm, L, 3);
         if (key === null) return pushFail(vm, L, 'nil key');
+        key.bytes = api.HEAPU8;
         const t = d.ttl(key);
         if (t === undefined) return pushFail(vm, L, d.err ?? 'not found');
         vm.pushNumber(L, t);
         return 1;
       }
       case 'expire': {
-        const key = keyArg(vm, L, 3);
+        const key = dictKey(vm, L, 3);
         if (key === null) return pushFail(vm, L, 'nil key');
-        const ok = d.expire(key, optNumber(vm, L, 4, 0));
+        const exptime = optNumber(vm, L, 4, 0);
+        key.bytes = api.HEAPU8;
+        const ok = d.expire(key, exptime);
         if (!ok) return pushFail(vm, L, d.err ?? 'not found');
         api._lua_pushboolean(L, 1);
         return 1;
       }
       case 'get_keys': {
-        const keys = d.getKeys(optNumber(vm, L, 3, 1024));
+        const keys = d.getKeyBytes(optNumber(vm, L, 3, 1024));
         api._lua_createtable(L, keys.length, 0);
         for (let i = 0; i < keys.length; i++) {
-          vm.pushString(L, keys[i]!);
+          vm.pushBytes(L, keys[i]!);
           vm.rawseti(L, -2, i + 1);
         }
         return 1;

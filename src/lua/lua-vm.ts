@@ -209,6 +209,34 @@ export class LuaVm {
     return utf8.decode(heap.subarray(p, p + len));
   }
 
+  /** after stringAt: the string's length in bytes */
+  strLen = 0;
+
+  /**
+   * The address in the module's memory of the string (or number, converted) at `idx`,
+   * or 0 when it is neither; its length in `strLen`. Valid while the value stays on the
+   * stack and nothing grows the module's memory (read HEAPU8 after the last lua_* call).
+   */
+  stringAt(L: number, idx: number): number {
+    const api = this.api;
+    const p = api._lua_tolstring(L, idx, this.lenPtr);
+    if (p === 0) return 0;
+    const heap = api.HEAPU8;
+    this.strLen = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
+    return p;
+  }
+
+  /** The scratch buffer's address after making it at least `n` bytes (may allocate: take addresses of Lua strings after). */
+  scratchFor(n: number): number {
+    this.ensureScratch(n);
+    return this.scratch;
+  }
+
+  /** the scratch buffer's size in bytes */
+  get scratchSize(): number {
+    return this.scratchBytes;
+  }
+
   /** Bytes of the string at `idx` (a copy), or null when it is not a string or number. */
   toBytes(L: number, idx: number): Uint8Array | null {
     const api = this.api;

@@ -241,6 +241,56 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
   host.close();
 });
 
+test('ngx.shared keys and values are byte strings: binary and non-ASCII bytes round-trip unchanged and distinct keys stay distinct', () => {
+  const host = newHost();
+  const counts = dicts.get('counts')!;
+  counts.flushAll();
+  const p = policy(host, {
+    access: `
+      local d = ngx.shared.counts
+      local bad = {}
+      local function check(what, got, want) if got ~= want then bad[#bad + 1] = what .. ":" .. tostring(got and #got) end end
+      local bin = "\\0\\255\\254\\128ab\\0c"
+      local long = string.rep("\\200\\1", 40) .. "tail"
+      -- two keys that are not UTF-8 and differ in one byte
+      d:set("\\200\\1", "first")
+      d:set("\\201\\1", "second")
+      check("k1", d:get("\\200\\1"), "first")
+      check("k2", d:get("\\201\\1"), "second")
+      d:set("bin", bin)
+      check("bin", d:get("bin"), bin)
+      d:set(long, long, 100)
+      check("long", d:get(long), long)
+      check("stale", (d:get_stale(long)), long)
+      if math.ceil(d:ttl(long) or -1) ~= 100 then bad[#bad + 1] = "ttl" end
+      d:set("utf8", "h\\195\\169llo \\226\\130\\172")
+      d:set("h\\195\\169", 1)
+      d:incr("h\\195\\169", 2)
+      local addr = ngx.var.binary_remote_addr
+      d:set(addr, addr)
+      check("addr", d:get(addr), addr)
+      d:incr("\\255n", 1, 0)
+      d:incr("\\255n", 1, 0)
+      if d:get("\\255n") ~= 2 then bad[#bad + 1] = "incr" end
+      if not d:add("\\202\\1", "x") or d:add("\\202\\1", "y") then bad[#bad + 1] = "add" end
+      d:delete("\\201\\1")
+      check("deleted", d:get("\\201\\1"), nil)
+      check("kept", d:get("\\200\\1"), "first")
+      local found = 0
+      for _, k in ipairs(d:get_keys(0)) do if k == "\\200\\1" or k == long or k == addr or k == "\\255n" then found = found + 1 end end
+      if found ~= 4 then bad[#bad + 1] = "keys:" .. found end
+      ngx.header["X-Bad"] = table.concat(bad, " ")
+    `,
+  });
+  const ctx = request();
+  events.length = 0;
+  assert.equal(p.access(ctx), null, JSON.stringify(events));
+  assert.equal(header(ctx.responseHeaders, 'x-bad'), '', 'every value read back as the bytes written');
+  assert.equal(counts.get('utf8'), 'héllo €', 'UTF-8 written by Lua reads as that text in JS');
+  assert.equal(counts.get('hé'), 3, 'a UTF-8 key from Lua is the same key as the JS string');
+  host.close();
+});
+
 test('ngx.ctx lives from access to header_filter to log; ngx.status and ngx.var.status per phase', () => {
   const host = newHost();
   const p = policy(host, {
