@@ -611,7 +611,7 @@ const impls: Record<string, Impl> = {
     const key = dictKey(vm, L, 2);
     if (key === null) return pushFail(vm, L, 'nil key');
     const stale = api._lua_toboolean(L, 3) !== 0;
-    const heap = api.HEAPU8;
+    const heap = vm.heap();
     key.bytes = heap;
     out.bytes = heap;
     out.len = vm.scratchSize;
@@ -646,7 +646,7 @@ const impls: Record<string, Impl> = {
     const exptime = optNumber(vm, L, 5, 0);
     const flags = optNumber(vm, L, 6, 0);
     if (exptime < 0) throw new LuaRaise('bad "exptime" argument');
-    key.bytes = valueRef.bytes = vm.api.HEAPU8;
+    key.bytes = valueRef.bytes = vm.heap();
     let ok: boolean;
     if (mode <= 1) ok = mode === 0 ? d.set(key, value, exptime, flags) : d.safeSet(key, value, exptime, flags);
     else if (value === undefined) return pushResult(vm, L, false, 'attempt to add or replace nil values', false);
@@ -664,7 +664,7 @@ const impls: Record<string, Impl> = {
     const it = vm.api._lua_type(L, 4);
     const init = it === LuaType.Nil || it === LuaType.None ? undefined : it === LuaType.Number ? vm.toNumber(L, 4) : Number.NaN;
     const initTtl = optNumber(vm, L, 5, 0);
-    key.bytes = vm.api.HEAPU8;
+    key.bytes = vm.heap();
     const v = d.incr(key, by, init, initTtl);
     if (v === undefined) return pushFail(vm, L, d.err ?? 'not found');
     vm.pushNumber(L, v);
@@ -680,7 +680,7 @@ const impls: Record<string, Impl> = {
       case 'ttl': {
         const key = dictKey(vm, L, 3);
         if (key === null) return pushFail(vm, L, 'nil key');
-        key.bytes = api.HEAPU8;
+        key.bytes = vm.heap();
         const t = d.ttl(key);
         if (t === undefined) return pushFail(vm, L, d.err ?? 'not found');
         vm.pushNumber(L, t);
@@ -690,7 +690,7 @@ const impls: Record<string, Impl> = {
         const key = dictKey(vm, L, 3);
         if (key === null) return pushFail(vm, L, 'nil key');
         const exptime = optNumber(vm, L, 4, 0);
-        key.bytes = api.HEAPU8;
+        key.bytes = vm.heap();
         const ok = d.expire(key, exptime);
         if (!ok) return pushFail(vm, L, d.err ?? 'not found');
         api._lua_pushboolean(L, 1);

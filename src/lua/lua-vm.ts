@@ -105,8 +105,12 @@ export class LuaVm {
   private readonly cachedAt = new Int32Array(STRING_CACHE_SLOTS).fill(-1);
   private readonly cachedStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
+  /** the module's memory as bytes, as last seen: see heap() */
+  private heapView: Uint8Array;
+
   constructor(api: LuaRawApi) {
     this.api = api;
+    this.heapView = api.HEAPU8;
     // A raw wasm export's length is its parameter count: (L, n) with BigInt, (L, lo, hi)
     // without; wasmoon 1.16 is built with BigInt (its wrapper's length is 0).
     this.bigint = api._lua_pushinteger.length !== 3;
@@ -115,14 +119,25 @@ export class LuaVm {
     this.lenPtr = api._malloc(8);
   }
 
+  /**
+   * The module's memory as bytes. Growing the memory detaches the old buffer (its view
+   * reads as empty), so the view is fetched again only then, not through the module's
+   * property on every use. Call it after the last lua_* call that may allocate.
+   */
+  heap(): Uint8Array {
+    const h = this.heapView;
+    if (h.length !== 0) return h;
+    return (this.heapView = this.api.HEAPU8);
+  }
+
   /** A NUL-terminated copy of `s` in the module's memory, kept for the thread's life (field names, chunk names). */
   cstr(s: string): number {
     let p = this.cstrings.get(s);
     if (p === undefined) {
       const bytes = encoder.encode(s);
       p = this.api._malloc(bytes.length + 1);
-      this.api.HEAPU8.set(bytes, p);
-      this.api.HEAPU8[p + bytes.length] = 0;
+      this.heap().set(bytes, p);
+      this.heap()[p + bytes.length] = 0;
       this.cstrings.set(s, p);
     }
     return p;
@@ -139,7 +154,7 @@ export class LuaVm {
   pushString(L: number, s: string): void {
     const n = s.length;
     this.ensureScratch(n * 3);
-    const heap = this.api.HEAPU8;
+    const heap = this.heap();
     const at = this.scratch;
     let i = 0;
     for (; i < n; i++) {
@@ -155,7 +170,7 @@ export class LuaVm {
   /** Pushes raw bytes as a Lua string. */
   pushBytes(L: number, bytes: Uint8Array): void {
     this.ensureScratch(bytes.length);
-    this.api.HEAPU8.set(bytes, this.scratch);
+    this.heap().set(bytes, this.scratch);
     this.api._lua_pushlstring(L, this.scratch, bytes.length);
   }
 
@@ -184,7 +199,7 @@ export class LuaVm {
     const api = this.api;
     const p = api._lua_tolstring(L, idx, this.lenPtr);
     if (p === 0) return null;
-    const heap = api.HEAPU8;
+    const heap = this.heap();
     const len = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     if (len <= 32) {
       // Short strings (variable and header names, keys) are the same few on every
@@ -215,13 +230,13 @@ export class LuaVm {
   /**
    * The address in the module's memory of the string (or number, converted) at `idx`,
    * or 0 when it is neither; its length in `strLen`. Valid while the value stays on the
-   * stack and nothing grows the module's memory (read HEAPU8 after the last lua_* call).
+   * stack and nothing grows the module's memory (take heap() after the last lua_* call).
    */
   stringAt(L: number, idx: number): number {
     const api = this.api;
     const p = api._lua_tolstring(L, idx, this.lenPtr);
     if (p === 0) return 0;
-    const heap = api.HEAPU8;
+    const heap = this.heap();
     this.strLen = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     return p;
   }
@@ -242,7 +257,7 @@ export class LuaVm {
     const api = this.api;
     const p = api._lua_tolstring(L, idx, this.lenPtr);
     if (p === 0) return null;
-    const heap = api.HEAPU8;
+    const heap = this.heap();
     const len = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     return heap.slice(p, p + len);
   }
@@ -255,7 +270,7 @@ export class LuaVm {
   load(L: number, source: string, name: string): string | null {
     const bytes = encoder.encode(source);
     this.ensureScratch(bytes.length);
-    this.api.HEAPU8.set(bytes, this.scratch);
+    this.heap().set(bytes, this.scratch);
     // Text only: binary chunks can crash the VM.
     const status = this.api._luaL_loadbufferx(L, this.scratch, bytes.length, this.cstr(name), this.cstr('t'));
     if (status === LuaStatus.Ok) return null;
@@ -302,14 +317,17 @@ async function instantiateCapturing(load: () => Promise<{ module: LuaRawApi }>):
 /** The module's API with its raw exports in place of the wrapped ones, where there are. */
 function rawApi(module: LuaRawApi, exports: Exports | null): LuaRawApi {
   if (exports === null) return module;
-  const api: Record<string, unknown> = {};
+  const entries: [string, unknown][] = [];
   for (const key of Object.keys(module)) {
     if (!key.startsWith('_lua') && key !== '_malloc' && key !== '_free') continue;
     const raw = exports[key.slice(1)];
-    api[key] = typeof raw === 'function' ? raw : (module as unknown as Record<string, unknown>)[key];
+    entries.push([key, typeof raw === 'function' ? raw : (module as unknown as Record<string, unknown>)[key]]);
   }
+  entries.push(['addFunction', module.addFunction.bind(module)]);
+  // Made in one go: an object given its ≈ 150 properties one by one is left in V8's
+  // dictionary mode, where every `api._lua_*` call is a hash lookup (≈ 10 ns each).
+  const api = Object.fromEntries(entries);
   Object.defineProperty(api, 'HEAPU8', { get: () => module.HEAPU8 });
-  api.addFunction = module.addFunction.bind(module);
   return api as unknown as LuaRawApi;
 }
 

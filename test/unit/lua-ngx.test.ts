@@ -291,6 +291,27 @@ test('ngx.shared keys and values are byte strings: binary and non-ASCII bytes ro
   host.close();
 });
 
+test('ngx.shared and ngx.var still read the right bytes after the module\'s memory grows during a call', () => {
+  const host = newHost();
+  const before = vm.api.HEAPU8.length;
+  const p = policy(host, {
+    access: `
+      local d = ngx.shared.counts
+      d:set("grow-a", "before")
+      local big = string.rep("ab", 24 * 1024 * 1024)
+      d:set("grow-b", big:sub(1, 6) .. ngx.var.http_x_user_id)
+      local big2 = big .. "c"
+      ngx.header["X-Grow"] = d:get("grow-a") .. "," .. d:get("grow-b") .. "," .. #big2
+    `,
+  });
+  const ctx = request();
+  events.length = 0;
+  assert.equal(p.access(ctx), null, JSON.stringify(events));
+  assert.ok(vm.api.HEAPU8.length > before, 'the memory grew');
+  assert.equal(header(ctx.responseHeaders, 'x-grow'), `before,ababab${'alice'},${48 * 1024 * 1024 + 1}`);
+  host.close();
+});
+
 test('ngx.ctx lives from access to header_filter to log; ngx.status and ngx.var.status per phase', () => {
   const host = newHost();
   const p = policy(host, {
