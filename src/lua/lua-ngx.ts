@@ -314,9 +314,14 @@ function charIndex(subject: string, ascii: boolean, bytes: number): number {
   return b.subarray(0, bytes).toString('utf8').length;
 }
 
+/** The dictionary of the method call's `self` (a dict object holds its id at [1]). */
 function dictOf(host: LuaHost, vm: LuaVm, L: number): SharedDict {
-  const d = host.dicts[vm.toNumber(L, 1)];
-  if (d === undefined) throw new LuaRaise('bad shared dict object');
+  const api = vm.api;
+  if (api._lua_type(L, 1) !== LuaType.Table) throw new LuaRaise('bad "zone" argument');
+  vm.rawgeti(L, 1, 1);
+  const d = api._lua_type(L, -1) === LuaType.Number ? host.dicts[vm.toNumber(L, -1)] : undefined;
+  api._lua_settop(L, -2);
+  if (d === undefined) throw new LuaRaise('bad "zone" argument');
   return d;
 }
 
@@ -382,6 +387,70 @@ function pushFail(vm: LuaVm, L: number, err: string): number {
   vm.api._lua_pushnil(L);
   vm.pushString(L, err);
   return 2;
+}
+
+const enum Mode {
+  Set,
+  SafeSet,
+  Add,
+  SafeAdd,
+  Replace,
+}
+
+/** dict:get(key) and dict:get_stale(key), called as the methods themselves: self, key. */
+function dictGet(L: number, vm: LuaVm, host: LuaHost, stale: boolean): number {
+  const d = dictOf(host, vm, L);
+  const api = vm.api;
+  // The value is copied straight into the scratch buffer, and pushed from there.
+  const out = outRef;
+  out.at = vm.scratchFor(0);
+  const key = dictKey(vm, L, 2);
+  if (key === null) return pushFail(vm, L, 'nil key');
+  const heap = vm.heap();
+  key.bytes = heap;
+  out.bytes = heap;
+  out.len = vm.scratchSize;
+  const type = d.getInto(key, stale, out);
+  if (type === 0) {
+    if (d.err !== null) return pushFail(vm, L, d.err);
+    api._lua_pushnil(L);
+    return 1;
+  }
+  // A C function returns the top values: push the flags only when they are returned.
+  if (type === DictValueType.Number) vm.pushNumber(L, d.number);
+  else if (type === DictValueType.Boolean) api._lua_pushboolean(L, d.number !== 0 ? 1 : 0);
+  else if (out.bytes === heap) api._lua_pushlstring(L, out.at, out.len);
+  else vm.pushBytes(L, out.bytes.subarray(out.at, out.at + out.len));
+  if (!stale) {
+    if (d.flags === 0) return 1;
+    vm.pushInteger(L, d.flags);
+    return 2;
+  }
+  if (d.flags !== 0) vm.pushInteger(L, d.flags);
+  else vm.api._lua_pushnil(L);
+  vm.api._lua_pushboolean(L, d.stale ? 1 : 0);
+  return 3;
+}
+
+/** dict:set and its variants (self, key, value, exptime?, flags?); delete is set(key, nil). */
+function dictSet(L: number, vm: LuaVm, host: LuaHost, mode: Mode): number {
+  const d = dictOf(host, vm, L);
+  const key = dictKey(vm, L, 2);
+  if (key === null) return pushResult(vm, L, false, 'nil key', false);
+  const value = dictValue(vm, L, 3);
+  if (value === BAD) return pushResult(vm, L, false, 'bad value type', false);
+  const exptime = optNumber(vm, L, 4, 0);
+  const flags = optNumber(vm, L, 5, 0);
+  if (exptime < 0) throw new LuaRaise('bad "exptime" argument');
+  key.bytes = valueRef.bytes = vm.heap();
+  let ok: boolean;
+  if (mode === Mode.Set) ok = d.set(key, value, exptime, flags);
+  else if (mode === Mode.SafeSet) ok = d.safeSet(key, value, exptime, flags);
+  else if (value === undefined) return pushResult(vm, L, false, 'attempt to add or replace nil values', false);
+  else if (mode === Mode.Add) ok = d.add(key, value, exptime, flags);
+  else if (mode === Mode.SafeAdd) ok = d.safeAdd(key, value, exptime, flags);
+  else ok = d.replace(key, value, exptime, flags);
+  return pushResult(vm, L, ok, ok ? null : d.err, d.forcible);
 }
 
 const impls: Record<string, Impl> = {
@@ -603,57 +672,25 @@ const impls: Record<string, Impl> = {
     return 1;
   },
   dict_get(L, vm, host) {
-    const d = dictOf(host, vm, L);
-    const api = vm.api;
-    // The value is copied straight into the scratch buffer, and pushed from there.
-    const out = outRef;
-    out.at = vm.scratchFor(0);
-    const key = dictKey(vm, L, 2);
-    if (key === null) return pushFail(vm, L, 'nil key');
-    const stale = api._lua_toboolean(L, 3) !== 0;
-    const heap = vm.heap();
-    key.bytes = heap;
-    out.bytes = heap;
-    out.len = vm.scratchSize;
-    const type = d.getInto(key, stale, out);
-    if (type === 0) {
-      if (d.err !== null) return pushFail(vm, L, d.err);
-      api._lua_pushnil(L);
-      return 1;
-    }
-    // A C function returns the top values: push the flags only when they are returned.
-    if (type === DictValueType.Number) vm.pushNumber(L, d.number);
-    else if (type === DictValueType.Boolean) api._lua_pushboolean(L, d.number !== 0 ? 1 : 0);
-    else if (out.bytes === heap) api._lua_pushlstring(L, out.at, out.len);
-    else vm.pushBytes(L, out.bytes.subarray(out.at, out.at + out.len));
-    if (!stale) {
-      if (d.flags === 0) return 1;
-      vm.pushInteger(L, d.flags);
-      return 2;
-    }
-    if (d.flags !== 0) vm.pushInteger(L, d.flags);
-    else vm.api._lua_pushnil(L);
-    vm.api._lua_pushboolean(L, d.stale ? 1 : 0);
-    return 3;
+    return dictGet(L, vm, host, false);
+  },
+  dict_get_stale(L, vm, host) {
+    return dictGet(L, vm, host, true);
   },
   dict_set(L, vm, host) {
-    const d = dictOf(host, vm, L);
-    const mode = vm.toNumber(L, 2);
-    const key = dictKey(vm, L, 3);
-    if (key === null) return pushResult(vm, L, false, 'nil key', false);
-    const value = dictValue(vm, L, 4);
-    if (value === BAD) return pushResult(vm, L, false, 'bad value type', false);
-    const exptime = optNumber(vm, L, 5, 0);
-    const flags = optNumber(vm, L, 6, 0);
-    if (exptime < 0) throw new LuaRaise('bad "exptime" argument');
-    key.bytes = valueRef.bytes = vm.heap();
-    let ok: boolean;
-    if (mode <= 1) ok = mode === 0 ? d.set(key, value, exptime, flags) : d.safeSet(key, value, exptime, flags);
-    else if (value === undefined) return pushResult(vm, L, false, 'attempt to add or replace nil values', false);
-    else if (mode === 2) ok = d.add(key, value, exptime, flags);
-    else if (mode === 3) ok = d.safeAdd(key, value, exptime, flags);
-    else ok = d.replace(key, value, exptime, flags);
-    return pushResult(vm, L, ok, ok ? null : d.err, d.forcible);
+    return dictSet(L, vm, host, Mode.Set);
+  },
+  dict_safe_set(L, vm, host) {
+    return dictSet(L, vm, host, Mode.SafeSet);
+  },
+  dict_add(L, vm, host) {
+    return dictSet(L, vm, host, Mode.Add);
+  },
+  dict_safe_add(L, vm, host) {
+    return dictSet(L, vm, host, Mode.SafeAdd);
+  },
+  dict_replace(L, vm, host) {
+    return dictSet(L, vm, host, Mode.Replace);
   },
   dict_incr(L, vm, host) {
     const d = dictOf(host, vm, L);

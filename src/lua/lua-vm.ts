@@ -87,6 +87,12 @@ export const enum LuaStatus {
 const utf8 = new TextDecoder('utf-8');
 const STRING_CACHE_SLOTS = 256;
 const encoder = new TextEncoder();
+/** BigInts of small integers, made once: lua_Integer arguments are BigInts, and most are small */
+const SMALL_INTS = 1024;
+const smallBigInts: readonly bigint[] = Array.from({ length: SMALL_INTS }, (_, i) => BigInt(i));
+function big(v: number): bigint {
+  return v >= 0 && v < SMALL_INTS ? smallBigInts[v]! : BigInt(v);
+}
 
 /**
  * The thread's Lua module with the conversions every caller needs. A lua_State lives
@@ -181,17 +187,17 @@ export class LuaVm {
   }
 
   pushInteger(L: number, v: number): void {
-    if (this.bigint) this.api._lua_pushinteger(L, BigInt(v));
+    if (this.bigint) this.api._lua_pushinteger(L, big(v));
     else this.api._lua_pushinteger(L, v | 0, Math.floor(v / 4294967296) | 0);
   }
 
   rawseti(L: number, idx: number, i: number): void {
-    if (this.bigint) this.api._lua_rawseti(L, idx, BigInt(i));
+    if (this.bigint) this.api._lua_rawseti(L, idx, big(i));
     else this.api._lua_rawseti(L, idx, i, 0);
   }
 
   rawgeti(L: number, idx: number, i: number): number {
-    return this.bigint ? this.api._lua_rawgeti(L, idx, BigInt(i)) : this.api._lua_rawgeti(L, idx, i, 0);
+    return this.bigint ? this.api._lua_rawgeti(L, idx, big(i)) : this.api._lua_rawgeti(L, idx, i, 0);
   }
 
   /** The string (or number, converted) at `idx`, or null for any other type. */

@@ -209,6 +209,9 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
       put("bool", d:set("b", true) and d:get("b"))
       put("badval", d:set("t", {}))
       put("nilkey", d:get(nil))
+      local okz, errz = pcall(d.get, "a")
+      put("zone", okz, errz and errz:find('bad "zone" argument', 1, true) ~= nil)
+      put("extra", d:get("b", true))
       local keys = d:get_keys(0)
       table.sort(keys)
       put("keys", table.concat(keys, "|"))
@@ -236,6 +239,8 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
   assert.equal(out.bool, 'true,nil,nil');
   assert.equal(out.badval, 'false,bad value type,false');
   assert.equal(out.nilkey, 'nil,nil key,nil');
+  assert.equal(out.zone, 'false,true,nil', 'd.get(key) (not d:get) is refused as OpenResty does');
+  assert.equal(out.extra, 'true,nil,nil', 'an extra argument to get is ignored (it is not get_stale)');
   assert.equal(out.keys, 'a-str|b|n|s,nil,nil');
   assert.equal(dicts.get('counts')!.get('n'), 15, 'the JS side sees what Lua wrote');
   host.close();

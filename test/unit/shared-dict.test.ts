@@ -117,6 +117,35 @@ test('add fails on a live key, replace on a missing one; both succeed past expir
   sound(d);
 });
 
+test('a set of a value the same size as the old one replaces it in place: value, type, expiry, flags and recency all change', () => {
+  const { d, now } = dict();
+  d.set('a', 'first-value-xyz', 5, 3);
+  d.set('b', 1);
+  const free = d.freeSpace();
+  assert.equal(d.set('a', 'other-value-abc', 0, 9), true);
+  assert.equal(d.get('a'), 'other-value-abc');
+  assert.equal(d.flags, 9);
+  assert.equal(d.ttl('a'), 0, 'no expiry now');
+  assert.equal(d.freeSpace(), free, 'no block taken or freed');
+  assert.deepEqual(d.getKeys(0), ['a', 'b']);
+  assert.equal(d.set('b', 2.5, 1), true);
+  assert.deepEqual(d.getKeys(0), ['b', 'a'], 'the replaced item is the most recently used');
+  assert.equal(d.get('b'), 2.5);
+  assert.equal(d.set('b', true), true, 'a number becomes a boolean');
+  assert.equal(d.get('b'), true);
+  assert.equal(d.ttl('b'), 0);
+  d.set('c', 'old', 1);
+  now.t += 2000;
+  assert.equal(d.add('c', 'new'), true, 'an expired item is replaced by add');
+  assert.equal(d.get('c'), 'new');
+  assert.equal(d.ttl('c'), 0);
+  assert.equal(d.replace('c', 'NEW'), true);
+  assert.equal(d.get('c'), 'NEW');
+  assert.equal(d.add('c', 'one'), false);
+  assert.equal(d.get('c'), 'NEW', 'a failed add changes nothing');
+  sound(d);
+});
+
 test('expiry: get hides, get_stale shows, ttl and expire', () => {
   const { d, now } = dict();
   d.set('k', 'v', 2.5);
