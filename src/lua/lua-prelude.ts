@@ -260,6 +260,19 @@ function load(chunk, name, mode, ...)
   if make then return make(tick) end
   return function(...) hook_on() return f(...) end
 end
+-- tonumber: a string without a base goes to JS first (lua-ngx.ts: decimal forms, the
+-- same value Lua gives, several times faster than this build's strtod), then to Lua's.
+do
+  local tonumber, fast = tonumber, tg.tonumber
+  _G.tonumber = function(...)
+    local v, base = ...
+    if base == nil and type(v) == "string" then
+      local n = fast(v)
+      if n ~= nil then return n end
+    end
+    return (tonumber(...))
+  end
+end
 function print(...) return ngx.log(ngx.NOTICE, ...) end
 _G.ngx = ngx
 _G.cjson = cjson

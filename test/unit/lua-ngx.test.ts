@@ -317,6 +317,39 @@ test('ngx.shared and ngx.var still read the right bytes after the module\'s memo
   host.close();
 });
 
+test('tonumber gives what Lua\'s own conversion gives (the decimal forms are parsed in JS); $request_time has millisecond resolution', () => {
+  const host = newHost();
+  const p = policy(host, {
+    access: `
+      local cases = { "0.001", "1", "-12", "+5", "007", "-0", "-0.0", "1.", ".5", "-.5", "1e5", "1E-3", "2.5e+2", " 42 ", "\\t3.25\\n",
+        "123456789012345", "1234567890123456", "12345678901234567890", "9007199254740993.0", "1e400", "-1e400", "4.9e-324",
+        "0x10", "0x1p4", "1e", "e1", ".", "-", "", "  ", "1 2", "1.5x", "inf", "nan", "1\\0", "0.1000000000000000055511151231257827",
+        string.rep("1", 70) .. ".5" }
+      local bad = {}
+      for _, s in ipairs(cases) do
+        local a = tonumber(s)
+        local ok, b = pcall(function() return s * 1 end)
+        if not ok then b = nil end
+        local same = math.type(a) == math.type(b) and (a == nil or (a == b and 1 / a == 1 / b))
+        if not same then bad[#bad + 1] = string.format("%q:%s/%s", s, tostring(a), tostring(b)) end
+      end
+      if tonumber(7) ~= 7 or tonumber("z", 36) ~= 35 or tonumber("10", 2) ~= 2 or tonumber(nil) ~= nil then bad[#bad + 1] = "other" end
+      if pcall(tonumber) then bad[#bad + 1] = "no argument accepted" end
+      ngx.header["X-Bad"] = table.concat(bad, " ")
+    `,
+    log: 'ngx.shared.counts:set("rt", ngx.var.request_time)',
+  });
+  const ctx = request();
+  events.length = 0;
+  assert.equal(p.access(ctx), null, JSON.stringify(events));
+  assert.equal(header(ctx.responseHeaders, 'x-bad'), '');
+  for (const [ms, want] of [[0, '0.000'], [5.6, '0.006'], [999.4, '0.999'], [999.6, '1.000'], [61_234.4, '61.234']] as const) {
+    p.log!({ access: ctx, status: 200, durationMs: ms });
+    assert.equal(dicts.get('counts')!.get('rt'), want, `${ms} ms`);
+  }
+  host.close();
+});
+
 test('ngx.ctx lives from access to header_filter to log; ngx.status and ngx.var.status per phase', () => {
   const host = newHost();
   const p = policy(host, {
