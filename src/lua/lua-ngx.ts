@@ -323,13 +323,10 @@ function charIndex(subject: string, ascii: boolean, bytes: number): number {
   return b.subarray(0, bytes).toString('utf8').length;
 }
 
-/** The dictionary of the method call's `self` (a dict object holds its id at [1]). */
+/** The dictionary of the method call's `self`: one of the state's dict objects (by its table's address). */
 function dictOf(host: LuaHost, vm: LuaVm, L: number): SharedDict {
   const api = vm.api;
-  if (api._lua_type(L, 1) !== LuaType.Table) throw new LuaRaise('bad "zone" argument');
-  vm.rawgeti(L, 1, 1);
-  const d = api._lua_type(L, -1) === LuaType.Number ? host.dicts[vm.toNumber(L, -1)] : undefined;
-  api._lua_settop(L, -2);
+  const d = api._lua_type(L, 1) === LuaType.Table ? host.dictTables.get(api._lua_topointer(L, 1)) : undefined;
   if (d === undefined) throw new LuaRaise('bad "zone" argument');
   return d;
 }
@@ -672,6 +669,12 @@ const impls: Record<string, Impl> = {
   prefix(L, vm) {
     vm.pushString(L, `${process.cwd()}/`);
     return 1;
+  },
+  dict_register(L, vm, host) {
+    const d = host.dicts[vm.toNumber(L, 2)];
+    if (vm.api._lua_type(L, 1) !== LuaType.Table || d === undefined) throw new LuaRaise('bad shared dict object');
+    host.dictTables.set(vm.api._lua_topointer(L, 1), d);
+    return 0;
   },
   dict_id(L, vm, host) {
     const name = keyArg(vm, L, 1);

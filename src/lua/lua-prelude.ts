@@ -137,11 +137,19 @@ function dict_methods.capacity(self) return dop(self, "capacity") end
 function dict_methods.free_space(self) return dop(self, "free_space") end
 local dict_mt = { __index = dict_methods }
 
+-- Every dict object made is kept here too (out of scripts' reach, for the state's life):
+-- JS knows them by address (lua-host.ts dictTables).
+local dict_objects = {}
 ngx.shared = setmetatable({}, {
   __index = function(t, name)
     local id = tg.dict_id(name)
     if id == nil then return nil end
-    local d = setmetatable({ id }, dict_mt)
+    local d = dict_objects[id + 1]
+    if d == nil then
+      d = setmetatable({ id }, dict_mt)
+      tg.dict_register(d, id)
+      dict_objects[id + 1] = d
+    end
     rawset(t, name, d)
     return d
   end,

@@ -24,6 +24,7 @@ export interface LuaRawApi {
   _lua_tonumberx(L: number, idx: number, isnum: number): number;
   _lua_toboolean(L: number, idx: number): number;
   _lua_touserdata(L: number, idx: number): number;
+  _lua_topointer(L: number, idx: number): number;
   _lua_pushnil(L: number): void;
   _lua_pushnumber(L: number, n: number): void;
   _lua_pushinteger(L: number, ...n: (number | bigint)[]): void;

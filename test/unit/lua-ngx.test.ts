@@ -211,6 +211,11 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
       put("nilkey", d:get(nil))
       local okz, errz = pcall(d.get, "a")
       put("zone", okz, errz and errz:find('bad "zone" argument', 1, true) ~= nil)
+      local okf, errf = pcall(d.get, setmetatable({ 0 }, getmetatable(d)), "a")
+      put("fake", okf, errf and errf:find('bad "zone" argument', 1, true) ~= nil)
+      ngx.shared.counts = nil
+      collectgarbage()
+      put("again", ngx.shared.counts == d, ngx.shared.counts:get("b"))
       put("extra", d:get("b", true))
       local keys = d:get_keys(0)
       table.sort(keys)
@@ -240,6 +245,8 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
   assert.equal(out.badval, 'false,bad value type,false');
   assert.equal(out.nilkey, 'nil,nil key,nil');
   assert.equal(out.zone, 'false,true,nil', 'd.get(key) (not d:get) is refused as OpenResty does');
+  assert.equal(out.fake, 'false,true,nil', 'a table made to look like a dict object is refused');
+  assert.equal(out.again, 'true,true,nil', 'a script that drops ngx.shared.counts gets the same object back');
   assert.equal(out.extra, 'true,nil,nil', 'an extra argument to get is ignored (it is not get_stale)');
   assert.equal(out.keys, 'a-str|b|n|s,nil,nil');
   assert.equal(dicts.get('counts')!.get('n'), 15, 'the JS side sees what Lua wrote');
