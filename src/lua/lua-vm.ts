@@ -308,9 +308,19 @@ async function instantiateCapturing(load: () => Promise<{ module: LuaRawApi }>):
   const original = wa.instantiate;
   let exports: Exports | null = null;
   wa.instantiate = async (...args: unknown[]) => {
-    const r = await original.apply(wa, args);
     const imports = args[1] as { env?: Record<string, unknown> } | undefined;
-    if (imports?.env?._emscripten_throw_longjmp !== undefined && r.instance !== undefined) exports = r.instance.exports;
+    const env = imports?.env;
+    const ours = env?._emscripten_throw_longjmp !== undefined;
+    let invoke: Invoke | null = null;
+    if (ours && typeof env!.invoke_vii === 'function') {
+      invoke = new Invoke();
+      env!.invoke_vii = invoke.vii;
+    }
+    const r = await original.apply(wa, args);
+    if (ours && r.instance !== undefined) {
+      exports = r.instance.exports;
+      invoke?.attach(exports);
+    }
     return r;
   };
   try {
@@ -319,6 +329,46 @@ async function instantiateCapturing(load: () => Promise<{ module: LuaRawApi }>):
   } finally {
     wa.instantiate = original;
   }
+}
+
+/**
+ * Emscripten's `invoke_vii`, through which luaD_rawrunprotected (setjmp: every
+ * lua_pcall) calls its function, as the module's glue has it but without the check
+ * of its build: that one reads the function table (WebAssembly.Table.get, slow) on every
+ * call to assert that its copy of the entry is current. Here the entry is read once:
+ * the functions called this way are the module's own (never replaced; tidegate only
+ * adds to the table). A longjmp arrives as a number thrown: the stack is restored
+ * and setThrew(1, 0) records it, as the glue does.
+ */
+class Invoke {
+  private table: { get(i: number): (a: number, b: number) => void } | null = null;
+  private stackSave: () => number = () => 0;
+  private stackRestore: (sp: number) => void = () => undefined;
+  private setThrew: (threw: number, value: number) => void = () => undefined;
+  private readonly entries = new Map<number, (a: number, b: number) => void>();
+
+  attach(exports: Exports): void {
+    this.table = exports.__indirect_function_table as Invoke['table'];
+    this.stackSave = exports.stackSave as () => number;
+    this.stackRestore = exports.stackRestore as (sp: number) => void;
+    this.setThrew = exports.setThrew as (threw: number, value: number) => void;
+  }
+
+  readonly vii = (index: number, a: number, b: number): void => {
+    const sp = this.stackSave();
+    try {
+      let f = this.entries.get(index);
+      if (f === undefined) {
+        f = this.table!.get(index);
+        this.entries.set(index, f);
+      }
+      f(a, b);
+    } catch (e) {
+      this.stackRestore(sp);
+      if (e !== (e as number) + 0) throw e;
+      this.setThrew(1, 0);
+    }
+  };
 }
 
 /** The module's API with its raw exports in place of the wrapped ones, where there are. */
