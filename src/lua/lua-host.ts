@@ -71,6 +71,12 @@ export class LuaHost {
   /** dictionaries by the id scripts know them by (index into this list) */
   readonly dicts: readonly SharedDict[];
   private readonly dictIds: ReadonlyMap<string, number>;
+  /**
+   * The state's dict objects (ngx.shared.<name>) by their table's address: they live as
+   * long as the state (the prelude keeps each, and Lua's collector never moves a
+   * table), so no other table ever has one of these addresses.
+   */
+  readonly dictTables = new Map<number, SharedDict>();
   /** the last error message of a Failed call (with file and line), and whether the instruction limit caused it */
   error = '';
   runaway = false;

@@ -9,7 +9,8 @@
 import { pid } from 'node:process';
 import type { AccessContext } from '../policies/policy.js';
 import { PairsEditor, ResponseEditor } from '../plugins/plugin-policy.js';
-import type { SharedDict } from '../shm/shared-dict.js';
+import { DictBytes, type SharedDict } from '../shm/shared-dict.js';
+import { DictValueType } from '../shm/shared-dict-layout.js';
 import type { LuaHost } from './lua-host.js';
 import { activeHost, LuaPhase, PHASE_NAMES, type LuaCall } from './lua-call.js';
 import { LUA_REGISTRYINDEX, LuaType, type LuaVm } from './lua-vm.js';
@@ -125,8 +126,17 @@ const fixedVars: Readonly<Record<string, Resolver>> = {
     const s = c.response?.status ?? c.log?.status;
     return s === undefined ? undefined : String(s === 0 ? 499 : s);
   },
-  request_time: (c) => (c.log === null ? undefined : (c.log.durationMs / 1000).toFixed(3)),
+  request_time: (c) => (c.log === null ? undefined : requestTime(c.log.durationMs)),
 };
+
+/** "0.000" … "0.999": most requests take under a second, and toFixed costs more than the lookup */
+const subSecond: readonly string[] = Array.from({ length: 1000 }, (_, ms) => (ms / 1000).toFixed(3));
+
+/** $request_time: seconds with millisecond resolution, as nginx writes it */
+function requestTime(durationMs: number): string {
+  const ms = Math.max(0, Math.round(durationMs));
+  return ms < 1000 ? subSecond[ms]! : (ms / 1000).toFixed(3);
+}
 
 const fixed = new Map<string, Resolver>(Object.entries(fixedVars));
 const none: Resolver = () => undefined;
@@ -313,14 +323,33 @@ function charIndex(subject: string, ascii: boolean, bytes: number): number {
   return b.subarray(0, bytes).toString('utf8').length;
 }
 
+/** The dictionary of the method call's `self`: one of the state's dict objects (by its table's address). */
 function dictOf(host: LuaHost, vm: LuaVm, L: number): SharedDict {
-  const d = host.dicts[vm.toNumber(L, 1)];
-  if (d === undefined) throw new LuaRaise('bad shared dict object');
+  const api = vm.api;
+  const d = api._lua_type(L, 1) === LuaType.Table ? host.dictTables.get(api._lua_topointer(L, 1)) : undefined;
+  if (d === undefined) throw new LuaRaise('bad "zone" argument');
   return d;
 }
 
-/** A dict value from Lua: nil (undefined), boolean, number or string; `bad` for anything else. */
-function dictValue(vm: LuaVm, L: number, idx: number): string | number | boolean | undefined | typeof BAD {
+// A dict call's key, string value and result, as bytes in the module's memory: Lua
+// strings are bytes, and they reach the dictionary and come back without a JS string
+// (nor a UTF-8 round trip that would change bytes which are not UTF-8). Refilled by
+// every call: calls never overlap.
+const keyRef = new DictBytes();
+const valueRef = new DictBytes();
+const outRef = new DictBytes();
+
+/** The dict key at `idx` (a string, or a number as its text) as bytes, or null for another type. */
+function dictKey(vm: LuaVm, L: number, idx: number): DictBytes | null {
+  const t = vm.api._lua_type(L, idx);
+  if (t !== LuaType.String && t !== LuaType.Number) return null;
+  keyRef.at = vm.stringAt(L, idx);
+  keyRef.len = vm.strLen;
+  return keyRef;
+}
+
+/** A dict value from Lua: nil (undefined), boolean, number or string (as bytes); `bad` for anything else. */
+function dictValue(vm: LuaVm, L: number, idx: number): DictBytes | number | boolean | undefined | typeof BAD {
   const t = vm.api._lua_type(L, idx);
   switch (t) {
     case LuaType.Nil:
@@ -331,7 +360,9 @@ function dictValue(vm: LuaVm, L: number, idx: number): string | number | boolean
     case LuaType.Number:
       return vm.toNumber(L, idx);
     case LuaType.String:
-      return vm.toString(L, idx)!;
+      valueRef.at = vm.stringAt(L, idx);
+      valueRef.len = vm.strLen;
+      return valueRef;
     default:
       return BAD;
   }
@@ -362,6 +393,70 @@ function pushFail(vm: LuaVm, L: number, err: string): number {
   vm.api._lua_pushnil(L);
   vm.pushString(L, err);
   return 2;
+}
+
+const enum Mode {
+  Set,
+  SafeSet,
+  Add,
+  SafeAdd,
+  Replace,
+}
+
+/** dict:get(key) and dict:get_stale(key), called as the methods themselves: self, key. */
+function dictGet(L: number, vm: LuaVm, host: LuaHost, stale: boolean): number {
+  const d = dictOf(host, vm, L);
+  const api = vm.api;
+  // The value is copied straight into the scratch buffer, and pushed from there.
+  const out = outRef;
+  out.at = vm.scratchFor(0);
+  const key = dictKey(vm, L, 2);
+  if (key === null) return pushFail(vm, L, 'nil key');
+  const heap = vm.heap();
+  key.bytes = heap;
+  out.bytes = heap;
+  out.len = vm.scratchSize;
+  const type = d.getInto(key, stale, out);
+  if (type === 0) {
+    if (d.err !== null) return pushFail(vm, L, d.err);
+    api._lua_pushnil(L);
+    return 1;
+  }
+  // A C function returns the top values: push the flags only when they are returned.
+  if (type === DictValueType.Number) vm.pushNumber(L, d.number);
+  else if (type === DictValueType.Boolean) api._lua_pushboolean(L, d.number !== 0 ? 1 : 0);
+  else if (out.bytes === heap) api._lua_pushlstring(L, out.at, out.len);
+  else vm.pushBytes(L, out.bytes.subarray(out.at, out.at + out.len));
+  if (!stale) {
+    if (d.flags === 0) return 1;
+    vm.pushInteger(L, d.flags);
+    return 2;
+  }
+  if (d.flags !== 0) vm.pushInteger(L, d.flags);
+  else vm.api._lua_pushnil(L);
+  vm.api._lua_pushboolean(L, d.stale ? 1 : 0);
+  return 3;
+}
+
+/** dict:set and its variants (self, key, value, exptime?, flags?); delete is set(key, nil). */
+function dictSet(L: number, vm: LuaVm, host: LuaHost, mode: Mode): number {
+  const d = dictOf(host, vm, L);
+  const key = dictKey(vm, L, 2);
+  if (key === null) return pushResult(vm, L, false, 'nil key', false);
+  const value = dictValue(vm, L, 3);
+  if (value === BAD) return pushResult(vm, L, false, 'bad value type', false);
+  const exptime = optNumber(vm, L, 4, 0);
+  const flags = optNumber(vm, L, 5, 0);
+  if (exptime < 0) throw new LuaRaise('bad "exptime" argument');
+  key.bytes = valueRef.bytes = vm.heap();
+  let ok: boolean;
+  if (mode === Mode.Set) ok = d.set(key, value, exptime, flags);
+  else if (mode === Mode.SafeSet) ok = d.safeSet(key, value, exptime, flags);
+  else if (value === undefined) return pushResult(vm, L, false, 'attempt to add or replace nil values', false);
+  else if (mode === Mode.Add) ok = d.add(key, value, exptime, flags);
+  else if (mode === Mode.SafeAdd) ok = d.safeAdd(key, value, exptime, flags);
+  else ok = d.replace(key, value, exptime, flags);
+  return pushResult(vm, L, ok, ok ? null : d.err, d.forcible);
 }
 
 const impls: Record<string, Impl> = {
@@ -575,6 +670,12 @@ const impls: Record<string, Impl> = {
     vm.pushString(L, `${process.cwd()}/`);
     return 1;
   },
+  dict_register(L, vm, host) {
+    const d = host.dicts[vm.toNumber(L, 2)];
+    if (vm.api._lua_type(L, 1) !== LuaType.Table || d === undefined) throw new LuaRaise('bad shared dict object');
+    host.dictTables.set(vm.api._lua_topointer(L, 1), d);
+    return 0;
+  },
   dict_id(L, vm, host) {
     const name = keyArg(vm, L, 1);
     const id = name === null ? undefined : host.dictId(name);
@@ -583,55 +684,36 @@ const impls: Record<string, Impl> = {
     return 1;
   },
   dict_get(L, vm, host) {
-    const d = dictOf(host, vm, L);
-    const key = keyArg(vm, L, 2);
-    if (key === null) return pushFail(vm, L, 'nil key');
-    const stale = vm.api._lua_toboolean(L, 3) !== 0;
-    const v = stale ? d.getStale(key) : d.get(key);
-    if (v === undefined) {
-      if (d.err !== null) return pushFail(vm, L, d.err);
-      vm.api._lua_pushnil(L);
-      return 1;
-    }
-    // A C function returns the top values: push the flags only when they are returned.
-    pushValue(vm, L, v);
-    if (!stale) {
-      if (d.flags === 0) return 1;
-      vm.pushInteger(L, d.flags);
-      return 2;
-    }
-    if (d.flags !== 0) vm.pushInteger(L, d.flags);
-    else vm.api._lua_pushnil(L);
-    vm.api._lua_pushboolean(L, d.stale ? 1 : 0);
-    return 3;
+    return dictGet(L, vm, host, false);
+  },
+  dict_get_stale(L, vm, host) {
+    return dictGet(L, vm, host, true);
   },
   dict_set(L, vm, host) {
-    const d = dictOf(host, vm, L);
-    const mode = vm.toNumber(L, 2);
-    const key = keyArg(vm, L, 3);
-    if (key === null) return pushResult(vm, L, false, 'nil key', false);
-    const value = dictValue(vm, L, 4);
-    if (value === BAD) return pushResult(vm, L, false, 'bad value type', false);
-    const exptime = optNumber(vm, L, 5, 0);
-    const flags = optNumber(vm, L, 6, 0);
-    if (exptime < 0) throw new LuaRaise('bad "exptime" argument');
-    let ok: boolean;
-    if (mode <= 1) ok = mode === 0 ? d.set(key, value, exptime, flags) : d.safeSet(key, value, exptime, flags);
-    else if (value === undefined) return pushResult(vm, L, false, 'attempt to add or replace nil values', false);
-    else if (mode === 2) ok = d.add(key, value, exptime, flags);
-    else if (mode === 3) ok = d.safeAdd(key, value, exptime, flags);
-    else ok = d.replace(key, value, exptime, flags);
-    return pushResult(vm, L, ok, ok ? null : d.err, d.forcible);
+    return dictSet(L, vm, host, Mode.Set);
+  },
+  dict_safe_set(L, vm, host) {
+    return dictSet(L, vm, host, Mode.SafeSet);
+  },
+  dict_add(L, vm, host) {
+    return dictSet(L, vm, host, Mode.Add);
+  },
+  dict_safe_add(L, vm, host) {
+    return dictSet(L, vm, host, Mode.SafeAdd);
+  },
+  dict_replace(L, vm, host) {
+    return dictSet(L, vm, host, Mode.Replace);
   },
   dict_incr(L, vm, host) {
     const d = dictOf(host, vm, L);
-    const key = keyArg(vm, L, 2);
+    const key = dictKey(vm, L, 2);
     if (key === null) return pushFail(vm, L, 'nil key');
     if (vm.api._lua_type(L, 3) !== LuaType.Number) return pushFail(vm, L, 'not a number');
     const by = vm.toNumber(L, 3);
     const it = vm.api._lua_type(L, 4);
     const init = it === LuaType.Nil || it === LuaType.None ? undefined : it === LuaType.Number ? vm.toNumber(L, 4) : Number.NaN;
     const initTtl = optNumber(vm, L, 5, 0);
+    key.bytes = vm.heap();
     const v = d.incr(key, by, init, initTtl);
     if (v === undefined) return pushFail(vm, L, d.err ?? 'not found');
     vm.pushNumber(L, v);
@@ -645,26 +727,29 @@ const impls: Record<string, Impl> = {
     const api = vm.api;
     switch (op) {
       case 'ttl': {
-        const key = keyArg(vm, L, 3);
+        const key = dictKey(vm, L, 3);
         if (key === null) return pushFail(vm, L, 'nil key');
+        key.bytes = vm.heap();
         const t = d.ttl(key);
         if (t === undefined) return pushFail(vm, L, d.err ?? 'not found');
         vm.pushNumber(L, t);
         return 1;
       }
       case 'expire': {
-        const key = keyArg(vm, L, 3);
+        const key = dictKey(vm, L, 3);
         if (key === null) return pushFail(vm, L, 'nil key');
-        const ok = d.expire(key, optNumber(vm, L, 4, 0));
+        const exptime = optNumber(vm, L, 4, 0);
+        key.bytes = vm.heap();
+        const ok = d.expire(key, exptime);
         if (!ok) return pushFail(vm, L, d.err ?? 'not found');
         api._lua_pushboolean(L, 1);
         return 1;
       }
       case 'get_keys': {
-        const keys = d.getKeys(optNumber(vm, L, 3, 1024));
+        const keys = d.getKeyBytes(optNumber(vm, L, 3, 1024));
         api._lua_createtable(L, keys.length, 0);
         for (let i = 0; i < keys.length; i++) {
-          vm.pushString(L, keys[i]!);
+          vm.pushBytes(L, keys[i]!);
           vm.rawseti(L, -2, i + 1);
         }
         return 1;
@@ -721,6 +806,55 @@ const impls: Record<string, Impl> = {
     req.ctxRef = api._luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
   },
+  tonumber(L, vm) {
+    // The prelude's tonumber(s) for a string: the decimal forms, parsed here; anything
+    // else returns nothing, and Lua's own conversion decides. Lua 5.4 in this build
+    // parses a float with musl's exact strtod, ≈ 2 µs for "0.001"; JS's Number is as
+    // exact (both round correctly) at a fraction of that.
+    const p = vm.stringAt(L, 1);
+    const n = vm.strLen;
+    if (p === 0 || n > 64) return 0;
+    const h = vm.heap();
+    const end = p + n;
+    let i = p;
+    while (i < end && isSpace(h[i]!)) i++;
+    const start = i;
+    if (i < end && (h[i] === 0x2d || h[i] === 0x2b)) i++;
+    let digits = 0;
+    while (i < end && isDigit(h[i]!)) {
+      i++;
+      digits++;
+    }
+    let float = false;
+    if (i < end && h[i] === 0x2e) {
+      float = true;
+      i++;
+      while (i < end && isDigit(h[i]!)) {
+        i++;
+        digits++;
+      }
+    }
+    if (digits === 0) return 0;
+    if (i < end && (h[i]! | 0x20) === 0x65) {
+      float = true;
+      i++;
+      if (i < end && (h[i] === 0x2d || h[i] === 0x2b)) i++;
+      let exp = 0;
+      while (i < end && isDigit(h[i]!)) {
+        i++;
+        exp++;
+      }
+      if (exp === 0) return 0;
+    }
+    const stop = i;
+    while (i < end && isSpace(h[i]!)) i++;
+    // Trailing bytes (hex, a NUL, words) and integers that may not fit a double exactly: Lua's rules.
+    if (i !== end || (!float && digits > 15)) return 0;
+    const v = Number(String.fromCharCode.apply(null, h.subarray(start, stop) as unknown as number[]));
+    if (float) vm.api._lua_pushnumber(L, v);
+    else vm.pushInteger(L, v);
+    return 1;
+  },
   json_decode(L, vm) {
     const s = keyArg(vm, L, 1);
     if (s === null) throw new LuaRaise('bad argument #1 to decode (string expected)');
@@ -734,6 +868,15 @@ const impls: Record<string, Impl> = {
     return 1;
   },
 };
+
+/** C's isspace in the C locale, as Lua's conversions use it */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
 
 function decodeArg(s: string): string {
   const plus = s.replaceAll('+', ' ');

@@ -119,32 +119,37 @@ ngx.req = {
 ngx.worker = { id = tg.worker_id, count = tg.worker_count, pid = tg.worker_pid, exiting = function() return false end }
 ngx.config = { subsystem = "http", debug = false, ngx_lua_version = 10026, nginx_version = 1022001, prefix = tg.prefix }
 
--- ngx.shared.<dict>: one object per dictionary, its methods closing over the id JS gave it.
-local dict_methods = {}
-local dget, dset, dincr, dop = tg.dict_get, tg.dict_set, tg.dict_incr, tg.dict_op
-function dict_methods.get(self, key) return dget(self[1], key, false) end
-function dict_methods.get_stale(self, key) return dget(self[1], key, true) end
-function dict_methods.set(self, key, value, exptime, flags) return dset(self[1], 0, key, value, exptime, flags) end
-function dict_methods.safe_set(self, key, value, exptime, flags) return dset(self[1], 1, key, value, exptime, flags) end
-function dict_methods.add(self, key, value, exptime, flags) return dset(self[1], 2, key, value, exptime, flags) end
-function dict_methods.safe_add(self, key, value, exptime, flags) return dset(self[1], 3, key, value, exptime, flags) end
-function dict_methods.replace(self, key, value, exptime, flags) return dset(self[1], 4, key, value, exptime, flags) end
-function dict_methods.delete(self, key) return dset(self[1], 0, key, nil) end
-function dict_methods.incr(self, key, value, init, init_ttl) return dincr(self[1], key, value, init, init_ttl) end
-function dict_methods.ttl(self, key) return dop(self[1], "ttl", key) end
-function dict_methods.expire(self, key, exptime) return dop(self[1], "expire", key, exptime) end
-function dict_methods.get_keys(self, max) return dop(self[1], "get_keys", max) end
-function dict_methods.flush_expired(self, max) return dop(self[1], "flush_expired", max) end
-function dict_methods.flush_all(self) return dop(self[1], "flush_all") end
-function dict_methods.capacity(self) return dop(self[1], "capacity") end
-function dict_methods.free_space(self) return dop(self[1], "free_space") end
+-- ngx.shared.<dict>: one object per dictionary, holding the id JS gave it at [1]; the
+-- hot methods are the C functions themselves (no Lua call in between).
+local dop = tg.dict_op
+local dict_methods = {
+  get = tg.dict_get, get_stale = tg.dict_get_stale, set = tg.dict_set, safe_set = tg.dict_safe_set,
+  add = tg.dict_add, safe_add = tg.dict_safe_add, replace = tg.dict_replace, incr = tg.dict_incr,
+}
+local dset = tg.dict_set
+function dict_methods.delete(self, key) return dset(self, key, nil) end
+function dict_methods.ttl(self, key) return dop(self, "ttl", key) end
+function dict_methods.expire(self, key, exptime) return dop(self, "expire", key, exptime) end
+function dict_methods.get_keys(self, max) return dop(self, "get_keys", max) end
+function dict_methods.flush_expired(self, max) return dop(self, "flush_expired", max) end
+function dict_methods.flush_all(self) return dop(self, "flush_all") end
+function dict_methods.capacity(self) return dop(self, "capacity") end
+function dict_methods.free_space(self) return dop(self, "free_space") end
 local dict_mt = { __index = dict_methods }
 
+-- Every dict object made is kept here too (out of scripts' reach, for the state's life):
+-- JS knows them by address (lua-host.ts dictTables).
+local dict_objects = {}
 ngx.shared = setmetatable({}, {
   __index = function(t, name)
     local id = tg.dict_id(name)
     if id == nil then return nil end
-    local d = setmetatable({ id }, dict_mt)
+    local d = dict_objects[id + 1]
+    if d == nil then
+      d = setmetatable({ id }, dict_mt)
+      tg.dict_register(d, id)
+      dict_objects[id + 1] = d
+    end
     rawset(t, name, d)
     return d
   end,
@@ -262,6 +267,19 @@ function load(chunk, name, mode, ...)
   local make = checked and raw_load(checked, name or chunk, "t", ...)
   if make then return make(tick) end
   return function(...) hook_on() return f(...) end
+end
+-- tonumber: a string without a base goes to JS first (lua-ngx.ts: decimal forms, the
+-- same value Lua gives, several times faster than this build's strtod), then to Lua's.
+do
+  local tonumber, fast = tonumber, tg.tonumber
+  _G.tonumber = function(...)
+    local v, base = ...
+    if base == nil and type(v) == "string" then
+      local n = fast(v)
+      if n ~= nil then return n end
+    end
+    return (tonumber(...))
+  end
 end
 function print(...) return ngx.log(ngx.NOTICE, ...) end
 _G.ngx = ngx

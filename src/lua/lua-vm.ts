@@ -24,6 +24,7 @@ export interface LuaRawApi {
   _lua_tonumberx(L: number, idx: number, isnum: number): number;
   _lua_toboolean(L: number, idx: number): number;
   _lua_touserdata(L: number, idx: number): number;
+  _lua_topointer(L: number, idx: number): number;
   _lua_pushnil(L: number): void;
   _lua_pushnumber(L: number, n: number): void;
   _lua_pushinteger(L: number, ...n: (number | bigint)[]): void;
@@ -87,6 +88,12 @@ export const enum LuaStatus {
 const utf8 = new TextDecoder('utf-8');
 const STRING_CACHE_SLOTS = 256;
 const encoder = new TextEncoder();
+/** BigInts of small integers, made once: lua_Integer arguments are BigInts, and most are small */
+const SMALL_INTS = 1024;
+const smallBigInts: readonly bigint[] = Array.from({ length: SMALL_INTS }, (_, i) => BigInt(i));
+function big(v: number): bigint {
+  return v >= 0 && v < SMALL_INTS ? smallBigInts[v]! : BigInt(v);
+}
 
 /**
  * The thread's Lua module with the conversions every caller needs. A lua_State lives
@@ -105,8 +112,12 @@ export class LuaVm {
   private readonly cachedAt = new Int32Array(STRING_CACHE_SLOTS).fill(-1);
   private readonly cachedStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
+  /** the module's memory as bytes, as last seen: see heap() */
+  private heapView: Uint8Array;
+
   constructor(api: LuaRawApi) {
     this.api = api;
+    this.heapView = api.HEAPU8;
     // A raw wasm export's length is its parameter count: (L, n) with BigInt, (L, lo, hi)
     // without; wasmoon 1.16 is built with BigInt (its wrapper's length is 0).
     this.bigint = api._lua_pushinteger.length !== 3;
@@ -115,14 +126,25 @@ export class LuaVm {
     this.lenPtr = api._malloc(8);
   }
 
+  /**
+   * The module's memory as bytes. Growing the memory detaches the old buffer (its view
+   * reads as empty), so the view is fetched again only then, not through the module's
+   * property on every use. Call it after the last lua_* call that may allocate.
+   */
+  heap(): Uint8Array {
+    const h = this.heapView;
+    if (h.length !== 0) return h;
+    return (this.heapView = this.api.HEAPU8);
+  }
+
   /** A NUL-terminated copy of `s` in the module's memory, kept for the thread's life (field names, chunk names). */
   cstr(s: string): number {
     let p = this.cstrings.get(s);
     if (p === undefined) {
       const bytes = encoder.encode(s);
       p = this.api._malloc(bytes.length + 1);
-      this.api.HEAPU8.set(bytes, p);
-      this.api.HEAPU8[p + bytes.length] = 0;
+      this.heap().set(bytes, p);
+      this.heap()[p + bytes.length] = 0;
       this.cstrings.set(s, p);
     }
     return p;
@@ -139,7 +161,7 @@ export class LuaVm {
   pushString(L: number, s: string): void {
     const n = s.length;
     this.ensureScratch(n * 3);
-    const heap = this.api.HEAPU8;
+    const heap = this.heap();
     const at = this.scratch;
     let i = 0;
     for (; i < n; i++) {
@@ -155,7 +177,7 @@ export class LuaVm {
   /** Pushes raw bytes as a Lua string. */
   pushBytes(L: number, bytes: Uint8Array): void {
     this.ensureScratch(bytes.length);
-    this.api.HEAPU8.set(bytes, this.scratch);
+    this.heap().set(bytes, this.scratch);
     this.api._lua_pushlstring(L, this.scratch, bytes.length);
   }
 
@@ -166,17 +188,17 @@ export class LuaVm {
   }
 
   pushInteger(L: number, v: number): void {
-    if (this.bigint) this.api._lua_pushinteger(L, BigInt(v));
+    if (this.bigint) this.api._lua_pushinteger(L, big(v));
     else this.api._lua_pushinteger(L, v | 0, Math.floor(v / 4294967296) | 0);
   }
 
   rawseti(L: number, idx: number, i: number): void {
-    if (this.bigint) this.api._lua_rawseti(L, idx, BigInt(i));
+    if (this.bigint) this.api._lua_rawseti(L, idx, big(i));
     else this.api._lua_rawseti(L, idx, i, 0);
   }
 
   rawgeti(L: number, idx: number, i: number): number {
-    return this.bigint ? this.api._lua_rawgeti(L, idx, BigInt(i)) : this.api._lua_rawgeti(L, idx, i, 0);
+    return this.bigint ? this.api._lua_rawgeti(L, idx, big(i)) : this.api._lua_rawgeti(L, idx, i, 0);
   }
 
   /** The string (or number, converted) at `idx`, or null for any other type. */
@@ -184,7 +206,7 @@ export class LuaVm {
     const api = this.api;
     const p = api._lua_tolstring(L, idx, this.lenPtr);
     if (p === 0) return null;
-    const heap = api.HEAPU8;
+    const heap = this.heap();
     const len = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     if (len <= 32) {
       // Short strings (variable and header names, keys) are the same few on every
@@ -209,12 +231,40 @@ export class LuaVm {
     return utf8.decode(heap.subarray(p, p + len));
   }
 
+  /** after stringAt: the string's length in bytes */
+  strLen = 0;
+
+  /**
+   * The address in the module's memory of the string (or number, converted) at `idx`,
+   * or 0 when it is neither; its length in `strLen`. Valid while the value stays on the
+   * stack and nothing grows the module's memory (take heap() after the last lua_* call).
+   */
+  stringAt(L: number, idx: number): number {
+    const api = this.api;
+    const p = api._lua_tolstring(L, idx, this.lenPtr);
+    if (p === 0) return 0;
+    const heap = this.heap();
+    this.strLen = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
+    return p;
+  }
+
+  /** The scratch buffer's address after making it at least `n` bytes (may allocate: take addresses of Lua strings after). */
+  scratchFor(n: number): number {
+    this.ensureScratch(n);
+    return this.scratch;
+  }
+
+  /** the scratch buffer's size in bytes */
+  get scratchSize(): number {
+    return this.scratchBytes;
+  }
+
   /** Bytes of the string at `idx` (a copy), or null when it is not a string or number. */
   toBytes(L: number, idx: number): Uint8Array | null {
     const api = this.api;
     const p = api._lua_tolstring(L, idx, this.lenPtr);
     if (p === 0) return null;
-    const heap = api.HEAPU8;
+    const heap = this.heap();
     const len = heap[this.lenPtr]! | (heap[this.lenPtr + 1]! << 8) | (heap[this.lenPtr + 2]! << 16) | (heap[this.lenPtr + 3]! << 24);
     return heap.slice(p, p + len);
   }
@@ -227,7 +277,7 @@ export class LuaVm {
   load(L: number, source: string, name: string): string | null {
     const bytes = encoder.encode(source);
     this.ensureScratch(bytes.length);
-    this.api.HEAPU8.set(bytes, this.scratch);
+    this.heap().set(bytes, this.scratch);
     // Text only: binary chunks can crash the VM.
     const status = this.api._luaL_loadbufferx(L, this.scratch, bytes.length, this.cstr(name), this.cstr('t'));
     if (status === LuaStatus.Ok) return null;
@@ -258,9 +308,19 @@ async function instantiateCapturing(load: () => Promise<{ module: LuaRawApi }>):
   const original = wa.instantiate;
   let exports: Exports | null = null;
   wa.instantiate = async (...args: unknown[]) => {
-    const r = await original.apply(wa, args);
     const imports = args[1] as { env?: Record<string, unknown> } | undefined;
-    if (imports?.env?._emscripten_throw_longjmp !== undefined && r.instance !== undefined) exports = r.instance.exports;
+    const env = imports?.env;
+    const ours = env?._emscripten_throw_longjmp !== undefined;
+    let invoke: Invoke | null = null;
+    if (ours && typeof env!.invoke_vii === 'function') {
+      invoke = new Invoke();
+      env!.invoke_vii = invoke.vii;
+    }
+    const r = await original.apply(wa, args);
+    if (ours && r.instance !== undefined) {
+      exports = r.instance.exports;
+      invoke?.attach(exports);
+    }
     return r;
   };
   try {
@@ -271,17 +331,60 @@ async function instantiateCapturing(load: () => Promise<{ module: LuaRawApi }>):
   }
 }
 
+/**
+ * Emscripten's `invoke_vii`, through which luaD_rawrunprotected (setjmp: every
+ * lua_pcall) calls its function, as the module's glue has it but without the check
+ * of its build: that one reads the function table (WebAssembly.Table.get, slow) on every
+ * call to assert that its copy of the entry is current. Here the entry is read once:
+ * the functions called this way are the module's own (never replaced; tidegate only
+ * adds to the table). A longjmp arrives as a number thrown: the stack is restored
+ * and setThrew(1, 0) records it, as the glue does.
+ */
+class Invoke {
+  private table: { get(i: number): (a: number, b: number) => void } | null = null;
+  private stackSave: () => number = () => 0;
+  private stackRestore: (sp: number) => void = () => undefined;
+  private setThrew: (threw: number, value: number) => void = () => undefined;
+  private readonly entries = new Map<number, (a: number, b: number) => void>();
+
+  attach(exports: Exports): void {
+    this.table = exports.__indirect_function_table as Invoke['table'];
+    this.stackSave = exports.stackSave as () => number;
+    this.stackRestore = exports.stackRestore as (sp: number) => void;
+    this.setThrew = exports.setThrew as (threw: number, value: number) => void;
+  }
+
+  readonly vii = (index: number, a: number, b: number): void => {
+    const sp = this.stackSave();
+    try {
+      let f = this.entries.get(index);
+      if (f === undefined) {
+        f = this.table!.get(index);
+        this.entries.set(index, f);
+      }
+      f(a, b);
+    } catch (e) {
+      this.stackRestore(sp);
+      if (e !== (e as number) + 0) throw e;
+      this.setThrew(1, 0);
+    }
+  };
+}
+
 /** The module's API with its raw exports in place of the wrapped ones, where there are. */
 function rawApi(module: LuaRawApi, exports: Exports | null): LuaRawApi {
   if (exports === null) return module;
-  const api: Record<string, unknown> = {};
+  const entries: [string, unknown][] = [];
   for (const key of Object.keys(module)) {
     if (!key.startsWith('_lua') && key !== '_malloc' && key !== '_free') continue;
     const raw = exports[key.slice(1)];
-    api[key] = typeof raw === 'function' ? raw : (module as unknown as Record<string, unknown>)[key];
+    entries.push([key, typeof raw === 'function' ? raw : (module as unknown as Record<string, unknown>)[key]]);
   }
+  entries.push(['addFunction', module.addFunction.bind(module)]);
+  // Made in one go: an object given its ≈ 150 properties one by one is left in V8's
+  // dictionary mode, where every `api._lua_*` call is a hash lookup (≈ 10 ns each).
+  const api = Object.fromEntries(entries);
   Object.defineProperty(api, 'HEAPU8', { get: () => module.HEAPU8 });
-  api.addFunction = module.addFunction.bind(module);
   return api as unknown as LuaRawApi;
 }
 

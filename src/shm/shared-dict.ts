@@ -67,19 +67,41 @@ const kSpins = 64;
 /** What a failed operation reports, as OpenResty's second return value. */
 export type DictError = 'not found' | 'exists' | 'no memory' | 'not a number' | 'key too long' | 'empty key' | 'bad value';
 
-// Scratch for encoding the key and a string value of the current operation: every
-// operation runs to completion synchronously, so one per thread is enough.
-let scratch = Buffer.allocUnsafe(4096);
-function ensureScratch(n: number): void {
-  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2));
+// Scratch for encoding a string key, and for a string value, of the current operation
+// (two, so that growing one never loses the other's bytes): every operation runs to
+// completion synchronously, so one of each per thread is enough.
+let keyScratch = Buffer.allocUnsafe(1024);
+let valueScratch = Buffer.allocUnsafe(4096);
+function keyScratchFor(n: number): Buffer {
+  if (keyScratch.length < n) keyScratch = Buffer.allocUnsafe(Math.max(n, keyScratch.length * 2));
+  return keyScratch;
+}
+function valueScratchFor(n: number): Buffer {
+  if (valueScratch.length < n) valueScratch = Buffer.allocUnsafe(Math.max(n, valueScratch.length * 2));
+  return valueScratch;
 }
 
 /** FNV-1a over bytes: keys are compared as bytes, so they are hashed as bytes. */
-function fnv1a(buf: Buffer, len: number): number {
+function fnv1a(buf: Uint8Array, at: number, len: number): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < len; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  for (let i = at, end = at + len; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h | 0;
 }
+
+/**
+ * Bytes in a caller's buffer (for Lua: a string in the VM's memory), as a key or a
+ * string value: compared, hashed and copied where they lie, with no JS string in
+ * between, so any bytes round-trip (a JS string key is its UTF-8 bytes). A caller keeps
+ * one and refills it per operation; the dictionary reads it only during the call.
+ */
+export class DictBytes {
+  bytes: Uint8Array = new Uint8Array(0);
+  at = 0;
+  len = 0;
+}
+
+/** A key: a JS string (its UTF-8 bytes) or bytes. */
+export type DictKey = string | DictBytes;
 
 export interface DictStats {
   readonly capacityBytes: number;
@@ -112,6 +134,12 @@ export class SharedDict {
   /** after `get`: the item's user flags */
   flags = 0;
 
+  /** after `getInto`: a number or boolean (0/1) value */
+  number = 0;
+
+  /** the prepared key: keyLen bytes of keySrc from keyAt */
+  private keySrc: Uint8Array = keyScratch;
+  private keyAt = 0;
   private keyLen = 0;
   private keyHash = 0;
 
@@ -197,61 +225,110 @@ export class SharedDict {
   // ---- public operations ------------------------------------------------------------
 
   /** The value, or undefined when missing or expired (err null) or for a bad key (err set). `flags` holds the item's flags. */
-  get(key: string): DictValue | undefined {
+  get(key: DictKey): DictValue | undefined {
     return this.read(key, false);
   }
 
   /** Like get, but an expired item is still returned (OpenResty get_stale); `stale` says whether it had expired. */
-  getStale(key: string): DictValue | undefined {
+  getStale(key: DictKey): DictValue | undefined {
     return this.read(key, true);
   }
 
   /** after `getStale`: the value returned had expired */
   stale = false;
 
-  private read(key: string, allowStale: boolean): DictValue | undefined {
+  private read(key: DictKey, allowStale: boolean): DictValue | undefined {
+    const type = this.readInto(key, allowStale, null);
+    switch (type) {
+      case 0:
+        return undefined;
+      case DictValueType.Number:
+        return this.number;
+      case DictValueType.Boolean:
+        return this.number !== 0;
+      default:
+        return valueScratch.toString('utf8', 0, this.valueLen);
+    }
+  }
+
+  /**
+   * get (`allowStale` false) or get_stale for a caller that takes bytes: the value's
+   * type, or 0 when missing or expired (err null) or for a bad key (err set). A number
+   * or boolean is in `number`. A string's bytes are copied into `out` when they fit in
+   * its `len` bytes from `at` (then `out.len` is their length); when they do not, or
+   * `out` is null, they are in `out` as the dictionary's own scratch (`bytes`, `at` 0,
+   * `len`), valid until its next operation. `flags` and `stale` as for get.
+   */
+  getInto(key: DictKey, allowStale: boolean, out: DictBytes | null): DictValueType | 0 {
+    return this.readInto(key, allowStale, out);
+  }
+
+  /** a string value's length after readInto(…, null): its bytes are valueScratch[0..valueLen) */
+  private valueLen = 0;
+
+  private readInto(key: DictKey, allowStale: boolean, out: DictBytes | null): DictValueType | 0 {
     this.reset();
-    if (!this.prepareKey(key)) return undefined;
+    if (!this.prepareKey(key)) return 0;
     this.lock();
     try {
       const it = this.find();
-      if (it < 0) return undefined;
+      if (it < 0) return 0;
       const expired = this.isExpired(it, this.clock());
-      if (expired && !allowStale) return undefined;
+      if (expired && !allowStale) return 0;
       this.stale = expired;
       if (!expired) this.touch(it);
-      this.flags = this.i32[this.head(it) + kItemFlagsInt32]! >>> 0;
-      return this.valueOf(it);
+      const h = this.head(it);
+      this.flags = this.i32[h + kItemFlagsInt32]! >>> 0;
+      const type = this.i32[h + kItemTypeInt32]! as DictValueType;
+      if (type !== DictValueType.String) {
+        this.number = this.f64[(h + kItemNumberF64Int32) >> 1]!;
+        return type;
+      }
+      const k = this.i32[h + kItemKeyBytesInt32]!;
+      const n = this.i32[h + kItemValueBytesInt32]!;
+      if (out !== null && n <= out.len) {
+        this.readData(it, k, n, out.bytes, out.at);
+        out.len = n;
+        return type;
+      }
+      this.readData(it, k, n, valueScratchFor(n), 0);
+      this.valueLen = n;
+      if (out !== null) {
+        out.bytes = valueScratch;
+        out.at = 0;
+        out.len = n;
+      }
+      return type;
     } finally {
       this.unlock();
     }
   }
 
   /** Stores the value (undefined/null deletes). `exptime` seconds, 0 = never. May evict (forcible). */
-  set(key: string, value: DictValue | null | undefined, exptime = 0, flags = 0): boolean {
+  set(key: DictKey, value: DictValue | DictBytes | null | undefined, exptime = 0, flags = 0): boolean {
     return this.write(key, value, exptime, flags, Mode.Set, true);
   }
 
   /** set that never evicts a valid item: fails with "no memory" instead */
-  safeSet(key: string, value: DictValue | null | undefined, exptime = 0, flags = 0): boolean {
+  safeSet(key: DictKey, value: DictValue | DictBytes | null | undefined, exptime = 0, flags = 0): boolean {
     return this.write(key, value, exptime, flags, Mode.Set, false);
   }
 
   /** set only when the key is missing (or expired); fails with "exists" */
-  add(key: string, value: DictValue, exptime = 0, flags = 0): boolean {
+  add(key: DictKey, value: DictValue | DictBytes, exptime = 0, flags = 0): boolean {
     return this.write(key, value, exptime, flags, Mode.Add, true);
   }
 
-  safeAdd(key: string, value: DictValue, exptime = 0, flags = 0): boolean {
+  safeAdd(key: DictKey, value: DictValue | DictBytes, exptime = 0, flags = 0): boolean {
     return this.write(key, value, exptime, flags, Mode.Add, false);
   }
 
   /** set only when the key exists (and has not expired); fails with "not found" */
-  replace(key: string, value: DictValue, exptime = 0, flags = 0): boolean {
+  replace(key: DictKey, value: DictValue | DictBytes, exptime = 0, flags = 0): boolean {
     return this.write(key, value, exptime, flags, Mode.Replace, true);
   }
 
-  delete(key: string): boolean {
+  delete(key: DictKey): boolean {
     return this.write(key, undefined, 0, 0, Mode.Set, true);
   }
 
@@ -260,7 +337,7 @@ export class SharedDict {
    * `init` is given: then it starts from `init` with expiry `initTtl` seconds (0 = never).
    * An existing item keeps its expiry. The new value, or undefined with `err`.
    */
-  incr(key: string, by: number, init?: number, initTtl = 0): number | undefined {
+  incr(key: DictKey, by: number, init?: number, initTtl = 0): number | undefined {
     this.reset();
     if (!Number.isFinite(by) || (init !== undefined && !Number.isFinite(init))) {
       this.err = 'not a number';
@@ -290,7 +367,7 @@ export class SharedDict {
       if (it >= 0) this.remove(it);
       this.expireSome(now, 2);
       const v = init + by;
-      if (!this.insert(DictValueType.Number, v, 0, initTtl > 0 ? now + initTtl * 1000 : 0, 0, true, now)) return undefined;
+      if (!this.insert(DictValueType.Number, v, valueScratch, 0, 0, initTtl > 0 ? now + initTtl * 1000 : 0, 0, true, now)) return undefined;
       return v;
     } finally {
       this.unlock();
@@ -306,7 +383,7 @@ export class SharedDict {
   }
 
   /** Seconds until the item expires (0: never), or undefined with err "not found". */
-  ttl(key: string): number | undefined {
+  ttl(key: DictKey): number | undefined {
     this.reset();
     if (!this.prepareKey(key)) return undefined;
     this.lock();
@@ -322,7 +399,7 @@ export class SharedDict {
   }
 
   /** Sets a new expiry on an existing item (`exptime` seconds, 0 = never); false with err "not found". */
-  expire(key: string, exptime: number): boolean {
+  expire(key: DictKey, exptime: number): boolean {
     this.reset();
     if (!this.prepareKey(key)) return false;
     this.lock();
@@ -339,14 +416,25 @@ export class SharedDict {
 
   /** Unexpired keys, most recently used first; at most `max` of them (0: all). OpenResty's default is 1024. */
   getKeys(max = 1024): string[] {
+    return this.keys(max).map((k) => k.toString('utf8'));
+  }
+
+  /** getKeys as bytes (copies): keys that are not UTF-8 come back as they were written. */
+  getKeyBytes(max = 1024): Uint8Array[] {
+    return this.keys(max);
+  }
+
+  private keys(max: number): Buffer[] {
     this.reset();
-    const out: string[] = [];
+    const out: Buffer[] = [];
     this.lock();
     try {
       const now = this.clock();
       for (let it = this.i32[this.base + kDictLruHeadInt32]!; it >= 0; it = this.i32[this.head(it) + kItemLruNextInt32]!) {
         if (this.isExpired(it, now)) continue;
-        out.push(this.keyOf(it));
+        const k = Buffer.allocUnsafe(this.i32[this.head(it) + kItemKeyBytesInt32]!);
+        this.readData(it, 0, k.length, k, 0);
+        out.push(k);
         if (max > 0 && out.length >= max) break;
       }
     } finally {
@@ -464,20 +552,34 @@ export class SharedDict {
     this.stale = false;
   }
 
-  /** Encodes the key into scratch[0..keyLen) and hashes it; false with err for an empty or too long key. */
-  private prepareKey(key: string): boolean {
-    if (typeof key !== 'string' || key.length === 0) {
+  /** Takes the key's bytes (a string encoded into keyScratch) and hashes them; false with err for an empty or too long key. */
+  private prepareKey(key: DictKey): boolean {
+    let src: Uint8Array;
+    let at = 0;
+    let n: number;
+    if (typeof key === 'string') {
+      src = keyScratchFor(key.length * 3);
+      n = key.length === 0 ? 0 : keyScratch.write(key, 0, 'utf8');
+    } else if (key instanceof DictBytes) {
+      src = key.bytes;
+      at = key.at;
+      n = key.len;
+    } else {
+      n = 0;
+      src = keyScratch;
+    }
+    if (n === 0) {
       this.err = 'empty key';
       return false;
     }
-    ensureScratch(key.length * 3);
-    const n = scratch.write(key, 0, 'utf8');
     if (n > kDictMaxKeyBytes) {
       this.err = 'key too long';
       return false;
     }
+    this.keySrc = src;
+    this.keyAt = at;
     this.keyLen = n;
-    this.keyHash = fnv1a(scratch, n);
+    this.keyHash = fnv1a(src, at, n);
     return true;
   }
 
@@ -504,17 +606,18 @@ export class SharedDict {
     return -1;
   }
 
-  /** Compares the item's key bytes with scratch[0..keyLen). */
+  /** Compares the item's key bytes with the prepared key's. */
   private keyEquals(it: number): boolean {
+    const key = this.keySrc;
     let want = this.keyLen;
-    let pos = 0;
+    let pos = this.keyAt;
     let byte = this.blockByte(it) + kItemDataByte;
     let room = kHeadDataBytes;
     let blk = this.i32[this.head(it) + kItemContInt32]!;
     const u8 = this.u8;
     while (want > 0) {
       const n = want < room ? want : room;
-      for (let i = 0; i < n; i++) if (u8[byte + i] !== scratch[pos + i]) return false;
+      for (let i = 0; i < n; i++) if (u8[byte + i] !== key[pos + i]) return false;
       pos += n;
       want -= n;
       if (want === 0) break;
@@ -525,9 +628,9 @@ export class SharedDict {
     return true;
   }
 
-  /** Copies `len` bytes of the item's data stream starting at `from` into scratch[at..). */
-  private readData(it: number, from: number, len: number, at: number): void {
-    ensureScratch(at + len);
+  /** Copies `len` bytes of the item's data stream starting at `from` into dst[at..). */
+  private readData(it: number, from: number, len: number, dst: Uint8Array, at: number): void {
+    const u8 = this.u8;
     let skip = from;
     let byte = this.blockByte(it) + kItemDataByte;
     let room = kHeadDataBytes;
@@ -539,7 +642,8 @@ export class SharedDict {
         skip -= room;
       } else {
         const n = Math.min(room - skip, want);
-        this.u8.copy(scratch, pos, byte + skip, byte + skip + n);
+        const src = byte + skip;
+        for (let i = 0; i < n; i++) dst[pos + i] = u8[src + i]!;
         pos += n;
         want -= n;
         skip = 0;
@@ -551,28 +655,30 @@ export class SharedDict {
     }
   }
 
-  private keyOf(it: number): string {
-    const n = this.i32[this.head(it) + kItemKeyBytesInt32]!;
-    // Past the prepared key, which the caller may still need.
-    const at = this.keyLen;
-    this.readData(it, 0, n, at);
-    return scratch.toString('utf8', at, at + n);
-  }
-
-  private valueOf(it: number): DictValue {
-    const h = this.head(it);
-    switch (this.i32[h + kItemTypeInt32]) {
-      case DictValueType.Number:
-        return this.f64[(h + kItemNumberF64Int32) >> 1]!;
-      case DictValueType.Boolean:
-        return this.f64[(h + kItemNumberF64Int32) >> 1] !== 0;
-      default: {
-        const k = this.i32[h + kItemKeyBytesInt32]!;
-        const n = this.i32[h + kItemValueBytesInt32]!;
-        const at = this.keyLen;
-        this.readData(it, k, n, at);
-        return scratch.toString('utf8', at, at + n);
+  /** Copies src[at..at + len) into the item's data stream (its blocks already linked) from `from`. */
+  private writeData(it: number, from: number, src: Uint8Array, at: number, len: number): void {
+    const u8 = this.u8;
+    let skip = from;
+    let byte = this.blockByte(it) + kItemDataByte;
+    let room = kHeadDataBytes;
+    let blk = this.i32[this.head(it) + kItemContInt32]!;
+    let pos = at;
+    let want = len;
+    while (want > 0) {
+      if (skip >= room) {
+        skip -= room;
+      } else {
+        const n = Math.min(room - skip, want);
+        const dst = byte + skip;
+        for (let i = 0; i < n; i++) u8[dst + i] = src[pos + i]!;
+        pos += n;
+        want -= n;
+        skip = 0;
+        if (want === 0) break;
       }
+      byte = this.blockByte(blk) + kContDataByte;
+      room = kContDataBytes;
+      blk = this.i32[this.blockBase + blk * kDictBlockInt32 + kContNextInt32]!;
     }
   }
 
@@ -664,18 +770,25 @@ export class SharedDict {
     return n;
   }
 
-  private write(key: string, value: DictValue | null | undefined, exptime: number, flags: number, mode: Mode, mayEvict: boolean): boolean {
+  private write(key: DictKey, value: DictValue | DictBytes | null | undefined, exptime: number, flags: number, mode: Mode, mayEvict: boolean): boolean {
     this.reset();
     if (!this.prepareKey(key)) return false;
     let type: DictValueType | 0;
     let num = 0;
+    let strSrc: Uint8Array = valueScratch;
+    let strAt = 0;
     let strBytes = 0;
     if (value === undefined || value === null) {
       type = 0;
     } else if (typeof value === 'string') {
       type = DictValueType.String;
-      ensureScratch(this.keyLen + value.length * 3);
-      strBytes = scratch.write(value, this.keyLen, 'utf8');
+      strSrc = valueScratchFor(value.length * 3);
+      strBytes = value.length === 0 ? 0 : valueScratch.write(value, 0, 'utf8');
+    } else if (value instanceof DictBytes) {
+      type = DictValueType.String;
+      strSrc = value.bytes;
+      strAt = value.at;
+      strBytes = value.len;
     } else if (typeof value === 'number') {
       type = DictValueType.Number;
       num = value;
@@ -699,17 +812,35 @@ export class SharedDict {
         this.err = 'not found';
         return false;
       }
+      if (it >= 0 && type !== 0 && this.i32[this.head(it) + kItemValueBytesInt32] === strBytes) {
+        // A value of the same size takes the item's place (OpenResty reuses it too): no unlinking, no allocating.
+        this.overwrite(it, type, num, strSrc, strAt, strBytes, exptime > 0 ? now + exptime * 1000 : 0, flags);
+        this.expireSome(now, 2);
+        return true;
+      }
       if (it >= 0) this.remove(it);
       if (type === 0) return true; // delete (set to nil)
       this.expireSome(now, 2);
-      return this.insert(type, num, strBytes, exptime > 0 ? now + exptime * 1000 : 0, flags, mayEvict, now);
+      return this.insert(type, num, strSrc, strAt, strBytes, exptime > 0 ? now + exptime * 1000 : 0, flags, mayEvict, now);
     } finally {
       this.unlock();
     }
   }
 
-  /** Allocates and links a new item for the prepared key; its string value (if any) is in scratch after the key. */
-  private insert(type: DictValueType, num: number, strBytes: number, expires: number, flags: number, mayEvict: boolean, now: number): boolean {
+  /** Gives an item a new value of its old value's size, and makes it the most recently used. */
+  private overwrite(it: number, type: DictValueType, num: number, strSrc: Uint8Array, strAt: number, strBytes: number, expires: number, flags: number): void {
+    const i32 = this.i32;
+    const h = this.head(it);
+    i32[h + kItemTypeInt32] = type;
+    i32[h + kItemFlagsInt32] = flags | 0;
+    this.f64[(h + kItemExpiresF64Int32) >> 1] = expires;
+    this.f64[(h + kItemNumberF64Int32) >> 1] = num;
+    if (strBytes > 0) this.writeData(it, i32[h + kItemKeyBytesInt32]!, strSrc, strAt, strBytes);
+    this.touch(it);
+  }
+
+  /** Allocates and links a new item for the prepared key; a string value is strSrc[strAt..strAt + strBytes). */
+  private insert(type: DictValueType, num: number, strSrc: Uint8Array, strAt: number, strBytes: number, expires: number, flags: number, mayEvict: boolean, now: number): boolean {
     const i32 = this.i32;
     const total = this.keyLen + strBytes;
     const need = blocksFor(total);
@@ -741,23 +872,18 @@ export class SharedDict {
     i32[h + kItemFlagsInt32] = flags | 0;
     this.f64[(h + kItemExpiresF64Int32) >> 1] = expires;
     this.f64[(h + kItemNumberF64Int32) >> 1] = num;
-    // Data: scratch[0..total) = key bytes then string bytes.
-    const u8 = this.u8;
-    let n = Math.min(total, kHeadDataBytes);
-    scratch.copy(u8, this.blockByte(it) + kItemDataByte, 0, n);
-    let pos = n;
+    // Data: the key's bytes, then the string's; the blocks first, then the bytes.
     let last = -1;
     i32[h + kItemContInt32] = -1;
-    while (pos < total) {
+    for (let pos = kHeadDataBytes; pos < total; pos += kContDataBytes) {
       const c = this.popBlock();
       i32[this.blockBase + c * kDictBlockInt32 + kContNextInt32] = -1;
       if (last < 0) i32[h + kItemContInt32] = c;
       else i32[this.blockBase + last * kDictBlockInt32 + kContNextInt32] = c;
-      n = Math.min(total - pos, kContDataBytes);
-      scratch.copy(u8, this.blockByte(c) + kContDataByte, pos, pos + n);
-      pos += n;
       last = c;
     }
+    this.writeData(it, 0, this.keySrc, this.keyAt, this.keyLen);
+    if (strBytes > 0) this.writeData(it, this.keyLen, strSrc, strAt, strBytes);
     const bucket = this.bucketBase + (this.keyHash & this.mask);
     i32[h + kItemChainInt32] = i32[bucket]!;
     i32[bucket] = it;

@@ -209,6 +209,14 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
       put("bool", d:set("b", true) and d:get("b"))
       put("badval", d:set("t", {}))
       put("nilkey", d:get(nil))
+      local okz, errz = pcall(d.get, "a")
+      put("zone", okz, errz and errz:find('bad "zone" argument', 1, true) ~= nil)
+      local okf, errf = pcall(d.get, setmetatable({ 0 }, getmetatable(d)), "a")
+      put("fake", okf, errf and errf:find('bad "zone" argument', 1, true) ~= nil)
+      ngx.shared.counts = nil
+      collectgarbage()
+      put("again", ngx.shared.counts == d, ngx.shared.counts:get("b"))
+      put("extra", d:get("b", true))
       local keys = d:get_keys(0)
       table.sort(keys)
       put("keys", table.concat(keys, "|"))
@@ -236,8 +244,116 @@ test('ngx.shared: get/set/add/replace/delete/incr/ttl/expire/get_keys/flush_expi
   assert.equal(out.bool, 'true,nil,nil');
   assert.equal(out.badval, 'false,bad value type,false');
   assert.equal(out.nilkey, 'nil,nil key,nil');
+  assert.equal(out.zone, 'false,true,nil', 'd.get(key) (not d:get) is refused as OpenResty does');
+  assert.equal(out.fake, 'false,true,nil', 'a table made to look like a dict object is refused');
+  assert.equal(out.again, 'true,true,nil', 'a script that drops ngx.shared.counts gets the same object back');
+  assert.equal(out.extra, 'true,nil,nil', 'an extra argument to get is ignored (it is not get_stale)');
   assert.equal(out.keys, 'a-str|b|n|s,nil,nil');
   assert.equal(dicts.get('counts')!.get('n'), 15, 'the JS side sees what Lua wrote');
+  host.close();
+});
+
+test('ngx.shared keys and values are byte strings: binary and non-ASCII bytes round-trip unchanged and distinct keys stay distinct', () => {
+  const host = newHost();
+  const counts = dicts.get('counts')!;
+  counts.flushAll();
+  const p = policy(host, {
+    access: `
+      local d = ngx.shared.counts
+      local bad = {}
+      local function check(what, got, want) if got ~= want then bad[#bad + 1] = what .. ":" .. tostring(got and #got) end end
+      local bin = "\\0\\255\\254\\128ab\\0c"
+      local long = string.rep("\\200\\1", 40) .. "tail"
+      -- two keys that are not UTF-8 and differ in one byte
+      d:set("\\200\\1", "first")
+      d:set("\\201\\1", "second")
+      check("k1", d:get("\\200\\1"), "first")
+      check("k2", d:get("\\201\\1"), "second")
+      d:set("bin", bin)
+      check("bin", d:get("bin"), bin)
+      d:set(long, long, 100)
+      check("long", d:get(long), long)
+      check("stale", (d:get_stale(long)), long)
+      if math.ceil(d:ttl(long) or -1) ~= 100 then bad[#bad + 1] = "ttl" end
+      d:set("utf8", "h\\195\\169llo \\226\\130\\172")
+      d:set("h\\195\\169", 1)
+      d:incr("h\\195\\169", 2)
+      local addr = ngx.var.binary_remote_addr
+      d:set(addr, addr)
+      check("addr", d:get(addr), addr)
+      d:incr("\\255n", 1, 0)
+      d:incr("\\255n", 1, 0)
+      if d:get("\\255n") ~= 2 then bad[#bad + 1] = "incr" end
+      if not d:add("\\202\\1", "x") or d:add("\\202\\1", "y") then bad[#bad + 1] = "add" end
+      d:delete("\\201\\1")
+      check("deleted", d:get("\\201\\1"), nil)
+      check("kept", d:get("\\200\\1"), "first")
+      local found = 0
+      for _, k in ipairs(d:get_keys(0)) do if k == "\\200\\1" or k == long or k == addr or k == "\\255n" then found = found + 1 end end
+      if found ~= 4 then bad[#bad + 1] = "keys:" .. found end
+      ngx.header["X-Bad"] = table.concat(bad, " ")
+    `,
+  });
+  const ctx = request();
+  events.length = 0;
+  assert.equal(p.access(ctx), null, JSON.stringify(events));
+  assert.equal(header(ctx.responseHeaders, 'x-bad'), '', 'every value read back as the bytes written');
+  assert.equal(counts.get('utf8'), 'héllo €', 'UTF-8 written by Lua reads as that text in JS');
+  assert.equal(counts.get('hé'), 3, 'a UTF-8 key from Lua is the same key as the JS string');
+  host.close();
+});
+
+test('ngx.shared and ngx.var still read the right bytes after the module\'s memory grows during a call', () => {
+  const host = newHost();
+  const before = vm.api.HEAPU8.length;
+  const p = policy(host, {
+    access: `
+      local d = ngx.shared.counts
+      d:set("grow-a", "before")
+      local big = string.rep("ab", 24 * 1024 * 1024)
+      d:set("grow-b", big:sub(1, 6) .. ngx.var.http_x_user_id)
+      local big2 = big .. "c"
+      ngx.header["X-Grow"] = d:get("grow-a") .. "," .. d:get("grow-b") .. "," .. #big2
+    `,
+  });
+  const ctx = request();
+  events.length = 0;
+  assert.equal(p.access(ctx), null, JSON.stringify(events));
+  assert.ok(vm.api.HEAPU8.length > before, 'the memory grew');
+  assert.equal(header(ctx.responseHeaders, 'x-grow'), `before,ababab${'alice'},${48 * 1024 * 1024 + 1}`);
+  host.close();
+});
+
+test('tonumber gives what Lua\'s own conversion gives (the decimal forms are parsed in JS); $request_time has millisecond resolution', () => {
+  const host = newHost();
+  const p = policy(host, {
+    access: `
+      local cases = { "0.001", "1", "-12", "+5", "007", "-0", "-0.0", "1.", ".5", "-.5", "1e5", "1E-3", "2.5e+2", " 42 ", "\\t3.25\\n",
+        "123456789012345", "1234567890123456", "12345678901234567890", "9007199254740993.0", "1e400", "-1e400", "4.9e-324",
+        "0x10", "0x1p4", "1e", "e1", ".", "-", "", "  ", "1 2", "1.5x", "inf", "nan", "1\\0", "0.1000000000000000055511151231257827",
+        string.rep("1", 70) .. ".5" }
+      local bad = {}
+      for _, s in ipairs(cases) do
+        local a = tonumber(s)
+        local ok, b = pcall(function() return s * 1 end)
+        if not ok then b = nil end
+        local same = math.type(a) == math.type(b) and (a == nil or (a == b and 1 / a == 1 / b))
+        if not same then bad[#bad + 1] = string.format("%q:%s/%s", s, tostring(a), tostring(b)) end
+      end
+      if tonumber(7) ~= 7 or tonumber("z", 36) ~= 35 or tonumber("10", 2) ~= 2 or tonumber(nil) ~= nil then bad[#bad + 1] = "other" end
+      if pcall(tonumber) then bad[#bad + 1] = "no argument accepted" end
+      ngx.header["X-Bad"] = table.concat(bad, " ")
+    `,
+    log: 'ngx.shared.counts:set("rt", ngx.var.request_time)',
+  });
+  const ctx = request();
+  events.length = 0;
+  assert.equal(p.access(ctx), null, JSON.stringify(events));
+  assert.equal(header(ctx.responseHeaders, 'x-bad'), '');
+  for (const [ms, want] of [[0, '0.000'], [5.6, '0.006'], [999.4, '0.999'], [999.6, '1.000'], [61_234.4, '61.234']] as const) {
+    p.log!({ access: ctx, status: 200, durationMs: ms });
+    assert.equal(dicts.get('counts')!.get('rt'), want, `${ms} ms`);
+  }
   host.close();
 });
 

@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SharedState } from '../../src/shm/shared-state.js';
 import { SharedDicts } from '../../src/shm/shared-dicts.js';
-import type { SharedDict } from '../../src/shm/shared-dict.js';
-import { dictGeometry, kDictBlockBytes } from '../../src/shm/shared-dict-layout.js';
+import { DictBytes, type SharedDict } from '../../src/shm/shared-dict.js';
+import { dictGeometry, DictValueType, kDictBlockBytes } from '../../src/shm/shared-dict-layout.js';
 
 function dict(bytes = 64 * 1024): { d: SharedDict; now: { t: number } } {
   const shm = SharedState.create({ maxWorkers: 1, maxUpstreams: 1, maxEndpoints: 1, limiterSlots: 16, limiterPolicies: 1, sharedDictBytes: bytes });
@@ -44,6 +44,59 @@ test('get/set of strings, numbers, booleans and flags; set nil deletes', () => {
   sound(d);
 });
 
+test('keys and string values as bytes (DictBytes): any bytes round-trip, and a JS string key is its UTF-8 bytes', () => {
+  const { d } = dict(512 * 1024);
+  const mem = new Uint8Array(4096);
+  const ref = (at: number, bytes: number[]): DictBytes => {
+    mem.set(bytes, at);
+    const r = new DictBytes();
+    r.bytes = mem;
+    r.at = at;
+    r.len = bytes.length;
+    return r;
+  };
+  const k1 = ref(10, [0x80, 0x01]);
+  const k2 = ref(20, [0x81, 0x01]);
+  const bin = [0x00, 0xff, 0xfe, 0x80, 0x61, 0x00];
+  assert.equal(d.set(k1, ref(100, bin)), true);
+  assert.equal(d.set(k2, 7), true);
+  const out = new DictBytes();
+  out.bytes = new Uint8Array(64);
+  out.at = 5;
+  out.len = 59;
+  assert.equal(d.getInto(k1, false, out), DictValueType.String);
+  assert.deepEqual([...out.bytes.subarray(out.at, out.at + out.len)], bin, 'copied into the caller\'s buffer unchanged');
+  assert.equal(out.at, 5);
+  assert.equal(d.getInto(k2, false, out), DictValueType.Number, 'keys that differ in a byte that is not UTF-8 stay distinct');
+  assert.equal(d.number, 7);
+  const big = Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff);
+  const kb = ref(30, [0xc3, 0xa9]); // "é"
+  assert.equal(d.set(kb, ref(200, big)), true);
+  const small = new DictBytes();
+  small.bytes = new Uint8Array(16);
+  small.len = 16;
+  assert.equal(d.getInto(kb, false, small), DictValueType.String);
+  assert.notEqual(small.bytes.length, 16, 'too big for the caller\'s buffer: handed over in the dictionary\'s own');
+  assert.deepEqual([...small.bytes.subarray(small.at, small.at + small.len)], big);
+  assert.equal(d.incr('é', 1), undefined, 'the UTF-8 key is the same item: a string, not a number');
+  assert.equal(d.err, 'not a number');
+  assert.deepEqual(
+    d.getKeyBytes(0).map((k) => [...k]).sort(),
+    [[0x80, 0x01], [0x81, 0x01], [0xc3, 0xa9]].sort(),
+  );
+  assert.equal(d.get(ref(40, [])), undefined);
+  assert.equal(d.err, 'empty key');
+  sound(d);
+});
+
+test('a string value larger than any before keeps its key (the scratch grows without losing the key bytes)', () => {
+  const { d } = dict(512 * 1024);
+  const v = 'é'.repeat(60_000);
+  assert.equal(d.set('key-one', v), true);
+  assert.equal(d.get('key-one'), v);
+  sound(d);
+});
+
 test('add fails on a live key, replace on a missing one; both succeed past expiry', () => {
   const { d, now } = dict();
   assert.equal(d.add('a', 1), true);
@@ -61,6 +114,35 @@ test('add fails on a live key, replace on a missing one; both succeed past expir
   assert.equal(d.get('e'), 'new');
   assert.equal(d.delete('a'), true);
   assert.equal(d.get('a'), undefined);
+  sound(d);
+});
+
+test('a set of a value the same size as the old one replaces it in place: value, type, expiry, flags and recency all change', () => {
+  const { d, now } = dict();
+  d.set('a', 'first-value-xyz', 5, 3);
+  d.set('b', 1);
+  const free = d.freeSpace();
+  assert.equal(d.set('a', 'other-value-abc', 0, 9), true);
+  assert.equal(d.get('a'), 'other-value-abc');
+  assert.equal(d.flags, 9);
+  assert.equal(d.ttl('a'), 0, 'no expiry now');
+  assert.equal(d.freeSpace(), free, 'no block taken or freed');
+  assert.deepEqual(d.getKeys(0), ['a', 'b']);
+  assert.equal(d.set('b', 2.5, 1), true);
+  assert.deepEqual(d.getKeys(0), ['b', 'a'], 'the replaced item is the most recently used');
+  assert.equal(d.get('b'), 2.5);
+  assert.equal(d.set('b', true), true, 'a number becomes a boolean');
+  assert.equal(d.get('b'), true);
+  assert.equal(d.ttl('b'), 0);
+  d.set('c', 'old', 1);
+  now.t += 2000;
+  assert.equal(d.add('c', 'new'), true, 'an expired item is replaced by add');
+  assert.equal(d.get('c'), 'new');
+  assert.equal(d.ttl('c'), 0);
+  assert.equal(d.replace('c', 'NEW'), true);
+  assert.equal(d.get('c'), 'NEW');
+  assert.equal(d.add('c', 'one'), false);
+  assert.equal(d.get('c'), 'NEW', 'a failed add changes nothing');
   sound(d);
 });
 
