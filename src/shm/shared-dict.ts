@@ -630,33 +630,16 @@ export class SharedDict {
 
   /** Copies `len` bytes of the item's data stream starting at `from` into dst[at..). */
   private readData(it: number, from: number, len: number, dst: Uint8Array, at: number): void {
-    const u8 = this.u8;
-    let skip = from;
-    let byte = this.blockByte(it) + kItemDataByte;
-    let room = kHeadDataBytes;
-    let blk = this.i32[this.head(it) + kItemContInt32]!;
-    let pos = at;
-    let want = len;
-    while (want > 0) {
-      if (skip >= room) {
-        skip -= room;
-      } else {
-        const n = Math.min(room - skip, want);
-        const src = byte + skip;
-        for (let i = 0; i < n; i++) dst[pos + i] = u8[src + i]!;
-        pos += n;
-        want -= n;
-        skip = 0;
-        if (want === 0) break;
-      }
-      byte = this.blockByte(blk) + kContDataByte;
-      room = kContDataBytes;
-      blk = this.i32[this.blockBase + blk * kDictBlockInt32 + kContNextInt32]!;
-    }
+    this.copyData(it, from, dst, at, len, false);
   }
 
   /** Copies src[at..at + len) into the item's data stream (its blocks already linked) from `from`. */
   private writeData(it: number, from: number, src: Uint8Array, at: number, len: number): void {
+    this.copyData(it, from, src, at, len, true);
+  }
+
+  /** Walks the item's data stream from `from` for `len` bytes, copying to (`intoItem`) or from buf[at..). */
+  private copyData(it: number, from: number, buf: Uint8Array, at: number, len: number, intoItem: boolean): void {
     const u8 = this.u8;
     let skip = from;
     let byte = this.blockByte(it) + kItemDataByte;
@@ -669,8 +652,9 @@ export class SharedDict {
         skip -= room;
       } else {
         const n = Math.min(room - skip, want);
-        const dst = byte + skip;
-        for (let i = 0; i < n; i++) u8[dst + i] = src[pos + i]!;
+        const b = byte + skip;
+        if (intoItem) for (let i = 0; i < n; i++) u8[b + i] = buf[pos + i]!;
+        else for (let i = 0; i < n; i++) buf[pos + i] = u8[b + i]!;
         pos += n;
         want -= n;
         skip = 0;
