@@ -39,6 +39,10 @@ import { classifyUpstreamError, IDEMPOTENT, NOT_SENT } from './upstream-errors.j
 import { readResponseFields, type ResponseFields } from './response-fields.js';
 import { RequestBody, type BodyOwner } from './request-body.js';
 import type { AccessOutcome } from './access-phase.js';
+import { addForwardingHeaders } from './forwarding.js';
+import { applyTraceContext } from './trace-context.js';
+
+const peerDecoder = new TextDecoder('latin1');
 
 const CLOSE_TOKEN = /(?:^|,)\s*close\s*(?:,|$)/i;
 
@@ -73,8 +77,11 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
   upstream: UpstreamSet | null = null;
   /** the side of a split route the request was sent to (index into route.split.sides); -1 otherwise */
   side = -1;
-  /** the fields to forward (the head's, with the forwarding fields added) */
+  /** the fields to forward (the head's, with the forwarding fields added by forward()) */
   headers: string[] = [];
+  /** forward() has run: `headers` holds the forwarding fields and the trace context */
+  forwarded = false;
+  private peerText: string | null = null;
   // access phase (AccessOutcome)
   /** name, value pairs added to whatever response goes out (policies put RateLimit fields here) */
   readonly responseHeaders: string[] = [];
@@ -148,6 +155,32 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
     return this.clientClose || isDraining() || this.scope.retiring;
   }
 
+  /**
+   * The TCP peer's address. uWS asks the kernel for it on every call (getpeername), so
+   * it is read once, and only by a request that needs it: a cache hit on a route
+   * without policies never does. Only while `res` is alive (before the response ends).
+   */
+  get peer(): string {
+    return (this.peerText ??= peerDecoder.decode(this.res.getRemoteAddressAsText()));
+  }
+
+  /**
+   * Adds the forwarding fields (X-Forwarded-*, Via, Forwarded, the request id) and the
+   * trace context to the fields to forward, once. Before the access phase when the
+   * route has policies (they see the request as it will be forwarded), else at the
+   * first step that needs them: start(), or a background refresh. A request the cache
+   * answers never builds them, as nginx evaluates proxy_set_header only for an
+   * upstream request.
+   */
+  forward(): void {
+    if (this.forwarded) return;
+    this.forwarded = true;
+    const h = this.head;
+    addForwardingHeaders(this.peer, h, this.rt, this.requestId);
+    applyTraceContext(h.headers, this.rt.config.observability.tracing);
+    this.headers = h.headers;
+  }
+
   /** endpoint index of the last attempt, -1 if none was picked */
   get endpointIndex(): number {
     return this.endpoint;
@@ -183,6 +216,7 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
 
   /** Admits, starts reading the request body (if any) and dispatches. Called synchronously from the uWS handler (or after a cache wait). */
   start(): void {
+    this.forward();
     // This request counts itself; uWS never runs two requests of one connection at
     // once (it closes a connection that pipelines behind an async response), so this
     // is the worker's connections with a request in progress.

@@ -20,6 +20,8 @@ export interface FinishedRequest {
   readonly requestId: string;
   /** the fields forwarded (the trace id is read from them) */
   readonly headers: readonly string[];
+  /** the forwarding fields were built (false: `headers` is empty, the request never went upstream) */
+  readonly forwarded: boolean;
   readonly consumer: string | null;
   readonly tenant: string | null;
   readonly tier: string | null;

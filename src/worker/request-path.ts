@@ -6,6 +6,9 @@
 //   1. read head   request-head.ts   RequestHead: method, target, fields; framing and limits
 //   2. route       router.ts         the route, its upstream or split side, maintenance
 //   3. forward     forwarding.ts     X-Forwarded-*, Via, Forwarded, request id, traceparent
+//                                    (Exchange.forward: here when the route has policies,
+//                                    else when the request goes upstream; a cache hit
+//                                    never builds them)
 //   4. access      access-phase.ts   tenant, consumer, the route's policies; then a Lua
 //                                    content script or the response cache may answer
 //   5. admit       exchange.ts       connection limit, load shedding, breaker, concurrency
@@ -18,13 +21,12 @@ import { Errors, type ErrorSpec } from '../errors.js';
 import { LocalResponse } from '../policies/policy.js';
 import { accessPhase, requestContext } from './access-phase.js';
 import { Exchange } from './exchange.js';
-import { addForwardingHeaders, clientIp } from './forwarding.js';
+import { clientIp } from './forwarding.js';
 import type { ListenerScope } from './listener.js';
 import { normalizePath } from './path-normalize.js';
 import { RequestHead, readRequestHead } from './request-head.js';
 import type { Runtime } from './runtime.js';
 import { chooseSide } from './split-choice.js';
-import { applyTraceContext } from './trace-context.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 import { requestStarted } from './worker-state.js';
 
@@ -57,15 +59,13 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
         return;
       }
       head.path = path;
-      const peer = decoder.decode(res.getRemoteAddressAsText());
       // 2. route
-      if (!route(ex, rt, head, peer)) return;
-      // 3. forward
-      addForwardingHeaders(peer, head, rt, ex.requestId);
-      applyTraceContext(head.headers, rt.config.observability.tracing);
-      ex.headers = head.headers;
+      if (!route(ex, rt, head)) return;
+      // 3. forward: now when policies or a script see the request, else when it goes upstream (ex.start)
+      const i = ex.route!.index;
+      if (rt.policies[i]!.length > 0 || rt.tenants !== null || rt.contents[i] !== null) ex.forward();
       // 4. access
-      if (!access(ex, rt, head, peer)) return;
+      if (!access(ex, rt, head)) return;
       // 5–9: the exchange
       ex.start();
     } catch (err) {
@@ -74,8 +74,6 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
     }
   };
 }
-
-const decoder = new TextDecoder('latin1');
 
 /**
  * Framing and limit errors: the rest of the byte stream cannot be trusted. Answering
@@ -97,8 +95,9 @@ function failAndClose(ex: Exchange, spec: ErrorSpec): void {
 }
 
 /** The route, its upstream (or the split side), and a maintenance answer. False: answered. */
-function route(ex: Exchange, rt: Runtime, head: RequestHead, peer: string): boolean {
-  const route = rt.router.match(head.host, head.method, head.path, head, peer);
+function route(ex: Exchange, rt: Runtime, head: RequestHead): boolean {
+  // The peer only when a flag can decide the route (reading it costs a system call).
+  const route = rt.router.match(head.host, head.method, head.path, head, rt.router.flagged ? ex.peer : '');
   if (route === null) {
     ex.fail(Errors.ROUTE_NOT_FOUND, false);
     return false;
@@ -110,11 +109,11 @@ function route(ex: Exchange, rt: Runtime, head: RequestHead, peer: string): bool
   if (split === null) ex.upstream = rt.upstreams[route.route.upstream] ?? null;
   else {
     // Before the forwarding headers are added: a rule or sticky header is the client's own.
-    ex.side = chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(peer, head.forwardedFor, rt) : peer);
+    ex.side = chooseSide(rt.splits, split, head.headers, split.sticky?.on === 'client-ip' ? clientIp(ex.peer, head.forwardedFor, rt) : ex.peer);
     ex.upstream = rt.upstreams[split.sides[ex.side]!]!;
   }
   const maintenance = route.route.maintenance;
-  if (maintenance !== null && rt.flags.on(maintenance, head, peer)) {
+  if (maintenance !== null && rt.flags.on(maintenance, head, ex.peer)) {
     ex.respondStatic(maintenance.response);
     return false;
   }
@@ -122,9 +121,10 @@ function route(ex: Exchange, rt: Runtime, head: RequestHead, peer: string): bool
 }
 
 /** The route's policies, then a Lua content script or the response cache. False: answered (or the cache took the request over). */
-function access(ex: Exchange, rt: Runtime, head: RequestHead, peer: string): boolean {
+function access(ex: Exchange, rt: Runtime, head: RequestHead): boolean {
   const route = ex.route!;
-  const denied = accessPhase(rt, route, head, peer, ex.responseHeaders, ex);
+  // Without policies or tenants there is nothing to run (and no peer to read).
+  const denied = rt.policies[route.index]!.length === 0 && rt.tenants === null ? null : accessPhase(rt, route, head, ex.peer, ex.responseHeaders, ex);
   if (denied !== null) {
     if (denied instanceof LocalResponse) ex.respondLocal(denied.status, denied.body, denied.headers);
     else ex.fail(denied, false);
@@ -132,7 +132,7 @@ function access(ex: Exchange, rt: Runtime, head: RequestHead, peer: string): boo
   }
   const content = rt.contents[route.index]!;
   if (content !== null) {
-    const r = content.run((ex.access ??= requestContext(rt, route, head, peer, ex.responseHeaders, null)));
+    const r = content.run((ex.access ??= requestContext(rt, route, head, ex.peer, ex.responseHeaders, null)));
     if (r instanceof LocalResponse) ex.respondLocal(r.status, r.body, r.headers);
     else ex.fail(r, false);
     return false;

@@ -27,11 +27,14 @@ export interface CompiledRoute {
 
 export class Router {
   private readonly routes: readonly CompiledRoute[];
+  /** some route matches on a flag, whose share may be keyed by the client address */
+  readonly flagged: boolean;
 
   constructor(
     routes: readonly WorkerRoute[],
     private readonly flags: FlagGate | null = null,
   ) {
+    this.flagged = routes.some((r) => r.flag !== null);
     this.routes = routes.map((route, index) => {
       let exactHosts: Set<string> | null = null;
       let suffixHosts: string[] | null = null;

@@ -31,7 +31,7 @@ import {
   type UpstreamDelta,
 } from '../metrics/snapshot.js';
 import { setRequestFinishedHook, type FinishedRequest } from './request-log.js';
-import { traceIdOf } from './trace-context.js';
+import { clientTraceId, traceIdOf } from './trace-context.js';
 
 export interface WorkerTelemetry {
   /** called when a new config generation is applied (route/upstream names may change) */
@@ -260,7 +260,7 @@ export function startWorkerTelemetry(data: WorkerData, send: (msg: WorkerToPrima
       accessLog.push({
         endedAt: new Date().toISOString(),
         requestId: ex.requestId,
-        traceId: traceIdOf(ex.headers),
+        traceId: ex.forwarded ? traceIdOf(ex.headers) : clientTraceId(ex.head.headers),
         method: ex.head.method,
         path: ex.head.path,
         route: rs.name,

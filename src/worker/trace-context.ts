@@ -106,3 +106,15 @@ export function traceIdOf(headers: readonly string[]): string | null {
   for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'traceparent') return headers[i + 1]!.slice(3, 35);
   return null;
 }
+
+/** The trace-id of a valid client traceparent, for a request that was never forwarded (a cache hit). */
+export function clientTraceId(headers: readonly string[]): string | null {
+  let tp: string | null = null;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'traceparent') continue;
+    if (tp !== null) return null; // repeated: invalid, as applyTraceContext treats it
+    tp = headers[i + 1]!;
+  }
+  const v = tp === null ? null : normaliseTraceparent(tp.trim());
+  return v === null ? null : v.slice(3, 35);
+}

@@ -17,10 +17,12 @@ describe('stale serving', () => {
   /** paths whose next answer is a 503 */
   const failing = new Set<string>();
 
+  const swrForwarded: (string | undefined)[] = [];
   before(async () => {
     up = await startUpstream((req, res) => {
       const path = req.url!;
       hits.set(path, seen(path) + 1);
+      if (path === '/swr') swrForwarded.push(req.headers['x-forwarded-for'] as string | undefined);
       if (failing.has(path)) {
         res.writeHead(503, { 'content-type': 'text/plain' });
         res.end('down');
@@ -63,6 +65,8 @@ describe('stale serving', () => {
     const c = await until('refreshed entry served', () => get('/swr'), (x) => x.body === '/swr v2');
     assert.match(c.cs, /^tidegate; hit/);
     assert.equal(seen('/swr'), 2, 'exactly one refresh for several stale hits');
+    // The refresh is sent after its request was answered from the cache: it carries that request's forwarding fields.
+    assert.deepEqual(swrForwarded, ['127.0.0.1', '127.0.0.1'], 'the fill and the background refresh were forwarded with X-Forwarded-For');
 
     // must-revalidate: never served stale; with the upstream failing the client sees the failure.
     failing.add('/mr');

@@ -25,11 +25,16 @@ describe('response cache', () => {
   let gw: RunningGateway;
   const hits = new Map<string, number>();
   const seen = (path: string): number => hits.get(path) ?? 0;
+  // the forwarding fields of every upstream request, by path
+  const forwardedBy = new Map<string, { xff: string | undefined; id: string | undefined; via: string | undefined }[]>();
 
   before(async () => {
     up = await startUpstream((req, res) => {
       const path = req.url!.split('?')[0]!;
       hits.set(path, seen(path) + 1);
+      const fw = forwardedBy.get(path) ?? [];
+      fw.push({ xff: req.headers['x-forwarded-for'] as string | undefined, id: req.headers['x-request-id'] as string | undefined, via: req.headers.via });
+      forwardedBy.set(path, fw);
       const spec = JSON.parse(String(req.headers['x-resp'] ?? '{}')) as Record<string, string | string[]>;
       const inm = req.headers['if-none-match'];
       // x-304-if: answer 304 when the request carries this validator
@@ -304,6 +309,9 @@ describe('response cache', () => {
     // One fill of 300 ms, then the released waiters each go upstream (another 300 ms), far below lockTimeout (3 s).
     assert.ok(elapsed < 2500, `waiters released promptly (${elapsed} ms)`);
     assert.equal(seen('/nostore-burst'), 8);
+    // Released waiters go upstream from a callback, not the request handler: they still carry the forwarding fields.
+    const fw = forwardedBy.get('/nostore-burst')!;
+    assert.ok(fw.every((f) => f.xff === '127.0.0.1' && f.id !== undefined && /tidegate/.test(f.via ?? '')), `every upstream request was forwarded with X-Forwarded-For, a request id and Via: ${JSON.stringify(fw)}`);
     // Later requests for the key go upstream at once, in parallel, instead of queueing behind one fill.
     const waits = async (): Promise<number> => ((await (await request(`${gw.adminUrl}/v1/cache`)).body.json()) as { coalesceWaits: number }).coalesceWaits;
     const w0 = await waits();

@@ -182,6 +182,8 @@ export class RouteCache {
         const noStale = (f.flags & (RecordFlag.NoStale | RecordFlag.NoCache)) !== 0 || force;
         if (!noStale && now < f.swrUntil) {
           // RFC 5861 §3: serve it, and let one request (on any worker) refresh it in the background.
+          // The refresh forwards this request's fields, built while its response is alive.
+          ex.forward();
           const ttl = Math.floor((f.freshUntil - now) / 1000);
           const entry: StaleEntry = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: f.sieUntil, status: f.status, flags: f.flags };
           serveEntry(ex, f.status, head, scratch, st.metaAt + st.metaLen, st.bodyLen, age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
@@ -220,7 +222,8 @@ export class RouteCache {
     }
     const fill = new CacheFill(this, ex, key, hA, hB, reserved, reserved >= 0 ? st.token : 0, stale, facts, force ? 'request' : fwd, varyNames, markerId);
     ex.cache = fill;
-    fill.prepareRequest(ex.headers);
+    // The head's fields are what forward() completes and sends (see Exchange.forward).
+    fill.prepareRequest(ex.head.headers);
     return false;
   }
 
