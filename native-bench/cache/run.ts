@@ -17,6 +17,7 @@ import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
 import { run, start, stop, stopAll, waitForPort, type Child } from '../processes.js';
 import { nginxVersion, startNginx } from '../peers/nginx-common.js';
 import { objectSize } from './objects.js';
+import { nginxHeld, sampleHeld, tidegateHeld, varnishHeld, type HeldProbe } from './held.js';
 import { startVarnish, varnishVersion } from './varnish.js';
 
 const PEERS = ['tidegate', 'nginx', 'varnish'] as const;
@@ -35,12 +36,14 @@ interface CacheOptions {
   hitKeys: number;
   hitDurationS: number;
   peers: PeerName[];
+  /** nginx's cache manager: `eager` deletes everything over max_size whenever it runs (manager_files=100000); `stock` keeps nginx's defaults */
+  nginxManager: 'eager' | 'stock';
 }
 
-const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 15] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish]`;
+const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 15] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish] [--nginx-manager eager|stock]`;
 
 function parse(argv: readonly string[]): CacheOptions {
-  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 15, peers: [...PEERS] };
+  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 15, peers: [...PEERS], nginxManager: 'eager' };
   for (const f of readFlags(argv)) {
     switch (f.flag) {
       case '--scenario':
@@ -83,6 +86,12 @@ function parse(argv: readonly string[]): CacheOptions {
         o.peers = PEERS.filter((p) => names.includes(p));
         break;
       }
+      case '--nginx-manager': {
+        const v = f.value();
+        if (v !== 'eager' && v !== 'stock') throw new Error(`--nginx-manager: expected eager or stock, got ${v}`);
+        o.nginxManager = v;
+        break;
+      }
       case '--help':
         process.stdout.write(`${HELP}\n`);
         process.exit(0);
@@ -110,6 +119,10 @@ interface PeerResult {
   errors: number;
   burstUpstream: number;
   burstMs: number;
+  /** what the cache held during the measured Zipf run: mean and largest body bytes, mean objects */
+  heldMeanBytes: number;
+  heldMaxBytes: number;
+  heldMeanObjects: number;
 }
 
 async function originCount(port: number): Promise<{ served: number; slow: Record<string, number> }> {
@@ -177,7 +190,7 @@ async function warmKeys(port: number, n: number, peer: string): Promise<void> {
   }
 }
 
-async function measure(peer: string, version: string, port: number, originPort: number, o: CacheOptions, hitKeys: number): Promise<PeerResult> {
+async function measure(peer: string, version: string, port: number, originPort: number, o: CacheOptions, hitKeys: number, held: HeldProbe): Promise<PeerResult> {
   // Pure hits first, on an empty cache: the key set fits, so no peer needs to evict for it.
   await warmKeys(port, hitKeys, peer);
   const hitBefore = (await originCount(originPort)).served;
@@ -185,14 +198,24 @@ async function measure(peer: string, version: string, port: number, originPort: 
   const hitOrigin = (await originCount(originPort)).served - hitBefore;
   if (o.warmupS > 0) await zipfWrk(port, o, o.warmupS);
   const before = (await originCount(originPort)).served;
+  const sampler = sampleHeld(held);
   const w = await zipfWrk(port, o, o.durationS);
   const after = (await originCount(originPort)).served;
+  const h2 = await sampler.stop();
   const b = await burst(port, originPort, o.burst, `${peer}-${Date.now()}`);
   const origin = after - before;
-  return { peer, version, hitRps: h.ok2xx / h.durationS, hitP99Ms: h.p99Us / 1000, hitOrigin, hitRequests: h.requests, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms };
+  return { peer, version, hitRps: h.ok2xx / h.durationS, hitP99Ms: h.p99Us / 1000, hitOrigin, hitRequests: h.requests, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms, heldMeanBytes: h2.meanBytes, heldMaxBytes: h2.maxBytes, heldMeanObjects: h2.meanObjects };
 }
 
-function nginxConf(port: number, originPort: number, dir: string, sizeBytes: number, workers: number): string {
+// nginx trims its cache to max_size only when its cache manager runs, and a manager that
+// finds the cache under max_size sleeps until the oldest entry's `inactive` expiry, at
+// most 10 s (ngx_http_file_cache_expire): under this bench's miss rate the cache grows to
+// several times max_size between runs (what `held` measures; ≈ 3–5×). `eager` lets each
+// run delete everything over the size at once instead of 100 files per 50 ms; it cannot
+// make the manager run more often, so nginx still holds more than its size.
+const NGINX_EAGER_MANAGER = ' manager_files=100000 manager_threshold=1000ms';
+
+function nginxConf(port: number, originPort: number, dir: string, sizeBytes: number, workers: number, manager: CacheOptions['nginxManager']): string {
   return `worker_processes ${workers};
 daemon off;
 pid ${dir}/nginx.pid;
@@ -206,7 +229,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   keepalive_requests 1000000;
-  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:16m max_size=${Math.floor(sizeBytes / 1024)}k inactive=1h use_temp_path=off;
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:16m max_size=${Math.floor(sizeBytes / 1024)}k inactive=1h use_temp_path=off${manager === 'eager' ? NGINX_EAGER_MANAGER : ''};
   upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${port} reuseport;
@@ -265,33 +288,39 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
       // nginx workers run as an unprivileged user when started as root: they must be able to write the cache.
       chmodSync(dir, 0o777);
       let stopPeer: () => Promise<void>;
+      let held: HeldProbe;
       if (peer === 'tidegate') {
         const cfg = join(dir, 'tidegate.yaml');
+        const adminPort = await freePort();
+        held = tidegateHeld(adminPort);
         writeFileSync(
           cfg,
-          `listen: { host: 127.0.0.1, port: ${port} }\nworkers: ${o.workers}\nadmin: { port: 0 }\ncache: { size: ${size}, maxObjectSize: 64kb, lockTimeout: 5s }\nupstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } } }\nroutes: [{ upstream: origin, cache: {} }]\n`,
+          `listen: { host: 127.0.0.1, port: ${port} }\nworkers: ${o.workers}\nadmin: { host: 127.0.0.1, port: ${adminPort} }\ncache: { size: ${size}, maxObjectSize: 64kb, lockTimeout: 5s }\nupstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } } }\nroutes: [{ upstream: origin, cache: {} }]\n`,
         );
         const child = start('tidegate', process.execPath, [TIDEGATE_CLI, '--config', cfg], { env: { ...process.env, TIDEGATE_LOG_LEVEL: 'warn' } });
         children.push(child);
         await waitForPort(port, child);
         stopPeer = () => stop(child, 'SIGTERM', 5_000);
       } else if (peer === 'nginx') {
-        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, size, o.workers), port, undefined, o.workers);
+        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, size, o.workers, o.nginxManager), port, undefined, o.workers);
+        held = nginxHeld(join(dir, 'cache'), o.objects, 'origin');
         stopPeer = () => ng.stop();
       } else {
+        held = varnishHeld(join(dir, 'varnish'));
         const vn = await startVarnish(port, originPort, dir, size);
         stopPeer = () => vn.stop();
       }
       log(`${peer}: pure hits ${o.hitDurationS}s over ${hitKeys} keys, Zipf warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
-      results.push(await measure(peer, version, port, originPort, o, hitKeys));
+      results.push(await measure(peer, version, port, originPort, o, hitKeys, held));
       await stopPeer();
       await stop(origin, 'SIGTERM', 2_000);
     }
   } finally {
     await stopAll();
   }
-  const rows = results.map((r) => `| ${r.peer} | ${(r.hitRatio * 100).toFixed(1)} % | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.originRequests} / ${r.requests} | ${r.errors} | ${r.burstUpstream} (${Math.round(r.burstMs)} ms) |`);
-  const table = ['| peer | hit ratio | req/s | p99 ms | origin / client requests | errors | burst: upstream requests for one fresh key |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+  const rows = results.map((r) => `| ${r.peer} | ${(r.hitRatio * 100).toFixed(1)} % | ${mib(r.heldMeanBytes)} / ${mib(r.heldMaxBytes)} MiB (${(r.heldMeanBytes / size).toFixed(2)}× size), ${Math.round(r.heldMeanObjects)} objects | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.originRequests} / ${r.requests} | ${r.errors} | ${r.burstUpstream} (${Math.round(r.burstMs)} ms) |`);
+  const table = [`Zipf mix (caches sized ${mib(size)} MiB; nginx cache manager: ${o.nginxManager}):`, '', '| peer | hit ratio | held during the run: mean / max | req/s | p99 ms | origin / client requests | errors | burst: upstream requests for one fresh key |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
   const nginxHit = results.find((r) => r.peer === 'nginx')?.hitRps;
   const hitRows = results.map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
   const hitTable = [`Pure hits (${hitKeys} keys, all fetched first):`, '', '| peer | hit req/s | vs nginx | p99 ms | origin / client requests |', '|---|---|---|---|---|', ...hitRows].join('\n');
