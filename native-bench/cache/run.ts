@@ -1,12 +1,13 @@
 // `npm run bench -- --scenario cache`: a Zipf-distributed key set (N objects of 1–16 KiB,
 // exponent s) through tidegate's shared cache, nginx proxy_cache (keys zone +
 // proxy_cache_lock) and Varnish (malloc storage), all sized to hold `--fraction` of the
-// objects' bytes, each in front of a fresh origin of its own. Per peer, in one run on
-// this machine: a pure-hit run (a key set that fits, every key fetched first, so every
-// measured request is a hit: the hit path's throughput), then the Zipf mix — a
-// warm-up, then a measured wrk run: hit ratio (from the origin's own request count, the
-// same way for every peer), throughput and p99 — and a burst of concurrent misses for
-// one fresh key with a slow origin (upstream requests seen).
+// objects' bytes, each in front of a fresh origin of its own, all running at once. First
+// pure hits (a key set that fits, every key fetched first, so every measured request is a
+// hit: the hit path's throughput), in rounds that take turns across the peers; then per
+// peer the Zipf mix — a warm-up, then a measured wrk run: hit ratio (from the origin's own
+// request count, the same way for every peer), what the cache held, throughput and p99 —
+// and a burst of concurrent misses for one fresh key with a slow origin (upstream
+// requests seen); last, tidegate's Zipf mix again with the bytes nginx actually held.
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { Agent, request } from 'undici';
 import { list, readFlags } from '../flags.js';
 import { freePort } from '../ports.js';
 import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
-import { run, start, stop, stopAll, waitForPort, type Child } from '../processes.js';
+import { run, start, stop, stopAll, waitForPort } from '../processes.js';
 import { nginxVersion, startNginx } from '../peers/nginx-common.js';
 import { objectSize } from './objects.js';
 import { nginxHeld, sampleHeld, tidegateHeld, varnishHeld, type HeldProbe } from './held.js';
@@ -35,15 +36,19 @@ interface CacheOptions {
   /** keys of the pure-hit run (0: as many as fill half the cache) */
   hitKeys: number;
   hitDurationS: number;
+  /** pure-hit runs per peer, taken in turns across the peers (all running at once); the median counts */
+  hitRounds: number;
   peers: PeerName[];
   /** nginx's cache manager: `eager` deletes everything over max_size whenever it runs (manager_files=100000); `stock` keeps nginx's defaults */
   nginxManager: 'eager' | 'stock';
+  /** after the peers, tidegate once more with the body bytes nginx held on average (the Zipf mix only) */
+  equalHeld: boolean;
 }
 
-const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 15] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish] [--nginx-manager eager|stock]`;
+const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 5] [--hit-rounds 3] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish] [--nginx-manager eager|stock] [--no-equal-held]`;
 
 function parse(argv: readonly string[]): CacheOptions {
-  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 15, peers: [...PEERS], nginxManager: 'eager' };
+  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 5, hitRounds: 3, peers: [...PEERS], nginxManager: 'eager', equalHeld: true };
   for (const f of readFlags(argv)) {
     switch (f.flag) {
       case '--scenario':
@@ -79,6 +84,9 @@ function parse(argv: readonly string[]): CacheOptions {
       case '--hit-duration':
         o.hitDurationS = f.num(1);
         break;
+      case '--hit-rounds':
+        o.hitRounds = f.num(1);
+        break;
       case '--peers': {
         const names = list(f.value());
         const bad = names.filter((n) => !(PEERS as readonly string[]).includes(n));
@@ -92,6 +100,9 @@ function parse(argv: readonly string[]): CacheOptions {
         o.nginxManager = v;
         break;
       }
+      case '--no-equal-held':
+        o.equalHeld = false;
+        break;
       case '--help':
         process.stdout.write(`${HELP}\n`);
         process.exit(0);
@@ -106,8 +117,9 @@ function parse(argv: readonly string[]): CacheOptions {
 interface PeerResult {
   peer: string;
   version: string;
-  /** pure-hit run: 2xx per second, p99, and origin requests during it (0 when every key stayed warm) */
+  /** pure-hit runs: median 2xx per second and p99 of the rounds, every round's rate, and origin requests during them (0 when every key stayed warm) */
   hitRps: number;
+  hitRounds: number[];
   hitP99Ms: number;
   hitOrigin: number;
   hitRequests: number;
@@ -190,21 +202,75 @@ async function warmKeys(port: number, n: number, peer: string): Promise<void> {
   }
 }
 
-async function measure(peer: string, version: string, port: number, originPort: number, o: CacheOptions, hitKeys: number, held: HeldProbe): Promise<PeerResult> {
-  // Pure hits first, on an empty cache: the key set fits, so no peer needs to evict for it.
-  await warmKeys(port, hitKeys, peer);
-  const hitBefore = (await originCount(originPort)).served;
-  const h = await zipfWrk(port, o, o.hitDurationS, hitKeys);
-  const hitOrigin = (await originCount(originPort)).served - hitBefore;
-  if (o.warmupS > 0) await zipfWrk(port, o, o.warmupS);
-  const before = (await originCount(originPort)).served;
-  const sampler = sampleHeld(held);
-  const w = await zipfWrk(port, o, o.durationS);
-  const after = (await originCount(originPort)).served;
+interface RunningPeer {
+  readonly peer: PeerName;
+  readonly label: string;
+  readonly version: string;
+  readonly port: number;
+  readonly originPort: number;
+  readonly held: HeldProbe;
+  stop(): Promise<void>;
+}
+
+interface HitFigures {
+  hitRps: number;
+  hitRounds: number[];
+  hitP99Ms: number;
+  hitOrigin: number;
+  hitRequests: number;
+}
+
+const median = (xs: readonly number[]): number => {
+  const v = [...xs].sort((x, y) => x - y);
+  return v.length === 0 ? Number.NaN : v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+
+/**
+ * Pure hits, on empty caches: the key set fits, so no peer needs to evict for it. Every
+ * peer runs at once and the rounds take turns (peer 1, 2, 3, peer 1, 2, 3, …), so a
+ * change in the host's speed during the bench falls on every peer alike.
+ */
+async function hitPhase(peers: readonly RunningPeer[], o: CacheOptions, hitKeys: number, log: (m: string) => void): Promise<Map<RunningPeer, HitFigures>> {
+  const before = new Map<RunningPeer, number>();
+  for (const p of peers) {
+    await warmKeys(p.port, hitKeys, p.label);
+    before.set(p, (await originCount(p.originPort)).served);
+  }
+  const rounds = new Map<RunningPeer, { rps: number; p99Us: number; requests: number }[]>(peers.map((p) => [p, []]));
+  for (let r = 0; r < o.hitRounds; r++) {
+    for (const p of peers) {
+      const h = await zipfWrk(p.port, o, o.hitDurationS, hitKeys);
+      rounds.get(p)!.push({ rps: h.ok2xx / h.durationS, p99Us: h.p99Us, requests: h.requests });
+    }
+    log(`pure hits, round ${r + 1} of ${o.hitRounds}: ${peers.map((p) => `${p.label} ${Math.round(rounds.get(p)![r]!.rps)}`).join(', ')} req/s`);
+  }
+  const out = new Map<RunningPeer, HitFigures>();
+  for (const p of peers) {
+    const rs = rounds.get(p)!;
+    out.set(p, {
+      hitRps: median(rs.map((x) => x.rps)),
+      hitRounds: rs.map((x) => Math.round(x.rps)),
+      hitP99Ms: median(rs.map((x) => x.p99Us)) / 1000,
+      hitOrigin: (await originCount(p.originPort)).served - before.get(p)!,
+      hitRequests: rs.reduce((a, x) => a + x.requests, 0),
+    });
+  }
+  return out;
+}
+
+const NO_HITS: HitFigures = { hitRps: Number.NaN, hitRounds: [], hitP99Ms: Number.NaN, hitOrigin: 0, hitRequests: 0 };
+
+/** The Zipf mix on one peer (the others idle): warm-up, the measured run with what the cache holds sampled, then the burst. */
+async function zipfPhase(p: RunningPeer, o: CacheOptions, hits: HitFigures): Promise<PeerResult> {
+  if (o.warmupS > 0) await zipfWrk(p.port, o, o.warmupS);
+  const before = (await originCount(p.originPort)).served;
+  const sampler = sampleHeld(p.held);
+  const w = await zipfWrk(p.port, o, o.durationS);
+  const after = (await originCount(p.originPort)).served;
   const h2 = await sampler.stop();
-  const b = await burst(port, originPort, o.burst, `${peer}-${Date.now()}`);
+  const b = await burst(p.port, p.originPort, o.burst, `${p.label.replace(/[^A-Za-z0-9]+/g, '-')}-${Date.now()}`);
   const origin = after - before;
-  return { peer, version, hitRps: h.ok2xx / h.durationS, hitP99Ms: h.p99Us / 1000, hitOrigin, hitRequests: h.requests, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms, heldMeanBytes: h2.meanBytes, heldMaxBytes: h2.maxBytes, heldMeanObjects: h2.meanObjects };
+  return { peer: p.label, version: p.version, ...hits, requests: w.requests, rps: w.ok2xx / w.durationS, p99Ms: w.p99Us / 1000, hitRatio: w.requests > 0 ? 1 - origin / w.requests : 0, originRequests: origin, errors: w.errors, burstUpstream: b.upstream, burstMs: b.ms, heldMeanBytes: h2.meanBytes, heldMaxBytes: h2.maxBytes, heldMeanObjects: h2.meanObjects };
 }
 
 // nginx trims its cache to max_size only when its cache manager runs, and a manager that
@@ -260,8 +326,53 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   log(`${o.objects} objects, ${(total / 2 ** 20).toFixed(1)} MiB in all; caches sized ${(size / 2 ** 20).toFixed(1)} MiB (${o.fraction * 100} %), Zipf s=${o.s}; pure-hit run over the ${hitKeys} most popular keys`);
   const results: PeerResult[] = [];
   const skipped: { peer: string; reason: string }[] = [];
-  const children: Child[] = [];
   try {
+    const startPeer = async (peer: PeerName, label: string, version: string, sizeBytes: number): Promise<RunningPeer> => {
+      // A fresh origin per peer, so its counters belong to that peer alone.
+      const originPort = await freePort();
+      const origin = start('origin', process.execPath, [join(BENCH_SRC, '..', 'dist', 'native-bench', 'cache', 'origin.js'), String(originPort)]);
+      await waitForPort(originPort, origin);
+      const port = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), `tidegate-bench-cache-${peer}-`));
+      // nginx workers run as an unprivileged user when started as root: they must be able to write the cache.
+      chmodSync(dir, 0o777);
+      let stopPeer: () => Promise<void>;
+      let held: HeldProbe;
+      if (peer === 'tidegate') {
+        const cfg = join(dir, 'tidegate.yaml');
+        const adminPort = await freePort();
+        held = tidegateHeld(adminPort);
+        writeFileSync(
+          cfg,
+          `listen: { host: 127.0.0.1, port: ${port} }\nworkers: ${o.workers}\nadmin: { host: 127.0.0.1, port: ${adminPort} }\ncache: { size: ${sizeBytes}, maxObjectSize: 64kb, lockTimeout: 5s }\nupstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } } }\nroutes: [{ upstream: origin, cache: {} }]\n`,
+        );
+        const child = start('tidegate', process.execPath, [TIDEGATE_CLI, '--config', cfg], { env: { ...process.env, TIDEGATE_LOG_LEVEL: 'warn' } });
+        await waitForPort(port, child);
+        stopPeer = () => stop(child, 'SIGTERM', 5_000);
+      } else if (peer === 'nginx') {
+        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, sizeBytes, o.workers, o.nginxManager), port, undefined, o.workers);
+        held = nginxHeld(join(dir, 'cache'), o.objects, 'origin');
+        stopPeer = () => ng.stop();
+      } else {
+        held = varnishHeld(join(dir, 'varnish'));
+        const vn = await startVarnish(port, originPort, dir, sizeBytes);
+        stopPeer = () => vn.stop();
+      }
+      log(`${label}: listening on ${port} (cache ${(sizeBytes / 2 ** 20).toFixed(1)} MiB)`);
+      return {
+        peer,
+        label,
+        version,
+        port,
+        originPort,
+        held,
+        stop: async () => {
+          await stopPeer();
+          await stop(origin, 'SIGTERM', 2_000);
+        },
+      };
+    };
+    const running: RunningPeer[] = [];
     for (const peer of o.peers) {
       let version = '';
       if (peer === 'varnish') {
@@ -278,42 +389,25 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
       } else {
         version = TIDEGATE_CLI;
       }
-      // A fresh origin per peer, so its counters belong to that peer alone.
-      const originPort = await freePort();
-      const origin = start('origin', process.execPath, [join(BENCH_SRC, '..', 'dist', 'native-bench', 'cache', 'origin.js'), String(originPort)]);
-      children.push(origin);
-      await waitForPort(originPort, origin);
-      const port = await freePort();
-      const dir = mkdtempSync(join(tmpdir(), `tidegate-bench-cache-${peer}-`));
-      // nginx workers run as an unprivileged user when started as root: they must be able to write the cache.
-      chmodSync(dir, 0o777);
-      let stopPeer: () => Promise<void>;
-      let held: HeldProbe;
-      if (peer === 'tidegate') {
-        const cfg = join(dir, 'tidegate.yaml');
-        const adminPort = await freePort();
-        held = tidegateHeld(adminPort);
-        writeFileSync(
-          cfg,
-          `listen: { host: 127.0.0.1, port: ${port} }\nworkers: ${o.workers}\nadmin: { host: 127.0.0.1, port: ${adminPort} }\ncache: { size: ${size}, maxObjectSize: 64kb, lockTimeout: 5s }\nupstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } } }\nroutes: [{ upstream: origin, cache: {} }]\n`,
-        );
-        const child = start('tidegate', process.execPath, [TIDEGATE_CLI, '--config', cfg], { env: { ...process.env, TIDEGATE_LOG_LEVEL: 'warn' } });
-        children.push(child);
-        await waitForPort(port, child);
-        stopPeer = () => stop(child, 'SIGTERM', 5_000);
-      } else if (peer === 'nginx') {
-        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, size, o.workers, o.nginxManager), port, undefined, o.workers);
-        held = nginxHeld(join(dir, 'cache'), o.objects, 'origin');
-        stopPeer = () => ng.stop();
-      } else {
-        held = varnishHeld(join(dir, 'varnish'));
-        const vn = await startVarnish(port, originPort, dir, size);
-        stopPeer = () => vn.stop();
-      }
-      log(`${peer}: pure hits ${o.hitDurationS}s over ${hitKeys} keys, Zipf warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
-      results.push(await measure(peer, version, port, originPort, o, hitKeys, held));
-      await stopPeer();
-      await stop(origin, 'SIGTERM', 2_000);
+      running.push(await startPeer(peer, peer, version, size));
+    }
+    log(`pure hits: ${o.hitRounds} rounds of ${o.hitDurationS}s per peer over ${hitKeys} keys, in turns`);
+    const hits = await hitPhase(running, o, hitKeys, log);
+    for (const p of running) {
+      log(`${p.label}: Zipf warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
+      results.push(await zipfPhase(p, o, hits.get(p)!));
+    }
+    for (const p of running) await p.stop();
+    // nginx holds more than its size (see NGINX_EAGER_MANAGER): the like-for-like hit
+    // ratio is tidegate's with as many body bytes held as nginx held on average.
+    const tg = results.find((r) => r.peer === 'tidegate');
+    const ng = results.find((r) => r.peer === 'nginx');
+    if (o.equalHeld && tg !== undefined && ng !== undefined && tg.heldMeanBytes > 0 && ng.heldMeanBytes > tg.heldMeanBytes) {
+      const scaled = Math.floor((ng.heldMeanBytes * size) / tg.heldMeanBytes);
+      const p = await startPeer('tidegate', "tidegate at nginx's held bytes", tg.version, scaled);
+      log(`${p.label}: Zipf warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
+      results.push(await zipfPhase(p, o, NO_HITS));
+      await p.stop();
     }
   } finally {
     await stopAll();
@@ -322,8 +416,8 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   const rows = results.map((r) => `| ${r.peer} | ${(r.hitRatio * 100).toFixed(1)} % | ${mib(r.heldMeanBytes)} / ${mib(r.heldMaxBytes)} MiB (${(r.heldMeanBytes / size).toFixed(2)}× size), ${Math.round(r.heldMeanObjects)} objects | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.originRequests} / ${r.requests} | ${r.errors} | ${r.burstUpstream} (${Math.round(r.burstMs)} ms) |`);
   const table = [`Zipf mix (caches sized ${mib(size)} MiB; nginx cache manager: ${o.nginxManager}):`, '', '| peer | hit ratio | held during the run: mean / max | req/s | p99 ms | origin / client requests | errors | burst: upstream requests for one fresh key |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
   const nginxHit = results.find((r) => r.peer === 'nginx')?.hitRps;
-  const hitRows = results.map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
-  const hitTable = [`Pure hits (${hitKeys} keys, all fetched first):`, '', '| peer | hit req/s | vs nginx | p99 ms | origin / client requests |', '|---|---|---|---|---|', ...hitRows].join('\n');
+  const hitRows = results.filter((r) => !Number.isNaN(r.hitRps)).map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} (${r.hitRounds.join(', ')}) | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
+  const hitTable = [`Pure hits (${hitKeys} keys, all fetched first; ${o.hitRounds} rounds of ${o.hitDurationS} s per peer, in turns):`, '', '| peer | hit req/s, median (rounds) | vs nginx | p99 ms | origin / client requests |', '|---|---|---|---|---|', ...hitRows].join('\n');
   process.stdout.write(`\n${table}\n\n${hitTable}\n\n`);
   for (const s of skipped) process.stdout.write(`${s.peer} skipped: ${s.reason}\n`);
   process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, hitKeys, results, skipped })}\n`);
