@@ -80,6 +80,7 @@ describe('response cache', () => {
     ['expires', { expires: new Date(Date.now() + 60_000).toUTCString() }, {}, true],
     ['heuristic (no freshness, status 200)', {}, {}, true],
     ['no-store', { 'cache-control': 'no-store, max-age=60' }, {}, false],
+    ['no-store, field name in upper case (names are case-insensitive)', { 'CACHE-CONTROL': 'no-store, max-age=60' }, {}, false],
     ['private', { 'cache-control': 'private, max-age=60' }, {}, false],
     ['max-age=0 without validator', { 'cache-control': 'max-age=0' }, {}, false],
     ['no-cache (stored, always revalidated)', { 'cache-control': 'no-cache, max-age=60' }, {}, false],

@@ -46,67 +46,138 @@ class ResponseFacts {
   setCookie = false;
   tags = '';
   contentLength = -1;
-  readonly stored: string[] = [];
+  /** Connection's value (the fields it names are hop-by-hop too), '' when absent */
+  connection = '';
+
+  constructor(
+    /** the upstream's head fields: views of the head's own copy (response-parser.ts), valid while the fill lives */
+    private readonly raw: readonly Buffer[],
+    private readonly stripSetCookie: boolean,
+  ) {}
+
+  /**
+   * The name/value pairs an entry stores: end-to-end fields, less those the entry
+   * keeps apart (ETag, Last-Modified, tags). Built only for a response that is stored:
+   * most responses through a caching route are not (uncacheable, or hits elsewhere).
+   */
+  storedFields(): string[] {
+    const out: string[] = [];
+    const raw = this.raw;
+    const listed = this.connection.length === 0 ? null : new Set(this.connection.split(',').map((t) => t.trim().toLowerCase()));
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1').toLowerCase();
+      if (HOP_BY_HOP.has(name) || NOT_STORED.has(name) || (name === 'set-cookie' && this.stripSetCookie)) continue;
+      if (listed !== null && listed.has(name)) continue;
+      out.push(name, raw[i + 1]!.toString('latin1'));
+    }
+    return out;
+  }
 }
 
+/** Fields the entry keeps elsewhere (tags) or never passes to clients. */
+const NOT_STORED: ReadonlySet<string> = new Set(['cache-tag', 'surrogate-key']);
+
+const enum Field {
+  Other,
+  CacheControl,
+  Expires,
+  Date,
+  Age,
+  Etag,
+  LastModified,
+  Vary,
+  ContentLength,
+  Connection,
+  SetCookie,
+  CacheTag,
+  SurrogateKey,
+}
+
+/** `b` is `lower` in any case (ASCII); the caller has compared the lengths. */
+function nameIs(b: Buffer, lower: string): boolean {
+  for (let i = 0; i < b.length; i++) {
+    let c = b[i]!;
+    if (c >= 65 && c <= 90) c |= 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Which field a name is, from its bytes: most names of a response are none of these and are never decoded. */
+function fieldOf(b: Buffer): Field {
+  switch (b.length) {
+    case 3:
+      return nameIs(b, 'age') ? Field.Age : Field.Other;
+    case 4:
+      return nameIs(b, 'date') ? Field.Date : nameIs(b, 'etag') ? Field.Etag : nameIs(b, 'vary') ? Field.Vary : Field.Other;
+    case 7:
+      return nameIs(b, 'expires') ? Field.Expires : Field.Other;
+    case 9:
+      return nameIs(b, 'cache-tag') ? Field.CacheTag : Field.Other;
+    case 10:
+      return nameIs(b, 'connection') ? Field.Connection : nameIs(b, 'set-cookie') ? Field.SetCookie : Field.Other;
+    case 13:
+      return nameIs(b, 'cache-control') ? Field.CacheControl : nameIs(b, 'last-modified') ? Field.LastModified : nameIs(b, 'surrogate-key') ? Field.SurrogateKey : Field.Other;
+    case 14:
+      return nameIs(b, 'content-length') ? Field.ContentLength : Field.Other;
+    default:
+      return Field.Other;
+  }
+}
+
+/**
+ * One pass over the head for the fields the cache decides by. Names are matched as
+ * bytes and only those fields' values are decoded: a caching route sees many responses
+ * it does not store, and decoding every field of each was a measurable part of a miss.
+ */
 function readResponse(raw: readonly Buffer[], stripSetCookie: boolean): ResponseFacts {
-  const p = new ResponseFacts();
-  let listed: Set<string> | null = null;
+  const p = new ResponseFacts(raw, stripSetCookie);
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
+    const f = fieldOf(raw[i]!);
+    if (f === Field.Other) continue;
     const value = raw[i + 1]!.toString('latin1');
-    switch (name) {
-      case 'cache-control':
+    switch (f) {
+      case Field.CacheControl:
         p.cacheControl = p.cacheControl === null ? value : `${p.cacheControl},${value}`;
         break;
-      case 'expires':
+      case Field.Expires:
         p.expires = value;
         break;
-      case 'date':
+      case Field.Date:
         p.date = value;
         break;
-      case 'age': {
+      case Field.Age: {
         const n = Number(value);
         p.age = Number.isFinite(n) && n > 0 ? n : 0;
         break;
       }
-      case 'etag':
+      case Field.Etag:
         p.etag = value;
         break;
-      case 'last-modified':
+      case Field.LastModified:
         p.lastModified = value;
         break;
-      case 'vary':
+      case Field.Vary:
         p.vary = p.vary.length === 0 ? value : `${p.vary},${value}`;
         break;
-      case 'content-length':
+      case Field.ContentLength:
         p.contentLength = Number(value);
         break;
-      case 'connection':
-        listed ??= new Set();
-        for (const t of value.split(',')) listed.add(t.trim().toLowerCase());
+      case Field.Connection:
+        p.connection = p.connection.length === 0 ? value : `${p.connection},${value}`;
         break;
-      case 'set-cookie':
+      case Field.SetCookie:
         p.setCookie = true;
-        if (stripSetCookie) continue;
         break;
-      case 'cache-tag':
+      case Field.CacheTag:
         p.tags += ` ${value.replace(/,/g, ' ')}`;
-        continue; // tags are for purging, not for clients
-      case 'surrogate-key':
+        break;
+      case Field.SurrogateKey:
         p.tags += ` ${value}`;
-        continue;
+        break;
     }
-    if (HOP_BY_HOP.has(name)) continue;
-    p.stored.push(name, value);
   }
-  if (listed !== null) {
-    const kept: string[] = [];
-    for (let i = 0; i < p.stored.length; i += 2) if (!listed.has(p.stored[i]!)) kept.push(p.stored[i]!, p.stored[i + 1]!);
-    p.stored.length = 0;
-    p.stored.push(...kept);
-  }
-  p.tags = p.tags.trim().replace(/\s+/g, ' ');
+  if (p.tags.length > 0) p.tags = p.tags.trim().replace(/\s+/g, ' ');
   return p;
 }
 
@@ -452,7 +523,7 @@ function normaliseVary(v: string): string {
 
 function buildMeta(p: ResponseFacts): string {
   let m = `${p.tags}\n${normaliseVary(p.vary)}\n${p.etag}\n${p.lastModified}`;
-  const h = p.stored;
+  const h = p.storedFields();
   for (let i = 0; i < h.length; i++) m += `\n${h[i]}`;
   return m;
 }
