@@ -63,9 +63,10 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
       if (!route(ex, rt, head)) return;
       // 3. forward: now when policies or a script see the request, else when it goes upstream (ex.start)
       const i = ex.route!.index;
-      if (rt.policies[i]!.length > 0 || rt.tenants !== null || rt.contents[i] !== null) ex.forward();
+      const policies = rt.policies[i]!.length > 0 || rt.tenants !== null;
+      if (policies || rt.contents[i] !== null) ex.forward();
       // 4. access
-      if (!access(ex, rt, head)) return;
+      if (!access(ex, rt, head, policies)) return;
       // 5–9: the exchange
       ex.start();
     } catch (err) {
@@ -120,11 +121,11 @@ function route(ex: Exchange, rt: Runtime, head: RequestHead): boolean {
   return true;
 }
 
-/** The route's policies, then a Lua content script or the response cache. False: answered (or the cache took the request over). */
-function access(ex: Exchange, rt: Runtime, head: RequestHead): boolean {
+/** The route's policies (`policies`: it has some, or there are tenants), then a Lua content script or the response cache. False: answered (or the cache took the request over). */
+function access(ex: Exchange, rt: Runtime, head: RequestHead, policies: boolean): boolean {
   const route = ex.route!;
   // Without policies or tenants there is nothing to run (and no peer to read).
-  const denied = rt.policies[route.index]!.length === 0 && rt.tenants === null ? null : accessPhase(rt, route, head, ex.peer, ex.responseHeaders, ex);
+  const denied = policies ? accessPhase(rt, route, head, ex.peer, ex.responseHeaders, ex) : null;
   if (denied !== null) {
     if (denied instanceof LocalResponse) ex.respondLocal(denied.status, denied.body, denied.headers);
     else ex.fail(denied, false);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyTraceContext, newTraceparent, normaliseTraceparent, traceIdOf } from '../../src/worker/trace-context.js';
+import { applyTraceContext, clientTraceId, newTraceparent, normaliseTraceparent, traceIdOf } from '../../src/worker/trace-context.js';
 
 const VALID = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 const cfg = { enabled: true, startIfAbsent: true, sampleNewTraces: false };
@@ -62,4 +62,13 @@ test('applyTraceContext propagates valid, replaces invalid, starts absent', () =
   const disabled = ['host', 'x', 'traceparent', 'garbage'];
   applyTraceContext(disabled, { ...cfg, enabled: false });
   assert.deepEqual(disabled, ['host', 'x', 'traceparent', 'garbage'], 'disabled: forwarded untouched');
+});
+
+test('clientTraceId: the trace-id of a valid client traceparent only (a request the cache answered)', () => {
+  const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  assert.equal(clientTraceId(['host', 'x', 'traceparent', tp]), '4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.equal(clientTraceId(['host', 'x']), null);
+  assert.equal(clientTraceId(['traceparent', '00-00000000000000000000000000000000-00f067aa0ba902b7-01']), null, 'all-zero trace-id');
+  assert.equal(clientTraceId(['traceparent', tp, 'traceparent', tp]), null, 'repeated');
+  assert.equal(clientTraceId(['traceparent', 'garbage']), null);
 });

@@ -84,12 +84,12 @@ export function parseCacheControl(value: string | null, d: Directives): Directiv
   return d;
 }
 
-/** An HTTP-date as ms since the epoch, NaN when invalid (an invalid Expires means already expired, §5.3). */
 // The last value parsed: an upstream's Date changes once a second, so nearly every
 // response through a caching route repeats the previous one (Date.parse ≈ 1 µs).
 let lastDate = '';
 let lastDateMs = NaN;
 
+/** An HTTP-date as ms since the epoch, NaN when invalid (an invalid Expires means already expired, §5.3). */
 export function parseHttpDate(v: string | null): number {
   if (v === null) return NaN;
   if (v === lastDate) return lastDateMs;
