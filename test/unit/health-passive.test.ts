@@ -25,7 +25,8 @@ function setup(passive: Record<string, unknown>, n = 10) {
   const sink: string[] = [];
   const hc = new HealthChecker({
     log: cap.log,
-    sink: { setHealth: (_u, ep, state) => sink.push(`${ep.host}:${ep.port}=${state}`) },
+    // what the log held when the tables took the verdict: the event must come after
+    sink: { setHealth: (_u, ep, state) => sink.push(`${ep.host}:${ep.port}=${state} (${cap.records.filter((r) => r.event === 'endpoint-ejected' || r.event === 'endpoint-readmitted').length} events before)`) },
     passiveSource: source,
     now: () => now,
     onTransition: (t) => transitions.push(t),
@@ -66,7 +67,7 @@ test('passive: 5 consecutive 5xx eject for base × count; the sweep returns it w
   assert.equal(s.transitions[0]!.cause, 'passive');
   assert.match(s.transitions[0]!.reason, /5 consecutive 5xx responses \(threshold 5\); ejected for 30000ms \(ejection #1\)/);
   assert.deepEqual(s.get(3), { consecutive5xx: 0, consecutiveConnectFailures: 0 }, 'reset, as Envoy does');
-  assert.deepEqual(s.sink, ['10.0.0.1:9003=ejected']);
+  assert.deepEqual(s.sink, ['10.0.0.1:9003=ejected (0 events before)'], 'the workers route by an ejection before it is announced');
   assert.equal(s.cap.events('endpoint-ejected').length, 1);
 
   s.advance(20_000);

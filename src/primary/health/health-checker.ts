@@ -410,6 +410,9 @@ export class HealthChecker {
     e.state = next;
     e.since = at;
     e.reason = reason;
+    // Tables first, then the event: whoever reads "ejected" in the log (an operator, a
+    // test, a webhook) may act at once, and the workers must already route by it.
+    this.opts.sink.setHealth(u.name, e.ep, next, reason);
     if (next === 'ejected') {
       u.stats.ejectedNow++;
       if (cause === 'active') u.stats.ejectionsActive++;
@@ -420,7 +423,6 @@ export class HealthChecker {
       u.stats.readmissions++;
       decision(this.opts.log).info({ event: 'endpoint-readmitted', upstream: u.name, endpoint: e.key, cause, reason }, `endpoint ${e.key} readmitted`);
     }
-    this.opts.sink.setHealth(u.name, e.ep, next, reason);
     this.opts.onTransition?.({ upstream: u.name, endpoint: e.key, state: next, cause, reason, at });
   }
 
