@@ -120,6 +120,7 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
   // ---- respond (ResponseFields: what readResponseFields found) ------------------------
   respHeaders: Buffer[] | null = null;
   respVia: string | null = null;
+  respDate: Buffer | null = null;
   total = -1; // response Content-Length, -1 when unknown
   private status = 0;
   private noBody = false;
@@ -394,7 +395,7 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
     const rp = this.rt.responsePhase[this.route!.index]!;
     if (rp.length > 0 && !this.responsePhase(rp, statusCode)) return false;
     this.noBody = this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304;
-    if (this.cache !== null && this.cache.onHead(statusCode, rawHeaders) === HeadVerdict.Absorb) this.absorbing = true;
+    if (this.cache !== null && this.cache.onHead(statusCode, rawHeaders, this) === HeadVerdict.Absorb) this.absorbing = true;
     return true;
   }
 
@@ -476,6 +477,7 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
       this.written = 0;
       this.respHeaders = null;
       this.respVia = null;
+      this.respDate = null;
       this.dispatch();
       return;
     }

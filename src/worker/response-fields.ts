@@ -12,6 +12,8 @@ export interface ResponseFields {
   respVia: string | null;
   /** Content-Length, -1 when absent */
   total: number;
+  /** the upstream's Date value, a view of the head (the client gets uWS's own Date), null when absent */
+  respDate: Buffer | null;
 }
 
 /** Whether `b` is `lower` (a lower-case ASCII name), ignoring case. */
@@ -25,6 +27,7 @@ export function fieldIs(b: Buffer, lower: string): boolean {
 export function readResponseFields(raw: Buffer[], into: ResponseFields): void {
   const out: Buffer[] = [];
   let listed: Set<string> | null = null;
+  into.respDate = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     switch (name.length) {
@@ -38,7 +41,10 @@ export function readResponseFields(raw: Buffer[], into: ResponseFields): void {
         }
         break;
       case 4:
-        if (fieldIs(name, 'date')) continue; // uWS always writes its own Date
+        if (fieldIs(name, 'date')) {
+          into.respDate = raw[i + 1]!; // uWS always writes its own Date; the cache reads this one
+          continue;
+        }
         break;
       case 7:
         if (fieldIs(name, 'trailer') || fieldIs(name, 'upgrade')) continue;

@@ -129,6 +129,20 @@ describe('response cache', () => {
     assert.equal(b.headers['set-cookie'], undefined, 'a hit never hands out another client’s cookie');
   });
 
+  test('an entry leaves out the fields the upstream’s Connection names; its age counts from the upstream’s Date (§4.2.3)', async () => {
+    const resp = { 'cache-control': 'max-age=600', connection: 'x-hop, keep-alive', 'x-hop': 'secret', 'x-end': 'kept', date: new Date(Date.now() - 100_000).toUTCString() };
+    const a = await get('/hop', { 'x-resp': JSON.stringify(resp) });
+    assert.equal(a.headers['x-hop'], undefined, 'hop-by-hop on the miss too');
+    assert.equal(a.headers['x-end'], 'kept');
+    const b = await get('/hop');
+    assert.equal(seen('/hop'), 1);
+    assert.match(String(b.headers['cache-status']), /^tidegate; hit/);
+    assert.equal(b.headers['x-hop'], undefined, 'a field Connection names is not stored');
+    assert.equal(b.headers['x-end'], 'kept');
+    const age = Number(b.headers.age);
+    assert.ok(age >= 100 && age < 160, `Age from a Date 100 s old: ${age}`);
+  });
+
   test('HEAD is answered from a stored GET; Age and Content-Length come from the entry', async () => {
     const a = await get('/head', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) });
     const h = await get('/head', {}, 'HEAD');

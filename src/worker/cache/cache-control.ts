@@ -98,6 +98,31 @@ export function parseHttpDate(v: string | null): number {
   return lastDateMs;
 }
 
+// The upstream's Date as bytes, compared before anything is decoded: a repeat (nearly
+// every response) costs a 29-byte loop, not a string and a parse.
+const lastDateBytes = Buffer.alloc(64);
+let lastDateLen = -1;
+let lastDateBytesMs = NaN;
+
+/** parseHttpDate of a field value still in bytes (a view of the response head). */
+export function parseHttpDateBytes(b: Buffer | null): number {
+  if (b === null) return NaN;
+  const n = b.length;
+  if (n === lastDateLen) {
+    let i = 0;
+    while (i < n && b[i] === lastDateBytes[i]) i++;
+    if (i === n) return lastDateBytesMs;
+  }
+  lastDateBytesMs = Date.parse(b.toString('latin1'));
+  if (n <= lastDateBytes.length) {
+    b.copy(lastDateBytes, 0, 0, n);
+    lastDateLen = n;
+  } else {
+    lastDateLen = -1;
+  }
+  return lastDateBytesMs;
+}
+
 /**
  * If-None-Match against a stored entity-tag, weak comparison (RFC 9110 §13.1.2: a
  * cache answering a GET uses the weak function). `*` matches any stored response.

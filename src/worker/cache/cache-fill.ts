@@ -8,7 +8,8 @@ import { newEntryFields, type EntryFields } from '../../shm/cache-store.js';
 import { CacheResult, RecordFlag, kCacheInvalidatedField, kCacheTokenField, kCacheTooLargeField, kCacheTtlGrewField, kCacheTtlShrankField } from '../../shm/cache-layout.js';
 import type { Exchange } from '../exchange.js';
 import { Errors } from '../../errors.js';
-import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate } from './cache-control.js';
+import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate, parseHttpDateBytes } from './cache-control.js';
+import type { ResponseFields } from '../response-fields.js';
 import { HeadVerdict, type CacheHook } from './cache-hook.js';
 import { notModified, serveEntry, storedHead } from './cache-serve.js';
 import type { RequestFacts, RouteCache } from './route-cache.js';
@@ -38,22 +39,26 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te
 class ResponseFacts {
   cacheControl: string | null = null;
   expires: string | null = null;
-  date: string | null = null;
   age = 0;
   etag = '';
   lastModified = '';
   vary = '';
   setCookie = false;
   tags = '';
-  contentLength = -1;
-  /** Connection's value (the fields it names are hop-by-hop too), '' when absent */
-  connection = '';
+  /** Content-Length as the request path read it, -1 when absent */
+  readonly contentLength: number;
+  /** the upstream's Date: a view of the head, decoded only for freshness */
+  readonly date: Buffer | null;
 
   constructor(
     /** the upstream's head fields: views of the head's own copy (response-parser.ts), valid while the fill lives */
     private readonly raw: readonly Buffer[],
     private readonly stripSetCookie: boolean,
-  ) {}
+    fields: Readonly<ResponseFields>,
+  ) {
+    this.contentLength = fields.total;
+    this.date = fields.respDate;
+  }
 
   /**
    * The name/value pairs an entry stores: end-to-end fields, less those the entry
@@ -63,7 +68,13 @@ class ResponseFacts {
   storedFields(): string[] {
     const out: string[] = [];
     const raw = this.raw;
-    const listed = this.connection.length === 0 ? null : new Set(this.connection.split(',').map((t) => t.trim().toLowerCase()));
+    // Fields Connection names are hop-by-hop too (read here: few responses are stored).
+    let listed: Set<string> | null = null;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      if (raw[i]!.length !== 10 || !nameIs(raw[i]!, 'connection')) continue;
+      listed ??= new Set();
+      for (const t of raw[i + 1]!.toString('latin1').split(',')) listed.add(t.trim().toLowerCase());
+    }
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i]!.toString('latin1').toLowerCase();
       if (HOP_BY_HOP.has(name) || NOT_STORED.has(name) || (name === 'set-cookie' && this.stripSetCookie)) continue;
@@ -81,13 +92,10 @@ const enum Field {
   Other,
   CacheControl,
   Expires,
-  Date,
   Age,
   Etag,
   LastModified,
   Vary,
-  ContentLength,
-  Connection,
   SetCookie,
   CacheTag,
   SurrogateKey,
@@ -103,23 +111,24 @@ function nameIs(b: Buffer, lower: string): boolean {
   return true;
 }
 
-/** Which field a name is, from its bytes: most names of a response are none of these and are never decoded. */
+/**
+ * Which field a name is, from its bytes: most names of a response are none of these
+ * and are never decoded. Framing and Date come read already (ResponseFields).
+ */
 function fieldOf(b: Buffer): Field {
   switch (b.length) {
     case 3:
       return nameIs(b, 'age') ? Field.Age : Field.Other;
     case 4:
-      return nameIs(b, 'date') ? Field.Date : nameIs(b, 'etag') ? Field.Etag : nameIs(b, 'vary') ? Field.Vary : Field.Other;
+      return nameIs(b, 'etag') ? Field.Etag : nameIs(b, 'vary') ? Field.Vary : Field.Other;
     case 7:
       return nameIs(b, 'expires') ? Field.Expires : Field.Other;
     case 9:
       return nameIs(b, 'cache-tag') ? Field.CacheTag : Field.Other;
     case 10:
-      return nameIs(b, 'connection') ? Field.Connection : nameIs(b, 'set-cookie') ? Field.SetCookie : Field.Other;
+      return nameIs(b, 'set-cookie') ? Field.SetCookie : Field.Other;
     case 13:
       return nameIs(b, 'cache-control') ? Field.CacheControl : nameIs(b, 'last-modified') ? Field.LastModified : nameIs(b, 'surrogate-key') ? Field.SurrogateKey : Field.Other;
-    case 14:
-      return nameIs(b, 'content-length') ? Field.ContentLength : Field.Other;
     default:
       return Field.Other;
   }
@@ -130,8 +139,8 @@ function fieldOf(b: Buffer): Field {
  * bytes and only those fields' values are decoded: a caching route sees many responses
  * it does not store, and decoding every field of each was a measurable part of a miss.
  */
-function readResponse(raw: readonly Buffer[], stripSetCookie: boolean): ResponseFacts {
-  const p = new ResponseFacts(raw, stripSetCookie);
+function readResponse(raw: readonly Buffer[], stripSetCookie: boolean, fields: Readonly<ResponseFields>): ResponseFacts {
+  const p = new ResponseFacts(raw, stripSetCookie, fields);
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const f = fieldOf(raw[i]!);
     if (f === Field.Other) continue;
@@ -142,9 +151,6 @@ function readResponse(raw: readonly Buffer[], stripSetCookie: boolean): Response
         break;
       case Field.Expires:
         p.expires = value;
-        break;
-      case Field.Date:
-        p.date = value;
         break;
       case Field.Age: {
         const n = Number(value);
@@ -159,12 +165,6 @@ function readResponse(raw: readonly Buffer[], stripSetCookie: boolean): Response
         break;
       case Field.Vary:
         p.vary = p.vary.length === 0 ? value : `${p.vary},${value}`;
-        break;
-      case Field.ContentLength:
-        p.contentLength = Number(value);
-        break;
-      case Field.Connection:
-        p.connection = p.connection.length === 0 ? value : `${p.connection},${value}`;
         break;
       case Field.SetCookie:
         p.setCookie = true;
@@ -196,13 +196,29 @@ const MAX_ENTRY_MS = 10 * 365 * 24 * 3600 * 1000;
  */
 const HIT_FOR_MISS_MS = 10_000;
 
+const STORED = '';
+// Cache-Status values a fill sends, by fwd, outcome (a refusal, or stored) and status:
+// a handful of distinct strings, otherwise built anew for every response of a caching
+// route. Keyed by the (constant) strings themselves, so nothing is built to look one up.
+const fillStatusMemo = new Map<string, Map<string, string[]>>();
+
+function fillStatus(fwd: string, why: string, status: number): string {
+  let byWhy = fillStatusMemo.get(fwd);
+  if (byWhy === undefined) fillStatusMemo.set(fwd, (byWhy = new Map()));
+  let byStatus = byWhy.get(why);
+  if (byStatus === undefined) byWhy.set(why, (byStatus = []));
+  return (byStatus[status - 100] ??= `tidegate; fwd=${fwd}; fwd-status=${status}; ${why === STORED ? 'stored' : `detail=${why}`}`);
+}
+
+/** The response's Cache-Control, parsed in onHead and read only there (synchronous): one per worker. */
+const respCc = newDirectives();
+
 export class CacheFill implements CacheHook {
   private mode = Mode.Forward;
   private chunks: Buffer[] | null = null;
   private bytes = 0;
   private fields: EntryFields | null = null;
   private resp: ResponseFacts | null = null;
-  private readonly respCc = newDirectives();
   private readonly st: CacheStore;
 
   constructor(
@@ -250,10 +266,10 @@ export class CacheFill implements CacheHook {
     if (this.ex !== null) this.rc.count(result);
   }
 
-  onHead(status: number, rawHeaders: readonly Buffer[]): HeadVerdict {
+  onHead(status: number, rawHeaders: readonly Buffer[], read: Readonly<ResponseFields>): HeadVerdict {
     const now = Date.now();
     const cfg = this.rc.cfg;
-    const p = readResponse(rawHeaders, cfg.stripSetCookie);
+    const p = readResponse(rawHeaders, cfg.stripSetCookie, read);
     const s = this.stale;
     if (status === 304 && s !== null) {
       // RFC 9111 §4.3.4: the stored response is fresh again, with the 304's freshness.
@@ -281,7 +297,7 @@ export class CacheFill implements CacheHook {
       // for a while, without waiting on a fill (see RecordFlag.Uncacheable).
       this.markUncacheable(status, now);
       if (s !== null && this.ex === null) this.st.endRefresh(s.record);
-      this.status(`tidegate; fwd=${this.fwd}; fwd-status=${status}; detail=${why}`);
+      this.status(fillStatus(this.fwd, why, status));
       this.count(CacheResult.Uncacheable);
       return HeadVerdict.Pass;
     }
@@ -291,14 +307,14 @@ export class CacheFill implements CacheHook {
     this.chunks = [];
     // XXX: said before the body is read; a body of unknown length that grows past
     // maxObjectSize (or loses admission) is then not stored after all.
-    this.status(`tidegate; fwd=${this.fwd}; fwd-status=${status}; stored`);
+    this.status(fillStatus(this.fwd, STORED, status));
     this.count(CacheResult.Miss);
     return HeadVerdict.Pass;
   }
 
   /** Why the response may not be stored, or null (RFC 9111 §3, plus the route's Set-Cookie rule). */
   private refusal(status: number, p: ResponseFacts, f: EntryFields): string | null {
-    const cc = this.respCc;
+    const cc = respCc;
     if (!STORABLE_STATUSES.has(status)) return 'status';
     if (cc.noStore) return 'no-store';
     if (cc.private) return 'private';
@@ -319,10 +335,10 @@ export class CacheFill implements CacheHook {
   /** RFC 9111 §4.2: age at receipt, freshness lifetime (explicit or adaptive heuristic), stale windows. */
   private freshness(status: number, p: ResponseFacts, now: number, revalidated: boolean): EntryFields {
     const cfg = this.rc.cfg;
-    const cc = parseCacheControl(p.cacheControl, this.respCc);
+    const cc = parseCacheControl(p.cacheControl, respCc);
     const f = newEntryFields();
     f.status = status;
-    let date = parseHttpDate(p.date);
+    let date = parseHttpDateBytes(p.date);
     if (Number.isNaN(date)) date = now;
     const initialAge = Math.max(now - date, p.age * 1000, 0);
     f.bornAt = now - initialAge;

@@ -1,6 +1,7 @@
 // The contract between the request path (exchange.ts) and the cache: the exchange
 // calls these at fixed points of an upstream attempt, and knows nothing else about
 // caching. Whatever upstream client carries the request only has to call them.
+import type { ResponseFields } from '../response-fields.js';
 
 export const enum HeadVerdict {
   /** send the response on to the client as usual (the hook sees the body through onBody) */
@@ -10,8 +11,11 @@ export const enum HeadVerdict {
 }
 
 export interface CacheHook {
-  /** the upstream's final response head, headers as undici gives them (name, value, …) */
-  onHead(status: number, rawHeaders: readonly Buffer[]): HeadVerdict;
+  /**
+   * The upstream's final response head: its fields as received (name, value, …), and
+   * what the request path already read of them (framing, Date), so nothing is read twice.
+   */
+  onHead(status: number, rawHeaders: readonly Buffer[], fields: Readonly<ResponseFields>): HeadVerdict;
   /** a body chunk: a view of the upstream read, overwritten by the next read (copy what is kept) */
   onBody(chunk: Buffer): void;
   /** the upstream response is complete; with Absorb the hook answers the client now */

@@ -8,6 +8,7 @@ import type { Exchange } from '../exchange.js';
 import type { UpstreamSet, Endpoint } from '../upstream-set.js';
 import { Admission, type UpstreamGuard } from '../upstream-guard.js';
 import { CacheFill, type StaleEntry } from './cache-fill.js';
+import { readResponseFields, type ResponseFields } from '../response-fields.js';
 import type { RequestFacts, RouteCache } from './route-cache.js';
 
 export function startRefresh(rc: RouteCache, ex: Exchange, key: string, hA: number, hB: number, entry: StaleEntry, facts: RequestFacts, varyNames: string | null, markerId: string): void {
@@ -18,7 +19,11 @@ export function startRefresh(rc: RouteCache, ex: Exchange, key: string, hA: numb
   new Refresh(rc, ex.upstream!, fill, entry.record, q.length > 0 ? `${ex.head.path}?${q}` : ex.head.path, ex.route!.route.rewriteHost, ex.route!.route.priority).start(headers);
 }
 
-class Refresh implements UpstreamHandler {
+class Refresh implements UpstreamHandler, ResponseFields {
+  respHeaders: Buffer[] | null = null;
+  respVia: string | null = null;
+  total = -1;
+  respDate: Buffer | null = null;
   private idx = -1;
   private ep: Endpoint | null = null;
   private startedAt = 0;
@@ -72,7 +77,8 @@ class Refresh implements UpstreamHandler {
       this.probe.words.recordProbe(statusCode >= 500);
       this.probe = null;
     }
-    this.fill.onHead(statusCode, rawHeaders);
+    readResponseFields(rawHeaders, this);
+    this.fill.onHead(statusCode, rawHeaders, this);
     return true;
   }
 
