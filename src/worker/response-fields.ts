@@ -24,6 +24,11 @@ export function fieldIs(b: Buffer, lower: string): boolean {
   return true;
 }
 
+/** Adds the field names a Connection value lists, lower-case, to `into` (RFC 9110 §7.6.1). */
+export function addConnectionTokens(value: Buffer, into: Set<string>): void {
+  for (const t of value.toString('latin1').split(',')) into.add(t.trim().toLowerCase());
+}
+
 export function readResponseFields(raw: Buffer[], into: ResponseFields): void {
   const out: Buffer[] = [];
   let listed: Set<string> | null = null;
@@ -53,8 +58,7 @@ export function readResponseFields(raw: Buffer[], into: ResponseFields): void {
         if (fieldIs(name, 'connection')) {
           const v = raw[i + 1]!;
           if (!fieldIs(v, 'keep-alive') && !fieldIs(v, 'close')) {
-            listed ??= new Set();
-            for (const t of v.toString('latin1').split(',')) listed.add(t.trim().toLowerCase());
+            addConnectionTokens(v, (listed ??= new Set()));
           }
           continue;
         }

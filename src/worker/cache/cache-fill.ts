@@ -9,7 +9,7 @@ import { CacheResult, RecordFlag, kCacheInvalidatedField, kCacheTokenField, kCac
 import type { Exchange } from '../exchange.js';
 import { Errors } from '../../errors.js';
 import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate, parseHttpDateBytes } from './cache-control.js';
-import type { ResponseFields } from '../response-fields.js';
+import { addConnectionTokens, fieldIs, type ResponseFields } from '../response-fields.js';
 import { HeadVerdict, type CacheHook } from './cache-hook.js';
 import { notModified, serveEntry, storedHead } from './cache-serve.js';
 import type { RequestFacts, RouteCache } from './route-cache.js';
@@ -71,9 +71,7 @@ class ResponseFacts {
     // Fields Connection names are hop-by-hop too (read here: few responses are stored).
     let listed: Set<string> | null = null;
     for (let i = 0; i + 1 < raw.length; i += 2) {
-      if (raw[i]!.length !== 10 || !nameIs(raw[i]!, 'connection')) continue;
-      listed ??= new Set();
-      for (const t of raw[i + 1]!.toString('latin1').split(',')) listed.add(t.trim().toLowerCase());
+      if (fieldIs(raw[i]!, 'connection')) addConnectionTokens(raw[i + 1]!, (listed ??= new Set()));
     }
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i]!.toString('latin1').toLowerCase();
@@ -101,16 +99,6 @@ const enum Field {
   SurrogateKey,
 }
 
-/** `b` is `lower` in any case (ASCII); the caller has compared the lengths. */
-function nameIs(b: Buffer, lower: string): boolean {
-  for (let i = 0; i < b.length; i++) {
-    let c = b[i]!;
-    if (c >= 65 && c <= 90) c |= 32;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
 /**
  * Which field a name is, from its bytes: most names of a response are none of these
  * and are never decoded. Framing and Date come read already (ResponseFields).
@@ -118,17 +106,17 @@ function nameIs(b: Buffer, lower: string): boolean {
 function fieldOf(b: Buffer): Field {
   switch (b.length) {
     case 3:
-      return nameIs(b, 'age') ? Field.Age : Field.Other;
+      return fieldIs(b, 'age') ? Field.Age : Field.Other;
     case 4:
-      return nameIs(b, 'etag') ? Field.Etag : nameIs(b, 'vary') ? Field.Vary : Field.Other;
+      return fieldIs(b, 'etag') ? Field.Etag : fieldIs(b, 'vary') ? Field.Vary : Field.Other;
     case 7:
-      return nameIs(b, 'expires') ? Field.Expires : Field.Other;
+      return fieldIs(b, 'expires') ? Field.Expires : Field.Other;
     case 9:
-      return nameIs(b, 'cache-tag') ? Field.CacheTag : Field.Other;
+      return fieldIs(b, 'cache-tag') ? Field.CacheTag : Field.Other;
     case 10:
-      return nameIs(b, 'set-cookie') ? Field.SetCookie : Field.Other;
+      return fieldIs(b, 'set-cookie') ? Field.SetCookie : Field.Other;
     case 13:
-      return nameIs(b, 'cache-control') ? Field.CacheControl : nameIs(b, 'last-modified') ? Field.LastModified : nameIs(b, 'surrogate-key') ? Field.SurrogateKey : Field.Other;
+      return fieldIs(b, 'cache-control') ? Field.CacheControl : fieldIs(b, 'last-modified') ? Field.LastModified : fieldIs(b, 'surrogate-key') ? Field.SurrogateKey : Field.Other;
     default:
       return Field.Other;
   }
