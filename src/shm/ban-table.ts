@@ -3,10 +3,12 @@
 // policy (src/policies/ban.ts), listed and changed by the primary (GET/DELETE
 // /v1/bans). Counting is a fixed window that starts at the first counted refusal.
 //
-// XXX: claiming a slot writes the tag first and the rest after it, so a worker probing
-// the same key in that instant may miss one count, and a window reset racing an
-// increment may drop that increment: counts are exact to a refusal or two under a
-// race, which a threshold of "10 in a minute" does not notice. Nothing is locked.
+// Claiming a slot takes it with an even tag (kClaiming: real tags are odd), fills it in
+// and only then publishes the key's tag, so a thread probing the same key meanwhile
+// waits for the slot to say whose it is instead of claiming it again (which reset the
+// count: concurrent first refusals on two workers lost each other's counts).
+// XXX: a window reset racing an increment may drop that increment: counts are exact to
+// a refusal under a race, which a threshold of "10 in a minute" does not notice.
 // When all kBanMaxProbe slots hold live keys the refusal is not counted (fail open:
 // a full table must not ban anyone); `overflow` counts those so capacity.banKeys can
 // be raised.
@@ -31,6 +33,12 @@ import {
   type Layout,
 } from './layout.js';
 import type { SharedState } from './shared-state.js';
+
+/** The tag of a slot while one thread fills it in (real tags are odd). */
+const kClaiming = 2;
+/** How long a prober spins, then waits, for a claim to finish (see awaitClaim) */
+const kClaimSpins = 2_000;
+const kClaimWaitMs = 100;
 
 export const BanSource = { Automatic: 0, Manual: 1 } as const;
 
@@ -87,6 +95,7 @@ export class BanTable {
       const base = banInt32Offset(this.layout, (a + p) & this.mask);
       const tag = Atomics.load(i32, base + kBanTagField);
       if (tag === 0) return -1;
+      // (a slot being claimed is passed over: its key has no count yet, so no ban)
       if (tag === a && i32[base + kBanHashBField] === b && i32[base + kBanPolicyField] === policy) return base;
     }
     return -1;
@@ -103,12 +112,18 @@ export class BanTable {
   /** The slot for (policy, a, b), claiming an empty or expired one; -1 when all probed are live. */
   private claim(policy: number, a: number, b: number, key: string, now: number): number {
     const i32 = this.i32;
+    let retries = 0;
     for (let p = 0; p < kBanMaxProbe; p++) {
       const base = banInt32Offset(this.layout, (a + p) & this.mask);
-      const tag = Atomics.load(i32, base + kBanTagField);
+      let tag = Atomics.load(i32, base + kBanTagField);
+      if (tag === kClaiming) tag = this.awaitClaim(base + kBanTagField);
+      if (tag === kClaiming) continue;
       if (tag === a && i32[base + kBanHashBField] === b && i32[base + kBanPolicyField] === policy) return base;
       if (tag !== 0 && Atomics.load(i32, base + kBanExpiresField) > now) continue;
-      if (Atomics.compareExchange(i32, base + kBanTagField, tag, a) !== tag) continue;
+      if (Atomics.compareExchange(i32, base + kBanTagField, tag, kClaiming) !== tag) {
+        if (retries++ < 4) p--; // taken meanwhile, perhaps for this key: look at the slot again
+        continue;
+      }
       i32[base + kBanHashBField] = b;
       i32[base + kBanPolicyField] = policy;
       Atomics.store(i32, base + kBanWindowStartField, now);
@@ -117,10 +132,29 @@ export class BanTable {
       Atomics.store(i32, base + kBanTripsField, 0);
       Atomics.store(i32, base + kBanExpiresField, now);
       this.writeKey(base, key);
+      Atomics.store(i32, base + kBanTagField, a);
+      Atomics.notify(i32, base + kBanTagField);
       return base;
     }
     this.overflow++;
     return -1;
+  }
+
+  /**
+   * Another thread is filling a slot in (a dozen stores): its tag, once published. It
+   * spins first; a claimer the scheduler stopped mid-claim (4 threads on 2 cores) is
+   * waited for, in 1 ms steps up to kClaimWaitMs, and only a claimer that never
+   * finishes (its thread died) leaves the slot to be passed over.
+   */
+  private awaitClaim(at: number): number {
+    const i32 = this.i32;
+    let tag = kClaiming;
+    for (let spins = 0; tag === kClaiming && spins < kClaimSpins; spins++) tag = Atomics.load(i32, at);
+    for (let ms = 0; tag === kClaiming && ms < kClaimWaitMs; ms++) {
+      Atomics.wait(i32, at, kClaiming, 1);
+      tag = Atomics.load(i32, at);
+    }
+    return tag;
   }
 
   private writeKey(base: number, key: string): void {
@@ -181,7 +215,8 @@ export class BanTable {
     const i32 = this.i32;
     for (let s = 0; s <= this.mask; s++) {
       const base = banInt32Offset(this.layout, s);
-      if (Atomics.load(i32, base + kBanTagField) === 0) continue;
+      const tag = Atomics.load(i32, base + kBanTagField);
+      if (tag === 0 || tag === kClaiming) continue;
       const until = Atomics.load(i32, base + kBanUntilField);
       if (!all && until <= now) continue;
       const at = (base + kBanKeyInt32Offset) * 4;

@@ -1,6 +1,7 @@
 // The shared ban table: counting to a threshold within a window, the window restarting,
 // bans ending and slots being reused, lifting, operator bans, a full probe range failing
-// open, and four threads counting one key at once setting exactly one ban.
+// open, four threads counting one key at once setting exactly one ban, and four threads
+// racing to claim the same fresh keys losing none of each other's counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
@@ -77,4 +78,25 @@ test('ban table: four threads counting one key at once set exactly one ban', asy
   const h = banHashes('stress', 'mallory');
   assert.equal(t.bannedFor(h.policy, h.a, h.b, tick), 600);
   assert.equal(t.entries(tick)[0]!.trips, 1);
+});
+
+test('ban table: four threads claiming the same fresh keys at once keep one slot per key and every count', async () => {
+  const THREADS = 4;
+  const keys = Array.from({ length: 3000 }, (_, i) => `198.51.100.${i}`);
+  const { shm, t } = table(8192);
+  const barrier = new SharedArrayBuffer(4);
+  await Promise.all(
+    Array.from({ length: THREADS }, () =>
+      new Promise<number>((resolve, reject) => {
+        const w = new Worker(WORKER, { workerData: { buffer: shm.buffer, maxWorkers: 4, key: '', n: 0, threshold: 1000, tick: 5000, keys, barrier, threads: THREADS } });
+        w.once('message', (m: { set: number }) => resolve(m.set));
+        w.once('error', reject);
+      }),
+    ),
+  );
+  const entries = t.entries(5000, true);
+  const byKey = new Map<string, number[]>();
+  for (const e of entries) byKey.set(e.key, [...(byKey.get(e.key) ?? []), e.count]);
+  const wrong = keys.filter((k) => JSON.stringify(byKey.get(k)) !== JSON.stringify([THREADS]));
+  assert.deepEqual(wrong.slice(0, 5).map((k) => `${k}: ${JSON.stringify(byKey.get(k))}`), [], `${wrong.length} of ${keys.length} keys lost counts or took two slots`);
 });
