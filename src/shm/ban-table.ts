@@ -8,7 +8,9 @@
 // waits for the slot to say whose it is instead of claiming it again (which reset the
 // count: concurrent first refusals on two workers lost each other's counts).
 // XXX: a window reset racing an increment may drop that increment: counts are exact to
-// a refusal under a race, which a threshold of "10 in a minute" does not notice.
+// a refusal under a race, which a threshold of "10 in a minute" does not notice. A thread
+// that died inside a claim (a dozen stores, no await) leaves its slot marked for good,
+// and every later claim that probes through it waits kClaimWaitMs first.
 // When all kBanMaxProbe slots hold live keys the refusal is not counted (fail open:
 // a full table must not ban anyone); `overflow` counts those so capacity.banKeys can
 // be raised.

@@ -477,7 +477,6 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
       this.written = 0;
       this.respHeaders = null;
       this.respVia = null;
-      this.respDate = null;
       this.dispatch();
       return;
     }
