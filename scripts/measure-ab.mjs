@@ -19,6 +19,10 @@
 // --header adds one request header to every request (wrk and the start-up probe), to both
 // peers, e.g. an API key for a route with an api-key policy:
 //   --header 'x-api-key: bench-key-0123456789abcdef' --route-b 'policies: [{ api-key: { file: /tmp/keys.yaml } }]'
+// --together loads A and B at the same moment (one wrk -t1 -c32 each; nginx runs alone
+// after them): on a shared host whose speed drifts by ±20 % from one run to the next,
+// both then run under the same conditions, and each round gives a paired B/A of
+// throughput and of CPU per 1,000 requests; their medians are printed as `paired`.
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -43,6 +47,7 @@ const { values: o } = parseArgs({
     'split-a': { type: 'string', default: '' },
     'split-b': { type: 'string', default: '' },
     header: { type: 'string', default: '' },
+    together: { type: 'boolean', default: false },
   },
 });
 if (!o.a) {
@@ -91,13 +96,18 @@ try {
     return ((Number(f[11]) + Number(f[12])) * 1000) / ticks;
   };
   const cpu = { a: [], b: [] };
-  const rps = async (port) => {
+  const rps = async (port, conns = 64, threads = 2) => {
     const c0 = cpuMs(port);
-    const out = (await sh(`wrk -t2 -c64 -d${o.duration}s ${o.header ? `-H ${JSON.stringify(o.header)} ` : ''}http://127.0.0.1:${port}/`)).stdout;
+    const out = (await sh(`wrk -t${threads} -c${conns} -d${o.duration}s ${o.header ? `-H ${JSON.stringify(o.header)} ` : ''}http://127.0.0.1:${port}/`)).stdout;
     if (/Non-2xx|Socket errors/.test(out)) console.error(`warning: errors at port ${port}:\n${out}`);
     const n = Number(/(\d+) requests in/.exec(out)[1]);
     if (port === A || port === B) cpu[port === A ? 'a' : 'b'].push(+(((cpuMs(port) - c0) * 1000) / n).toFixed(1));
     return Number(/Requests\/sec:\s*([\d.]+)/.exec(out)[1]);
+  };
+  const both = async (r) => {
+    const [a, b] = await Promise.all([rps(A, 32, 1), rps(B, 32, 1)]);
+    r.a.push(a);
+    r.b.push(b);
   };
   for (const p of [A, B, NGINX]) await rps(p); // warm-up
   cpu.a.length = 0;
@@ -106,7 +116,8 @@ try {
   // The order alternates (A B nginx, then B A nginx): whichever ran second after nginx
   // came out faster by ~9 % in same-build runs, so a fixed order biases B/A.
   for (let i = 0; i < Number(o.runs); i++) {
-    if (i % 2 === 0) {
+    if (o.together) await both(r);
+    else if (i % 2 === 0) {
       r.a.push(await rps(A));
       r.b.push(await rps(B));
     } else {
@@ -118,7 +129,9 @@ try {
   const med = (x) => [...x].sort((p, q) => p - q)[x.length >> 1];
   const m = { a: med(r.a), b: med(r.b), nginx: med(r.nginx) };
   const cpuMed = { a: med(cpu.a), b: med(cpu.b) };
-  console.log(JSON.stringify({ runs: r, medians: m, cpuMsPer1k: { runs: cpu, medians: cpuMed, bOverA: +(cpuMed.b / cpuMed.a).toFixed(3) }, bOverA: +(m.b / m.a).toFixed(3), aVsNginx: +(m.a / m.nginx).toFixed(3), bVsNginx: +(m.b / m.nginx).toFixed(3), loadavg: readFileSync('/proc/loadavg', 'utf8').trim() }));
+  const ratios = (x, y) => x.map((v, i) => y[i] / v);
+  const paired = o.together ? { bOverA: +med(ratios(r.a, r.b)).toFixed(3), cpuBOverA: +med(ratios(cpu.a, cpu.b)).toFixed(3), rounds: ratios(r.a, r.b).map((v) => +v.toFixed(3)), cpuRounds: ratios(cpu.a, cpu.b).map((v) => +v.toFixed(3)) } : undefined;
+  console.log(JSON.stringify({ runs: r, medians: m, cpuMsPer1k: { runs: cpu, medians: cpuMed, bOverA: +(cpuMed.b / cpuMed.a).toFixed(3) }, bOverA: +(m.b / m.a).toFixed(3), paired, aVsNginx: +(m.a / m.nginx).toFixed(3), bVsNginx: +(m.b / m.nginx).toFixed(3), loadavg: readFileSync('/proc/loadavg', 'utf8').trim() }));
 } finally {
   stop();
 }

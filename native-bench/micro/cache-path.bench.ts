@@ -1,4 +1,4 @@
-// Micro-benchmark of tidegate's cache-hit path without the network: the shared store
+// Micro-benchmark of tidegate's cache paths without the network: the shared store
 // filled as the cache scenario fills it (the most popular keys of its object set, 1–16
 // KiB bodies, the origin's header fields), then per op:
 //   find+read   hash the key, look it up, copy meta and body out (CacheStore only)
@@ -9,10 +9,16 @@
 //               response object that only counts calls
 //               (uWS's own C++ work and the socket write are not in this figure)
 //   handle 304  the same with If-None-Match matching the stored ETag
+//   pass        what a caching route adds to a request for a key whose last response
+//               was not storable (hit-for-pass): handle() (facts, key, sketch, lookup,
+//               the mark); the request path's own work is not in it
 // Prints ns/op, median of several runs.
 //
-//   npx tsc -p tsconfig.json && node dist/native-bench/micro/cache-hit.bench.js
+//   npx tsc -p tsconfig.json && node dist/native-bench/micro/cache-path.bench.js [case…]
 import { CacheStore, newEntryFields } from '../../src/shm/cache-store.js';
+import { RecordFlag } from '../../src/shm/cache-layout.js';
+import type { ResponseFields } from '../../src/worker/response-fields.js';
+import type { CacheHook } from '../../src/worker/cache/cache-hook.js';
 import { attachCache } from '../../src/worker/cache/worker-cache.js';
 import { RouteCache } from '../../src/worker/cache/route-cache.js';
 import type { Exchange } from '../../src/worker/exchange.js';
@@ -38,6 +44,18 @@ for (let k = 1; k <= KEYS; k++) {
   store.publish(-1, 0, key, store.hA, store.hB, meta, [body], body.length, f, -1);
 }
 
+// A key whose response was not storable: marked uncacheable (hit-for-miss) for the whole run.
+const PASS_KEY = `${normaliseHost(HOST)}/pass`;
+{
+  const f = newEntryFields();
+  f.flags = RecordFlag.Uncacheable;
+  f.status = 200;
+  f.bornAt = now;
+  f.freshUntil = f.swrUntil = f.sieUntil = now + 3_600_000;
+  store.hash(PASS_KEY);
+  store.publish(-1, 0, PASS_KEY, store.hA, store.hB, '', null, 0, f, -1);
+}
+
 const cfg: WorkerRouteCache = { ttlDefault: 0, ttlMin: 0, ttlMax: 0, staleWhileRevalidate: 0, staleIfError: 0, staleIfBusy: 0, keyHeaders: [], bypassHeader: null, bypassCookie: null, stripSetCookie: false };
 const rc = new RouteCache(cfg, store, 0, 5_000, true);
 
@@ -61,14 +79,14 @@ const res = {
 };
 const rt = { viaToken: null, requestIdHeader: 'x-request-id' };
 
-function exchange(k: number, inm: string | null): Exchange {
+function exchange(k: number | string, inm: string | null): Exchange {
   const headers = ['host', HOST, 'user-agent', 'wrk', 'accept', '*/*'];
   if (inm !== null) headers.push('if-none-match', inm);
   const ex = {
     aborted: false,
     res,
     rt,
-    head: { method: 'GET', host: HOST, path: `/obj/${k}`, query: '', headers, contentLength: 0, chunked: false },
+    head: { method: 'GET', host: HOST, path: typeof k === 'string' ? k : `/obj/${k}`, query: '', headers, contentLength: 0, chunked: false },
     clientClose: false,
     requestId: '0af7651916cd43dd8448eb211c80319c',
     responseHeaders: [] as string[],
@@ -88,6 +106,11 @@ const plain = Array.from({ length: POOL }, (_, i) => exchange(keyOf(i), null));
 const conditional = Array.from({ length: POOL }, (_, i) => exchange(keyOf(i), `"v${keyOf(i)}"`));
 const keys = Array.from({ length: POOL }, (_, i) => `${normaliseHost(HOST)}/obj/${keyOf(i)}`);
 const scratch = Buffer.allocUnsafe(store.maxObjectSize + 64 * 1024);
+const passEx = exchange('/pass', null);
+// nginx's head for `return 200` with a 1 KiB body, as the response parser leaves it (views of one copy)
+const rawHead = ['Server', 'nginx/1.22.1', 'Date', new Date(now).toUTCString(), 'Content-Type', 'application/octet-stream', 'Content-Length', '1024', 'Connection', 'keep-alive'].map((s) => Buffer.from(s, 'latin1'));
+const read: ResponseFields = { respHeaders: null, respVia: null, total: 1024, respDate: rawHead[3]! };
+const body = Buffer.alloc(1024, 7);
 
 const cases: Record<string, (n: number) => void> = {
   'find+read': (n) => {
@@ -113,12 +136,32 @@ const cases: Record<string, (n: number) => void> = {
       if (!rc.handle(ex)) throw new Error('not a hit');
     }
   },
+  pass: (n) => {
+    for (let i = 0; i < n; i++) {
+      const ex = passEx;
+      (ex.responseHeaders as string[]).length = 0;
+      ex.cache = null;
+      if (rc.handle(ex)) throw new Error('answered from the cache');
+      // A fill only once the mark has run out: the response is then evaluated (and refused)
+      const fill = ex.cache as CacheHook | null;
+      if (fill !== null) {
+        fill.onHead(200, rawHead, read);
+        fill.onBody(body);
+        fill.onComplete();
+        fill.onFinish();
+      }
+      sink += ex.responseHeaders.length;
+    }
+  },
 };
 const ITER = 100_000;
 const RUNS = 9;
 
-console.log(`cache-hit micro-benchmark: ${KEYS} keys of 1–16 KiB, ${RUNS} runs of ${ITER} per case, median ns/op (node ${process.version})`);
+console.log(`cache-path micro-benchmark: ${KEYS} keys of 1–16 KiB, ${RUNS} runs of ${ITER} per case, median ns/op (node ${process.version})`);
+// `node … pass handle`: only the cases named
+const only = process.argv.slice(2);
 for (const [name, fn] of Object.entries(cases)) {
+  if (only.length > 0 && !only.includes(name)) continue;
   fn(ITER); // warm-up
   const t: number[] = [];
   for (let r = 0; r < RUNS; r++) {
