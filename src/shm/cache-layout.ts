@@ -127,9 +127,9 @@ export const enum RecordFlag {
   /** has a validator (ETag or Last-Modified) */
   Validator = 8,
   /**
-   * "hit-for-miss" (Varnish's name): the last response for this key was not storable,
-   * so until freshUntil requests go upstream at once instead of queueing behind one
-   * fill; a storable response replaces it
+   * "hit-for-pass" (Varnish's name): the last response for this key was not storable,
+   * so until freshUntil requests go upstream at once, neither queueing behind one fill
+   * nor evaluated for storing; a purge or an unsafe method removes the mark
    */
   Uncacheable = 16,
 }

@@ -334,4 +334,23 @@ describe('response cache', () => {
     assert.equal(seen('/nostore-burst'), 16);
     assert.equal(await waits(), w0, 'no request waited on a fill');
   });
+
+  test('hit-for-pass: while a key is marked uncacheable its responses are not stored; a purge of the key lifts the mark', async () => {
+    const path = '/hfp';
+    const first = await get(path, { 'x-resp': JSON.stringify({ 'cache-control': 'no-store' }) });
+    assert.match(String(first.headers['cache-status']), /fwd=uri-miss; fwd-status=200; detail=no-store/);
+    // Now storable, but the key is marked (10 s): passed upstream, not evaluated, not stored.
+    const cacheable = { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) };
+    const passed = await get(path, cacheable);
+    assert.equal(passed.headers['cache-status'], 'tidegate; fwd=uri-miss; detail=hit-for-pass');
+    assert.equal((await get(path, cacheable)).headers['cache-status'], 'tidegate; fwd=uri-miss; detail=hit-for-pass');
+    assert.equal(seen(path), 3);
+    const list = (await (await request(`${gw.adminUrl}/v1/cache?keys=1000`)).body.json()) as { keys: string[] };
+    const key = list.keys.find((k) => k.endsWith(path))!;
+    const r = await request(`${gw.adminUrl}/v1/cache/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) });
+    assert.equal(((await r.body.json()) as { purged: number }).purged, 1, 'the mark is an entry the purge removes');
+    assert.match(String((await get(path, cacheable)).headers['cache-status']), /fwd=uri-miss; fwd-status=200; stored/);
+    assert.match(String((await get(path, cacheable)).headers['cache-status']), /^tidegate; hit/);
+    assert.equal(seen(path), 4);
+  });
 });

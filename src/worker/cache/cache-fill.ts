@@ -178,11 +178,12 @@ const enum Mode {
 
 const MAX_ENTRY_MS = 10 * 365 * 24 * 3600 * 1000;
 /**
- * How long a key whose response was not storable skips coalescing. Long enough that a
- * hot uncacheable URL is not serialised behind one request at a time, short enough
- * that a URL which becomes cacheable is coalesced again soon (Varnish: 120 s).
+ * How long a key whose response was not storable is passed (no coalescing, no fill).
+ * Long enough that a hot uncacheable URL is not serialised behind one request at a
+ * time, short enough that a URL which becomes cacheable is stored again soon
+ * (Varnish: 120 s).
  */
-const HIT_FOR_MISS_MS = 10_000;
+const HIT_FOR_PASS_MS = 10_000;
 
 const STORED = '';
 // Cache-Status values a fill sends, by fwd, outcome (a refusal, or stored) and status:
@@ -481,7 +482,7 @@ export class CacheFill implements CacheHook {
     f.flags = RecordFlag.Uncacheable;
     f.status = status;
     f.bornAt = now;
-    f.freshUntil = f.swrUntil = f.sieUntil = now + HIT_FOR_MISS_MS;
+    f.freshUntil = f.swrUntil = f.sieUntil = now + HIT_FOR_PASS_MS;
     this.st.publish(this.reserved, this.token, this.key, this.hA, this.hB, '', null, 0, f, -1);
     this.reserved = -1;
   }
