@@ -23,6 +23,8 @@
 // after them): on a shared host whose speed drifts by ±20 % from one run to the next,
 // both then run under the same conditions, and each round gives a paired B/A of
 // throughput and of CPU per 1,000 requests; their medians are printed as `paired`.
+// --script <file.lua> hands wrk a request script (all peers), e.g. a distinct path per
+// request: scripts/wrk/unique-paths.lua.
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -48,6 +50,7 @@ const { values: o } = parseArgs({
     'split-b': { type: 'string', default: '' },
     header: { type: 'string', default: '' },
     together: { type: 'boolean', default: false },
+    script: { type: 'string', default: '' },
   },
 });
 if (!o.a) {
@@ -98,7 +101,7 @@ try {
   const cpu = { a: [], b: [] };
   const rps = async (port, conns = 64, threads = 2) => {
     const c0 = cpuMs(port);
-    const out = (await sh(`wrk -t${threads} -c${conns} -d${o.duration}s ${o.header ? `-H ${JSON.stringify(o.header)} ` : ''}http://127.0.0.1:${port}/`)).stdout;
+    const out = (await sh(`wrk -t${threads} -c${conns} -d${o.duration}s ${o.header ? `-H ${JSON.stringify(o.header)} ` : ''}${o.script ? `-s ${JSON.stringify(resolve(o.script))} ` : ''}http://127.0.0.1:${port}/`)).stdout;
     if (/Non-2xx|Socket errors/.test(out)) console.error(`warning: errors at port ${port}:\n${out}`);
     const n = Number(/(\d+) requests in/.exec(out)[1]);
     if (port === A || port === B) cpu[port === A ? 'a' : 'b'].push(+(((cpuMs(port) - c0) * 1000) / n).toFixed(1));

@@ -337,20 +337,28 @@ describe('response cache', () => {
 
   test('hit-for-pass: while a key is marked uncacheable its responses are not stored; a purge of the key lifts the mark', async () => {
     const path = '/hfp';
-    const first = await get(path, { 'x-resp': JSON.stringify({ 'cache-control': 'no-store' }) });
-    assert.match(String(first.headers['cache-status']), /fwd=uri-miss; fwd-status=200; detail=no-store/);
+    const noStore = { 'x-resp': JSON.stringify({ 'cache-control': 'no-store' }) };
+    // A key asked for once is not marked (a mark takes a record); the second refusal marks it.
+    for (let i = 0; i < 2; i++) assert.match(String((await get(path, noStore)).headers['cache-status']), /fwd=uri-miss; fwd-status=200; detail=no-store/);
     // Now storable, but the key is marked (10 s): passed upstream, not evaluated, not stored.
     const cacheable = { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) };
     const passed = await get(path, cacheable);
     assert.equal(passed.headers['cache-status'], 'tidegate; fwd=uri-miss; detail=hit-for-pass');
     assert.equal((await get(path, cacheable)).headers['cache-status'], 'tidegate; fwd=uri-miss; detail=hit-for-pass');
-    assert.equal(seen(path), 3);
+    assert.equal(seen(path), 4);
     const list = (await (await request(`${gw.adminUrl}/v1/cache?keys=1000`)).body.json()) as { keys: string[] };
     const key = list.keys.find((k) => k.endsWith(path))!;
     const r = await request(`${gw.adminUrl}/v1/cache/purge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }) });
     assert.equal(((await r.body.json()) as { purged: number }).purged, 1, 'the mark is an entry the purge removes');
     assert.match(String((await get(path, cacheable)).headers['cache-status']), /fwd=uri-miss; fwd-status=200; stored/);
     assert.match(String((await get(path, cacheable)).headers['cache-status']), /^tidegate; hit/);
-    assert.equal(seen(path), 4);
+    assert.equal(seen(path), 5);
+  });
+
+  test('a key asked for once whose response is not storable leaves no mark (a stream of distinct uncacheable URLs takes no records)', async () => {
+    const entries = async (): Promise<number> => ((await (await request(`${gw.adminUrl}/v1/cache`)).body.json()) as { entries: number }).entries;
+    const e0 = await entries();
+    for (let i = 0; i < 20; i++) assert.match(String((await get(`/once/${i}`, { 'x-resp': JSON.stringify({ 'cache-control': 'no-store' }) })).headers['cache-status']), /detail=no-store/);
+    assert.equal(await entries(), e0, 'no record was taken');
   });
 });

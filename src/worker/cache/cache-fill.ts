@@ -478,6 +478,13 @@ export class CacheFill implements CacheHook {
 
   private markUncacheable(status: number, now: number): void {
     if (this.reserved < 0) return;
+    // A key asked for once (the sketch's count, this request included) gains nothing from
+    // a mark, and a mark takes a record: a stream of distinct uncacheable URLs would
+    // evict stored entries and take the writer lock for every request.
+    if (this.st.frequency(this.hA, this.hB) < 2) {
+      this.releaseReservation();
+      return;
+    }
     const f = newEntryFields();
     f.flags = RecordFlag.Uncacheable;
     f.status = status;
