@@ -74,6 +74,13 @@ import {
 /** index probe length; past it a key is not stored (the table is 2× the records, so this is rare) */
 const kMaxProbe = 16;
 const kSpinsBeforeWait = 64;
+/**
+ * Sketch samples a thread counts by itself before adding them to the shared count: a
+ * contended atomic add per request on a word every worker writes (taking it and the
+ * route's result counter away gained ≈ 3 % of a caching route's CPU in a paired A/B);
+ * the reset moves by at most this many samples per thread.
+ */
+const kSampleBatch = 64;
 
 /** What publish() did. */
 export const enum PublishResult {
@@ -116,6 +123,8 @@ export class CacheStore {
   private readonly indexMask: number;
   private readonly sketchMask: number;
   private readonly sketchResetAt: number;
+  /** this thread's samples not yet in the shared count */
+  private samples = 0;
 
   /** key hash of the last hash() call (two independent 32-bit hashes) */
   hA = 0;
@@ -275,7 +284,9 @@ export class CacheStore {
       // contended cache line.
       if (s[idx]! < 15) s[idx] = s[idx]! + 1;
     }
-    if (Atomics.add(this.i32, kCacheSketchSamplesField, 1) + 1 >= this.sketchResetAt) {
+    if (++this.samples < kSampleBatch) return;
+    this.samples = 0;
+    if (Atomics.add(this.i32, kCacheSketchSamplesField, kSampleBatch) + kSampleBatch >= this.sketchResetAt) {
       Atomics.store(this.i32, kCacheSketchSamplesField, 0);
       for (let i = 0; i < s.length; i++) s[i] = s[i]! >> 1;
     }

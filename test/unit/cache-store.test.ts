@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
-import { kCacheAdmissionRefusedField, kCacheEvictionsField } from '../../src/shm/cache-layout.js';
+import { kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheRecordsField } from '../../src/shm/cache-layout.js';
 
 function put(s: CacheStore, key: string, body: string, freq = -1): PublishResult {
   s.hash(key);
@@ -164,4 +164,19 @@ test('admission counts the requests waiting on a fill: a burst for a fresh key i
   assert.equal(fill('fresh/burst', 40, 8), PublishResult.Stored, '40 waiters make it hotter than the victim');
   assert.equal(get(s, 'fresh/burst'), body);
   assert.deepEqual(s.check(), []);
+});
+
+test('the sketch halves every counter after 10 × records samples (counted per thread in batches of 64), and not before', () => {
+  const s = CacheStore.create(32 * 1024, 4096);
+  const resetAt = 10 * s.counter(kCacheRecordsField);
+  s.hash('hot');
+  const [hA, hB] = [s.hA, s.hB];
+  for (let t = 0; t < 15; t++) s.touch(hA, hB);
+  assert.equal(s.frequency(hA, hB), 15);
+  s.hash('other');
+  // Up to one batch short of the reset: nothing halved yet.
+  for (let t = 15; t < resetAt - 64; t++) s.touch(s.hA, s.hB);
+  assert.equal(s.frequency(hA, hB), 15, 'no reset before 10 × records samples');
+  for (let t = resetAt - 64; t < resetAt + 64; t++) s.touch(s.hA, s.hB);
+  assert.equal(s.frequency(hA, hB), 7, 'halved once');
 });
