@@ -4,17 +4,21 @@
 // constant, as in layout.ts.
 //
 //   header (Int32)        sizes, the writer lock, free lists, the CLOCK hand, counters
-//   route counters (Int32) requests per route and result, [rmw] by workers
+//   route counters (Int32) requests per route and result, one block per counter stripe
+//                         (each worker adds to its own: a word every worker writes is a
+//                         contended cache line on every request), summed by readers
 //   records (Int32/f64)   one per entry: seqlock word, state word, key hash, chunk chain,
 //                         freshness times
 //   index (Int32)         open-addressed: record + 1, 0 empty, -1 deleted
 //   chunk links (Int32)   next chunk of the same entry, or the next free chunk
 //   sketch (Uint8)        count-min sketch of key frequencies (TinyLFU admission)
+//   doorkeeper (Int32)    hashes of keys whose response was refused lately (the
+//                         uncacheable mark's first sighting), direct-mapped
 //   arena (bytes)         fixed-size chunks holding key, metadata and body of entries
 
 export const kCacheMagic = 0x6361_6368; // "cach"
 /** Bumped whenever any offset below changes. */
-export const kCacheLayoutVersion = 1;
+export const kCacheLayoutVersion = 2;
 
 export const kCacheChunkBytes = 1024;
 
@@ -27,7 +31,7 @@ export const kCacheIndexSlotsField = 4;
 export const kCacheSketchWidthField = 5;
 export const kCacheMaxObjectField = 6;
 export const kCacheRoutesField = 7;
-/** the writer lock: 0 free, else the holder's id (every mutation of the index, records and chunks happens under it) */
+/** the writer lock: 0 free, 1 held, 2 held while a thread may sleep on it (every mutation of the index, records and chunks happens under it) */
 export const kCacheLockField = 8;
 /** [lock] head of the free chunk list (-1 none) and its length */
 export const kCacheFreeChunkField = 9;
@@ -70,6 +74,13 @@ export const enum CacheResult {
 export const cacheResultNames = ['hit', 'miss', 'stale', 'revalidated', 'coalesced', 'bypass', 'uncacheable', 'stale_if_busy'] as const;
 export const kCacheResultCount = 8;
 export const kCacheMaxRoutes = 256;
+/** route counter blocks: worker slot w adds to block w mod this */
+export const kCacheCounterStripes = 8;
+/**
+ * Doorkeeper slots: under a stream of distinct uncacheable keys at 20,000 a second a key
+ * stays in it ≈ 0.8 s, long enough for a hot key's second refusal to find it.
+ */
+export const kCacheDoorkeeperSlots = 16384;
 
 // ---- records ----------------------------------------------------------------------
 /** seqlock: odd while a writer (under the lock) changes the record; readers retry or miss on a change */
@@ -147,6 +158,7 @@ export interface CacheLayout {
   readonly indexOffset: number;
   readonly chunkLinksOffset: number;
   readonly sketchOffset: number;
+  readonly doorkeeperOffset: number;
   readonly arenaOffset: number;
   readonly byteLength: number;
 }
@@ -172,11 +184,12 @@ export function computeCacheLayout(sizeBytes: number, maxObjectSize: number): Ca
   const sketchWidth = pow2AtLeast(records * 2);
   const routes = kCacheMaxRoutes;
   const routeCountersOffset = kCacheHeaderInt32 * 4;
-  const recordsOffset = align(routeCountersOffset + routes * kCacheResultCount * 4);
+  const recordsOffset = align(routeCountersOffset + kCacheCounterStripes * routes * kCacheResultCount * 4);
   const indexOffset = align(recordsOffset + records * kRecInt32 * 4);
   const chunkLinksOffset = align(indexOffset + indexSlots * 4);
   const sketchOffset = align(chunkLinksOffset + chunks * 4);
-  const arenaOffset = align(sketchOffset + kSketchRows * sketchWidth);
+  const doorkeeperOffset = align(sketchOffset + kSketchRows * sketchWidth);
+  const arenaOffset = align(doorkeeperOffset + kCacheDoorkeeperSlots * 4);
   const byteLength = align(arenaOffset + chunks * kCacheChunkBytes);
-  return { chunks, records, indexSlots, sketchWidth, maxObjectSize, routes, routeCountersOffset, recordsOffset, indexOffset, chunkLinksOffset, sketchOffset, arenaOffset, byteLength };
+  return { chunks, records, indexSlots, sketchWidth, maxObjectSize, routes, routeCountersOffset, recordsOffset, indexOffset, chunkLinksOffset, sketchOffset, doorkeeperOffset, arenaOffset, byteLength };
 }

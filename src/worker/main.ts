@@ -41,7 +41,7 @@ try {
 
 const shm = SharedState.attach(data.shm, { maxWorkers: data.maxWorkers });
 attachCounters(shm.workerCounters(data.slot), data.slot, shm.f64);
-attachCache(data.cache ?? null);
+attachCache(data.cache ?? null, data.slot);
 
 for (const [key, value] of data.policyData) setPolicyData(key, value);
 attachPluginReporting(log, shm.workerCounters(data.slot));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
-import { kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheRecordsField } from '../../src/shm/cache-layout.js';
+import { CacheResult, kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheRecordsField } from '../../src/shm/cache-layout.js';
 
 function put(s: CacheStore, key: string, body: string, freq = -1): PublishResult {
   s.hash(key);
@@ -179,4 +179,42 @@ test('the sketch halves every counter after 10 × records samples (counted per t
   assert.equal(s.frequency(hA, hB), 15, 'no reset before 10 × records samples');
   for (let t = resetAt - 64; t < resetAt + 64; t++) s.touch(s.hA, s.hB);
   assert.equal(s.frequency(hA, hB), 7, 'halved once');
+});
+
+test('route counters: each worker adds to its own stripe (no word two workers write) and a reader sums them', () => {
+  const s = CacheStore.create(32 * 1024, 4096);
+  const w1 = CacheStore.attach(s.buffer);
+  const w2 = CacheStore.attach(s.buffer);
+  w1.stripe(1);
+  w2.stripe(2);
+  const before = new Int32Array(s.buffer).slice();
+  for (let n = 0; n < 3; n++) w1.countResult(5, CacheResult.Hit);
+  w2.countResult(5, CacheResult.Hit);
+  w2.countResult(5, CacheResult.Miss);
+  assert.equal(s.routeResult(5, CacheResult.Hit), 4);
+  assert.equal(s.routeResult(5, CacheResult.Miss), 1);
+  assert.equal(s.routeResult(4, CacheResult.Hit), 0);
+  const after = new Int32Array(s.buffer);
+  const changed = [...after.keys()].filter((k) => after[k] !== before[k]);
+  assert.equal(changed.length, 3, 'three words changed: route 5 hit in stripes 1 and 2, miss in stripe 2');
+  assert.deepEqual(changed.map((k) => after[k]).sort(), [1, 1, 3]);
+});
+
+test('doorkeeper: a key is refused before only from its second refusal; a distinct key in its slot takes the slot', () => {
+  const s = CacheStore.create(32 * 1024, 4096);
+  s.hash('a');
+  const [aA, aB] = [s.hA, s.hB];
+  assert.equal(s.refusedBefore(aA, aB), false, 'first refusal');
+  assert.equal(s.refusedBefore(aA, aB), true, 'second refusal');
+  assert.equal(s.refusedBefore(aA, aB), true);
+  // Same slot (the slot comes from hA), another key: it replaces the sighting.
+  assert.equal(s.refusedBefore(aA, aB + 2), false);
+  assert.equal(s.refusedBefore(aA, aB), false, 'its sighting was replaced');
+  // A stream of distinct keys is never "refused before".
+  let seen = 0;
+  for (let k = 0; k < 5000; k++) {
+    s.hash(`/u/${k}`);
+    if (s.refusedBefore(s.hA, s.hB)) seen++;
+  }
+  assert.equal(seen, 0);
 });

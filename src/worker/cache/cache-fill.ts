@@ -5,7 +5,7 @@
 // entry on a 304, or answer from the stale entry when the upstream fails.
 import type { CacheStore } from '../../shm/cache-store.js';
 import { newEntryFields, type EntryFields } from '../../shm/cache-store.js';
-import { CacheResult, RecordFlag, kCacheInvalidatedField, kCacheTokenField, kCacheTooLargeField, kCacheTtlGrewField, kCacheTtlShrankField } from '../../shm/cache-layout.js';
+import { CacheResult, RecordFlag, kCacheInvalidatedField, kCacheTooLargeField, kCacheTtlGrewField, kCacheTtlShrankField } from '../../shm/cache-layout.js';
 import type { Exchange } from '../exchange.js';
 import { Errors } from '../../errors.js';
 import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate, parseHttpDateBytes } from './cache-control.js';
@@ -434,7 +434,7 @@ export class CacheFill implements CacheHook {
     // primary key (with this request's reservation, which wakes the waiters: they find
     // the marker and then, if their fields match, the variant).
     const reuse = this.varyNames === names && this.markerId.length > 0;
-    const id = reuse ? this.markerId : String(Atomics.add(st.i32, kCacheTokenField, 1) + 1);
+    const id = reuse ? this.markerId : String(st.newToken());
     const vk = variantKey(this.key, id, names, this.requestHeaders);
     st.hash(vk);
     st.publish(-1, 0, vk, st.hA, st.hB, meta, this.chunks, this.bytes, f, freq);
@@ -478,10 +478,9 @@ export class CacheFill implements CacheHook {
 
   private markUncacheable(status: number, now: number): void {
     if (this.reserved < 0) return;
-    // A key asked for once (the sketch's count, this request included) gains nothing from
-    // a mark, and a mark takes a record: a stream of distinct uncacheable URLs would
-    // evict stored entries and take the writer lock for every request.
-    if (this.st.frequency(this.hA, this.hB) < 2) {
+    // A key refused once gains nothing from a mark, and a mark takes a record: a stream of
+    // distinct uncacheable URLs would evict stored entries (see CacheStore.refusedBefore).
+    if (!this.st.refusedBefore(this.hA, this.hB)) {
       this.releaseReservation();
       return;
     }

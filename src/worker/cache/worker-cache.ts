@@ -9,9 +9,11 @@ export const kMaxMetaBytes = 64 * 1024;
 let store: CacheStore | null = null;
 let scratch: Buffer | null = null;
 
-export function attachCache(buffer: SharedArrayBuffer | null): void {
+/** `slot`: this worker's slot, which picks its block of the route counters. */
+export function attachCache(buffer: SharedArrayBuffer | null, slot = 0): void {
   if (buffer === null) return;
   store = CacheStore.attach(buffer);
+  store.stripe(slot);
   // + 8: CacheStore.read may start the copy up to 7 bytes in, to match the arena's alignment
   scratch = Buffer.allocUnsafe(store.maxObjectSize + kMaxMetaBytes + 8);
 }
