@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
-import { storedHead } from '../../src/worker/cache/cache-serve.js';
+import { answerHead, storedHead } from '../../src/worker/cache/cache-serve.js';
 
 const scratch = Buffer.alloc(64 * 1024);
 
@@ -56,4 +56,34 @@ test('Age and Cache-Status values are reused while they stay the same and follow
   assert.equal(h.age(6), '6');
   assert.equal(h.hitStatus(3599), 'tidegate; hit; ttl=3599');
   assert.equal(h.hitStatus(3598), 'tidegate; hit; ttl=3598');
+});
+
+test('an answer head is the stored block, then Age, Cache-Status, Via, the request id and Connection; a 304 block carries only the fields a 304 may', () => {
+  const s = CacheStore.create(64 * 1024, 16 * 1024);
+  put(s, 'h/4', 'v');
+  const h = storedHead(s, lookup(s, 'h/4'), scratch);
+  const full = answerHead(h.headBlock(200), '7', 'tidegate; hit; ttl=3', '1.1 tidegate', 'x-request-id', 'abc-1', false).toString('latin1');
+  assert.equal(full, '200 OK\r\ncontent-type: text/plain\r\nx-v: v\r\netag: "e1"\r\nage: 7\r\ncache-status: tidegate; hit; ttl=3\r\nvia: 1.1 tidegate\r\nx-request-id: abc-1');
+  // Shorter after a longer one: nothing of the earlier answer is left in it.
+  const short = answerHead(h.notModifiedBlock(), '8', 'tidegate; hit', null, 'x-request-id', 'abc-2', true).toString('latin1');
+  assert.equal(short, '304 Not Modified\r\netag: "e1"\r\nage: 8\r\ncache-status: tidegate; hit\r\nx-request-id: abc-2\r\nconnection: close');
+  // A block larger than the buffer answerHead writes into grows it.
+  const big = Buffer.from(`200 OK\r\nx-big: ${'b'.repeat(20_000)}`, 'latin1');
+  assert.equal(answerHead(big, '0', 'tidegate; hit', null, 'x-id', '1', false).toString('latin1'), `${big.toString('latin1')}\r\nage: 0\r\ncache-status: tidegate; hit\r\nx-id: 1`);
+});
+
+test('the body view is kept for the next hit of the same version and replaced when the bytes lie elsewhere', () => {
+  const s = CacheStore.create(64 * 1024, 16 * 1024);
+  put(s, 'h/5', 'v');
+  const h = storedHead(s, lookup(s, 'h/5'), scratch);
+  const at = s.metaAt + s.metaLen;
+  const v1 = h.bodyView(scratch, at, s.bodyLen);
+  assert.equal(v1.toString(), 'body');
+  assert.equal(h.bodyView(scratch, at, s.bodyLen), v1);
+  const other = Buffer.alloc(1024);
+  scratch.copy(other, 0, at, at + 4);
+  const v2 = h.bodyView(other, 0, 4);
+  assert.notEqual(v2, v1);
+  assert.equal(v2.buffer, other.buffer);
+  assert.notEqual(h.bodyView(scratch, at + 1, 3), v2);
 });

@@ -48,6 +48,9 @@ export class StoredHead {
   readonly meta: readonly string[];
   /** `${status line}\r\n${name}: ${value}…` of the full answer, built at the first one */
   private block: Buffer | null = null;
+  /** the same for a 304 to a conditional request: the fields RFC 9110 §15.4.5 names */
+  private block304: Buffer | null = null;
+  private body: Buffer | null = null;
   private ageSeconds = -1;
   private ageValue = '';
   private statusTtl = Number.NaN;
@@ -72,6 +75,29 @@ export class StoredHead {
     // included), so they go out exactly as they came in, as on a miss.
     this.block = Buffer.from(s, 'latin1');
     return this.block;
+  }
+
+  /**
+   * The body's bytes in `scratch` (where every hit of this version copies them: same
+   * offset, same length), as a view kept for the next hit instead of one per answer.
+   */
+  bodyView(scratch: Buffer, at: number, len: number): Buffer {
+    const v = this.body;
+    if (v !== null && v.buffer === scratch.buffer && v.byteOffset === scratch.byteOffset + at && v.length === len) return v;
+    this.body = scratch.subarray(at, at + len);
+    return this.body;
+  }
+
+  /** What writeStatus writes for a 304: the status line and the stored fields a 304 carries. */
+  notModifiedBlock(): Buffer {
+    if (this.block304 !== null) return this.block304;
+    const meta = this.meta;
+    let s = statusLine(304);
+    for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) if (NOT_MODIFIED_FIELDS.has(meta[i]!)) s += `\r\n${meta[i]}: ${meta[i + 1]}`;
+    if (meta[kMetaEtag]) s += `\r\netag: ${meta[kMetaEtag]}`;
+    if (meta[kMetaLastModified]) s += `\r\nlast-modified: ${meta[kMetaLastModified]}`;
+    this.block304 = Buffer.from(s, 'latin1');
+    return this.block304;
   }
 
   age(seconds: number): string {
@@ -111,6 +137,26 @@ export function storedHead(st: CacheStore, r: number, scratch: Buffer): StoredHe
   const n = new StoredHead(r, st.seq, st.metaLen, scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n'));
   heads[slot] = n;
   return n;
+}
+
+/** Where answerHead() writes; grown when a stored head does not fit. */
+let headOut = Buffer.allocUnsafe(8192);
+
+/**
+ * `block` (status line and stored fields, see StoredHead.headBlock) followed by Age,
+ * Cache-Status, Via, the request id and Connection, as writeStatus writes them (uWS puts
+ * the CRLF after). Our values are ASCII (the request id was checked, or is a UUID).
+ */
+export function answerHead(block: Buffer, age: string, cacheStatus: string, via: string | null, idName: string, id: string, close: boolean): Buffer {
+  let tail = `\r\nage: ${age}\r\ncache-status: ${cacheStatus}`;
+  if (via !== null) tail += `\r\nvia: ${via}`;
+  tail += `\r\n${idName}: ${id}`;
+  if (close) tail += '\r\nconnection: close';
+  const need = block.length + tail.length;
+  if (need > headOut.length) headOut = Buffer.allocUnsafe(Math.max(need, 2 * headOut.length));
+  block.copy(headOut, 0);
+  const n = block.length + headOut.write(tail, block.length, 'latin1');
+  return headOut.subarray(0, n);
 }
 
 // One response being written (serveEntry's arguments), so that writing it inside
@@ -165,24 +211,10 @@ function writeEntry(): void {
   const headOnly = ex.head.method === 'HEAD';
   const close = ex.closeAfter();
   const clientClose = ex.clientClose;
-  if (wConditional) {
-    const meta = h.meta;
-    res.writeStatus(statusLine(out));
-    for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) {
-      if (!NOT_MODIFIED_FIELDS.has(meta[i]!)) continue;
-      // A string argument would go out as UTF-8: a byte over 0x7F would become two.
-      res.writeHeader(meta[i]!, Buffer.from(meta[i + 1]!, 'latin1'));
-    }
-    if (meta[kMetaEtag]) res.writeHeader('etag', Buffer.from(meta[kMetaEtag], 'latin1'));
-    if (meta[kMetaLastModified]) res.writeHeader('last-modified', meta[kMetaLastModified]);
-  } else {
-    res.writeStatus(h.headBlock(wStatus));
-  }
-  res.writeHeader('age', h.age(wAge));
-  res.writeHeader('cache-status', wCacheStatus);
-  if (rt.viaToken !== null) res.writeHeader('via', rt.viaToken);
-  res.writeHeader(rt.requestIdHeader, ex.requestId);
-  if (clientClose) res.writeHeader('connection', 'close');
+  // The stored block and this answer's own fields in one writeStatus call: each
+  // writeHeader turns its two JS strings into UTF-8 with a malloc apiece inside uWS.
+  const block = wConditional ? h.notModifiedBlock() : h.headBlock(wStatus);
+  res.writeStatus(answerHead(block, h.age(wAge), wCacheStatus, rt.viaToken, rt.requestIdHeader, ex.requestId, clientClose));
   const extra = ex.responseHeaders;
   for (let i = 0; i < extra.length; i += 2) {
     if (extra[i] === 'cache-status') continue; // ours replaces what the lookup noted
@@ -195,5 +227,5 @@ function writeEntry(): void {
     res.endWithoutBody();
     return;
   }
-  res.end(wScratch!.subarray(wBodyAt, wBodyAt + wBodyLen), close);
+  res.end(h.bodyView(wScratch!, wBodyAt, wBodyLen), close);
 }

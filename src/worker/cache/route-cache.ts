@@ -20,6 +20,9 @@ const UNSAFE: ReadonlySet<string> = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 type WaitAsync = (a: Int32Array, i: number, v: number, t: number) => { async: false; value: string } | { async: true; value: Promise<string> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
+let lastHost = '';
+let lastNormalHost = '';
+
 /** What the lookup needs of the request head, gathered in one pass over its fields. */
 export class RequestFacts {
   cacheControl: string | null = null;
@@ -89,7 +92,12 @@ export class RouteCache {
   /** The primary cache key: normalised host, path, query, and the route's key headers. */
   primaryKey(ex: Exchange): string {
     const h = ex.head;
-    let key = h.query.length > 0 ? `${normaliseHost(h.host)}${h.path}?${h.query}` : `${normaliseHost(h.host)}${h.path}`;
+    // Nearly every request of a worker names the same Host: its normal form is kept.
+    if (h.host !== lastHost) {
+      lastHost = h.host;
+      lastNormalHost = normaliseHost(h.host);
+    }
+    let key = h.query.length > 0 ? `${lastNormalHost}${h.path}?${h.query}` : `${lastNormalHost}${h.path}`;
     const kh = this.cfg.keyHeaders;
     for (let i = 0; i < kh.length; i++) key += `\n${headerValue(h.headers, kh[i]!) ?? ''}`;
     return key;
