@@ -83,6 +83,8 @@ const kSpinsBeforeWait = 64;
  * the reset moves by at most this many samples per thread.
  */
 const kSampleBatch = 64;
+/** looks a lookup takes while it keeps meeting writes to its key (a thread descheduled mid-copy can meet several) */
+const kLookupAttempts = 4;
 /** fill tokens a thread takes from the shared source at once (see newToken) */
 const kTokenBlock = 1024;
 
@@ -141,6 +143,11 @@ export class CacheStore {
   hB = 0;
   /** seqlock word of the record the last find() returned */
   seq = 0;
+  /**
+   * The last find() passed a record with the key's hashes that it could not return (being
+   * written, freed, filling): a replacement may be under way, so lookup() looks again.
+   */
+  busy = false;
   /** fill token of the record the last reserve() returned */
   token = 0;
   /** fields of the last read() */
@@ -300,18 +307,25 @@ export class CacheStore {
   }
 
   /**
-   * find() and read() into `out`: the record, or -1. A publish frees the entry it
-   * replaces before it writes the new one (so no reader finds two), so a reader that
-   * looked in between, or whose copy a writer tore, looks once more after any write in
-   * progress, instead of sending the request upstream while the entry is being stored.
+   * find() and read() into `out`: the record, or -1. A publish that has to free the entry
+   * it replaces before writing the new one (no room for both), a purge or an eviction can
+   * leave a reader with nothing or with a torn copy, and a reader that passed the slot
+   * where a replacement went finds only the freed entry: such a reader looks once more
+   * after any write in progress, instead of sending the request upstream while the entry
+   * is being stored.
    * `seq` is left as of the record returned.
    */
   lookup(key: string, hA: number, hB: number, out: Buffer): number {
-    let r = this.find(key, hA, hB);
-    if (r >= 0 && this.read(r, this.seq, out)) return r;
-    if (!this.waitForWriter()) return -1;
-    r = this.find(key, hA, hB);
-    return r >= 0 && this.read(r, this.seq, out) ? r : -1;
+    for (let attempt = 1; ; attempt++) {
+      const r = this.find(key, hA, hB);
+      if (r >= 0) {
+        if (this.read(r, this.seq, out)) return r;
+        // Torn: the entry changed while it was copied, and the write that changed it may
+        // be over already.
+        if (attempt === kLookupAttempts) return -1;
+        this.waitForWriter();
+      } else if ((!this.waitForWriter() && !this.busy) || attempt === kLookupAttempts) return -1;
+    }
   }
 
   /** Waits out a write in progress on any thread; false when none was. */
@@ -364,15 +378,19 @@ export class CacheStore {
   find(key: string, hA: number, hB: number): number {
     const i = this.i32;
     let slot = hA & this.indexMask;
+    this.busy = false;
     for (let p = 0; p < kMaxProbe; p++) {
       const v = Atomics.load(i, this.indexBase + slot);
       if (v === 0) return -1;
       if (v > 0) {
         const rb = this.rec(v - 1);
         const s = Atomics.load(i, rb + kRecSeqField);
-        if ((s & 1) === 0 && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB && i[rb + kRecStateField] === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
-          this.seq = s;
-          return v - 1;
+        if (i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
+          if ((s & 1) === 0 && i[rb + kRecStateField] === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
+            this.seq = s;
+            return v - 1;
+          }
+          this.busy = true;
         }
       }
       slot = (slot + 1) & this.indexMask;
@@ -607,9 +625,18 @@ export class CacheStore {
         this.count(kCacheTooLargeField);
         return PublishResult.TooLarge;
       }
-      // The entry it replaces goes first (its space is reused, and no reader finds two).
-      const old = this.findLocked(key, hA, hB);
-      if (old >= 0) this.freeRecord(old);
+      // The entry it replaces goes after the new one is Ready, so that a reader on another
+      // thread finds one or the other at every moment (a reader that found neither would
+      // send its request upstream). Only when the arena or the records cannot hold both
+      // does it go first, and its space is reused.
+      const total = key.length + meta.length + bodyLen;
+      const need = Math.ceil(total / kCacheChunkBytes);
+      let old = this.findLocked(key, hA, hB);
+      let swapInto = -1;
+      if (old >= 0 && (i[kCacheFreeChunksField]! < need || (r < 0 && i[kCacheFreeRecordField]! < 0))) {
+        this.freeRecord(old);
+        old = -1;
+      }
       if (r < 0) {
         r = this.allocRecord(freq);
         if (r < 0) return PublishResult.Refused;
@@ -623,14 +650,16 @@ export class CacheStore {
         i[rb + kRecRefreshingField] = 0;
         Atomics.store(i, rb + kRecStateField, RecordState.Filling);
         this.writeEnd(rb);
-        if (!this.indexInsert(r, hA)) {
+        // Replacing: it takes the old entry's index slot once Ready (below), so that no
+        // reader passes the slot it went into before it was there.
+        if (old >= 0) swapInto = this.slotOf(old, hA);
+        if (swapInto < 0 && !this.indexInsert(r, hA)) {
           this.freeRecord(r);
           this.count(kCacheNoSpaceField);
           return PublishResult.NoSpace;
         }
       }
-      const total = key.length + meta.length + bodyLen;
-      const need = Math.ceil(total / kCacheChunkBytes);
+      // (No eviction below while `old` stands: it was freed above if space was short.)
       while (i[kCacheFreeChunksField]! < need) {
         if (!this.evictOne(freq, r)) {
           this.freeRecord(r);
@@ -669,6 +698,9 @@ export class CacheStore {
       Atomics.add(i, kCacheBodyBytesField, bodyLen);
       Atomics.add(i, kCacheStoredField, 1);
       this.wakeWaiters(rb);
+      if (swapInto >= 0) Atomics.store(i, swapInto, r + 1);
+      // Its slot already holds the new entry when swapped, so its removal from the index finds nothing to remove.
+      if (old >= 0) this.freeRecord(old);
       return PublishResult.Stored;
     } finally {
       this.unlock();
@@ -859,6 +891,19 @@ export class CacheStore {
       slot = (slot + 1) & this.indexMask;
     }
     return false;
+  }
+
+  /** Int32 index of the index slot holding record `r` (hash hA), or -1. */
+  private slotOf(r: number, hA: number): number {
+    let slot = hA & this.indexMask;
+    for (let p = 0; p < kMaxProbe; p++) {
+      const at = this.indexBase + slot;
+      const v = this.i32[at]!;
+      if (v === 0) return -1;
+      if (v === r + 1) return at;
+      slot = (slot + 1) & this.indexMask;
+    }
+    return -1;
   }
 
   private indexDelete(r: number, hA: number): void {

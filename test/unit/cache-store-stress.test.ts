@@ -6,10 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { CacheStore } from '../../src/shm/cache-store.js';
-import { kCacheEvictionsField } from '../../src/shm/cache-layout.js';
+import { CacheStore, newEntryFields } from '../../src/shm/cache-store.js';
+import { kCacheEvictionsField, kCacheStoredField } from '../../src/shm/cache-layout.js';
 
 const WORKER = new URL('../helpers/cache-stress-worker.js', import.meta.url);
+const REPLACE_WORKER = new URL('../helpers/cache-replace-worker.js', import.meta.url);
 const THREADS = 3;
 
 interface Result {
@@ -54,4 +55,32 @@ test('the stress test catches readers that skip the seqlock check', async () => 
   const torn = results.reduce((s, r) => s + r.torn, 0);
   console.log(`cache-stress (seqlock check skipped): torn=${torn}`);
   assert.ok(torn > 0, 'without the check, torn copies must be seen');
+});
+
+test('an entry being replaced is found by every reader at every moment (the new one is written before the old one goes)', async () => {
+  // Room for both versions, so a publish never has to free the old entry first.
+  const store = CacheStore.create(256 * 1024, 16 * 1024);
+  const s0 = CacheStore.attach(store.buffer);
+  s0.hash('hot');
+  const f = newEntryFields();
+  f.status = 200;
+  s0.publish(-1, 0, 'hot', s0.hA, s0.hB, 'v', [Buffer.alloc(3000, 7)], 3000, f, -1);
+  const results = await Promise.all(
+    [true, false, false].map((writer) => {
+      const w = new Worker(REPLACE_WORKER, { workerData: { buffer: store.buffer, writer, iterations: writer ? 20_000 : 300_000 } });
+      return new Promise<{ misses: number; found: number }>((resolve, reject) => {
+        w.once('message', (m: { misses: number; found: number }) => {
+          resolve(m);
+          void w.terminate();
+        });
+        w.once('error', reject);
+      });
+    }),
+  );
+  const readers = results.slice(1);
+  const misses = readers.reduce((n, r) => n + r.misses, 0);
+  console.log(`cache-replace: ${readers.reduce((n, r) => n + r.found, 0)} lookups found the entry, ${misses} found nothing, while it was replaced ${store.counter(kCacheStoredField)} times`);
+  assert.equal(misses, 0, 'no lookup found nothing while the entry was replaced');
+  assert.ok(store.counter(kCacheStoredField) > 1000, 'the entry must actually be replaced during the lookups');
+  assert.deepEqual(store.check(), [], 'structure after the run');
 });
