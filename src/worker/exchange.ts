@@ -132,6 +132,11 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
   private absorbing = false;
   aborted = false; // client connection gone
   private ended = false; // response fully handed to uWS
+
+  /** The response was fully handed to uWS (the handler then needs no onAborted). */
+  get responded(): boolean {
+    return this.ended;
+  }
   private headSent = false; // status line written to the client
 
   // ---- log --------------------------------------------------------------------------

@@ -42,8 +42,6 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
     const head = new RequestHead();
     const bad = readRequestHead(req, head, rt.config.limits, rt.requestIdHeader);
     const ex = new Exchange(res, head, rt, scope);
-    // Before anything that can outlive this callback: uWS aborts the process when a handler returns without responding or registering onAborted.
-    res.onAborted(ex.onClientAborted);
     requestStarted();
     scope.inFlight++;
     scope.started++;
@@ -72,6 +70,13 @@ export function createHandler(ref: RuntimeRef, scope: ListenerScope): (res: Http
     } catch (err) {
       process.emitWarning(err as Error);
       ex.fail(Errors.INTERNAL, true);
+    } finally {
+      // uWS aborts the process when a handler returns without responding or registering
+      // onAborted, and refuses a response touched after it ended. Registered only for a
+      // request that outlives this callback: nothing can abort while it runs, and a
+      // request answered here (a cache hit, a 404, a 429) is spared the persistent
+      // handle uWS makes for the callback.
+      if (!ex.responded) res.onAborted(ex.onClientAborted);
     }
   };
 }
