@@ -380,7 +380,9 @@ export class CacheStore {
     let slot = hA & this.indexMask;
     this.busy = false;
     for (let p = 0; p < kMaxProbe; p++) {
-      const v = Atomics.load(i, this.indexBase + slot);
+      // A plain load (Atomics.load is a builtin call here, not inlined): a stale or
+      // reused slot is caught by the record's own checks below.
+      const v = i[this.indexBase + slot]!;
       if (v === 0) return -1;
       if (v > 0) {
         const rb = this.rec(v - 1);
