@@ -12,7 +12,7 @@ const fieldName = z
 /** The one store every worker shares, allocated at start when any route caches. */
 export const cacheStoreSchema = z
   .strictObject({
-    /** the arena; about 8 % more is used for the index, records and sketch. Fixed at start */
+    /** the arena; about 8 % more, plus 128 KiB, is used for the index, records, sketch and counters. Fixed at start */
     size: sizeBytes.pipe(z.number().int().min(64 * 1024).max(16 * 1024 * 1024 * 1024)).default(64 * 1024 * 1024),
     /** larger bodies (or ones of unknown length that grow past it) stream through uncached */
     maxObjectSize: sizeBytes.pipe(z.number().int().min(1).max(256 * 1024 * 1024)).default(1024 * 1024),

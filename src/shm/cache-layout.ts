@@ -175,7 +175,7 @@ const align = (n: number): number => Math.ceil(n / 64) * 64;
 
 /**
  * `sizeBytes` is the arena (cache.size); the tables beside it add about 8 % (one record
- * per two chunks, index, links, sketch).
+ * per two chunks, index, links, sketch) and 128 KiB (route counter stripes, doorkeeper).
  */
 export function computeCacheLayout(sizeBytes: number, maxObjectSize: number): CacheLayout {
   const chunks = Math.max(16, Math.floor(sizeBytes / kCacheChunkBytes));
