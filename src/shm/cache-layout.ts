@@ -11,14 +11,15 @@
 //                         freshness times
 //   index (Int32)         open-addressed: record + 1, 0 empty, -1 deleted
 //   chunk links (Int32)   next chunk of the same entry, or the next free chunk
-//   sketch (Uint8)        count-min sketch of key frequencies (TinyLFU admission)
+//   sketch (Uint8)        count-min sketch of key frequencies (TinyLFU admission), in
+//                         64-byte blocks of 4 rows × 16 counters, one block per key
 //   doorkeeper (Int32)    hashes of keys whose response was refused lately (the
 //                         uncacheable mark's first sighting), direct-mapped
 //   arena (bytes)         fixed-size chunks holding key, metadata and body of entries
 
 export const kCacheMagic = 0x6361_6368; // "cach"
 /** Bumped whenever any offset below changes. */
-export const kCacheLayoutVersion = 2;
+export const kCacheLayoutVersion = 3;
 
 export const kCacheChunkBytes = 1024;
 
@@ -163,6 +164,7 @@ export interface CacheLayout {
   readonly byteLength: number;
 }
 
+/** rows of the sketch: 4 × 16 counters fill one 64-byte block (cache-store.ts touch) */
 export const kSketchRows = 4;
 
 function pow2AtLeast(n: number): number {

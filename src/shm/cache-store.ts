@@ -171,7 +171,8 @@ export class CacheStore {
     this.routeStripe = this.routeBase;
     this.doorBase = layout.doorkeeperOffset >> 2;
     this.indexMask = layout.indexSlots - 1;
-    this.sketchMask = layout.sketchWidth - 1;
+    // 64-byte blocks: a key's four counters lie in one cache line (see touch()).
+    this.sketchMask = (kSketchRows * layout.sketchWidth) / 64 - 1;
     // TinyLFU's reset: halve every counter after a sample ten times the entry capacity,
     // so frequencies describe recent traffic, not all time.
     this.sketchResetAt = 10 * layout.records;
@@ -338,12 +339,17 @@ export class CacheStore {
 
   // ---- frequency sketch (TinyLFU) ----------------------------------------------------------
 
-  /** Counts one request for the key of the last hash(). */
+  /**
+   * Counts one request for the key (hashed hA, hB). The sketch is blocked: the key's
+   * block of 64 bytes comes from hA, its counter in row r from 4 bits of hB within the
+   * row's 16 bytes (bits 1–16: bit 0 of hB is always set), so a request touches one cache line instead of one per row (as
+   * Caffeine's sketch does); each row still has as many counters in all as before.
+   */
   touch(hA: number, hB: number): void {
     const s = this.sketch;
-    const w = this.layout.sketchWidth;
+    const base = (hA & this.sketchMask) << 6;
     for (let row = 0; row < kSketchRows; row++) {
-      const idx = row * w + ((hA + Math.imul(row, hB)) & this.sketchMask);
+      const idx = base + (row << 4) + ((hB >>> (1 + (row << 2))) & 15);
       // XXX: a plain increment; two workers may lose one of two concurrent counts. The
       // sketch is an estimate anyway and an atomic here would cost every request a
       // contended cache line.
@@ -359,10 +365,10 @@ export class CacheStore {
 
   frequency(hA: number, hB: number): number {
     const s = this.sketch;
-    const w = this.layout.sketchWidth;
+    const base = (hA & this.sketchMask) << 6;
     let min = 255;
     for (let row = 0; row < kSketchRows; row++) {
-      const v = s[row * w + ((hA + Math.imul(row, hB)) & this.sketchMask)]!;
+      const v = s[base + (row << 4) + ((hB >>> (1 + (row << 2))) & 15)]!;
       if (v < min) min = v;
     }
     return min;

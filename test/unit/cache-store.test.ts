@@ -218,3 +218,18 @@ test('doorkeeper: a key is refused before only from its second refusal; a distin
   }
   assert.equal(seen, 0);
 });
+
+test('the sketch counts a key in one 64-byte block (one cache line per request), four counters in it', () => {
+  const s = CacheStore.create(256 * 1024, 4096);
+  const sketch = (): Uint8Array => new Uint8Array(s.buffer, s.layout.sketchOffset, 4 * s.layout.sketchWidth).slice();
+  for (const key of ['a', 'b', '/obj/17', 'example.com/x?y=1']) {
+    s.hash(key);
+    const before = sketch();
+    s.touch(s.hA, s.hB);
+    const after = sketch();
+    const changed = [...after.keys()].filter((k) => after[k] !== before[k]);
+    assert.ok(changed.length >= 1 && changed.length <= 4, `${key}: ${changed.length} counters`);
+    assert.equal(new Set(changed.map((k) => k >> 6)).size, 1, `${key}: every counter in one block: ${changed.join(',')}`);
+    assert.equal((s.layout.sketchOffset + (changed[0]! & ~63)) % 64, 0, 'the block is a cache line');
+  }
+});
