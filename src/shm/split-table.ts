@@ -14,11 +14,15 @@ import type { SharedState } from './shared-state.js';
 
 /**
  * A read retries while the row is being written; a write is a dozen stores, so a retry
- * almost always succeeds at once. Past this many (a writer that died mid-write, which a
- * primary thread cannot do without taking the process with it) the read takes what it
- * sees rather than spin for ever.
+ * almost always succeeds at once. A write found in progress is spun on this many times,
+ * then waited for in 1 ms steps up to kWriteWaitMs: the primary can be descheduled
+ * mid-write on a loaded host (4 threads on 2 cores) for longer than any spin, and a read
+ * that gave up then would take a torn row. Past that (a writer that died mid-write,
+ * which a primary thread cannot do without taking the process with it) the read takes
+ * what it sees rather than wait for ever.
  */
-const MAX_SPINS = 1_000_000;
+const kWriteSpins = 2_000;
+const kWriteWaitMs = 1_000;
 
 export class SplitTable {
   readonly i32: Int32Array;
@@ -55,9 +59,13 @@ export class SplitTable {
     const i32 = this.i32;
     const b = this.base + row * kSplitRowInt32;
     let side = 0;
-    for (let spin = 0; ; spin++) {
+    let odd = 0;
+    for (;;) {
       const v1 = Atomics.load(i32, b + kSplitSeqInt32);
-      if ((v1 & 1) !== 0 && spin < MAX_SPINS) continue;
+      if ((v1 & 1) !== 0 && odd < kWriteSpins + kWriteWaitMs) {
+        if (++odd > kWriteSpins) Atomics.wait(i32, b + kSplitSeqInt32, v1, 1);
+        continue;
+      }
       const n = Atomics.load(i32, b + kSplitSidesInt32);
       side = n - 1;
       for (let i = 0; i < n - 1; i++) {
@@ -66,7 +74,7 @@ export class SplitTable {
           break;
         }
       }
-      if (Atomics.load(i32, b + kSplitSeqInt32) === v1 || spin >= MAX_SPINS) break;
+      if (Atomics.load(i32, b + kSplitSeqInt32) === v1 || odd >= kWriteSpins + kWriteWaitMs) break;
     }
     if (side < 0) return 0;
     return side < sides ? side : sides - 1;
