@@ -342,8 +342,9 @@ export class CacheStore {
   /**
    * Counts one request for the key (hashed hA, hB). The sketch is blocked: the key's
    * block of 64 bytes comes from hA, its counter in row r from 4 bits of hB within the
-   * row's 16 bytes (bits 1–16: bit 0 of hB is always set), so a request touches one cache line instead of one per row (as
-   * Caffeine's sketch does); each row still has as many counters in all as before.
+   * row's 16 bytes (bits 1–16: bit 0 of hB is always set), so a request touches one
+   * cache line instead of one per row (as Caffeine's sketch does); each row still has
+   * as many counters in all as before.
    */
   touch(hA: number, hB: number): void {
     const s = this.sketch;
@@ -707,7 +708,7 @@ export class CacheStore {
       Atomics.add(i, kCacheStoredField, 1);
       this.wakeWaiters(rb);
       if (swapInto >= 0) Atomics.store(i, swapInto, r + 1);
-      // Its slot already holds the new entry when swapped, so its removal from the index finds nothing to remove.
+      // When swapped, its slot holds the new entry already: freeing it removes nothing from the index.
       if (old >= 0) this.freeRecord(old);
       return PublishResult.Stored;
     } finally {
@@ -915,21 +916,12 @@ export class CacheStore {
   }
 
   private indexDelete(r: number, hA: number): void {
-    const i = this.i32;
-    let slot = hA & this.indexMask;
-    for (let p = 0; p < kMaxProbe; p++) {
-      const at = this.indexBase + slot;
-      const v = i[at]!;
-      if (v === 0) return;
-      if (v === r + 1) {
-        // A tombstone keeps later keys of the probe sequence reachable; it becomes
-        // empty when the slot after it is empty (nothing probes past it any more).
-        const next = i[this.indexBase + ((slot + 1) & this.indexMask)]!;
-        Atomics.store(i, at, next === 0 ? 0 : -1);
-        return;
-      }
-      slot = (slot + 1) & this.indexMask;
-    }
+    const at = this.slotOf(r, hA);
+    if (at < 0) return;
+    // A tombstone keeps later keys of the probe sequence reachable; it becomes empty
+    // when the slot after it is empty (nothing probes past it any more).
+    const next = this.i32[this.indexBase + ((at - this.indexBase + 1) & this.indexMask)]!;
+    Atomics.store(this.i32, at, next === 0 ? 0 : -1);
   }
 
   private allocRecord(freq: number): number {

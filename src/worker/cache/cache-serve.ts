@@ -65,16 +65,7 @@ export class StoredHead {
 
   /** What writeStatus writes for a full answer with `status`: the status line and every stored field, ETag and Last-Modified last. */
   headBlock(status: number): Buffer {
-    if (this.block !== null) return this.block;
-    const meta = this.meta;
-    let s = statusLine(status);
-    for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) s += `\r\n${meta[i]}: ${meta[i + 1]}`;
-    if (meta[kMetaEtag]) s += `\r\netag: ${meta[kMetaEtag]}`;
-    if (meta[kMetaLastModified]) s += `\r\nlast-modified: ${meta[kMetaLastModified]}`;
-    // latin1: the stored fields are the upstream's bytes one char each (obs-text
-    // included), so they go out exactly as they came in, as on a miss.
-    this.block = Buffer.from(s, 'latin1');
-    return this.block;
+    return (this.block ??= this.serialise(status, null));
   }
 
   /**
@@ -90,14 +81,19 @@ export class StoredHead {
 
   /** What writeStatus writes for a 304: the status line and the stored fields a 304 carries. */
   notModifiedBlock(): Buffer {
-    if (this.block304 !== null) return this.block304;
+    return (this.block304 ??= this.serialise(304, NOT_MODIFIED_FIELDS));
+  }
+
+  /** `${status line}\r\n${name}: ${value}…` of the stored fields (those in `only`, if given), ETag and Last-Modified last. */
+  private serialise(status: number, only: ReadonlySet<string> | null): Buffer {
     const meta = this.meta;
-    let s = statusLine(304);
-    for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) if (NOT_MODIFIED_FIELDS.has(meta[i]!)) s += `\r\n${meta[i]}: ${meta[i + 1]}`;
+    let s = statusLine(status);
+    for (let i = kMetaHeaders; i + 1 < meta.length; i += 2) if (only === null || only.has(meta[i]!)) s += `\r\n${meta[i]}: ${meta[i + 1]}`;
     if (meta[kMetaEtag]) s += `\r\netag: ${meta[kMetaEtag]}`;
     if (meta[kMetaLastModified]) s += `\r\nlast-modified: ${meta[kMetaLastModified]}`;
-    this.block304 = Buffer.from(s, 'latin1');
-    return this.block304;
+    // latin1: the stored fields are the upstream's bytes one char each (obs-text
+    // included), so they go out exactly as they came in, as on a miss.
+    return Buffer.from(s, 'latin1');
   }
 
   age(seconds: number): string {
