@@ -25,6 +25,8 @@
 // throughput and of CPU per 1,000 requests; their medians are printed as `paired`.
 // --script <file.lua> hands wrk a request script (all peers), e.g. a distinct path per
 // request: scripts/wrk/unique-paths.lua.
+// --body <bytes> sets the upstream's body size (default 1024), e.g. 8192 for cache hits
+// of the size the cache benchmark's objects have on average.
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -51,6 +53,7 @@ const { values: o } = parseArgs({
     header: { type: 'string', default: '' },
     together: { type: 'boolean', default: false },
     script: { type: 'string', default: '' },
+    body: { type: 'string', default: '1024' },
   },
 });
 if (!o.a) {
@@ -69,7 +72,7 @@ writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a'], o['ro
 writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b'], o['route-b'], o['split-b']));
 
 const procs = [
-  ...startNginxPair(dir, UP, NGINX),
+  ...startNginxPair(dir, UP, NGINX, Number(o.body)),
   spawn(process.execPath, [join(resolve(o.a), 'dist/src/cli.js'), '--config', join(dir, 'a.yaml')], { stdio: 'ignore' }),
   spawn(process.execPath, [join(resolve(o.b), 'dist/src/cli.js'), '--config', join(dir, 'b.yaml')], { stdio: 'ignore' }),
 ];

@@ -241,6 +241,8 @@ export class Gateway {
       this.endpoints.releaseWorker(slot);
       this.controllers.releaseWorker(slot);
       this.obs.onWorkerExit(slot);
+      // A worker that ended inside a cache read section would hold freed chunks back.
+      this.cache.store?.clearReader(slot);
       // A gauge its next incarnation would only correct at its first request.
       this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
     };

@@ -15,11 +15,15 @@
 //                         64-byte blocks of 4 rows × 16 counters, one block per key
 //   doorkeeper (Int32)    hashes of keys whose response was refused lately (the
 //                         uncacheable mark's first sighting), direct-mapped
+//   readers (Int32)       one 64-byte line per worker slot: the epoch a worker read
+//                         when it began serving bytes straight out of the arena, 0
+//                         when it is not (freed chunks wait in limbo until every
+//                         worker has moved past the epoch they were freed in)
 //   arena (bytes)         fixed-size chunks holding key, metadata and body of entries
 
 export const kCacheMagic = 0x6361_6368; // "cach"
 /** Bumped whenever any offset below changes. */
-export const kCacheLayoutVersion = 3;
+export const kCacheLayoutVersion = 4;
 
 export const kCacheChunkBytes = 1024;
 
@@ -45,6 +49,8 @@ export const kCacheClockHandField = 12;
 export const kCacheSketchSamplesField = 13;
 /** [rmw] source of fill tokens and Vary marker ids */
 export const kCacheTokenField = 14;
+/** [lock] epoch of chunk frees: moves on every free (never 0); readers announce the one they saw */
+export const kCacheEpochField = 15;
 // [lock or rmw] counters, wrapping at 2^32 (read as >>> 0)
 export const kCacheEntriesField = 16; // records Ready (markers included)
 export const kCacheEvictionsField = 17;
@@ -59,7 +65,18 @@ export const kCacheTooLargeField = 25;
 export const kCacheNoSpaceField = 26;
 export const kCacheInvalidatedField = 27;
 export const kCacheBodyBytesField = 28; // body bytes of Ready entries (up to 2 GiB tracked)
-export const kCacheHeaderInt32 = 32;
+/** [lock] freed chunks not yet reusable: list head and tail (-1 none), length, and the epoch of the latest free */
+export const kCacheLimboHeadField = 29;
+export const kCacheLimboTailField = 30;
+export const kCacheLimboChunksField = 31;
+export const kCacheLimboEpochField = 32;
+/** [lock] times a write waited for a reader to leave chunks it needed */
+export const kCacheReclaimWaitsField = 33;
+/** [rmw] reader lines in use: one more than the highest worker slot attached (what a reclaim scans) */
+export const kCacheReaderSlotsUsedField = 34;
+/** never written: what a timed sleep waits on */
+export const kCacheIdleWordField = 35;
+export const kCacheHeaderInt32 = 48;
 
 /** Results a cache-enabled request is counted under (one row of route counters per route). */
 export const enum CacheResult {
@@ -82,6 +99,10 @@ export const kCacheCounterStripes = 8;
  * stays in it ≈ 0.8 s, long enough for a hot key's second refusal to find it.
  */
 export const kCacheDoorkeeperSlots = 16384;
+/** worker slots that can serve straight from the arena (a worker of a higher slot copies) */
+export const kCacheReaderSlots = 64;
+/** Int32 words per reader line: one 64-byte cache line each, so workers never share one */
+export const kCacheReaderStride = 16;
 
 // ---- records ----------------------------------------------------------------------
 /** seqlock: odd while a writer (under the lock) changes the record; readers retry or miss on a change */
@@ -160,6 +181,7 @@ export interface CacheLayout {
   readonly chunkLinksOffset: number;
   readonly sketchOffset: number;
   readonly doorkeeperOffset: number;
+  readonly readersOffset: number;
   readonly arenaOffset: number;
   readonly byteLength: number;
 }
@@ -177,7 +199,7 @@ const align = (n: number): number => Math.ceil(n / 64) * 64;
 
 /**
  * `sizeBytes` is the arena (cache.size); the tables beside it add about 8 % (one record
- * per two chunks, index, links, sketch) and 128 KiB (route counter stripes, doorkeeper).
+ * per two chunks, index, links, sketch) and 132 KiB (route counter stripes, doorkeeper, reader lines).
  */
 export function computeCacheLayout(sizeBytes: number, maxObjectSize: number): CacheLayout {
   const chunks = Math.max(16, Math.floor(sizeBytes / kCacheChunkBytes));
@@ -191,7 +213,8 @@ export function computeCacheLayout(sizeBytes: number, maxObjectSize: number): Ca
   const chunkLinksOffset = align(indexOffset + indexSlots * 4);
   const sketchOffset = align(chunkLinksOffset + chunks * 4);
   const doorkeeperOffset = align(sketchOffset + kSketchRows * sketchWidth);
-  const arenaOffset = align(doorkeeperOffset + kCacheDoorkeeperSlots * 4);
+  const readersOffset = align(doorkeeperOffset + kCacheDoorkeeperSlots * 4);
+  const arenaOffset = align(readersOffset + kCacheReaderSlots * kCacheReaderStride * 4);
   const byteLength = align(arenaOffset + chunks * kCacheChunkBytes);
-  return { chunks, records, indexSlots, sketchWidth, maxObjectSize, routes, routeCountersOffset, recordsOffset, indexOffset, chunkLinksOffset, sketchOffset, doorkeeperOffset, arenaOffset, byteLength };
+  return { chunks, records, indexSlots, sketchWidth, maxObjectSize, routes, routeCountersOffset, recordsOffset, indexOffset, chunkLinksOffset, sketchOffset, doorkeeperOffset, readersOffset, arenaOffset, byteLength };
 }

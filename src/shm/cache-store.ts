@@ -10,6 +10,13 @@
 //   and reads it again: a changed or odd word means the copy may be torn and it is
 //   thrown away (a miss). Chunks are reused only after the record that held them was
 //   freed, which moves that record's word, so no reader can keep a torn body.
+// * Workers serve hits straight out of the arena (uWS copies or sends the bytes before
+//   end() returns): inside a read section a worker's reader line holds the free epoch
+//   it saw on entry, and freed chunks wait in limbo until every reader line is 0 or
+//   past the epoch of their free. A reader checks the record's word after it found the
+//   body's chunks and before it sends them: a free before that check moved the word, a
+//   free after it is held back by the reader's line. Epoch-based reclamation; readers
+//   still take no lock and write only their own line.
 // * A record being fetched is Filling; the state word is what other requests for the
 //   key wait on (Atomics.waitAsync) and is notified when it turns Ready or Free.
 import {
@@ -23,12 +30,22 @@ import {
   kCacheChunksField,
   kCacheCounterStripes,
   kCacheDoorkeeperSlots,
+  kCacheEpochField,
+  kCacheLimboChunksField,
+  kCacheLimboEpochField,
+  kCacheLimboHeadField,
+  kCacheLimboTailField,
+  kCacheReaderSlots,
+  kCacheReaderSlotsUsedField,
+  kCacheReaderStride,
+  kCacheReclaimWaitsField,
   kCacheClockHandField,
   kCacheEntriesField,
   kCacheEvictionsField,
   kCacheFreeChunkField,
   kCacheFreeChunksField,
   kCacheFreeRecordField,
+  kCacheIdleWordField,
   kCacheIndexSlotsField,
   kCacheLayoutVersion,
   kCacheLockField,
@@ -83,10 +100,22 @@ const kSpinsBeforeWait = 64;
  * the reset moves by at most this many samples per thread.
  */
 const kSampleBatch = 64;
-/** looks a lookup takes while it keeps meeting writes to its key (a thread descheduled mid-copy can meet several) */
-const kLookupAttempts = 4;
+/**
+ * Looks a lookup takes while it keeps meeting writes to its key (a thread descheduled
+ * mid-copy can meet several). With one key replaced every 20 us (the replace stress
+ * test), 2 % of copies tear; four looks still ended in a miss in about one run of ten.
+ */
+const kLookupAttempts = 6;
 /** fill tokens a thread takes from the shared source at once (see newToken) */
 const kTokenBlock = 1024;
+/**
+ * Chunks a publish frees beyond its need when it evicts (at most 1/64 of the arena), so
+ * that the next one usually finds enough in limbo that every reader has moved past
+ * (reclaimed at once) instead of waiting for readers of chunks it freed itself.
+ */
+const kReclaimSlack = 32;
+/** how long a write waits for readers to leave chunks it needs before it gives up (ms) */
+const kReclaimWaitMs = 50;
 
 /** What publish() did. */
 export const enum PublishResult {
@@ -97,6 +126,15 @@ export const enum PublishResult {
   Refused = 2,
   /** no index slot or record could be had */
   NoSpace = 3,
+}
+
+/**
+ * What a worker already holds of record versions (see CacheStore.lookupShared): 0 none
+ * (copy the metadata), 1 the metadata and a view of the body in the arena, 2 the
+ * metadata only (the body's chunks are not one run: copy it).
+ */
+export interface HeldHeads {
+  held(r: number, seq: number): number;
 }
 
 /** Freshness and flags of an entry, as written by publish() and read back by read(). */
@@ -129,9 +167,14 @@ export class CacheStore {
   /** Int32 index of this thread's route counter block (see stripe()) */
   private routeStripe: number;
   private readonly doorBase: number;
+  private readonly readersBase: number;
+  /** Int32 index of this thread's reader line, -1 when it has none (it copies every hit) */
+  private readerAt = -1;
+  private readDepth = 0;
   private readonly indexMask: number;
   private readonly sketchMask: number;
   private readonly sketchResetAt: number;
+  private readonly reclaimSlack: number;
   /** this thread's samples not yet in the shared count */
   private samples = 0;
   /** this thread's block of fill tokens: next one, and how many are left */
@@ -156,6 +199,8 @@ export class CacheStore {
   metaLen = 0;
   bodyLen = 0;
   metaAt = 0;
+  /** lookupShared(): offset in `bytes` of the body when its chunks are one run (else -1: copied after the meta) */
+  bodyAt = -1;
 
   private constructor(buffer: SharedArrayBuffer, layout: CacheLayout) {
     this.buffer = buffer;
@@ -170,12 +215,14 @@ export class CacheStore {
     this.routeBase = layout.routeCountersOffset >> 2;
     this.routeStripe = this.routeBase;
     this.doorBase = layout.doorkeeperOffset >> 2;
+    this.readersBase = layout.readersOffset >> 2;
     this.indexMask = layout.indexSlots - 1;
     // 64-byte blocks: a key's four counters lie in one cache line (see touch()).
     this.sketchMask = (kSketchRows * layout.sketchWidth) / 64 - 1;
     // TinyLFU's reset: halve every counter after a sample ten times the entry capacity,
     // so frequencies describe recent traffic, not all time.
     this.sketchResetAt = 10 * layout.records;
+    this.reclaimSlack = Math.min(kReclaimSlack, layout.chunks >> 6);
   }
 
   /** `sizeBytes`: the arena (cache.size); `maxObjectSize`: largest body stored. */
@@ -196,6 +243,9 @@ export class CacheStore {
     h[kCacheFreeChunksField] = layout.chunks;
     for (let r = 0; r < layout.records; r++) h[s.recBase + r * kRecInt32 + kRecNextFreeField] = r + 1 < layout.records ? r + 1 : -1;
     h[kCacheFreeRecordField] = 0;
+    h[kCacheEpochField] = 1;
+    h[kCacheLimboHeadField] = -1;
+    h[kCacheLimboTailField] = -1;
     return s;
   }
 
@@ -231,6 +281,40 @@ export class CacheStore {
    */
   stripe(slot: number): void {
     this.routeStripe = this.routeBase + (Math.max(0, slot) % kCacheCounterStripes) * this.layout.routes * kCacheResultCount;
+    if (slot < 0 || slot >= kCacheReaderSlots) return;
+    // The slot's reader line: a worker that ended inside a read section left it set.
+    this.readerAt = this.readersBase + slot * kCacheReaderStride;
+    Atomics.store(this.i32, this.readerAt, 0);
+    for (let used = Atomics.load(this.i32, kCacheReaderSlotsUsedField); used < slot + 1; ) {
+      const was = Atomics.compareExchange(this.i32, kCacheReaderSlotsUsedField, used, slot + 1);
+      if (was === used) break;
+      used = was;
+    }
+  }
+
+  /** Whether this thread serves from the arena (it has a reader line): lookupShared() locates bodies instead of copying them. */
+  get inPlace(): boolean {
+    return this.readerAt >= 0;
+  }
+
+  /**
+   * Begins a read section: until leaveRead(), no chunk freed from now on is reused, so
+   * views of the arena that lookupShared() found stay the bytes they were. Sections are
+   * synchronous and short (a hit's lookup and answer); a thread takes no lock inside one
+   * (lookupShared steps out around its wait for a writer), since a writer may be waiting
+   * for it to leave.
+   */
+  enterRead(): void {
+    if (this.readDepth++ === 0 && this.readerAt >= 0) Atomics.store(this.i32, this.readerAt, Atomics.load(this.i32, kCacheEpochField));
+  }
+
+  leaveRead(): void {
+    if (--this.readDepth === 0 && this.readerAt >= 0) Atomics.store(this.i32, this.readerAt, 0);
+  }
+
+  /** Clears the reader line of worker slot `slot` (the primary, when that worker has exited). */
+  clearReader(slot: number): void {
+    if (slot >= 0 && slot < kCacheReaderSlots) Atomics.store(this.i32, this.readersBase + slot * kCacheReaderStride, 0);
   }
 
   countResult(route: number, result: CacheResult): void {
@@ -260,9 +344,9 @@ export class CacheStore {
     return false;
   }
 
-  /** chunks in use × chunk size */
+  /** chunks held by entries × chunk size (chunks in limbo hold none) */
   usedBytes(): number {
-    return (this.layout.chunks - Atomics.load(this.i32, kCacheFreeChunksField)) * kCacheChunkBytes;
+    return (this.layout.chunks - Atomics.load(this.i32, kCacheFreeChunksField) - Atomics.load(this.i32, kCacheLimboChunksField)) * kCacheChunkBytes;
   }
 
   /** Sets hA, hB for `key` (FNV-1a with two offset bases, then a murmur3 finaliser). */
@@ -327,6 +411,33 @@ export class CacheStore {
         this.waitForWriter();
       } else if ((!this.waitForWriter() && !this.busy) || attempt === kLookupAttempts) return -1;
     }
+  }
+
+  /**
+   * lookup() for a worker inside a read section: copies only what `heads` does not
+   * hold of the version found (see HeldHeads) and, for a version it does not hold,
+   * locates the body in the arena (`bodyAt`) when its chunks are one run. A thread
+   * without a reader line copies every body, as lookup() does.
+   */
+  lookupShared(key: string, hA: number, hB: number, out: Buffer, heads: HeldHeads): number {
+    for (let attempt = 1; ; attempt++) {
+      const r = this.find(key, hA, hB);
+      if (r >= 0) {
+        if (this.readShared(r, this.seq, out, heads.held(r, this.seq))) return r;
+        if (attempt === kLookupAttempts) return -1;
+        this.waitForWriterOutside();
+      } else if ((!this.waitForWriterOutside() && !this.busy) || attempt === kLookupAttempts) return -1;
+    }
+  }
+
+  /** waitForWriter() from inside a read section: the writer may be waiting for this thread's line. */
+  private waitForWriterOutside(): boolean {
+    if (Atomics.load(this.i32, kCacheLockField) === 0) return false;
+    const depth = this.readDepth;
+    if (depth > 0 && this.readerAt >= 0) Atomics.store(this.i32, this.readerAt, 0);
+    const waited = this.waitForWriter();
+    if (depth > 0 && this.readerAt >= 0) Atomics.store(this.i32, this.readerAt, Atomics.load(this.i32, kCacheEpochField));
+    return waited;
   }
 
   /** Waits out a write in progress on any thread; false when none was. */
@@ -461,6 +572,70 @@ export class CacheStore {
     // entry's cache line is not dirtied by every hit.
     if (i[rb + kRecRefField] === 0) i[rb + kRecRefField] = 1;
     return true;
+  }
+
+  /** read() for lookupShared(): `held` as HeldHeads.held answered for this version. */
+  private readShared(r: number, seq: number, out: Buffer, held: number): boolean {
+    const i = this.i32;
+    const f = this.f64;
+    const rb = this.rec(r);
+    const fb = rb >> 1;
+    const d = this.fields;
+    d.status = i[rb + kRecStatusField]!;
+    d.flags = i[rb + kRecFlagsField]!;
+    d.bornAt = f[fb + kRecBornAtF64]!;
+    d.freshUntil = f[fb + kRecFreshUntilF64]!;
+    d.swrUntil = f[fb + kRecSwrUntilF64]!;
+    d.sieUntil = f[fb + kRecSieUntilF64]!;
+    d.heuristic = f[fb + kRecHeuristicF64]!;
+    const keyLen = i[rb + kRecKeyLenField]!;
+    const metaLen = i[rb + kRecMetaLenField]!;
+    const bodyLen = i[rb + kRecBodyLenField]!;
+    const at = (this.layout.arenaOffset + keyLen - out.byteOffset) & 7;
+    let bodyAt = -1;
+    if (held === 0) {
+      if (at + metaLen > out.length || !this.copyOut(r, keyLen, metaLen, out, at)) return false;
+      if (this.readerAt >= 0 && this.readDepth > 0) bodyAt = this.bodyRun(r, keyLen + metaLen, bodyLen);
+    }
+    if ((held === 0 && bodyAt < 0) || held === 2) {
+      if (at + metaLen + bodyLen > out.length || !this.copyOut(r, keyLen + metaLen, bodyLen, out, at + metaLen)) return false;
+    }
+    // After the chunks were found, before they are sent: a free from here on leaves
+    // them in limbo while this thread's line holds an epoch not past it.
+    if (Atomics.load(i, rb + kRecSeqField) !== seq || i[rb + kRecStateField] !== RecordState.Ready) return false;
+    this.metaLen = metaLen;
+    this.bodyLen = bodyLen;
+    this.metaAt = at;
+    this.bodyAt = bodyAt;
+    if (i[rb + kRecRefField] === 0) i[rb + kRecRefField] = 1;
+    return true;
+  }
+
+  /** Offset in `bytes` of record `r`'s data [from, from + n) when it lies in one run of chunks, else -1. */
+  private bodyRun(r: number, from: number, n: number): number {
+    if (n === 0) return this.layout.arenaOffset;
+    const i = this.i32;
+    const rb = this.rec(r);
+    let chunk = i[rb + kRecFirstChunkField]!;
+    let left = i[rb + kRecChunksField]!;
+    const total = this.layout.chunks;
+    let skip = from;
+    while (skip >= kCacheChunkBytes) {
+      if (chunk < 0 || chunk >= total || left-- <= 0) return -1;
+      chunk = i[this.linksBase + chunk]!;
+      skip -= kCacheChunkBytes;
+    }
+    if (chunk < 0 || chunk >= total || left <= 0) return -1;
+    const start = this.layout.arenaOffset + chunk * kCacheChunkBytes + skip;
+    // chunks past the first that the range reaches into
+    let more = Math.ceil((skip + n) / kCacheChunkBytes) - 1;
+    if (more >= left) return -1;
+    while (more-- > 0) {
+      const next = i[this.linksBase + chunk]!;
+      if (next !== chunk + 1 || next >= total) return -1;
+      chunk = next;
+    }
+    return start;
   }
 
   /** Copies `n` bytes of record `r`'s data from offset `from` into `out` at `at`; false on a chain that does not hold together (torn). */
@@ -614,6 +789,8 @@ export class CacheStore {
     const i = this.i32;
     this.lock();
     try {
+      // What earlier writes freed is, by now, usually past every reader.
+      this.reclaim();
       if (r >= 0) {
         const rb = this.rec(r);
         if (i[rb + kRecStateField] !== RecordState.Filling || i[rb + kRecTokenField] !== token) r = -1;
@@ -670,9 +847,18 @@ export class CacheStore {
       }
       // (No eviction below while `old` stands: it was freed above if space was short.)
       while (i[kCacheFreeChunksField]! < need) {
-        if (!this.evictOne(freq, r)) {
+        if (this.reclaim()) continue;
+        const held = i[kCacheFreeChunksField]! + i[kCacheLimboChunksField]!;
+        // Evicting for the slack too; a victim kept for the slack is no refusal of this entry.
+        if (held < need + this.reclaimSlack && this.evictOne(freq, r, held < need)) continue;
+        if (held < need) {
           this.freeRecord(r);
           return PublishResult.Refused;
+        }
+        if (!this.awaitReaders()) {
+          this.freeRecord(r);
+          this.count(kCacheNoSpaceField);
+          return PublishResult.NoSpace;
         }
       }
       const rb = this.rec(r);
@@ -813,6 +999,19 @@ export class CacheStore {
         free++;
       }
       if (free !== i[kCacheFreeChunksField]) problems.push(`free chunks ${free} != counter ${i[kCacheFreeChunksField]}`);
+      let limbo = 0;
+      let tail = -1;
+      for (let c = i[kCacheLimboHeadField]!; c >= 0; c = i[this.linksBase + c]!) {
+        if (owner[c] !== -2) {
+          problems.push(`limbo list loops or meets the free list at chunk ${c}`);
+          break;
+        }
+        owner[c] = -1;
+        tail = c;
+        limbo++;
+      }
+      if (limbo !== i[kCacheLimboChunksField]) problems.push(`limbo chunks ${limbo} != counter ${i[kCacheLimboChunksField]}`);
+      if (tail !== i[kCacheLimboTailField]) problems.push(`limbo tail ${i[kCacheLimboTailField]} != last chunk ${tail}`);
       let ready = 0;
       let body = 0;
       for (let r = 0; r < this.layout.records; r++) {
@@ -946,11 +1145,18 @@ export class CacheStore {
     let c = i[rb + kRecFirstChunkField]!;
     let n = i[rb + kRecChunksField]!;
     if (n > 0) {
+      // Into limbo, not the free list: a reader may be sending them (see reclaim()).
       let last = c;
       for (let k = 1; k < n; k++) last = i[this.linksBase + last]!;
-      i[this.linksBase + last] = i[kCacheFreeChunkField]!;
-      i[kCacheFreeChunkField] = c;
-      i[kCacheFreeChunksField] = i[kCacheFreeChunksField]! + n;
+      i[this.linksBase + last] = i[kCacheLimboHeadField]!;
+      if (i[kCacheLimboHeadField]! < 0) i[kCacheLimboTailField] = last;
+      i[kCacheLimboHeadField] = c;
+      i[kCacheLimboChunksField] = i[kCacheLimboChunksField]! + n;
+      const e = i[kCacheEpochField]!;
+      i[kCacheLimboEpochField] = e;
+      // The record's word moved above (writeBegin) before the epoch does: a reader that
+      // saw the new epoch sees the freed record.
+      Atomics.store(i, kCacheEpochField, e === -1 ? 1 : (e + 1) | 0);
     }
     c = -1;
     n = 0;
@@ -967,6 +1173,52 @@ export class CacheStore {
     i[rb + kRecNextFreeField] = i[kCacheFreeRecordField]!;
     i[kCacheFreeRecordField] = r;
     this.wakeWaiters(rb);
+  }
+
+  /**
+   * Moves the chunks in limbo to the free list when no reader can still be sending any
+   * of them: every reader line is 0 (outside a section) or holds an epoch past the
+   * latest free's (it entered after that free, and so saw the freed records' words
+   * move). False when there was nothing to move or a reader holds it back.
+   */
+  private reclaim(): boolean {
+    const i = this.i32;
+    if (i[kCacheLimboHeadField]! < 0) return false;
+    const freedIn = i[kCacheLimboEpochField]!;
+    const used = Math.min(Atomics.load(i, kCacheReaderSlotsUsedField), kCacheReaderSlots);
+    for (let k = 0; k < used; k++) {
+      const e = Atomics.load(i, this.readersBase + k * kCacheReaderStride);
+      // Wrap-safe "e is not past freedIn" (epochs wrap at 2^32).
+      if (e !== 0 && ((e - freedIn) | 0) <= 0) return false;
+    }
+    i[this.linksBase + i[kCacheLimboTailField]!] = i[kCacheFreeChunkField]!;
+    i[kCacheFreeChunkField] = i[kCacheLimboHeadField]!;
+    i[kCacheFreeChunksField] = i[kCacheFreeChunksField]! + i[kCacheLimboChunksField]!;
+    i[kCacheLimboHeadField] = -1;
+    i[kCacheLimboTailField] = -1;
+    i[kCacheLimboChunksField] = 0;
+    return true;
+  }
+
+  /**
+   * Waits (holding the writer lock) until reclaim() succeeds: the readers it waits for
+   * are inside a hit's synchronous answer, microseconds unless descheduled. False after
+   * kReclaimWaitMs (a reader line left set by a worker that died mid-section, until the
+   * primary clears it).
+   */
+  private awaitReaders(): boolean {
+    // Inside its own section this thread would wait for itself (no write runs in one).
+    if (this.readDepth > 0 && this.readerAt >= 0) return false;
+    Atomics.add(this.i32, kCacheReclaimWaitsField, 1);
+    const deadline = Date.now() + kReclaimWaitMs;
+    for (let spins = 0; ; spins++) {
+      if (this.reclaim()) return true;
+      if (spins >= 256) {
+        if (Date.now() >= deadline) return false;
+        // Nothing notifies this word: a timed sleep of 50 us.
+        Atomics.wait(this.i32, kCacheIdleWordField, 0, 0.05);
+      }
+    }
   }
 
   /**
@@ -987,7 +1239,7 @@ export class CacheStore {
    * stays and the newcomer is refused (TinyLFU), so a scan of one-time keys cannot push
    * out the hot set. False when nothing was evicted.
    */
-  private evictOne(freq: number, except: number): boolean {
+  private evictOne(freq: number, except: number, countRefusal = true): boolean {
     const i = this.i32;
     const records = this.layout.records;
     for (let steps = 0; steps < 2 * records + 1; steps++) {
@@ -1001,7 +1253,7 @@ export class CacheStore {
         continue;
       }
       if (freq >= 0 && (i[rb + kRecFlagsField]! & RecordFlag.Marker) === 0 && this.frequency(i[rb + kRecHashAField]!, i[rb + kRecHashBField]!) >= freq) {
-        Atomics.add(i, kCacheAdmissionRefusedField, 1);
+        if (countRefusal) Atomics.add(i, kCacheAdmissionRefusedField, 1);
         return false;
       }
       this.freeRecord(r);

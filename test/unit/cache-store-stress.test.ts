@@ -2,12 +2,14 @@
 // at once (issue: shared-memory store). Worker threads hit a cache far smaller than
 // their key set, so entries are evicted and chunks reused continually; every copy they
 // take is checked against the pattern its meta announces. Run once more with the
-// seqlock check skipped, to show the test catches a broken protocol.
+// seqlock check skipped, to show the test catches a broken protocol. The same for the
+// reads workers make, with bodies read where they lie in the arena (epoch-based
+// reclamation), and once with the reader's epoch never announced.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { CacheStore, newEntryFields } from '../../src/shm/cache-store.js';
-import { kCacheEvictionsField, kCacheStoredField } from '../../src/shm/cache-layout.js';
+import { kCacheEvictionsField, kCacheReclaimWaitsField, kCacheStoredField } from '../../src/shm/cache-layout.js';
 
 const WORKER = new URL('../helpers/cache-stress-worker.js', import.meta.url);
 const REPLACE_WORKER = new URL('../helpers/cache-replace-worker.js', import.meta.url);
@@ -19,15 +21,16 @@ interface Result {
   stored: number;
   removed: number;
   firstTorn: string[];
+  inPlace: number;
 }
 
-async function run(unchecked: boolean, iterations: number): Promise<{ store: CacheStore; results: Result[]; elapsed: number }> {
+async function run(unchecked: boolean, iterations: number, mode: { shared?: boolean; unannounced?: boolean } = {}): Promise<{ store: CacheStore; results: Result[]; elapsed: number }> {
   // 48 KiB: about 30 of the 200 keys fit, so nearly every fill evicts something.
   const store = CacheStore.create(48 * 1024, 4096);
   const t0 = Date.now();
   const results = await Promise.all(
     Array.from({ length: THREADS }, (_, id) => {
-      const w = new Worker(WORKER, { workerData: { buffer: store.buffer, id: id + 1, keys: 200, iterations, unchecked } });
+      const w = new Worker(WORKER, { workerData: { buffer: store.buffer, id: id + 1, keys: 200, iterations, unchecked, ...mode } });
       return new Promise<Result>((resolve, reject) => {
         w.once('message', (m: Result) => {
           resolve(m);
@@ -55,6 +58,23 @@ test('the stress test catches readers that skip the seqlock check', async () => 
   const torn = results.reduce((s, r) => s + r.torn, 0);
   console.log(`cache-stress (seqlock check skipped): torn=${torn}`);
   assert.ok(torn > 0, 'without the check, torn copies must be seen');
+});
+
+test('a body read in place from the arena is never reused under its reader while all threads fill and evict', async () => {
+  const { store, results, elapsed } = await run(false, 80_000, { shared: true });
+  const sum = (f: (r: Result) => number): number => results.reduce((s, r) => s + f(r), 0);
+  console.log(`cache-stress (in place): ${THREADS} threads in ${elapsed.toFixed(2)}s, ${sum((r) => r.hits)} verified hits, ${sum((r) => r.inPlace)} of them in place, ${store.counter(kCacheEvictionsField)} evictions, ${store.counter(kCacheReclaimWaitsField)} reclaim waits, torn=${sum((r) => r.torn)}`);
+  assert.equal(sum((r) => r.torn), 0, `torn reads: ${results.flatMap((r) => r.firstTorn).join('; ')}`);
+  assert.ok(sum((r) => r.inPlace) > 1000, 'most bodies must be read in place for the test to mean anything');
+  assert.ok(store.counter(kCacheEvictionsField) > 1000, 'the cache must evict continually');
+  assert.deepEqual(store.check(), [], 'structure after the run');
+});
+
+test('the stress test catches in-place readers whose epoch is not announced', async () => {
+  const { results } = await run(false, 80_000, { shared: true, unannounced: true });
+  const torn = results.reduce((s, r) => s + r.torn, 0);
+  console.log(`cache-stress (in place, epoch not announced): torn=${torn}`);
+  assert.ok(torn > 0, 'without the reader line, reused chunks must be seen');
 });
 
 test('an entry being replaced is found by every reader at every moment (the new one is written before the old one goes)', async () => {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
-import { CacheResult, kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheRecordsField } from '../../src/shm/cache-layout.js';
+import { CacheResult, kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheReclaimWaitsField, kCacheRecordsField } from '../../src/shm/cache-layout.js';
 
 function put(s: CacheStore, key: string, body: string, freq = -1): PublishResult {
   s.hash(key);
@@ -232,4 +232,76 @@ test('the sketch counts a key in one 64-byte block (one cache line per request),
     assert.equal(new Set(changed.map((k) => k >> 6)).size, 1, `${key}: every counter in one block: ${changed.join(',')}`);
     assert.equal((s.layout.sketchOffset + (changed[0]! & ~63)) % 64, 0, 'the block is a cache line');
   }
+});
+
+test('lookupShared: a body in one run of chunks is found in the arena, a split one is copied, a held version copies nothing', () => {
+  const s = CacheStore.create(64 * 1024, 16 * 1024);
+  s.stripe(2);
+  const none = { held: (): number => 0 };
+  const body = 'y'.repeat(2500);
+  assert.equal(put(s, 'GET run', body), PublishResult.Stored);
+  const out = Buffer.alloc(64 * 1024);
+  s.hash('GET run');
+  s.enterRead();
+  let r = s.lookupShared('GET run', s.hA, s.hB, out, none);
+  assert.ok(r >= 0);
+  assert.ok(s.bodyAt >= 0, 'located in place');
+  assert.equal(s.bytes.toString('latin1', s.bodyAt, s.bodyAt + s.bodyLen), body);
+  assert.equal(out.toString('latin1', s.metaAt, s.metaAt + s.metaLen), 'meta:GET run');
+  // Held (1): neither meta nor body is copied.
+  out.fill(0);
+  r = s.lookupShared('GET run', s.hA, s.hB, out, { held: () => 1 });
+  assert.ok(r >= 0);
+  assert.equal(out.indexOf(0x79), -1, 'nothing copied');
+  s.leaveRead();
+  // Outside a section nothing is located in place.
+  r = s.lookupShared('GET run', s.hA, s.hB, out, none);
+  assert.equal(s.bodyAt, -1);
+  assert.equal(out.toString('latin1', s.metaAt + s.metaLen, s.metaAt + s.metaLen + s.bodyLen), body);
+
+  // Split chain (as in the test above): copied after the meta, bodyAt -1.
+  const t = CacheStore.create(64 * 1024, 16 * 1024);
+  t.stripe(2);
+  for (const k of ['GET a', 'GET b', 'GET c']) assert.equal(put(t, k, 'small'), PublishResult.Stored);
+  for (const k of ['GET b', 'GET a']) {
+    t.hash(k);
+    assert.equal(t.remove(k, t.hA, t.hB), true);
+  }
+  const split = Array.from({ length: 2500 }, (_, i) => String.fromCharCode(33 + ((i * 7) % 90))).join('');
+  assert.equal(put(t, 'GET d', split), PublishResult.Stored);
+  t.hash('GET d');
+  t.enterRead();
+  assert.ok(t.lookupShared('GET d', t.hA, t.hB, out, none) >= 0);
+  t.leaveRead();
+  assert.equal(t.bodyAt, -1, 'not one run');
+  assert.equal(out.toString('latin1', t.metaAt + t.metaLen, t.metaAt + t.metaLen + t.bodyLen), split);
+  assert.deepEqual(t.check(), []);
+});
+
+test('freed chunks stay in limbo while a reader line holds an older epoch; a write waits, gives up, and goes on once the line is left or cleared', () => {
+  // 16 chunks; each entry takes 4 (3500-byte body, key, meta), so the fifth store evicts.
+  const s = CacheStore.create(16 * 1024, 8 * 1024);
+  const reader = CacheStore.attach(s.buffer);
+  reader.stripe(3);
+  const body = 'z'.repeat(3500);
+  for (let k = 0; k < 4; k++) assert.equal(put(s, `GET k${k}`, body), PublishResult.Stored);
+  reader.enterRead();
+  const t0 = Date.now();
+  // Every chunk it could take is freed while the reader's epoch is older: it waits and gives up.
+  assert.equal(put(s, 'GET k4', body), PublishResult.NoSpace);
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 40 && waited < 5000, `waited ${waited} ms`);
+  assert.ok(s.counter(kCacheReclaimWaitsField) >= 1);
+  assert.deepEqual(s.check(), []);
+  reader.leaveRead();
+  assert.equal(put(s, 'GET k5', body), PublishResult.Stored);
+  // A line left set (a worker that died inside a section) is cleared by the primary.
+  reader.enterRead();
+  assert.equal(put(s, 'GET k6', body), PublishResult.NoSpace);
+  s.clearReader(3);
+  assert.equal(put(s, 'GET k7', body), PublishResult.Stored);
+  assert.deepEqual(s.check(), []);
+  // A line holding an epoch past the free does not hold it back.
+  assert.equal(put(s, 'GET k8', body), PublishResult.Stored);
+  reader.leaveRead();
 });

@@ -19,6 +19,7 @@ import {
   kCacheTooLargeField,
   kCacheTtlGrewField,
   kCacheTtlShrankField,
+  kCacheReclaimWaitsField,
 } from '../../shm/cache-layout.js';
 
 export interface CacheStats {
@@ -40,6 +41,8 @@ export interface CacheStats {
   readonly coalesceTimeouts: number;
   readonly ttlLengthened: number;
   readonly ttlShortened: number;
+  /** writes that waited for a worker to finish sending the bytes of chunks they needed */
+  readonly reclaimWaits: number;
   /** hits (fresh, coalesced and stale) over all cache-route requests */
   readonly hitRatio: number | null;
   readonly routes: readonly { readonly route: string; readonly requests: Record<(typeof cacheResultNames)[number], number> }[];
@@ -101,6 +104,7 @@ export class CacheAdmin {
       coalesceTimeouts: c(kCacheCoalesceTimeoutsField),
       ttlLengthened: c(kCacheTtlGrewField),
       ttlShortened: c(kCacheTtlShrankField),
+      reclaimWaits: c(kCacheReclaimWaitsField),
       hitRatio: all === 0 ? null : Math.round((hits / all) * 10_000) / 10_000,
       routes,
     };

@@ -20,7 +20,7 @@ export function registerCacheMetrics(counter: Family, gauge: Family, stats: () =
   counter('tidegate_cache_stored_total', 'Responses stored.', [], each((s, emit) => emit({}, s.stored)));
   counter('tidegate_cache_evictions_total', 'Entries evicted by CLOCK to make room.', [], each((s, emit) => emit({}, s.evictions)));
   counter('tidegate_cache_admissions_refused_total', 'New keys refused by TinyLFU admission (less frequent than the eviction victim).', [], each((s, emit) => emit({}, s.admissionsRefused)));
-  counter('tidegate_cache_not_stored_total', 'Responses not stored for their size (over cache.maxObjectSize) or for want of an index slot.', ['reason'], each((s, emit) => {
+  counter('tidegate_cache_not_stored_total', 'Responses not stored for their size (over cache.maxObjectSize) or for want of an index slot (or of chunks a worker went on sending from for 50 ms).', ['reason'], each((s, emit) => {
     emit({ reason: 'too_large' }, s.tooLarge);
     emit({ reason: 'no_space' }, s.noSpace);
   }));
@@ -32,6 +32,7 @@ export function registerCacheMetrics(counter: Family, gauge: Family, stats: () =
     emit({ outcome: 'waited' }, s.coalesceWaits);
     emit({ outcome: 'timed_out' }, s.coalesceTimeouts);
   }));
+  counter('tidegate_cache_reclaim_waits_total', 'Writes that waited for a worker to finish sending a hit from chunks the write needed (freed chunks are reused only after every worker has moved past them).', [], each((s, emit) => emit({}, s.reclaimWaits)));
   counter('tidegate_cache_ttl_adjustments_total', 'Adaptive heuristic lifetimes lengthened (unchanged on revalidation) or shortened (content changed).', ['direction'], each((s, emit) => {
     emit({ direction: 'longer' }, s.ttlLengthened);
     emit({ direction: 'shorter' }, s.ttlShortened);

@@ -11,7 +11,7 @@ import { Errors } from '../../errors.js';
 import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate, parseHttpDateBytes } from './cache-control.js';
 import { addConnectionTokens, fieldIs, type ResponseFields } from '../response-fields.js';
 import { HeadVerdict, type CacheHook } from './cache-hook.js';
-import { notModified, serveEntry, storedHead } from './cache-serve.js';
+import { heldHeads, notModified, serveEntry, storedHead } from './cache-serve.js';
 import type { RequestFacts, RouteCache } from './route-cache.js';
 import { variantKey } from './route-cache.js';
 import { cacheScratch, kMaxMetaBytes } from './worker-cache.js';
@@ -509,16 +509,21 @@ export class CacheFill implements CacheHook {
     // Found again by key: after a refresh its seqlock word moved on, and the record
     // may have been reused for another key since the lookup.
     st.hash(s.key);
-    const r = st.lookup(s.key, st.hA, st.hB, scratch);
-    if (r < 0) return false;
-    const head = storedHead(st, r, scratch);
-    const meta = head.meta;
-    const f = st.fields;
-    const now = Date.now();
-    const age = Math.floor(Math.max(0, now - f.bornAt) / 1000);
-    const ttl = Math.floor((f.freshUntil - now) / 1000);
-    serveEntry(ex, f.status, head, scratch, st.metaAt + st.metaLen, st.bodyLen, age, cacheStatus ?? `tidegate; hit; ttl=${ttl}; detail=${detail}`, notModified(f.status, meta, this.facts.ifNoneMatch, this.facts.ifModifiedSince), false);
-    return true;
+    st.enterRead();
+    try {
+      const r = st.lookupShared(s.key, st.hA, st.hB, scratch, heldHeads);
+      if (r < 0) return false;
+      const head = storedHead(st, r, scratch);
+      const meta = head.meta;
+      const f = st.fields;
+      const now = Date.now();
+      const age = Math.floor(Math.max(0, now - f.bornAt) / 1000);
+      const ttl = Math.floor((f.freshUntil - now) / 1000);
+      serveEntry(ex, f.status, head, head.body(st, scratch), age, cacheStatus ?? `tidegate; hit; ttl=${ttl}; detail=${detail}`, notModified(f.status, meta, this.facts.ifNoneMatch, this.facts.ifModifiedSince), false);
+      return true;
+    } finally {
+      st.leaveRead();
+    }
   }
 }
 

@@ -1,11 +1,13 @@
 // Writing a stored response to the client: hits, stale answers, answers after a
-// revalidation, and 304s to conditional requests. The entry's metadata and body were
-// just copied into the worker's scratch buffer by CacheStore.read (see route-cache.ts);
-// the metadata is decoded once per entry version and worker (StoredHead).
+// revalidation, and 304s to conditional requests. CacheStore.lookupShared found the
+// entry inside a read section (see route-cache.ts): the metadata is copied and decoded
+// once per entry version and worker (StoredHead), and the body goes to uWS as a view of
+// the arena when its chunks are one run (uWS copies or sends it before end() returns,
+// inside the section), else copied into the worker's scratch buffer.
 import type { Exchange } from '../exchange.js';
 import { statusLine } from '../status-lines.js';
 import { noneMatch, parseHttpDate } from './cache-control.js';
-import type { CacheStore } from '../../shm/cache-store.js';
+import type { CacheStore, HeldHeads } from '../../shm/cache-store.js';
 
 /** Metadata lines: tags, vary names, ETag, Last-Modified, then header name/value pairs. */
 export const kMetaTags = 0;
@@ -44,23 +46,24 @@ const kHeadSlots = 4096;
 export class StoredHead {
   readonly record: number;
   readonly seq: number;
-  readonly metaLen: number;
   readonly meta: readonly string[];
+  /** the body in the arena, when its chunks are one run (only used inside a read section) */
+  readonly arena: Buffer | null;
   /** `${status line}\r\n${name}: ${value}…` of the full answer, built at the first one */
   private block: Buffer | null = null;
   /** the same for a 304 to a conditional request: the fields RFC 9110 §15.4.5 names */
   private block304: Buffer | null = null;
-  private body: Buffer | null = null;
+  private copied: Buffer | null = null;
   private ageSeconds = -1;
   private ageValue = '';
   private statusTtl = Number.NaN;
   private statusValue = '';
 
-  constructor(record: number, seq: number, metaLen: number, meta: readonly string[]) {
+  constructor(record: number, seq: number, meta: readonly string[], arena: Buffer | null) {
     this.record = record;
     this.seq = seq;
-    this.metaLen = metaLen;
     this.meta = meta;
+    this.arena = arena;
   }
 
   /** What writeStatus writes for a full answer with `status`: the status line and every stored field, ETag and Last-Modified last. */
@@ -69,14 +72,19 @@ export class StoredHead {
   }
 
   /**
-   * The body's bytes in `scratch` (where every hit of this version copies them: same
-   * offset, same length), as a view kept for the next hit instead of one per answer.
+   * The body of the answer lookupShared() just read: the arena's bytes, or those it
+   * copied into `scratch` (every hit of this version copies them to the same offset, so
+   * the view is kept for the next hit instead of one per answer).
    */
+  body(st: CacheStore, scratch: Buffer): Buffer {
+    return this.arena ?? this.bodyView(scratch, st.metaAt + st.metaLen, st.bodyLen);
+  }
+
   bodyView(scratch: Buffer, at: number, len: number): Buffer {
-    const v = this.body;
+    const v = this.copied;
     if (v !== null && v.buffer === scratch.buffer && v.byteOffset === scratch.byteOffset + at && v.length === len) return v;
-    this.body = scratch.subarray(at, at + len);
-    return this.body;
+    this.copied = scratch.subarray(at, at + len);
+    return this.copied;
   }
 
   /** What writeStatus writes for a 304: the status line and the stored fields a 304 carries. */
@@ -117,10 +125,19 @@ export class StoredHead {
 let headsOf: CacheStore | null = null;
 const heads: (StoredHead | null)[] = new Array<StoredHead | null>(kHeadSlots).fill(null);
 
+/** This worker's decoded heads, as CacheStore.lookupShared asks after them. */
+export const heldHeads: HeldHeads = {
+  held(r: number, seq: number): number {
+    const h = heads[r & (kHeadSlots - 1)]!;
+    if (h === null || h.record !== r || h.seq !== seq) return 0;
+    return h.arena !== null ? 1 : 2;
+  },
+};
+
 /**
- * The head of the entry the last CacheStore.lookup() copied into `scratch` (record `r`,
- * at the store's `seq`, `metaAt`, `metaLen`): this worker's decoded one when it has it,
- * else decoded now and kept.
+ * The head of the entry the last CacheStore.lookupShared() read (record `r`, at the
+ * store's `seq`): this worker's decoded one when it has it, else decoded from what the
+ * lookup copied into `scratch` and kept.
  */
 export function storedHead(st: CacheStore, r: number, scratch: Buffer): StoredHead {
   if (headsOf !== st) {
@@ -129,8 +146,9 @@ export function storedHead(st: CacheStore, r: number, scratch: Buffer): StoredHe
   }
   const slot = r & (kHeadSlots - 1);
   const h = heads[slot]!;
-  if (h !== null && h.record === r && h.seq === st.seq && h.metaLen === st.metaLen) return h;
-  const n = new StoredHead(r, st.seq, st.metaLen, scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n'));
+  if (h !== null && h.record === r && h.seq === st.seq) return h;
+  const arena = st.bodyAt >= 0 ? st.bytes.subarray(st.bodyAt, st.bodyAt + st.bodyLen) : null;
+  const n = new StoredHead(r, st.seq, scratch.toString('latin1', st.metaAt, st.metaAt + st.metaLen).split('\n'), arena);
   heads[slot] = n;
   return n;
 }
@@ -161,29 +179,27 @@ let wEx: Exchange | null = null;
 let wHead: StoredHead | null = null;
 let wStatus = 0;
 let wOut = 0;
-let wScratch: Buffer | null = null;
-let wBodyAt = 0;
-let wBodyLen = 0;
+let wBody: Buffer | null = null;
 let wAge = 0;
 let wCacheStatus = '';
 let wConditional = false;
 
 /**
- * Answers from the entry: `head` its decoded metadata, the body at scratch[bodyAt, bodyAt + bodyLen).
- * `age` in seconds; `cacheStatus` the Cache-Status field value (RFC 9211). `corked`: called
- * synchronously from the uWS request handler, where uWS has corked the socket already
- * (everything written goes out in one send when the handler returns), so no res.cork.
+ * Answers from the entry: `head` its decoded metadata, `body` its body (see
+ * StoredHead.body: inside the read section it was found in). `age` in seconds;
+ * `cacheStatus` the Cache-Status field value (RFC 9211). `corked`: called synchronously
+ * from the uWS request handler, where uWS has corked the socket already (everything
+ * written goes out in one send when the handler returns), so no res.cork.
  */
-export function serveEntry(ex: Exchange, status: number, head: StoredHead, scratch: Buffer, bodyAt: number, bodyLen: number, age: number, cacheStatus: string, conditional304: boolean, corked: boolean): void {
+export function serveEntry(ex: Exchange, status: number, head: StoredHead, body: Buffer, age: number, cacheStatus: string, conditional304: boolean, corked: boolean): void {
   if (ex.aborted) return;
   const out = conditional304 ? 304 : status;
+  const bodyLen = body.length;
   wEx = ex;
   wHead = head;
   wStatus = status;
   wOut = out;
-  wScratch = scratch;
-  wBodyAt = bodyAt;
-  wBodyLen = bodyLen;
+  wBody = body;
   wAge = age;
   wCacheStatus = cacheStatus;
   wConditional = conditional304;
@@ -193,7 +209,7 @@ export function serveEntry(ex: Exchange, status: number, head: StoredHead, scrat
   } finally {
     wEx = null;
     wHead = null;
-    wScratch = null;
+    wBody = null;
   }
   ex.answered(out, ex.head.method === 'HEAD' || out === 304 || out === 204 ? 0 : bodyLen);
 }
@@ -218,10 +234,10 @@ function writeEntry(): void {
   }
   if (headOnly || out === 304 || out === 204) {
     // See exchange.ts: uWS 20.30's endWithoutBody(n) would wait for n body bytes.
-    if (headOnly && out !== 204 && out !== 304) res.writeHeader('content-length', String(wBodyLen));
+    if (headOnly && out !== 204 && out !== 304) res.writeHeader('content-length', String(wBody!.length));
     if (close && !clientClose) res.writeHeader('connection', 'close');
     res.endWithoutBody();
     return;
   }
-  res.end(h.bodyView(wScratch!, wBodyAt, wBodyLen), close);
+  res.end(wBody!, close);
 }
