@@ -1117,10 +1117,41 @@ export class CacheStore {
   private indexDelete(r: number, hA: number): void {
     const at = this.slotOf(r, hA);
     if (at < 0) return;
-    // A tombstone keeps later keys of the probe sequence reachable; it becomes empty
-    // when the slot after it is empty (nothing probes past it any more).
-    const next = this.i32[this.indexBase + ((at - this.indexBase + 1) & this.indexMask)]!;
-    Atomics.store(this.i32, at, next === 0 ? 0 : -1);
+    // A tombstone keeps the keys stored past it in their probe sequence reachable. A slot
+    // no such key passes can be empty instead, and so can the tombstones before it that
+    // no key passes: otherwise a stream of reservations for distinct keys turns every
+    // empty slot into a tombstone (a replay of 2 million left none empty, and every miss
+    // probed the full kMaxProbe). A probe that now stops early at such a slot would have
+    // found nothing past it; inserts, the only other change, run under the same lock.
+    const i = this.i32;
+    const base = this.indexBase;
+    const mask = this.indexMask;
+    let slot = at - base;
+    if (this.slotNeeded(slot)) {
+      Atomics.store(i, at, -1);
+      return;
+    }
+    Atomics.store(i, at, 0);
+    for (let n = 1; n < kMaxProbe; n++) {
+      slot = (slot - 1) & mask;
+      if (i[base + slot] !== -1 || this.slotNeeded(slot)) break;
+      Atomics.store(i, base + slot, 0);
+    }
+  }
+
+  /** Whether a key stored within kMaxProbe slots after index slot `slot` passes it on its probe from its home slot. */
+  private slotNeeded(slot: number): boolean {
+    const i = this.i32;
+    const mask = this.indexMask;
+    for (let d = 1; d < kMaxProbe; d++) {
+      const v = i[this.indexBase + ((slot + d) & mask)]!;
+      if (v === 0) return false;
+      if (v < 0) continue;
+      // how far this key's slot is from its home: past `slot` when d or more
+      const fromHome = (slot + d - (i[this.rec(v - 1) + kRecHashAField]! & mask)) & mask;
+      if (fromHome >= d) return true;
+    }
+    return false;
   }
 
   private allocRecord(freq: number): number {

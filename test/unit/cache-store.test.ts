@@ -305,3 +305,26 @@ test('freed chunks stay in limbo while a reader line holds an older epoch; a wri
   assert.equal(put(s, 'GET k8', body), PublishResult.Stored);
   reader.leaveRead();
 });
+
+test('the index does not fill with tombstones under reservations for distinct keys, and stored keys stay reachable', () => {
+  const s = CacheStore.create(1024 * 1024, 16 * 1024);
+  for (let k = 0; k < 150; k++) assert.equal(put(s, `GET stored/${k}`, 'v'.repeat(1500)), PublishResult.Stored);
+  for (let n = 0; n < 20_000; n++) {
+    s.hash(`GET once/${n}`);
+    const r = s.reserve(s.hA, s.hB, Date.now(), 5000, -1);
+    assert.ok(r >= 0);
+    s.release(r, s.token);
+    // now and then one that stays, and one of those that goes
+    if (n % 500 === 0) {
+      assert.equal(put(s, `GET late/${n}`, 'w'), PublishResult.Stored);
+      s.hash(`GET late/${n - 1000}`);
+      s.remove(`GET late/${n - 1000}`, s.hA, s.hB);
+    }
+  }
+  const index = new Int32Array(s.buffer, s.layout.indexOffset, s.layout.indexSlots);
+  const tombstones = index.filter((v) => v === -1).length;
+  // Before the cleanup: 90 % of the slots and more.
+  assert.ok(tombstones < s.layout.indexSlots * 0.05, `${tombstones} of ${s.layout.indexSlots} slots are tombstones`);
+  for (let k = 0; k < 150; k++) assert.equal(get(s, `GET stored/${k}`), 'v'.repeat(1500));
+  assert.deepEqual(s.check(), []);
+});
