@@ -241,8 +241,11 @@ export class Gateway {
       this.endpoints.releaseWorker(slot);
       this.controllers.releaseWorker(slot);
       this.obs.onWorkerExit(slot);
-      // A worker that ended inside a cache read section would hold freed chunks back.
-      this.cache.store?.clearReader(slot);
+      // A worker that ended inside a cache read section would hold freed chunks back,
+      // and one that ended holding the cache's writer lock would stop every cache write.
+      void this.cache.workerExited(slot).then((dropped) => {
+        if (dropped !== null) decision(this.log).error({ event: 'cache-reset', slot, droppedEntries: dropped, reason: 'a worker ended while it held the cache writer lock; the store was emptied and rebuilt' }, 'cache store reset');
+      });
       // A gauge its next incarnation would only correct at its first request.
       this.shm.workerCounters(slot)[kWorkerInFlightField] = 0;
     };

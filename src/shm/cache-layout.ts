@@ -76,6 +76,12 @@ export const kCacheReclaimWaitsField = 33;
 export const kCacheReaderSlotsUsedField = 34;
 /** never written: what a timed sleep waits on */
 export const kCacheIdleWordField = 35;
+/** [lock] who holds the writer lock: worker slot + 1, kCachePrimaryHolder, or 0 (being taken or given up) */
+export const kCacheLockHolderField = 36;
+/** [lock] times the primary reset the store because a worker ended holding the writer lock */
+export const kCacheResetsField = 37;
+/** kCacheLockHolderField of a thread that is no worker (the primary, tests) */
+export const kCachePrimaryHolder = 0x10000;
 export const kCacheHeaderInt32 = 48;
 
 /** Results a cache-enabled request is counted under (one row of route counters per route). */

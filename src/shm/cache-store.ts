@@ -49,6 +49,9 @@ import {
   kCacheIndexSlotsField,
   kCacheLayoutVersion,
   kCacheLockField,
+  kCacheLockHolderField,
+  kCachePrimaryHolder,
+  kCacheResetsField,
   kCacheMagic,
   kCacheMagicField,
   kCacheMaxObjectField,
@@ -171,6 +174,8 @@ export class CacheStore {
   /** Int32 index of this thread's reader line, -1 when it has none (it copies every hit) */
   private readerAt = -1;
   private readDepth = 0;
+  /** what this thread writes into kCacheLockHolderField while it holds the lock */
+  private holderId = kCachePrimaryHolder;
   private readonly indexMask: number;
   private readonly sketchMask: number;
   private readonly sketchResetAt: number;
@@ -281,7 +286,9 @@ export class CacheStore {
    */
   stripe(slot: number): void {
     this.routeStripe = this.routeBase + (Math.max(0, slot) % kCacheCounterStripes) * this.layout.routes * kCacheResultCount;
-    if (slot < 0 || slot >= kCacheReaderSlots) return;
+    if (slot < 0) return;
+    this.holderId = slot + 1;
+    if (slot >= kCacheReaderSlots) return;
     // The slot's reader line: a worker that ended inside a read section left it set.
     this.readerAt = this.readersBase + slot * kCacheReaderStride;
     Atomics.store(this.i32, this.readerAt, 0);
@@ -364,31 +371,94 @@ export class CacheStore {
 
   // ---- the writer lock ------------------------------------------------------------------
 
-  // XXX: a thread that ended inside a critical section (a few microseconds, no await)
-  // would leave the lock held and every later cache write waiting; the holder is not
-  // recorded, so the primary cannot break it when a worker dies.
   // The word is 0 free, 1 held, 2 held with a thread (maybe) asleep on it, so that an
   // unlock with nobody asleep makes no Atomics.notify: V8's notify takes a process-wide
-  // mutex, and a fill takes and gives up the lock two or three times.
+  // mutex, and a fill takes and gives up the lock two or three times. The holder word
+  // beside it names the thread, so that the primary can tell a worker that ended
+  // inside a critical section (worker.terminate() stops JavaScript anywhere) and reset
+  // the store (recoverFrom).
   lock(): void {
     const i = this.i32;
     let c = Atomics.compareExchange(i, kCacheLockField, 0, 1);
-    if (c === 0) return;
-    for (let spins = 0; spins < kSpinsBeforeWait; spins++) {
-      c = Atomics.compareExchange(i, kCacheLockField, 0, 1);
-      if (c === 0) return;
+    if (c !== 0) {
+      for (let spins = 0; spins < kSpinsBeforeWait && c !== 0; spins++) c = Atomics.compareExchange(i, kCacheLockField, 0, 1);
+      if (c !== 0) {
+        // From here on the word says 2 while this thread holds it: it cannot tell whether
+        // another sleeper is left, so its unlock notifies (a spurious wake costs one retry).
+        if (c !== 2) c = Atomics.exchange(i, kCacheLockField, 2);
+        while (c !== 0) {
+          Atomics.wait(i, kCacheLockField, 2, 1);
+          c = Atomics.exchange(i, kCacheLockField, 2);
+        }
+      }
     }
-    // From here on the word says 2 while this thread holds it: it cannot tell whether
-    // another sleeper is left, so its unlock notifies (a spurious wake costs one retry).
-    if (c !== 2) c = Atomics.exchange(i, kCacheLockField, 2);
-    while (c !== 0) {
-      Atomics.wait(i, kCacheLockField, 2, 1);
-      c = Atomics.exchange(i, kCacheLockField, 2);
-    }
+    Atomics.store(i, kCacheLockHolderField, this.holderId);
   }
 
   unlock(): void {
-    if (Atomics.exchange(this.i32, kCacheLockField, 0) === 2) Atomics.notify(this.i32, kCacheLockField, 1);
+    const i = this.i32;
+    Atomics.store(i, kCacheLockHolderField, 0);
+    if (Atomics.exchange(i, kCacheLockField, 0) === 2) Atomics.notify(i, kCacheLockField, 1);
+  }
+
+  /**
+   * Whether the writer lock is held by worker slot `slot`'s thread, or by a thread that
+   * has not said who it is (0: between taking it and writing its name). For the primary,
+   * when that worker has exited; see recoverFrom.
+   */
+  heldBy(slot: number): boolean {
+    if (Atomics.load(this.i32, kCacheLockField) === 0) return false;
+    const h = Atomics.load(this.i32, kCacheLockHolderField);
+    return h === slot + 1 || h === 0;
+  }
+
+  /**
+   * The primary, after worker slot `slot` ended and heldBy(slot) stayed true long past
+   * any critical section (its caller samples it): the thread died holding the lock,
+   * with records, lists or the index perhaps half changed, so the store is emptied and
+   * rebuilt under the lock it inherits. Every record's word moves (readers throw away
+   * what they copied), the index empties, and every chunk goes to limbo (a worker may
+   * be sending one). Fill waiters wake and go upstream. Returns the entries dropped.
+   */
+  recoverFrom(slot: number): number {
+    if (!this.heldBy(slot)) return 0;
+    const i = this.i32;
+    Atomics.store(i, kCacheLockHolderField, this.holderId);
+    const dropped = Atomics.load(i, kCacheEntriesField);
+    for (let s = 0; s < this.layout.indexSlots; s++) Atomics.store(i, this.indexBase + s, 0);
+    for (let r = 0; r < this.layout.records; r++) {
+      const rb = this.rec(r);
+      const seq = Atomics.load(i, rb + kRecSeqField) | 1;
+      Atomics.store(i, rb + kRecSeqField, seq); // odd, whatever it was
+      const waiters = i[rb + kRecWaitersField]!;
+      i[rb + kRecFirstChunkField] = -1;
+      i[rb + kRecChunksField] = 0;
+      i[rb + kRecBodyLenField] = 0;
+      i[rb + kRecFlagsField] = 0;
+      i[rb + kRecWaitersField] = 0;
+      i[rb + kRecRefreshingField] = 0;
+      Atomics.store(i, rb + kRecStateField, RecordState.Free);
+      Atomics.store(i, rb + kRecSeqField, seq + 1);
+      i[rb + kRecNextFreeField] = r + 1 < this.layout.records ? r + 1 : -1;
+      if (waiters > 0) Atomics.notify(i, rb + kRecStateField);
+    }
+    i[kCacheFreeRecordField] = 0;
+    const chunks = this.layout.chunks;
+    for (let c = 0; c < chunks; c++) i[this.linksBase + c] = c + 1 < chunks ? c + 1 : -1;
+    i[kCacheFreeChunkField] = -1;
+    i[kCacheFreeChunksField] = 0;
+    i[kCacheLimboHeadField] = 0;
+    i[kCacheLimboTailField] = chunks - 1;
+    i[kCacheLimboChunksField] = chunks;
+    this.bumpEpoch();
+    i[kCacheClockHandField] = 0;
+    Atomics.store(i, kCacheEntriesField, 0);
+    Atomics.store(i, kCacheBodyBytesField, 0);
+    Atomics.add(i, kCacheResetsField, 1);
+    Atomics.store(i, kCacheLockHolderField, 0);
+    Atomics.store(i, kCacheLockField, 0);
+    Atomics.notify(i, kCacheLockField);
+    return dropped;
   }
 
   /**
@@ -1183,11 +1253,9 @@ export class CacheStore {
       if (i[kCacheLimboHeadField]! < 0) i[kCacheLimboTailField] = last;
       i[kCacheLimboHeadField] = c;
       i[kCacheLimboChunksField] = i[kCacheLimboChunksField]! + n;
-      const e = i[kCacheEpochField]!;
-      i[kCacheLimboEpochField] = e;
       // The record's word moved above (writeBegin) before the epoch does: a reader that
       // saw the new epoch sees the freed record.
-      Atomics.store(i, kCacheEpochField, e === -1 ? 1 : (e + 1) | 0);
+      this.bumpEpoch();
     }
     c = -1;
     n = 0;
@@ -1204,6 +1272,14 @@ export class CacheStore {
     i[rb + kRecNextFreeField] = i[kCacheFreeRecordField]!;
     i[kCacheFreeRecordField] = r;
     this.wakeWaiters(rb);
+  }
+
+  /** Tags what is in limbo with the current free epoch and moves the epoch on (never to 0). */
+  private bumpEpoch(): void {
+    const i = this.i32;
+    const e = i[kCacheEpochField]!;
+    i[kCacheLimboEpochField] = e;
+    Atomics.store(i, kCacheEpochField, e === -1 ? 1 : (e + 1) | 0);
   }
 
   /**

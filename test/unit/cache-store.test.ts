@@ -2,8 +2,10 @@
 // fill reservations, size limits, CLOCK eviction and TinyLFU admission under a scan.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
 import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
-import { CacheResult, kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheReclaimWaitsField, kCacheRecordsField } from '../../src/shm/cache-layout.js';
+import { recoverIfStuck } from '../../src/primary/cache/cache-admin.js';
+import { CacheResult, kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheReclaimWaitsField, kCacheRecordsField, kCacheResetsField } from '../../src/shm/cache-layout.js';
 
 function put(s: CacheStore, key: string, body: string, freq = -1): PublishResult {
   s.hash(key);
@@ -326,5 +328,30 @@ test('the index does not fill with tombstones under reservations for distinct ke
   // Before the cleanup: 90 % of the slots and more.
   assert.ok(tombstones < s.layout.indexSlots * 0.05, `${tombstones} of ${s.layout.indexSlots} slots are tombstones`);
   for (let k = 0; k < 150; k++) assert.equal(get(s, `GET stored/${k}`), 'v'.repeat(1500));
+  assert.deepEqual(s.check(), []);
+});
+
+test('a worker that ends holding the writer lock: the primary sees it, resets the store, and writes go on', async () => {
+  const s = CacheStore.create(256 * 1024, 16 * 1024);
+  assert.equal(put(s, 'GET before', 'kept?'), PublishResult.Stored);
+  const w = new Worker(new URL('../helpers/cache-dead-holder-worker.js', import.meta.url), { workerData: { buffer: s.buffer, slot: 5, entries: 20 } });
+  await new Promise<void>((resolve, reject) => {
+    w.once('exit', () => resolve());
+    w.once('error', reject);
+  });
+  assert.equal(s.heldBy(5), true, 'the lock is still held in the dead worker\'s name');
+  assert.equal(s.heldBy(4), false, 'not in another worker\'s');
+  // A recovery attempt for a live holder (another slot) changes nothing.
+  assert.equal(await recoverIfStuck(s, 4, 3, 5), null);
+  s.clearReader(5);
+  const dropped = await recoverIfStuck(s, 5, 3, 5);
+  assert.equal(dropped, 21, 'every entry dropped');
+  assert.equal(s.counter(kCacheResetsField), 1);
+  assert.equal(get(s, 'GET before'), null);
+  assert.equal(get(s, 'GET dead/3'), null);
+  assert.deepEqual(s.check(), [], 'structure after the reset');
+  // The lock is free again and the chunks come back through limbo.
+  for (let k = 0; k < 100; k++) assert.equal(put(s, `GET after/${k}`, 'n'.repeat(1800)), PublishResult.Stored);
+  assert.equal(get(s, 'GET after/99'), 'n'.repeat(1800));
   assert.deepEqual(s.check(), []);
 });

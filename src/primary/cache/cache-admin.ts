@@ -20,6 +20,7 @@ import {
   kCacheTtlGrewField,
   kCacheTtlShrankField,
   kCacheReclaimWaitsField,
+  kCacheResetsField,
 } from '../../shm/cache-layout.js';
 
 export interface CacheStats {
@@ -43,6 +44,8 @@ export interface CacheStats {
   readonly ttlShortened: number;
   /** writes that waited for a worker to finish sending the bytes of chunks they needed */
   readonly reclaimWaits: number;
+  /** times the store was emptied because a worker ended holding its writer lock */
+  readonly resets: number;
   /** hits (fresh, coalesced and stale) over all cache-route requests */
   readonly hitRatio: number | null;
   readonly routes: readonly { readonly route: string; readonly requests: Record<(typeof cacheResultNames)[number], number> }[];
@@ -105,9 +108,22 @@ export class CacheAdmin {
       ttlLengthened: c(kCacheTtlGrewField),
       ttlShortened: c(kCacheTtlShrankField),
       reclaimWaits: c(kCacheReclaimWaitsField),
+      resets: c(kCacheResetsField),
       hitRatio: all === 0 ? null : Math.round((hits / all) * 10_000) / 10_000,
       routes,
     };
+  }
+
+  /**
+   * Worker slot `slot` has exited: its reader line is cleared, and if it held the
+   * writer lock the store is reset (see recoverIfStuck). Resolves with the entries a
+   * reset dropped, or null when none was needed.
+   */
+  workerExited(slot: number): Promise<number | null> {
+    const s = this.store;
+    if (s === null) return Promise.resolve(null);
+    s.clearReader(slot);
+    return recoverIfStuck(s, slot);
   }
 
   /** Up to `limit` stored keys (Vary markers and variants included), for inspection. */
@@ -131,4 +147,18 @@ export class CacheAdmin {
       return false;
     });
   }
+}
+
+/**
+ * Resets the store when worker slot `slot` (exited) held its writer lock: only if the
+ * lock stays held with that slot's name (or none yet) at every one of `samples` looks
+ * `everyMs` apart, since a live thread holds it for microseconds and names itself at
+ * once. Resolves with the entries dropped, or null.
+ */
+export async function recoverIfStuck(store: CacheStore, slot: number, samples = 20, everyMs = 10): Promise<number | null> {
+  for (let n = 0; n < samples; n++) {
+    if (!store.heldBy(slot)) return null;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return store.heldBy(slot) ? store.recoverFrom(slot) : null;
 }

@@ -33,6 +33,7 @@ export function registerCacheMetrics(counter: Family, gauge: Family, stats: () =
     emit({ outcome: 'timed_out' }, s.coalesceTimeouts);
   }));
   counter('tidegate_cache_reclaim_waits_total', 'Writes that waited for a worker to finish sending a hit from chunks the write needed (freed chunks are reused only after every worker has moved past them).', [], each((s, emit) => emit({}, s.reclaimWaits)));
+  counter('tidegate_cache_resets_total', 'Times the store was emptied and rebuilt because a worker ended while it held the store\'s writer lock.', [], each((s, emit) => emit({}, s.resets)));
   counter('tidegate_cache_ttl_adjustments_total', 'Adaptive heuristic lifetimes lengthened (unchanged on revalidation) or shortened (content changed).', ['direction'], each((s, emit) => {
     emit({ direction: 'longer' }, s.ttlLengthened);
     emit({ direction: 'shorter' }, s.ttlShortened);
