@@ -12,6 +12,10 @@
 //   pass        what a caching route adds to a request for a key whose last response
 //               was not storable (hit-for-pass): handle() (facts, key, sketch, lookup,
 //               the mark); the request path's own work is not in it
+//   miss        what it adds to a request for a key never seen whose response it cannot
+//               store (nginx's head, no freshness; the worst case of the miss-cost
+//               A/B): handle() (lookup, reservation, the fill) and the fill's onHead
+//               (the response's evaluation, the reservation given back) and onFinish
 // Prints ns/op, median of several runs.
 //
 //   npx tsc -p tsconfig.json && node dist/native-bench/micro/cache-path.bench.js [case…]
@@ -105,6 +109,10 @@ const conditional = Array.from({ length: POOL }, (_, i) => exchange(keyOf(i), `"
 const keys = Array.from({ length: POOL }, (_, i) => `${normaliseHost(HOST)}/obj/${keyOf(i)}`);
 const scratch = Buffer.allocUnsafe(store.maxObjectSize + 64 * 1024);
 const passEx = exchange('/pass', null);
+// The head nginx's `return 200` sends, as the upstream parser hands it over.
+const missHead = ['server', 'nginx/1.22.1', 'date', new Date().toUTCString(), 'content-type', 'application/octet-stream', 'content-length', '1024', 'connection', 'keep-alive'].map((v) => Buffer.from(v, 'latin1'));
+const missFields = { respHeaders: missHead, respVia: null, total: 1024, respDate: missHead[3]! };
+let missSeq = 0;
 
 const cases: Record<string, (n: number) => void> = {
   'find+read': (n) => {
@@ -128,6 +136,16 @@ const cases: Record<string, (n: number) => void> = {
       const ex = conditional[i & (POOL - 1)]!;
       (ex.responseHeaders as string[]).length = 0;
       if (!rc.handle(ex)) throw new Error('not a hit');
+    }
+  },
+  miss: (n) => {
+    for (let i = 0; i < n; i++) {
+      const ex = exchange(`/once/${missSeq++}`, null);
+      if (rc.handle(ex) || ex.cache === null) throw new Error('not a miss');
+      const fill = ex.cache as unknown as { onHead(s: number, h: readonly Buffer[], f: typeof missFields): number; onFinish(): void };
+      fill.onHead(200, missHead, missFields);
+      fill.onFinish();
+      sink += ex.responseHeaders.length;
     }
   },
   pass: (n) => {
