@@ -176,6 +176,10 @@ export class CacheStore {
   private readDepth = 0;
   /** what this thread writes into kCacheLockHolderField while it holds the lock */
   private holderId = kCachePrimaryHolder;
+  /** what the last seek() found */
+  private seekChunk = -1;
+  private seekLeft = 0;
+  private seekSkip = 0;
   private readonly indexMask: number;
   private readonly sketchMask: number;
   private readonly sketchResetAt: number;
@@ -471,16 +475,7 @@ export class CacheStore {
    * `seq` is left as of the record returned.
    */
   lookup(key: string, hA: number, hB: number, out: Buffer): number {
-    for (let attempt = 1; ; attempt++) {
-      const r = this.find(key, hA, hB);
-      if (r >= 0) {
-        if (this.read(r, this.seq, out)) return r;
-        // Torn: the entry changed while it was copied, and the write that changed it may
-        // be over already.
-        if (attempt === kLookupAttempts) return -1;
-        this.waitForWriter();
-      } else if ((!this.waitForWriter() && !this.busy) || attempt === kLookupAttempts) return -1;
-    }
+    return this.lookupIn(key, hA, hB, out, null);
   }
 
   /**
@@ -490,10 +485,16 @@ export class CacheStore {
    * without a reader line copies every body, as lookup() does.
    */
   lookupShared(key: string, hA: number, hB: number, out: Buffer, heads: HeldHeads): number {
+    return this.lookupIn(key, hA, hB, out, heads);
+  }
+
+  private lookupIn(key: string, hA: number, hB: number, out: Buffer, heads: HeldHeads | null): number {
     for (let attempt = 1; ; attempt++) {
       const r = this.find(key, hA, hB);
       if (r >= 0) {
-        if (this.readShared(r, this.seq, out, heads.held(r, this.seq))) return r;
+        if (this.readEntry(r, this.seq, out, heads === null ? 0 : heads.held(r, this.seq), heads !== null)) return r;
+        // Torn: the entry changed while it was copied, and the write that changed it may
+        // be over already.
         if (attempt === kLookupAttempts) return -1;
         this.waitForWriterOutside();
       } else if ((!this.waitForWriterOutside() && !this.busy) || attempt === kLookupAttempts) return -1;
@@ -612,7 +613,16 @@ export class CacheStore {
    * body bytes (into `out` from `metaAt`, 0–7) as of seqlock word `seq`. False when the
    * record changed meanwhile (the copy is then garbage) or `out` is too small.
    */
-  read(r: number, seq: number, out: Buffer, withBody = true): boolean {
+  read(r: number, seq: number, out: Buffer): boolean {
+    return this.readEntry(r, seq, out, 0, false);
+  }
+
+  /**
+   * read(), copying only what the caller does not hold (`held`, as HeldHeads.held
+   * answers) and, with `locate`, finding the body in the arena instead of copying it
+   * when this thread is in a read section and the body's chunks are one run (`bodyAt`).
+   */
+  private readEntry(r: number, seq: number, out: Buffer, held: number, locate: boolean): boolean {
     const i = this.i32;
     const f = this.f64;
     const rb = this.rec(r);
@@ -628,44 +638,14 @@ export class CacheStore {
     const keyLen = i[rb + kRecKeyLenField]!;
     const metaLen = i[rb + kRecMetaLenField]!;
     const bodyLen = i[rb + kRecBodyLenField]!;
-    const n = withBody ? metaLen + bodyLen : metaLen;
     // V8 copies out of a SharedArrayBuffer word by word only when source and target are
     // equally aligned, byte by byte (about 7× slower, measured) otherwise: so the copy
     // lands at the offset that matches the source's alignment.
     const at = (this.layout.arenaOffset + keyLen - out.byteOffset) & 7;
-    if (at + n > out.length || !this.copyOut(r, keyLen, n, out, at)) return false;
-    if (Atomics.load(i, rb + kRecSeqField) !== seq || i[rb + kRecStateField] !== RecordState.Ready) return false;
-    this.metaLen = metaLen;
-    this.bodyLen = bodyLen;
-    this.metaAt = at;
-    // CLOCK: referenced since the hand last passed. Written only when clear, so a hot
-    // entry's cache line is not dirtied by every hit.
-    if (i[rb + kRecRefField] === 0) i[rb + kRecRefField] = 1;
-    return true;
-  }
-
-  /** read() for lookupShared(): `held` as HeldHeads.held answered for this version. */
-  private readShared(r: number, seq: number, out: Buffer, held: number): boolean {
-    const i = this.i32;
-    const f = this.f64;
-    const rb = this.rec(r);
-    const fb = rb >> 1;
-    const d = this.fields;
-    d.status = i[rb + kRecStatusField]!;
-    d.flags = i[rb + kRecFlagsField]!;
-    d.bornAt = f[fb + kRecBornAtF64]!;
-    d.freshUntil = f[fb + kRecFreshUntilF64]!;
-    d.swrUntil = f[fb + kRecSwrUntilF64]!;
-    d.sieUntil = f[fb + kRecSieUntilF64]!;
-    d.heuristic = f[fb + kRecHeuristicF64]!;
-    const keyLen = i[rb + kRecKeyLenField]!;
-    const metaLen = i[rb + kRecMetaLenField]!;
-    const bodyLen = i[rb + kRecBodyLenField]!;
-    const at = (this.layout.arenaOffset + keyLen - out.byteOffset) & 7;
     let bodyAt = -1;
     if (held === 0) {
       if (at + metaLen > out.length || !this.copyOut(r, keyLen, metaLen, out, at)) return false;
-      if (this.readerAt >= 0 && this.readDepth > 0) bodyAt = this.bodyRun(r, keyLen + metaLen, bodyLen);
+      if (locate && this.readerAt >= 0 && this.readDepth > 0) bodyAt = this.bodyRun(r, keyLen + metaLen, bodyLen);
     }
     if ((held === 0 && bodyAt < 0) || held === 2) {
       if (at + metaLen + bodyLen > out.length || !this.copyOut(r, keyLen + metaLen, bodyLen, out, at + metaLen)) return false;
@@ -677,13 +657,18 @@ export class CacheStore {
     this.bodyLen = bodyLen;
     this.metaAt = at;
     this.bodyAt = bodyAt;
+    // CLOCK: referenced since the hand last passed. Written only when clear, so a hot
+    // entry's cache line is not dirtied by every hit.
     if (i[rb + kRecRefField] === 0) i[rb + kRecRefField] = 1;
     return true;
   }
 
-  /** Offset in `bytes` of record `r`'s data [from, from + n) when it lies in one run of chunks, else -1. */
-  private bodyRun(r: number, from: number, n: number): number {
-    if (n === 0) return this.layout.arenaOffset;
+  /**
+   * Walks record `r`'s chain to its data offset `from`: the chunk holding it, the chunks
+   * left from that one on, and the offset in it (seekChunk, seekLeft, seekSkip). False
+   * on a chain that does not hold together (torn).
+   */
+  private seek(r: number, from: number): boolean {
     const i = this.i32;
     const rb = this.rec(r);
     let chunk = i[rb + kRecFirstChunkField]!;
@@ -691,10 +676,25 @@ export class CacheStore {
     const total = this.layout.chunks;
     let skip = from;
     while (skip >= kCacheChunkBytes) {
-      if (chunk < 0 || chunk >= total || left-- <= 0) return -1;
+      if (chunk < 0 || chunk >= total || left-- <= 0) return false;
       chunk = i[this.linksBase + chunk]!;
       skip -= kCacheChunkBytes;
     }
+    this.seekChunk = chunk;
+    this.seekLeft = left;
+    this.seekSkip = skip;
+    return true;
+  }
+
+  /** Offset in `bytes` of record `r`'s data [from, from + n) when it lies in one run of chunks, else -1. */
+  private bodyRun(r: number, from: number, n: number): number {
+    if (n === 0) return this.layout.arenaOffset;
+    const i = this.i32;
+    const total = this.layout.chunks;
+    if (!this.seek(r, from)) return -1;
+    let chunk = this.seekChunk;
+    const left = this.seekLeft;
+    const skip = this.seekSkip;
     if (chunk < 0 || chunk >= total || left <= 0) return -1;
     const start = this.layout.arenaOffset + chunk * kCacheChunkBytes + skip;
     // chunks past the first that the range reaches into
@@ -711,16 +711,11 @@ export class CacheStore {
   /** Copies `n` bytes of record `r`'s data from offset `from` into `out` at `at`; false on a chain that does not hold together (torn). */
   private copyOut(r: number, from: number, n: number, out: Buffer, at = 0): boolean {
     const i = this.i32;
-    const rb = this.rec(r);
-    let chunk = i[rb + kRecFirstChunkField]!;
-    let left = i[rb + kRecChunksField]!;
     const total = this.layout.chunks;
-    let skip = from;
-    while (skip >= kCacheChunkBytes) {
-      if (chunk < 0 || chunk >= total || left-- <= 0) return false;
-      chunk = i[this.linksBase + chunk]!;
-      skip -= kCacheChunkBytes;
-    }
+    if (!this.seek(r, from)) return false;
+    let chunk = this.seekChunk;
+    let left = this.seekLeft;
+    let skip = this.seekSkip;
     let pos = 0;
     while (pos < n) {
       if (chunk < 0 || chunk >= total || left-- <= 0) return false;

@@ -43,8 +43,8 @@ test('an entry reads back as stored, across chunk boundaries, and a new one repl
   assert.deepEqual(s.check(), []);
 });
 
-test('an entry whose chunks are not all adjacent in the arena reads back whole into a buffer of any alignment', () => {
-  const s = CacheStore.create(64 * 1024, 16 * 1024);
+/** Stores 'GET d' (its body returned) in chunks that are not one run of the arena. */
+function putSplit(s: CacheStore): string {
   // a, b, c take chunks 0, 1, 2; removing b and then a leaves the free list 0 → 1 → 3 → …,
   // so the next 3-chunk entry is split: 0, 1 (one run) and 3.
   for (const k of ['GET a', 'GET b', 'GET c']) assert.equal(put(s, k, 'small'), PublishResult.Stored);
@@ -55,6 +55,12 @@ test('an entry whose chunks are not all adjacent in the arena reads back whole i
   const body = Array.from({ length: 2500 }, (_, i) => String.fromCharCode(33 + ((i * 7) % 90))).join('');
   assert.equal(put(s, 'GET d', body), PublishResult.Stored);
   s.hash('GET d');
+  return body;
+}
+
+test('an entry whose chunks are not all adjacent in the arena reads back whole into a buffer of any alignment', () => {
+  const s = CacheStore.create(64 * 1024, 16 * 1024);
+  const body = putSplit(s);
   const r = s.find('GET d', s.hA, s.hB);
   for (const shift of [0, 1, 3, 6]) {
     const out = Buffer.alloc(64 * 1024).subarray(shift);
@@ -261,17 +267,10 @@ test('lookupShared: a body in one run of chunks is found in the arena, a split o
   assert.equal(s.bodyAt, -1);
   assert.equal(out.toString('latin1', s.metaAt + s.metaLen, s.metaAt + s.metaLen + s.bodyLen), body);
 
-  // Split chain (as in the test above): copied after the meta, bodyAt -1.
+  // Split chain: copied after the meta, bodyAt -1.
   const t = CacheStore.create(64 * 1024, 16 * 1024);
   t.stripe(2);
-  for (const k of ['GET a', 'GET b', 'GET c']) assert.equal(put(t, k, 'small'), PublishResult.Stored);
-  for (const k of ['GET b', 'GET a']) {
-    t.hash(k);
-    assert.equal(t.remove(k, t.hA, t.hB), true);
-  }
-  const split = Array.from({ length: 2500 }, (_, i) => String.fromCharCode(33 + ((i * 7) % 90))).join('');
-  assert.equal(put(t, 'GET d', split), PublishResult.Stored);
-  t.hash('GET d');
+  const split = putSplit(t);
   t.enterRead();
   assert.ok(t.lookupShared('GET d', t.hA, t.hB, out, none) >= 0);
   t.leaveRead();
