@@ -29,9 +29,12 @@ test('SIGTERM under load: every request sent on an open connection gets its full
         else ok++;
         if (signalled && r.headers.connection === 'close') closedAfter++;
       } catch (err) {
-        const e = err as Error & { code?: string };
-        // After the signal, new connections are refused: nothing was sent on them.
-        if (signalled && (e.code === 'ECONNREFUSED' || e instanceof errors.ClientDestroyedError)) {
+        const e = err as Error & { code?: string; syscall?: string };
+        // After the signal, new connections are refused: nothing was sent on them. One
+        // whose handshake the kernel finished just before the listener closed sat in its
+        // accept queue, never accepted, and is reset at connect (seen once in CI).
+        const atConnect = e.code === 'ECONNREFUSED' || (e.code === 'ECONNRESET' && (e.syscall === 'connect' || e.message.startsWith('connect ')));
+        if (signalled && (atConnect || e instanceof errors.ClientDestroyedError)) {
           refused++;
           return;
         }
