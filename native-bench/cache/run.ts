@@ -18,6 +18,7 @@ import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
 import { run, start, stop, stopAll, waitForPort } from '../processes.js';
 import { nginxVersion, startNginx } from '../peers/nginx-common.js';
 import { objectSize } from './objects.js';
+import { median } from '../stats.js';
 import { nginxHeld, sampleHeld, tidegateHeld, varnishHeld, type HeldProbe } from './held.js';
 import { startVarnish, varnishVersion } from './varnish.js';
 
@@ -220,11 +221,6 @@ interface HitFigures {
   hitRequests: number;
 }
 
-const median = (xs: readonly number[]): number => {
-  const v = [...xs].sort((x, y) => x - y);
-  return v.length === 0 ? Number.NaN : v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-};
-
 /**
  * Pure hits, on empty caches: the key set fits, so no peer needs to evict for it. Every
  * peer runs at once and the rounds take turns (peer 1, 2, 3, peer 1, 2, 3, …), so a
@@ -415,9 +411,18 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
   const rows = results.map((r) => `| ${r.peer} | ${(r.hitRatio * 100).toFixed(1)} % | ${mib(r.heldMeanBytes)} / ${mib(r.heldMaxBytes)} MiB (${(r.heldMeanBytes / size).toFixed(2)}× size), ${Math.round(r.heldMeanObjects)} objects | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.originRequests} / ${r.requests} | ${r.errors} | ${r.burstUpstream} (${Math.round(r.burstMs)} ms) |`);
   const table = [`Zipf mix (caches sized ${mib(size)} MiB; nginx cache manager: ${o.nginxManager}):`, '', '| peer | hit ratio | held during the run: mean / max | req/s | p99 ms | origin / client requests | errors | burst: upstream requests for one fresh key |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
-  const nginxHit = results.find((r) => r.peer === 'nginx')?.hitRps;
-  const hitRows = results.filter((r) => !Number.isNaN(r.hitRps)).map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} (${r.hitRounds.join(', ')}) | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
-  const hitTable = [`Pure hits (${hitKeys} keys, all fetched first; ${o.hitRounds} rounds of ${o.hitDurationS} s per peer, in turns):`, '', '| peer | hit req/s, median (rounds) | vs nginx | p99 ms | origin / client requests |', '|---|---|---|---|---|', ...hitRows].join('\n');
+  const nginxResult = results.find((r) => r.peer === 'nginx');
+  const nginxHit = nginxResult?.hitRps;
+  // Each round runs the peers one after the other, so a round's ratio compares them under
+  // nearly the same conditions; on a host whose speed drifts between rounds the median
+  // of those ratios is steadier than the ratio of the medians.
+  const paired = (r: PeerResult): string => {
+    const n = nginxResult?.hitRounds ?? [];
+    const ratios = r.hitRounds.flatMap((x, k) => (n[k] ? [x / n[k]!] : []));
+    return ratios.length === 0 ? '—' : `${median(ratios).toFixed(2)}× (${ratios.map((x) => x.toFixed(2)).join(', ')})`;
+  };
+  const hitRows = results.filter((r) => !Number.isNaN(r.hitRps)).map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} (${r.hitRounds.join(', ')}) | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${paired(r)} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
+  const hitTable = [`Pure hits (${hitKeys} keys, all fetched first; ${o.hitRounds} rounds of ${o.hitDurationS} s per peer, in turns):`, '', '| peer | hit req/s, median (rounds) | vs nginx | vs nginx, median of the rounds\' ratios | p99 ms | origin / client requests |', '|---|---|---|---|---|---|', ...hitRows].join('\n');
   process.stdout.write(`\n${table}\n\n${hitTable}\n\n`);
   for (const s of skipped) process.stdout.write(`${s.peer} skipped: ${s.reason}\n`);
   process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, hitKeys, results, skipped })}\n`);
