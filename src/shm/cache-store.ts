@@ -303,11 +303,6 @@ export class CacheStore {
     }
   }
 
-  /** Whether this thread serves from the arena (it has a reader line): lookupShared() locates bodies instead of copying them. */
-  get inPlace(): boolean {
-    return this.readerAt >= 0;
-  }
-
   /**
    * Begins a read section: until leaveRead(), no chunk freed from now on is reused, so
    * views of the arena that lookupShared() found stay the bytes they were. Sections are
@@ -644,10 +639,13 @@ export class CacheStore {
     const at = (this.layout.arenaOffset + keyLen - out.byteOffset) & 7;
     let bodyAt = -1;
     if (held === 0) {
-      if (at + metaLen > out.length || !this.copyOut(r, keyLen, metaLen, out, at)) return false;
       if (locate && this.readerAt >= 0 && this.readDepth > 0) bodyAt = this.bodyRun(r, keyLen + metaLen, bodyLen);
-    }
-    if ((held === 0 && bodyAt < 0) || held === 2) {
+      // meta and, unless found in place, body in one copy (each Buffer.copy out of the
+      // shared buffer costs about as much as copying a chunk)
+      const n = bodyAt < 0 ? metaLen + bodyLen : metaLen;
+      if (at + n > out.length || !this.copyOut(r, keyLen, n, out, at)) return false;
+    } else if (held === 2) {
+      // at + metaLen keeps the arena's alignment: both offsets moved by metaLen
       if (at + metaLen + bodyLen > out.length || !this.copyOut(r, keyLen + metaLen, bodyLen, out, at + metaLen)) return false;
     }
     // After the chunks were found, before they are sent: a free from here on leaves
