@@ -1,6 +1,7 @@
 // Where things are, whether the bench runs from dist/native-bench or .tmp/bench-dist/native-bench:
 // walk up from this compiled file to the repo root (the package.json named "tidegate").
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,3 +29,14 @@ export const PEER_FILES = join(BENCH_SRC, 'peers');
 /** compiled bench code (this file's folder), for the Node peer scripts */
 export const BENCH_DIST = dirname(fileURLToPath(import.meta.url));
 export const TIDEGATE_CLI = join(REPO_ROOT, 'dist', 'src', 'cli.js');
+
+/**
+ * `git describe --always --dirty` of the checkout holding `path` (a build's cli.js, or
+ * a folder), 'unknown' outside one: a report names the commit of the build it ran, which
+ * `--tidegate` can point at another checkout's.
+ */
+export function commitOf(path: string): string {
+  const dir = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
+  const r = spawnSync('git', ['-C', dir, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown';
+}

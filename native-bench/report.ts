@@ -107,7 +107,7 @@ export function machineSection(r: BenchResults): string[] {
     `- ${m.os}, kernel ${m.kernel}, Node ${m.node}`,
     `- tools: ${Object.entries(m.tools).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `- peers: ${r.peers.map((p) => `${p.name} (${p.state === 'ok' ? p.version : p.state})`).join('; ')}`,
-    `- tidegate build: ${r.tidegate.cli} (repo at ${r.tidegate.commit})`,
+    `- tidegate build: ${r.tidegate.cli} (its checkout at ${r.tidegate.commit})`,
     `- CPU plan: ${r.cpuPlan.note}`,
     `- upstream nginx: ${r.upstream.workers} workers; proxies: ${r.options.workers} workers/threads (Node peers: 1 process); wrk: ${r.cpuPlan.loadCores} threads, ${r.options.connections} connections`,
     `- each point: ${r.options.warmupS} s warm-up, then ${r.options.repeats} × ${r.options.durationS} s measured (open loop: ${r.options.latencyDurationS ?? r.options.durationS} s after ${Math.max(1, r.options.warmupS)} s warm-up at the target rate); medians reported, spread = ±half the min–max range`,

@@ -80,7 +80,7 @@ export interface BenchResults {
   machine: Machine;
   cpuPlan: CpuPlan;
   upstream: { workers: number; cpus: string | undefined };
-  /** which tidegate build ran, and the repo commit the bench ran from */
+  /** which tidegate build ran, and the commit of the checkout that build is in */
   tidegate: { cli: string; commit: string };
   peers: PeerStatus[];
   throughput: ClosedPoint[];

@@ -14,7 +14,7 @@ import { runSoak } from './soak.js';
 import { wrk } from './load/wrk.js';
 import { describeMachine, missingTools, planCpus, type CpuPlan } from './machine.js';
 import { parseOptions, type Options } from './options.js';
-import { BENCH_SRC, REPO_ROOT } from './paths.js';
+import { BENCH_SRC, REPO_ROOT, commitOf } from './paths.js';
 import { peerByName } from './peers/index.js';
 import type { PeerDefinition, RunningPeer } from './peers/peer.js';
 import { setCheckDir, setTidegateCli, tidegateCli, type TidegateContext } from './peers/tidegate.js';
@@ -26,11 +26,6 @@ import type { BenchResults, ClosedPoint, ClosedRun, OpenPoint, PeerStatus } from
 import { spread } from './stats.js';
 import { startUpstream } from './upstream.js';
 import { verifyBodies } from './verify.js';
-
-function gitCommit(): string {
-  const r = spawnSync('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
-}
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -285,7 +280,7 @@ async function main(): Promise<void> {
     machine,
     cpuPlan: plan,
     upstream: { workers: upstream.workers, cpus: plan.upstream },
-    tidegate: { cli: tidegateCli(), commit: gitCommit() },
+    tidegate: { cli: tidegateCli(), commit: commitOf(tidegateCli()) },
     peers: statuses,
     throughput,
     latency,

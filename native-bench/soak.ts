@@ -5,13 +5,12 @@
 // stops. Heap growth with RSS is a JS leak; RSS growth over a flat heap is the native
 // side (malloc arenas, uWS buffers). Writes samples.csv, soak.json and summary.md to
 // native-bench/results/soak-<timestamp>/.
-import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { readFlags } from './flags.js';
 import { wrk, type WrkResult } from './load/wrk.js';
-import { BENCH_SRC, REPO_ROOT, TIDEGATE_CLI } from './paths.js';
+import { BENCH_SRC, REPO_ROOT, TIDEGATE_CLI, commitOf } from './paths.js';
 import { waitForStarted } from './peers/tidegate.js';
 import { killAllNow, sleep, start, stop, stopAll } from './processes.js';
 import { startUpstream } from './upstream.js';
@@ -201,14 +200,6 @@ function summaryMd(o: SoakOptions, s: SoakSummary, commit: string): string {
   ].join('\n');
 }
 
-function gitCommit(): string {
-  try {
-    return execFileSync('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 function log(msg: string): void {
   process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
@@ -221,7 +212,7 @@ export async function runSoak(argv: string[]): Promise<void> {
   mkdirSync(work, { recursive: true });
   process.on('exit', killAllNow);
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
-  const commit = gitCommit();
+  const commit = commitOf(o.tidegateCli ? resolve(o.tidegateCli) : REPO_ROOT);
   // A frozen copy of the build: rebuilding the repo meanwhile must not change what a
   // restarted worker thread would load during an hour-long run.
   let cli = o.tidegateCli ? resolve(o.tidegateCli) : TIDEGATE_CLI;
