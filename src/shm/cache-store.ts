@@ -247,11 +247,9 @@ export class CacheStore {
     h[kCacheSketchWidthField] = layout.sketchWidth;
     h[kCacheMaxObjectField] = maxObjectSize;
     h[kCacheRoutesField] = layout.routes;
-    for (let c = 0; c < layout.chunks; c++) h[s.linksBase + c] = c + 1 < layout.chunks ? c + 1 : -1;
+    s.chainAll();
     h[kCacheFreeChunkField] = 0;
     h[kCacheFreeChunksField] = layout.chunks;
-    for (let r = 0; r < layout.records; r++) h[s.recBase + r * kRecInt32 + kRecNextFreeField] = r + 1 < layout.records ? r + 1 : -1;
-    h[kCacheFreeRecordField] = 0;
     h[kCacheEpochField] = 1;
     h[kCacheLimboHeadField] = -1;
     h[kCacheLimboTailField] = -1;
@@ -438,12 +436,10 @@ export class CacheStore {
       i[rb + kRecRefreshingField] = 0;
       Atomics.store(i, rb + kRecStateField, RecordState.Free);
       Atomics.store(i, rb + kRecSeqField, seq + 1);
-      i[rb + kRecNextFreeField] = r + 1 < this.layout.records ? r + 1 : -1;
       if (waiters > 0) Atomics.notify(i, rb + kRecStateField);
     }
-    i[kCacheFreeRecordField] = 0;
+    this.chainAll();
     const chunks = this.layout.chunks;
-    for (let c = 0; c < chunks; c++) i[this.linksBase + c] = c + 1 < chunks ? c + 1 : -1;
     i[kCacheFreeChunkField] = -1;
     i[kCacheFreeChunksField] = 0;
     i[kCacheLimboHeadField] = 0;
@@ -1265,6 +1261,19 @@ export class CacheStore {
     i[rb + kRecNextFreeField] = i[kCacheFreeRecordField]!;
     i[kCacheFreeRecordField] = r;
     this.wakeWaiters(rb);
+  }
+
+  /**
+   * Every record on the free record list (0 → 1 → …) and every chunk in one chain
+   * (0 → 1 → …), which the caller makes the free list or limbo: a new store, or one
+   * rebuilt by recoverFrom.
+   */
+  private chainAll(): void {
+    const i = this.i32;
+    const { chunks, records } = this.layout;
+    for (let c = 0; c < chunks; c++) i[this.linksBase + c] = c + 1 < chunks ? c + 1 : -1;
+    for (let r = 0; r < records; r++) i[this.rec(r) + kRecNextFreeField] = r + 1 < records ? r + 1 : -1;
+    i[kCacheFreeRecordField] = 0;
   }
 
   /** Tags what is in limbo with the current free epoch and moves the epoch on (never to 0). */
