@@ -23,11 +23,16 @@
 
 export const kCacheMagic = 0x6361_6368; // "cach"
 /** Bumped whenever any offset below changes. */
-export const kCacheLayoutVersion = 4;
+export const kCacheLayoutVersion = 5;
 
 export const kCacheChunkBytes = 1024;
 
 // ---- header (Int32 indices) ---------------------------------------------------------
+// Four 64-byte lines grouped by who touches them: the writer lock and what only writers
+// change (line 0 and 1), the epoch every lookup reads (line 2), the words every thread
+// adds to now and then (line 3), the counters (line 4). With the epoch on the lock's line,
+// every lookup missed its cache after each lock taken on another core: a miss takes the
+// lock twice, so on a stream of misses the lines bounced between workers.
 export const kCacheMagicField = 0;
 export const kCacheVersionField = 1;
 export const kCacheChunksField = 2;
@@ -38,51 +43,56 @@ export const kCacheMaxObjectField = 6;
 export const kCacheRoutesField = 7;
 /** the writer lock: 0 free, 1 held, 2 held while a thread may sleep on it (every mutation of the index, records and chunks happens under it) */
 export const kCacheLockField = 8;
-/** [lock] head of the free chunk list (-1 none) and its length */
-export const kCacheFreeChunkField = 9;
-export const kCacheFreeChunksField = 10;
-/** [lock] head of the free record list (-1 none) */
-export const kCacheFreeRecordField = 11;
-/** [lock] CLOCK hand over records */
-export const kCacheClockHandField = 12;
-/** [rmw] sketch increments since the last halving */
-export const kCacheSketchSamplesField = 13;
-/** [rmw] source of fill tokens and Vary marker ids */
-export const kCacheTokenField = 14;
-/** [lock] epoch of chunk frees: moves on every free (never 0); readers announce the one they saw */
-export const kCacheEpochField = 15;
-// [lock or rmw] counters, wrapping at 2^32 (read as >>> 0)
-export const kCacheEntriesField = 16; // records Ready (markers included)
-export const kCacheEvictionsField = 17;
-export const kCacheAdmissionRefusedField = 18;
-export const kCacheStoredField = 19;
-export const kCachePurgedField = 20;
-export const kCacheCoalesceWaitsField = 21;
-export const kCacheCoalesceTimeoutsField = 22;
-export const kCacheTtlGrewField = 23;
-export const kCacheTtlShrankField = 24;
-export const kCacheTooLargeField = 25;
-export const kCacheNoSpaceField = 26;
-export const kCacheInvalidatedField = 27;
-export const kCacheBodyBytesField = 28; // body bytes of Ready entries (up to 2 GiB tracked)
-/** [lock] freed chunks not yet reusable: list head and tail (-1 none), length, and the epoch of the latest free */
-export const kCacheLimboHeadField = 29;
-export const kCacheLimboTailField = 30;
-export const kCacheLimboChunksField = 31;
-export const kCacheLimboEpochField = 32;
-/** [lock] times a write waited for a reader to leave chunks it needed */
-export const kCacheReclaimWaitsField = 33;
-/** [rmw] reader lines in use: one more than the highest worker slot attached (what a reclaim scans) */
-export const kCacheReaderSlotsUsedField = 34;
-/** never written: what a timed sleep waits on */
-export const kCacheIdleWordField = 35;
 /** [lock] who holds the writer lock: worker slot + 1, kCachePrimaryHolder, or 0 (being taken or given up) */
-export const kCacheLockHolderField = 36;
+export const kCacheLockHolderField = 9;
+/**
+ * [lock] hash A of the key whose entry the holder is replacing (publish), kept after
+ * unlock: a lookup that missed waits for a writer only when this names its key
+ */
+export const kCacheLockKeyField = 10;
+/** [lock] head of the free chunk list (-1 none) and its length */
+export const kCacheFreeChunkField = 11;
+export const kCacheFreeChunksField = 12;
+/** [lock] head of the free record list (-1 none) */
+export const kCacheFreeRecordField = 13;
+/** [lock] CLOCK hand over records */
+export const kCacheClockHandField = 14;
+/** [rmw] reader lines in use: one more than the highest worker slot attached (what a reclaim scans) */
+export const kCacheReaderSlotsUsedField = 15;
+/** [lock] freed chunks not yet reusable: list head and tail (-1 none), length, and the epoch of the latest free */
+export const kCacheLimboHeadField = 16;
+export const kCacheLimboTailField = 17;
+export const kCacheLimboChunksField = 18;
+export const kCacheLimboEpochField = 19;
+/** [lock] times a write waited for a reader to leave chunks it needed */
+export const kCacheReclaimWaitsField = 20;
 /** [lock] times the primary reset the store because a worker ended holding the writer lock */
-export const kCacheResetsField = 37;
+export const kCacheResetsField = 21;
+/** [lock] epoch of chunk frees: moves on every free (never 0); readers announce the one they saw */
+export const kCacheEpochField = 32;
+/** never written: what a timed sleep waits on */
+export const kCacheIdleWordField = 33;
+/** [rmw] sketch increments since the last halving */
+export const kCacheSketchSamplesField = 48;
+/** [rmw] source of fill tokens and Vary marker ids */
+export const kCacheTokenField = 49;
+// [lock or rmw] counters, wrapping at 2^32 (read as >>> 0)
+export const kCacheEntriesField = 64; // records Ready (markers included)
+export const kCacheEvictionsField = 65;
+export const kCacheAdmissionRefusedField = 66;
+export const kCacheStoredField = 67;
+export const kCachePurgedField = 68;
+export const kCacheCoalesceWaitsField = 69;
+export const kCacheCoalesceTimeoutsField = 70;
+export const kCacheTtlGrewField = 71;
+export const kCacheTtlShrankField = 72;
+export const kCacheTooLargeField = 73;
+export const kCacheNoSpaceField = 74;
+export const kCacheInvalidatedField = 75;
+export const kCacheBodyBytesField = 76; // body bytes of Ready entries (up to 2 GiB tracked)
 /** kCacheLockHolderField of a thread that is no worker (the primary, tests) */
 export const kCachePrimaryHolder = 0x10000;
-export const kCacheHeaderInt32 = 48;
+export const kCacheHeaderInt32 = 80;
 
 /** Results a cache-enabled request is counted under (one row of route counters per route). */
 export const enum CacheResult {

@@ -50,6 +50,7 @@ import {
   kCacheLayoutVersion,
   kCacheLockField,
   kCacheLockHolderField,
+  kCacheLockKeyField,
   kCachePrimaryHolder,
   kCacheResetsField,
   kCacheMagic,
@@ -109,6 +110,9 @@ const kSampleBatch = 64;
  * test), 2 % of copies tear; four looks still ended in a miss in about one run of ten.
  */
 const kLookupAttempts = 6;
+/** the hash's two FNV offset bases (see hash()) */
+export const kHashSeedA = 0x811c9dc5 | 0;
+export const kHashSeedB = 0x2f1b2ad3;
 /** fill tokens a thread takes from the shared source at once (see newToken) */
 const kTokenBlock = 1024;
 /**
@@ -190,6 +194,9 @@ export class CacheStore {
   private tokenNext = 0;
   private tokenLeft = 0;
 
+  /** the hash's two lanes while a key is hashed in pieces (hashStart … hashEnd) */
+  laneA = kHashSeedA;
+  laneB = kHashSeedB;
   /** key hash of the last hash() call (two independent 32-bit hashes) */
   hA = 0;
   hB = 0;
@@ -355,15 +362,37 @@ export class CacheStore {
 
   /** Sets hA, hB for `key` (FNV-1a with two offset bases, then a murmur3 finaliser). */
   hash(key: string): void {
-    let a = 0x811c9dc5;
-    let b = 0x2f1b2ad3;
-    for (let i = 0; i < key.length; i++) {
-      const c = key.charCodeAt(i) & 0xff;
+    this.hashStart(kHashSeedA, kHashSeedB);
+    this.hashAdd(key);
+    this.hashEnd(key.length);
+  }
+
+  /**
+   * hash() of a key given in pieces, so that a part many keys begin with (a worker's
+   * Host) is read once: hashStart(seeds or the lanes saved after that part), hashAdd()
+   * each piece in order, hashEnd(the key's length) sets hA, hB as hash(key) would. The
+   * pieces are read where they are: the key string built from them is not flattened.
+   */
+  hashStart(a: number, b: number): void {
+    this.laneA = a;
+    this.laneB = b;
+  }
+
+  hashAdd(s: string): void {
+    let a = this.laneA;
+    let b = this.laneB;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i) & 0xff;
       a = Math.imul(a ^ c, 0x01000193);
       b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
     }
-    this.hA = fmix(a ^ key.length) | 0;
-    this.hB = fmix(b + 0x9e3779b9) | 1; // odd: the sketch rows step by it
+    this.laneA = a;
+    this.laneB = b;
+  }
+
+  hashEnd(length: number): void {
+    this.hA = fmix(this.laneA ^ length) | 0;
+    this.hB = fmix(this.laneB + 0x9e3779b9) | 1; // odd: the sketch rows step by it
   }
 
   // ---- the writer lock ------------------------------------------------------------------
@@ -389,12 +418,14 @@ export class CacheStore {
         }
       }
     }
-    Atomics.store(i, kCacheLockHolderField, this.holderId);
+    // Plain stores (each Atomics.store is a builtin call, and a miss takes the lock twice):
+    // the word is read only by the primary, after the worker ended, over 200 ms of looks.
+    i[kCacheLockHolderField] = this.holderId;
   }
 
   unlock(): void {
     const i = this.i32;
-    Atomics.store(i, kCacheLockHolderField, 0);
+    i[kCacheLockHolderField] = 0;
     if (Atomics.exchange(i, kCacheLockField, 0) === 2) Atomics.notify(i, kCacheLockField, 1);
   }
 
@@ -488,7 +519,19 @@ export class CacheStore {
         // be over already.
         if (attempt === kLookupAttempts) return -1;
         this.waitForWriterOutside();
-      } else if ((!this.waitForWriterOutside() && !this.busy) || attempt === kLookupAttempts) return -1;
+      } else {
+        // Not found. Only a publish replacing this very key (with the old entry freed
+        // first, for want of room) or a record in flux under its hash (`busy`) can hide an
+        // entry from a lookup: then it looks again after that write. Any other write in
+        // progress concerns other keys, and waiting for it (a lock and an unlock, a sleep
+        // when contended) was a large part of what a miss cost while misses on other
+        // workers took the lock. The key word outlives the write, so a replacement that
+        // ended between this lookup's probe and its look at the lock is looked past too.
+        if (attempt === kLookupAttempts) return -1;
+        const busy = this.busy;
+        if (!busy && Atomics.load(this.i32, kCacheLockKeyField) !== hA) return -1;
+        if (!this.waitForWriterOutside() && !busy && attempt > 1) return -1;
+      }
     }
   }
 
@@ -847,6 +890,8 @@ export class CacheStore {
   publish(r: number, token: number, key: string, hA: number, hB: number, meta: string, body: readonly Buffer[] | null, bodyLen: number, fields: EntryFields, freq: number): PublishResult {
     const i = this.i32;
     this.lock();
+    // Before any change: a lookup that misses this key while the lock is held waits for it.
+    Atomics.store(i, kCacheLockKeyField, hA);
     try {
       // What earlier writes freed is, by now, usually past every reader.
       this.reclaim();

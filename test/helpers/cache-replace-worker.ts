@@ -9,6 +9,8 @@ interface Data {
   readonly buffer: SharedArrayBuffer;
   readonly writer: boolean;
   readonly iterations: number;
+  /** body size of each version (3000 unless told) */
+  readonly bodyBytes?: number;
 }
 
 const d = workerData as Data;
@@ -19,7 +21,7 @@ store.hash(key);
 const { hA, hB } = store;
 let misses = 0;
 let found = 0;
-const body = Buffer.alloc(3000, 7);
+const body = Buffer.alloc(d.bodyBytes ?? 3000, 7);
 for (let n = 0; n < d.iterations; n++) {
   if (d.writer) {
     const f = newEntryFields();

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { CacheStore, PublishResult, newEntryFields } from '../../src/shm/cache-store.js';
+import { CacheStore, PublishResult, kHashSeedA, kHashSeedB, newEntryFields } from '../../src/shm/cache-store.js';
 import { recoverIfStuck } from '../../src/primary/cache/cache-admin.js';
 import { CacheResult, kCacheAdmissionRefusedField, kCacheEvictionsField, kCacheReclaimWaitsField, kCacheRecordsField, kCacheResetsField } from '../../src/shm/cache-layout.js';
 
@@ -70,6 +70,24 @@ test('an entry whose chunks are not all adjacent in the arena reads back whole i
     assert.equal(out.toString('latin1', at + s.metaLen, at + s.metaLen + s.bodyLen), body, `shift ${shift}`);
   }
   assert.deepEqual(s.check(), []);
+});
+
+test('a key hashed in pieces (a saved Host prefix, then path, query, key fields) hashes as the whole key', () => {
+  const st = CacheStore.create(64 * 1024, 16 * 1024);
+  const pieces = ['example.com', '/a/b', '?', 'x=1&y=é', '\nv1'];
+  const whole = pieces.join('');
+  st.hash(whole);
+  const want = [st.hA, st.hB];
+  st.hashStart(kHashSeedA, kHashSeedB);
+  st.hashAdd(pieces[0]!);
+  const [a, b] = [st.laneA, st.laneB];
+  st.hash('something else'); // the saved lanes do not depend on what came between
+  st.hashStart(a, b);
+  for (const p of pieces.slice(1)) st.hashAdd(p);
+  st.hashEnd(whole.length);
+  assert.deepEqual([st.hA, st.hB], want);
+  st.hash(`${whole}?`);
+  assert.notDeepEqual([st.hA, st.hB], want, 'another key hashes apart');
 });
 
 test('a body over maxObjectSize is refused', () => {

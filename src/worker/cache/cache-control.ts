@@ -138,7 +138,21 @@ export function noneMatch(header: string, etag: string | null): boolean {
   return false;
 }
 
-/** Statuses a cache may store with heuristic freshness (RFC 9110 §15.1). */
-export const HEURISTIC_STATUSES: ReadonlySet<number> = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
-/** Statuses stored at all (with explicit freshness); 206 is not: ranges are not cached. */
-export const STORABLE_STATUSES: ReadonlySet<number> = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]);
+// By status code, a table rather than a Set: every response through a caching route asks.
+const kStorable = 1;
+const kHeuristic = 2;
+const statusKinds = new Uint8Array(1000); // every three-digit status the parser accepts
+// Statuses stored at all (with explicit freshness); 206 is not: ranges are not cached.
+for (const s of [200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]) statusKinds[s] = kStorable;
+// Statuses a cache may store with heuristic freshness (RFC 9110 §15.1).
+for (const s of [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]) statusKinds[s] = statusKinds[s]! | kHeuristic;
+
+/** Whether a response of `status` may be stored at all (with explicit freshness). */
+export function storableStatus(status: number): boolean {
+  return (statusKinds[status]! & kStorable) !== 0;
+}
+
+/** Whether a response of `status` may be stored with heuristic freshness. */
+export function heuristicStatus(status: number): boolean {
+  return (statusKinds[status]! & kHeuristic) !== 0;
+}

@@ -8,7 +8,7 @@ import { newEntryFields, type EntryFields } from '../../shm/cache-store.js';
 import { CacheResult, RecordFlag, kCacheInvalidatedField, kCacheTooLargeField, kCacheTtlGrewField, kCacheTtlShrankField } from '../../shm/cache-layout.js';
 import type { Exchange } from '../exchange.js';
 import { Errors } from '../../errors.js';
-import { HEURISTIC_STATUSES, STORABLE_STATUSES, newDirectives, parseCacheControl, parseHttpDate, parseHttpDateBytes } from './cache-control.js';
+import { heuristicStatus, storableStatus, newDirectives, parseCacheControl, parseHttpDate, parseHttpDateBytes } from './cache-control.js';
 import { addConnectionTokens, fieldIs, type ResponseFields } from '../response-fields.js';
 import { HeadVerdict, type CacheHook } from './cache-hook.js';
 import { heldHeads, notModified, serveEntry, storedHead } from './cache-serve.js';
@@ -304,7 +304,7 @@ export class CacheFill implements CacheHook {
   /** Why the response may not be stored, or null (RFC 9111 §3, plus the route's Set-Cookie rule). */
   private refusal(status: number, p: ResponseFacts, f: EntryFields): string | null {
     const cc = respCc;
-    if (!STORABLE_STATUSES.has(status)) return 'status';
+    if (!storableStatus(status)) return 'status';
     if (cc.noStore) return 'no-store';
     if (cc.private) return 'private';
     // §3.5: a response to an authorised request only with public, s-maxage or must-revalidate.
@@ -316,7 +316,7 @@ export class CacheFill implements CacheHook {
       return 'too-large';
     }
     const explicit = cc.sMaxAge >= 0 || cc.maxAge >= 0 || p.expires !== null;
-    if (!explicit && !HEURISTIC_STATUSES.has(status) && !cc.public) return 'no-freshness';
+    if (!explicit && !heuristicStatus(status) && !cc.public) return 'no-freshness';
     if (f.freshUntil <= f.bornAt && (f.flags & RecordFlag.Validator) === 0 && f.swrUntil <= f.freshUntil && f.sieUntil <= f.freshUntil) return 'no-freshness';
     return null;
   }

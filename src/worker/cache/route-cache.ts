@@ -4,7 +4,7 @@
 // coalescing across workers; revalidate; bypass). Everything here is synchronous; a
 // request that waits for another's fill resumes from an Atomics.waitAsync callback.
 import type { WorkerRouteCache } from '../../messages.js';
-import type { CacheStore } from '../../shm/cache-store.js';
+import { kHashSeedA, kHashSeedB, type CacheStore } from '../../shm/cache-store.js';
 import { CacheResult, RecordFlag, RecordState, kCacheCoalesceTimeoutsField, kCacheCoalesceWaitsField } from '../../shm/cache-layout.js';
 import { Errors } from '../../errors.js';
 import type { Exchange } from '../exchange.js';
@@ -22,6 +22,9 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 let lastHost = '';
 let lastNormalHost = '';
+/** the key hash's lanes after lastNormalHost (see CacheStore.hashStart) */
+let hostLaneA = kHashSeedA;
+let hostLaneB = kHashSeedB;
 
 /** What the lookup needs of the request head, gathered in one pass over its fields. */
 export class RequestFacts {
@@ -89,17 +92,38 @@ export class RouteCache {
     return f;
   }
 
-  /** The primary cache key: normalised host, path, query, and the route's key headers. */
+  /**
+   * The primary cache key: normalised host, path, query, and the route's key headers.
+   * Also hashes it (the store's hA, hB, as CacheStore.hash(key) would) from its pieces.
+   */
   primaryKey(ex: Exchange): string {
     const h = ex.head;
-    // Nearly every request of a worker names the same Host: its normal form is kept.
+    const st = this.store;
+    // Nearly every request of a worker names the same Host: its normal form, and the
+    // hash's state after it, are kept.
     if (h.host !== lastHost) {
       lastHost = h.host;
       lastNormalHost = normaliseHost(h.host);
+      st.hashStart(kHashSeedA, kHashSeedB);
+      st.hashAdd(lastNormalHost);
+      hostLaneA = st.laneA;
+      hostLaneB = st.laneB;
     }
-    let key = h.query.length > 0 ? `${lastNormalHost}${h.path}?${h.query}` : `${lastNormalHost}${h.path}`;
+    st.hashStart(hostLaneA, hostLaneB);
+    st.hashAdd(h.path);
+    let key: string;
+    if (h.query.length > 0) {
+      st.hashAdd('?');
+      st.hashAdd(h.query);
+      key = `${lastNormalHost}${h.path}?${h.query}`;
+    } else key = `${lastNormalHost}${h.path}`;
     const kh = this.cfg.keyHeaders;
-    for (let i = 0; i < kh.length; i++) key += `\n${headerValue(h.headers, kh[i]!) ?? ''}`;
+    for (let i = 0; i < kh.length; i++) {
+      const v = `\n${headerValue(h.headers, kh[i]!) ?? ''}`;
+      st.hashAdd(v);
+      key += v;
+    }
+    st.hashEnd(key.length);
     return key;
   }
 
@@ -127,7 +151,6 @@ export class RouteCache {
     }
     const st = this.store;
     const key = this.primaryKey(ex);
-    st.hash(key);
     const hA = st.hA;
     const hB = st.hB;
     if (!resumed) st.touch(hA, hB);
