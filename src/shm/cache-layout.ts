@@ -164,6 +164,11 @@ export const enum RecordState {
   /** reserved by one request that is fetching it; others wait */
   Filling = 1,
   Ready = 2,
+  /**
+   * a reservation given up (the response was not stored): found by nobody, still in the
+   * index until the thread that gave it up next holds the lock (CacheStore.release)
+   */
+  Released = 3,
 }
 
 export const enum RecordFlag {

@@ -110,6 +110,8 @@ const kSampleBatch = 64;
  * test), 2 % of copies tear; four looks still ended in a miss in about one run of ten.
  */
 const kLookupAttempts = 6;
+/** reservations a thread releases before it takes the lock just to unlink them */
+const kReleasedBatch = 32;
 /** the hash's two FNV offset bases (see hash()) */
 export const kHashSeedA = 0x811c9dc5 | 0;
 export const kHashSeedB = 0x2f1b2ad3;
@@ -194,6 +196,8 @@ export class CacheStore {
   private tokenNext = 0;
   private tokenLeft = 0;
 
+  /** records this thread released and has not unlinked yet: record, token, … */
+  private readonly released: number[] = [];
   /** the hash's two lanes while a key is hashed in pieces (hashStart … hashEnd) */
   laneA = kHashSeedA;
   laneB = kHashSeedB;
@@ -418,9 +422,10 @@ export class CacheStore {
         }
       }
     }
-    // Plain stores (each Atomics.store is a builtin call, and a miss takes the lock twice):
-    // the word is read only by the primary, after the worker ended, over 200 ms of looks.
+    // A plain store (each Atomics.store is a builtin call): the word is read only by the
+    // primary, after the worker ended, over 200 ms of looks.
     i[kCacheLockHolderField] = this.holderId;
+    if (this.released.length > 0) this.unlinkReleased();
   }
 
   unlock(): void {
@@ -611,11 +616,12 @@ export class CacheStore {
         const rb = this.rec(v - 1);
         const s = Atomics.load(i, rb + kRecSeqField);
         if (i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
-          if ((s & 1) === 0 && i[rb + kRecStateField] === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
+          const state = i[rb + kRecStateField];
+          if ((s & 1) === 0 && state === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
             this.seq = s;
             return v - 1;
           }
-          this.busy = true;
+          if (state !== RecordState.Released) this.busy = true;
         }
       }
       slot = (slot + 1) & this.indexMask;
@@ -870,16 +876,38 @@ export class CacheStore {
     return this.tokenNext++;
   }
 
-  /** Gives up a reservation (the response is not stored): waiters wake at once. */
+  /**
+   * Gives up a reservation (the response is not stored): waiters wake at once. Without
+   * the lock: the record turns Released, which lookups and reservations pass over, and
+   * is unlinked (index slot, free list) the next time this thread holds the lock — on a
+   * stream of misses for distinct keys, the reservation of the next one. A miss whose
+   * response could not be stored took the lock twice, and each time its cache line came
+   * from the other worker's core. A takeover of the reservation (its deadline passed)
+   * that races this release loses its reservation: its publish then stores without one.
+   */
   release(r: number, token: number): void {
     if (r < 0) return;
-    this.lock();
-    try {
-      const rb = this.rec(r);
-      if (this.i32[rb + kRecStateField] === RecordState.Filling && this.i32[rb + kRecTokenField] === token) this.freeRecord(r);
-    } finally {
+    const i = this.i32;
+    const rb = this.rec(r);
+    if (i[rb + kRecTokenField] !== token || Atomics.compareExchange(i, rb + kRecStateField, RecordState.Filling, RecordState.Released) !== RecordState.Filling) return;
+    if (i[rb + kRecWaitersField]! > 0) Atomics.notify(i, rb + kRecStateField);
+    const q = this.released;
+    q.push(r, token);
+    if (q.length >= 2 * kReleasedBatch) {
+      this.lock();
       this.unlock();
     }
+  }
+
+  /** Frees the records this thread released (under the lock): those still as it left them. */
+  private unlinkReleased(): void {
+    const i = this.i32;
+    const q = this.released;
+    for (let k = 0; k < q.length; k += 2) {
+      const rb = this.rec(q[k]!);
+      if (i[rb + kRecStateField] === RecordState.Released && i[rb + kRecTokenField] === q[k + 1]) this.freeRecord(q[k]!);
+    }
+    q.length = 0;
   }
 
   /**
@@ -1401,7 +1429,13 @@ export class CacheStore {
       i[kCacheClockHandField] = r + 1 < records ? r + 1 : 0;
       if (r === except) continue;
       const rb = this.rec(r);
-      if (i[rb + kRecStateField] !== RecordState.Ready) continue;
+      const state = i[rb + kRecStateField];
+      if (state === RecordState.Released) {
+        // released by a thread that has not held the lock since (or has ended)
+        this.freeRecord(r);
+        return true;
+      }
+      if (state !== RecordState.Ready) continue;
       if (i[rb + kRecRefField] !== 0) {
         i[rb + kRecRefField] = 0;
         continue;

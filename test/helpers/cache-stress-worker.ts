@@ -43,6 +43,7 @@ let hits = 0;
 let torn = 0;
 let stored = 0;
 let removed = 0;
+let released = 0;
 const firstTorn: string[] = [];
 
 function verify(key: string): void {
@@ -108,9 +109,15 @@ for (let n = 0; n < d.iterations; n++) {
   const hA = store.hA;
   const hB = store.hB;
   const rr = store.reserve(hA, hB, Date.now(), 1000, -1);
+  if (rr >= 0 && v % 5 === 0) {
+    // an uncacheable response: the reservation is given up (unlinked at this thread's next lock)
+    store.release(rr, store.token);
+    released++;
+    continue;
+  }
   // rr < -1: another thread is filling the key; this store goes in without a reservation.
   const res = store.publish(rr >= 0 ? rr : -1, store.token, key, hA, hB, `${key}:${v}:${len}`, [body.subarray(0, len >> 1), body.subarray(len >> 1)], len, f, -1);
   if (res === 0) stored++;
 }
 
-parentPort!.postMessage({ hits, torn, stored, removed, firstTorn, inPlace });
+parentPort!.postMessage({ hits, torn, stored, removed, released, firstTorn, inPlace });

@@ -20,6 +20,7 @@ interface Result {
   torn: number;
   stored: number;
   removed: number;
+  released: number;
   firstTorn: string[];
   inPlace: number;
 }
@@ -46,7 +47,7 @@ async function run(unchecked: boolean, iterations: number, mode: { shared?: bool
 test('readers never keep a torn cache entry while all threads fill and evict', async () => {
   const { store, results, elapsed } = await run(false, 80_000);
   const sum = (f: (r: Result) => number): number => results.reduce((s, r) => s + f(r), 0);
-  console.log(`cache-stress: ${THREADS} threads in ${elapsed.toFixed(2)}s, ${sum((r) => r.hits)} verified hits, ${sum((r) => r.stored)} stores, ${sum((r) => r.removed)} removals, ${store.counter(kCacheEvictionsField)} evictions, torn=${sum((r) => r.torn)}`);
+  console.log(`cache-stress: ${THREADS} threads in ${elapsed.toFixed(2)}s, ${sum((r) => r.hits)} verified hits, ${sum((r) => r.stored)} stores, ${sum((r) => r.removed)} removals, ${sum((r) => r.released)} reservations released, ${store.counter(kCacheEvictionsField)} evictions, torn=${sum((r) => r.torn)}`);
   assert.equal(sum((r) => r.torn), 0, `torn reads: ${results.flatMap((r) => r.firstTorn).join('; ')}`);
   assert.ok(sum((r) => r.hits) > 1000, 'the threads must actually share entries');
   assert.ok(store.counter(kCacheEvictionsField) > 1000, 'the cache must evict continually for the test to mean anything');

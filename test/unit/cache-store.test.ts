@@ -111,7 +111,32 @@ test('a reservation makes later requests for the key wait until it is published 
   s.release(r, token); // stale token: nothing happens
   assert.equal(s.reserve(hA, hB, 7001, 5000, -1), -2 - r);
   s.release(r, s.token);
-  assert.equal(s.recordState(r), 0, 'released: waiters see Free');
+  assert.equal(s.recordState(r), 3, 'released: waiters see the word leave Filling (Released)');
+  assert.equal(s.lookup('k', hA, hB, Buffer.alloc(8192)), -1, 'a released reservation is found by no lookup');
+  assert.deepEqual(s.check(), []);
+  assert.equal(s.recordState(r), 0, 'unlinked the next time the releasing thread held the lock (check() takes it)');
+  const r3 = s.reserve(hA, hB, 7002, 5000, -1);
+  assert.ok(r3 >= 0, 'the next request reserves anew instead of waiting');
+  s.release(r3, s.token);
+  assert.ok(s.reserve(hA, hB, 7003, 5000, -1) >= 0, 'so does the one after a release not yet unlinked');
+  assert.deepEqual(s.check(), []);
+});
+
+test('records released by threads that never took the lock again are reclaimed when records run short', () => {
+  const s = CacheStore.create(16 * 1024, 4096);
+  const records = s.counter(kCacheRecordsField);
+  // one handle per "thread": each one's release waits for its next lock, which never comes
+  for (let n = 0; n < records; n++) {
+    const h = CacheStore.attach(s.buffer);
+    h.hash(`k${n}`);
+    const r = h.reserve(h.hA, h.hB, 1000, 5000, -1);
+    assert.ok(r >= 0, `reservation ${n}`);
+    h.release(r, h.token);
+    assert.equal(h.recordState(r), 3);
+  }
+  const late = CacheStore.attach(s.buffer);
+  late.hash('late');
+  assert.ok(late.reserve(late.hA, late.hB, 1000, 5000, -1) >= 0, 'a released record is taken back for a new reservation');
   assert.deepEqual(s.check(), []);
 });
 

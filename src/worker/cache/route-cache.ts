@@ -153,7 +153,6 @@ export class RouteCache {
     const key = this.primaryKey(ex);
     const hA = st.hA;
     const hB = st.hB;
-    if (!resumed) st.touch(hA, hB);
     const cc = parseCacheControl(facts.cacheControl, this.reqCc);
     if (cc.noStore) {
       ex.responseHeaders.push('cache-status', 'tidegate; fwd=request; detail=no-store');
@@ -180,6 +179,9 @@ export class RouteCache {
         r = -1;
         got = false;
       }
+      // Admission counts the requests that could be stored: a key passed for now is not
+      // one (and its counters would be a random line of the sketch touched for nothing).
+      if (!resumed && !pass) st.touch(hA, hB);
       if (got) {
         let head = storedHead(st, r, scratch);
         let meta = head.meta;
