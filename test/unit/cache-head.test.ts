@@ -67,6 +67,14 @@ test('an answer head is the stored block, then Age, Cache-Status, Via, the reque
   // Shorter after a longer one: nothing of the earlier answer is left in it.
   const short = answerHead(h.notModifiedBlock(), '8', 'tidegate; hit', null, 'x-request-id', 'abc-2', true).toString('latin1');
   assert.equal(short, '304 Not Modified\r\netag: "e1"\r\nage: 8\r\ncache-status: tidegate; hit\r\nx-request-id: abc-2\r\nconnection: close');
+  // The next hits of the entry reuse what precedes the id: only the id (and close) change.
+  const again = answerHead(h.notModifiedBlock(), '8', 'tidegate; hit', null, 'x-request-id', 'abc-3-longer-than-before', false).toString('latin1');
+  assert.equal(again, '304 Not Modified\r\netag: "e1"\r\nage: 8\r\ncache-status: tidegate; hit\r\nx-request-id: abc-3-longer-than-before');
+  assert.equal(answerHead(h.notModifiedBlock(), '8', 'tidegate; hit', null, 'x-request-id', 'a4', true).toString('latin1'), '304 Not Modified\r\netag: "e1"\r\nage: 8\r\ncache-status: tidegate; hit\r\nx-request-id: a4\r\nconnection: close');
+  assert.equal(answerHead(h.notModifiedBlock(), '9', 'tidegate; hit', null, 'x-request-id', 'a5', false).toString('latin1'), '304 Not Modified\r\netag: "e1"\r\nage: 9\r\ncache-status: tidegate; hit\r\nx-request-id: a5', 'a new age rewrites the tail');
+  // A client's id longer than the room left grows the buffer and keeps what precedes it.
+  const long = 'i'.repeat(9000);
+  assert.equal(answerHead(h.notModifiedBlock(), '9', 'tidegate; hit', null, 'x-request-id', long, false).toString('latin1'), `304 Not Modified\r\netag: "e1"\r\nage: 9\r\ncache-status: tidegate; hit\r\nx-request-id: ${long}`);
   // A block larger than the buffer answerHead writes into grows it.
   const big = Buffer.from(`200 OK\r\nx-big: ${'b'.repeat(20_000)}`, 'latin1');
   assert.equal(answerHead(big, '0', 'tidegate; hit', null, 'x-id', '1', false).toString('latin1'), `${big.toString('latin1')}\r\nage: 0\r\ncache-status: tidegate; hit\r\nx-id: 1`);
