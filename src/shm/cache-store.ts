@@ -196,6 +196,11 @@ export class CacheStore {
   private tokenNext = 0;
   private tokenLeft = 0;
 
+  /**
+   * Whether the last reserve() returned -1 because admission refused the key: every
+   * record was in use and the CLOCK's victim was at least as frequent.
+   */
+  refused = false;
   /** records this thread released and has not unlinked yet: record, token, … */
   private readonly released: number[] = [];
   /** the hash's two lanes while a key is hashed in pieces (hashStart … hashEnd) */
@@ -614,8 +619,11 @@ export class CacheStore {
       if (v === 0) return -1;
       if (v > 0) {
         const rb = this.rec(v - 1);
-        const s = Atomics.load(i, rb + kRecSeqField);
+        // The hashes first, with plain loads: in a full index most probes pass other keys'
+        // records, and each Atomics.load is a builtin call. They only filter; the key
+        // itself is compared between the two reads of the seqlock word.
         if (i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
+          const s = Atomics.load(i, rb + kRecSeqField);
           const state = i[rb + kRecStateField];
           if ((s & 1) === 0 && state === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
             this.seq = s;
@@ -804,11 +812,13 @@ export class CacheStore {
   /**
    * Reserves the right to fetch `key`: returns a Filling record owned by the caller
    * (token in `token`); -2 - r when another request is fetching it (wait on record r's
-   * state word); -1 when nothing could be reserved (go upstream without coalescing).
-   * `freq` is the key's sketch frequency for admission (-1: no admission check).
+   * state word); -1 when nothing could be reserved (go upstream without coalescing;
+   * `refused` says whether admission was why). `freq` is the key's sketch frequency for
+   * admission (-1: no admission check).
    */
   reserve(hA: number, hB: number, now: number, lockTimeoutMs: number, freq: number): number {
     const i = this.i32;
+    this.refused = false;
     this.lock();
     try {
       let slot = hA & this.indexMask;
@@ -1442,6 +1452,7 @@ export class CacheStore {
       }
       if (freq >= 0 && (i[rb + kRecFlagsField]! & RecordFlag.Marker) === 0 && this.frequency(i[rb + kRecHashAField]!, i[rb + kRecHashBField]!) >= freq) {
         if (countRefusal) Atomics.add(i, kCacheAdmissionRefusedField, 1);
+        this.refused = true;
         return false;
       }
       this.freeRecord(r);

@@ -227,6 +227,13 @@ export class CacheFill implements CacheHook {
     /** the Vary marker the lookup found (names, id), or null */
     private readonly varyNames: string | null,
     private readonly markerId: string,
+    /**
+     * false when admission refused the key's reservation (every record in use, the
+     * CLOCK's victim as frequent): its response is not collected, since the store would
+     * refuse it again (on a stream of one-time URLs into a full cache, collecting and
+     * offering each response cost more than the rest of the miss)
+     */
+    private readonly admitted = true,
     private readonly requestHeaders: readonly string[] = ex === null ? [] : ex.head.headers,
   ) {
     this.st = rc.store;
@@ -288,6 +295,12 @@ export class CacheFill implements CacheHook {
       if (s !== null && this.ex === null) this.st.endRefresh(s.record);
       this.status(fillStatus(this.fwd, why, status));
       this.count(CacheResult.Uncacheable);
+      return HeadVerdict.Pass;
+    }
+    // (A stale entry's replacement frees the old one: it is offered whatever the sketch says.)
+    if (!this.admitted && s === null) {
+      this.status(fillStatus(this.fwd, 'not-admitted', status));
+      this.count(CacheResult.Miss);
       return HeadVerdict.Pass;
     }
     this.mode = Mode.Collect;

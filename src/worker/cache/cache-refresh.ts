@@ -13,7 +13,7 @@ import type { RequestFacts, RouteCache } from './route-cache.js';
 
 export function startRefresh(rc: RouteCache, ex: Exchange, key: string, hA: number, hB: number, entry: StaleEntry, facts: RequestFacts, varyNames: string | null, markerId: string): void {
   const headers = ex.headers.slice();
-  const fill = new CacheFill(rc, null, key, hA, hB, -1, 0, entry, facts, 'stale', varyNames, markerId, ex.head.headers.slice());
+  const fill = new CacheFill(rc, null, key, hA, hB, -1, 0, entry, facts, 'stale', varyNames, markerId, true, ex.head.headers.slice());
   fill.prepareRequest(headers);
   const q = ex.head.query;
   new Refresh(rc, ex.upstream!, fill, entry.record, q.length > 0 ? `${ex.head.path}?${q}` : ex.head.path, ex.route!.route.rewriteHost, ex.route!.route.priority).start(headers);

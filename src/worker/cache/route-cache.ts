@@ -259,6 +259,7 @@ export class RouteCache {
     }
     // One request per key fetches it; the others (any worker) wait for its response.
     let reserved = -1;
+    let admitted = true;
     if (!force) {
       const freq = this.admission ? st.frequency(hA, hB) : -1;
       reserved = st.reserve(hA, hB, now, this.lockTimeout, freq);
@@ -269,8 +270,9 @@ export class RouteCache {
         }
         reserved = -1; // waited once already: go upstream (nginx proxy_cache_lock_timeout)
       }
+      admitted = !st.refused;
     }
-    const fill = new CacheFill(this, ex, key, hA, hB, reserved, reserved >= 0 ? st.token : 0, stale, facts, force ? 'request' : fwd, varyNames, markerId);
+    const fill = new CacheFill(this, ex, key, hA, hB, reserved, reserved >= 0 ? st.token : 0, stale, facts, force ? 'request' : fwd, varyNames, markerId, admitted);
     ex.cache = fill;
     // The head's fields are what forward() completes and sends (see Exchange.forward).
     fill.prepareRequest(ex.head.headers);
