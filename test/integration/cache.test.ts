@@ -56,6 +56,7 @@ describe('response cache', () => {
         routes: [
           { name: 'strip', match: { path: '/strip' }, upstream: 'app', cache: { setCookie: 'strip' } },
           { name: 'keyed', match: { path: '/keyed' }, upstream: 'app', cache: { keyHeaders: ['x-tenant'], bypass: { header: 'x-no-cache', cookie: 'session' } } },
+          { name: 'explicit', match: { path: '/explicit' }, upstream: 'app', cache: { ttl: { default: '0s' } } },
           { name: 'cached', match: { path: '/' }, upstream: 'app', cache: { ttl: { default: '30s', min: '1s', max: '1h' } } },
         ],
       }),
@@ -353,6 +354,24 @@ describe('response cache', () => {
     assert.match(String((await get(path, cacheable)).headers['cache-status']), /fwd=uri-miss; fwd-status=200; stored/);
     assert.match(String((await get(path, cacheable)).headers['cache-status']), /^tidegate; hit/);
     assert.equal(seen(path), 5);
+  });
+
+  test('ttl.default 0: only responses with a lifetime or a validator are stored; the rest are refused for want of freshness', async () => {
+    const none = await get('/explicit/none');
+    assert.equal(none.headers['cache-status'], 'tidegate; fwd=uri-miss; fwd-status=200; detail=no-freshness');
+    assert.match(String((await get('/explicit/none')).headers['cache-status']), /fwd=uri-miss; fwd-status=200; detail=no-freshness/);
+    assert.equal(seen('/explicit/none'), 2);
+    const lifetime = { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60' }) };
+    assert.match(String((await get('/explicit/max-age', lifetime)).headers['cache-status']), /stored/);
+    assert.match(String((await get('/explicit/max-age', lifetime)).headers['cache-status']), /^tidegate; hit/);
+    // A validator alone: stored, and revalidated on every use (it is never fresh).
+    const validator = { 'x-resp': JSON.stringify({ etag: '"v1"' }) };
+    assert.match(String((await get('/explicit/etag', validator)).headers['cache-status']), /stored/);
+    assert.match(String((await get('/explicit/etag', validator)).headers['cache-status']), /fwd=stale/);
+    // A refusal with a reason of its own keeps that reason.
+    const cookie = { 'x-resp': JSON.stringify({ 'set-cookie': 'a=1' }) };
+    assert.match(String((await get('/explicit/cookie', cookie)).headers['cache-status']), /detail=set-cookie/);
+    assert.match(String((await get('/explicit/auth', { authorization: 'Bearer x' })).headers['cache-status']), /detail=authorization/);
   });
 
   test('a key asked for once whose response is not storable leaves no mark (a stream of distinct uncacheable URLs takes no records)', async () => {

@@ -286,14 +286,20 @@ export class CacheFill implements CacheHook {
       this.mode = Mode.StaleIfError;
       return HeadVerdict.Absorb;
     }
-    const fields = this.freshness(status, p, now, false);
-    const why = this.refusal(status, p, fields);
-    if (why !== null) {
+    // A route that stores only what the upstream gives a lifetime (ttl.default 0, no
+    // stale windows) refuses a response without one before computing its freshness.
+    let fields: EntryFields | null = null;
+    let why: string | null = 'no-freshness';
+    if (!this.neverFresh(status, p)) {
+      fields = this.freshness(status, p, now, false);
+      why = this.refusal(status, p, fields);
+    }
+    if (why !== null || fields === null) {
       // The waiters wake now and go upstream themselves, and so do later requests
       // for a while, without waiting on a fill (see RecordFlag.Uncacheable).
       this.markUncacheable(status, now);
       if (s !== null && this.ex === null) this.st.endRefresh(s.record);
-      this.status(fillStatus(this.fwd, why, status));
+      this.status(fillStatus(this.fwd, why ?? 'no-freshness', status));
       this.count(CacheResult.Uncacheable);
       return HeadVerdict.Pass;
     }
@@ -312,6 +318,19 @@ export class CacheFill implements CacheHook {
     this.status(fillStatus(this.fwd, STORED, status));
     this.count(CacheResult.Miss);
     return HeadVerdict.Pass;
+  }
+
+  /**
+   * True when the response could only be refused for want of freshness, whatever its
+   * Date: no explicit lifetime, a heuristic one of 0 (ttl.default 0, no entry to adapt
+   * from), no validator, and no stale window on the route. Storable statuses only, so
+   * that the refusal's reason is the one refusal() would give.
+   */
+  private neverFresh(status: number, p: ResponseFacts): boolean {
+    const cfg = this.rc.cfg;
+    if (cfg.ttlDefault !== 0 || this.stale !== null || cfg.staleWhileRevalidate !== 0 || cfg.staleIfError !== 0 || cfg.staleIfBusy !== 0) return false;
+    if (p.cacheControl !== null || p.expires !== null || p.etag.length > 0 || p.lastModified.length > 0) return false;
+    return storableStatus(status) && !this.facts.authorization && !p.setCookie && p.vary.trim() !== '*' && !(p.contentLength > this.st.maxObjectSize);
   }
 
   /** Why the response may not be stored, or null (RFC 9111 §3, plus the route's Set-Cookie rule). */
