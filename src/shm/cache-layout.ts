@@ -28,8 +28,8 @@ export const kCacheLayoutVersion = 5;
 export const kCacheChunkBytes = 1024;
 
 // ---- header (Int32 indices) ---------------------------------------------------------
-// Four 64-byte lines grouped by who touches them: the writer lock and what only writers
-// change (line 0 and 1), the epoch every lookup reads (line 2), the words every thread
+// Five 64-byte lines grouped by who touches them: the writer lock and what only writers
+// change (lines 0 and 1), the epoch every lookup reads (line 2), the words every thread
 // adds to now and then (line 3), the counters (line 4). With the epoch on the lock's line,
 // every lookup missed its cache after each lock taken on another core: a miss takes the
 // lock twice, so on a stream of misses the lines bounced between workers.
