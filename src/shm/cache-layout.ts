@@ -28,9 +28,9 @@ export const kCacheLayoutVersion = 5;
 export const kCacheChunkBytes = 1024;
 
 // ---- header (Int32 indices) ---------------------------------------------------------
-// Five 64-byte lines grouped by who touches them: the writer lock and what only writers
+// Six 64-byte lines grouped by who touches them: the writer lock and what only writers
 // change (lines 0 and 1), the epoch every lookup reads (line 2), the words every thread
-// adds to now and then (line 3), the counters (line 4). With the epoch on the lock's line,
+// adds to now and then (line 3), the counters (line 4), the replaced key (line 5). With the epoch on the lock's line,
 // every lookup missed its cache after each lock taken on another core: a miss takes the
 // lock twice, so on a stream of misses the lines bounced between workers.
 export const kCacheMagicField = 0;
@@ -45,11 +45,6 @@ export const kCacheRoutesField = 7;
 export const kCacheLockField = 8;
 /** [lock] who holds the writer lock: worker slot + 1, kCachePrimaryHolder, or 0 (being taken or given up) */
 export const kCacheLockHolderField = 9;
-/**
- * [lock] hash A of the key whose entry the holder is replacing (publish), kept after
- * unlock: a lookup that missed waits for a writer only when this names its key
- */
-export const kCacheLockKeyField = 10;
 /** [lock] head of the free chunk list (-1 none) and its length */
 export const kCacheFreeChunkField = 11;
 export const kCacheFreeChunksField = 12;
@@ -90,9 +85,15 @@ export const kCacheTooLargeField = 73;
 export const kCacheNoSpaceField = 74;
 export const kCacheInvalidatedField = 75;
 export const kCacheBodyBytesField = 76; // body bytes of Ready entries (up to 2 GiB tracked)
+/**
+ * [lock] hash A of the key whose entry the last publish replaced, kept after unlock: a
+ * lookup that missed waits for a writer only when this names its key. A line of its
+ * own: every miss reads it, and the lock's line moves between cores on every lock.
+ */
+export const kCacheLockKeyField = 80;
 /** kCacheLockHolderField of a thread that is no worker (the primary, tests) */
 export const kCachePrimaryHolder = 0x10000;
-export const kCacheHeaderInt32 = 80;
+export const kCacheHeaderInt32 = 96;
 
 /** Results a cache-enabled request is counted under (one row of route counters per route). */
 export const enum CacheResult {

@@ -201,8 +201,9 @@ export class CacheStore {
    * record was in use and the CLOCK's victim was at least as frequent.
    */
   refused = false;
-  /** records this thread released and has not unlinked yet: record, token, … */
-  private readonly released: number[] = [];
+  /** records this thread released and has not unlinked yet: record, token, … (the first releasedLen) */
+  private readonly released = new Int32Array(2 * kReleasedBatch);
+  private releasedLen = 0;
   /** the hash's two lanes while a key is hashed in pieces (hashStart … hashEnd) */
   laneA = kHashSeedA;
   laneB = kHashSeedB;
@@ -430,7 +431,7 @@ export class CacheStore {
     // A plain store (each Atomics.store is a builtin call): the word is read only by the
     // primary, after the worker ended, over 200 ms of looks.
     i[kCacheLockHolderField] = this.holderId;
-    if (this.released.length > 0) this.unlinkReleased();
+    if (this.releasedLen > 0) this.unlinkReleased();
   }
 
   unlock(): void {
@@ -902,8 +903,9 @@ export class CacheStore {
     if (i[rb + kRecTokenField] !== token || Atomics.compareExchange(i, rb + kRecStateField, RecordState.Filling, RecordState.Released) !== RecordState.Filling) return;
     if (i[rb + kRecWaitersField]! > 0) Atomics.notify(i, rb + kRecStateField);
     const q = this.released;
-    q.push(r, token);
-    if (q.length >= 2 * kReleasedBatch) {
+    q[this.releasedLen++] = r;
+    q[this.releasedLen++] = token;
+    if (this.releasedLen >= 2 * kReleasedBatch) {
       this.lock();
       this.unlock();
     }
@@ -913,11 +915,11 @@ export class CacheStore {
   private unlinkReleased(): void {
     const i = this.i32;
     const q = this.released;
-    for (let k = 0; k < q.length; k += 2) {
+    for (let k = 0; k < this.releasedLen; k += 2) {
       const rb = this.rec(q[k]!);
       if (i[rb + kRecStateField] === RecordState.Released && i[rb + kRecTokenField] === q[k + 1]) this.freeRecord(q[k]!);
     }
-    q.length = 0;
+    this.releasedLen = 0;
   }
 
   /**

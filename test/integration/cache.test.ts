@@ -45,9 +45,14 @@ describe('response cache', () => {
       }
       const delay = Number(req.headers['x-delay'] ?? 0);
       const body = String(req.headers['x-body'] ?? `body of ${path} #${seen(path)}`) + (req.headers['accept-language'] ? ` lang=${req.headers['accept-language']}` : '');
+      // x-body-delay: the head and the body's first 5 bytes at once, the rest this many ms later
+      const bodyDelay = Number(req.headers['x-body-delay'] ?? 0);
       setTimeout(() => {
         res.writeHead(Number(req.headers['x-status'] ?? 200), { 'content-type': 'text/plain', ...spec });
-        res.end(req.method === 'HEAD' ? undefined : body);
+        if (bodyDelay > 0 && req.method !== 'HEAD') {
+          res.write(body.slice(0, 5));
+          setTimeout(() => res.end(body.slice(5)), bodyDelay);
+        } else res.end(req.method === 'HEAD' ? undefined : body);
       }, delay);
     });
     gw = await startGateway(
@@ -354,6 +359,23 @@ describe('response cache', () => {
     assert.match(String((await get(path, cacheable)).headers['cache-status']), /fwd=uri-miss; fwd-status=200; stored/);
     assert.match(String((await get(path, cacheable)).headers['cache-status']), /^tidegate; hit/);
     assert.equal(seen(path), 5);
+  });
+
+  test('a response being collected keeps its own fields while responses for other keys arrive on its worker', async () => {
+    // A's head arrives, its body 400 ms later; meanwhile 8 responses for other keys (on
+    // both workers) are evaluated. A's entry must be stored with A's fields.
+    const a = get('/collect/a', { 'x-resp': JSON.stringify({ 'cache-control': 'max-age=60', 'x-which': 'A' }), 'x-body-delay': '400', 'x-body': 'the body of A' });
+    await new Promise((r) => setTimeout(r, 100));
+    const others = await Promise.all(Array.from({ length: 8 }, (_, n) => get(`/collect/b${n}`, { 'x-resp': JSON.stringify({ 'cache-control': 'no-store', 'x-which': `B${n}`, etag: `"b${n}"` }) })));
+    for (const o of others) assert.match(String(o.headers['cache-status']), /detail=no-store/);
+    const first = await a;
+    assert.equal(first.body, 'the body of A');
+    assert.match(String(first.headers['cache-status']), /stored/);
+    const hit = await get('/collect/a');
+    assert.match(String(hit.headers['cache-status']), /^tidegate; hit/);
+    assert.equal(hit.body, 'the body of A');
+    assert.equal(hit.headers['x-which'], 'A');
+    assert.equal(hit.headers.etag, undefined, 'no field of another response');
   });
 
   test('ttl.default 0: only responses with a lifetime or a validator are stored; the rest are refused for want of freshness', async () => {

@@ -35,7 +35,12 @@ export interface StaleEntry {
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'transfer-encoding', 'via', 'date', 'age', 'content-length', 'etag', 'last-modified']);
 
-/** The response fields the cache reads, and the ones it stores, from one pass over the head. */
+/**
+ * The response fields the cache reads, and the ones it stores, from one pass over the
+ * head. One per worker is filled for each response (onHead is synchronous); a fill
+ * that collects the body keeps a copy (most responses through a caching route are not
+ * collected).
+ */
 class ResponseFacts {
   cacheControl: string | null = null;
   expires: string | null = null;
@@ -46,18 +51,31 @@ class ResponseFacts {
   setCookie = false;
   tags = '';
   /** Content-Length as the request path read it, -1 when absent */
-  readonly contentLength: number;
+  contentLength = -1;
   /** the upstream's Date: a view of the head, decoded only for freshness */
-  readonly date: Buffer | null;
+  date: Buffer | null = null;
+  /** the upstream's head fields: views of the head's own copy (response-parser.ts), valid while the fill lives */
+  private raw: readonly Buffer[] = [];
+  private stripSetCookie = false;
 
-  constructor(
-    /** the upstream's head fields: views of the head's own copy (response-parser.ts), valid while the fill lives */
-    private readonly raw: readonly Buffer[],
-    private readonly stripSetCookie: boolean,
-    fields: Readonly<ResponseFields>,
-  ) {
+  reset(raw: readonly Buffer[], stripSetCookie: boolean, fields: Readonly<ResponseFields>): this {
+    this.cacheControl = null;
+    this.expires = null;
+    this.age = 0;
+    this.etag = '';
+    this.lastModified = '';
+    this.vary = '';
+    this.setCookie = false;
+    this.tags = '';
     this.contentLength = fields.total;
     this.date = fields.respDate;
+    this.raw = raw;
+    this.stripSetCookie = stripSetCookie;
+    return this;
+  }
+
+  copy(): ResponseFacts {
+    return Object.assign(new ResponseFacts(), this);
   }
 
   /**
@@ -127,8 +145,10 @@ function fieldOf(b: Buffer): Field {
  * bytes and only those fields' values are decoded: a caching route sees many responses
  * it does not store, and decoding every field of each was a measurable part of a miss.
  */
+const respFacts = new ResponseFacts();
+
 function readResponse(raw: readonly Buffer[], stripSetCookie: boolean, fields: Readonly<ResponseFields>): ResponseFacts {
-  const p = new ResponseFacts(raw, stripSetCookie, fields);
+  const p = respFacts.reset(raw, stripSetCookie, fields);
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const f = fieldOf(raw[i]!);
     if (f === Field.Other) continue;
@@ -311,7 +331,7 @@ export class CacheFill implements CacheHook {
     }
     this.mode = Mode.Collect;
     this.fields = fields;
-    this.resp = p;
+    this.resp = p.copy();
     this.chunks = [];
     // XXX: said before the body is read; a body of unknown length that grows past
     // maxObjectSize (or loses admission) is then not stored after all.
