@@ -801,6 +801,11 @@ export class CacheStore {
     return Atomics.load(this.i32, this.rec(r) + kRecStateField);
   }
 
+  /** Record `r`'s seqlock word: it moves on every change of the record (no lock). */
+  recordSeq(r: number): number {
+    return Atomics.load(this.i32, this.rec(r) + kRecSeqField);
+  }
+
   /** Takes the background-refresh permit of a Ready record (stale-while-revalidate): true for exactly one caller until released. */
   takeRefresh(r: number, seq: number): boolean {
     const rb = this.rec(r);

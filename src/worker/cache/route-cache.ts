@@ -26,6 +26,19 @@ let lastNormalHost = '';
 let hostLaneA = kHashSeedA;
 let hostLaneB = kHashSeedB;
 
+// The hit-for-pass marks this worker met, by key hash (direct-mapped): a request for a
+// marked key is passed after one look at the mark's seqlock word instead of a lookup
+// (index probe, key compare, copy). A purge or eviction of the mark moves the word, so
+// it is lifted here at once, as in the store. Two keys alike in all 64 hash bits would
+// share a slot: the other one would be passed upstream (answered, not cached) while the
+// mark lasts.
+const kPassSlots = 1024;
+const passHashA = new Int32Array(kPassSlots);
+const passHashB = new Int32Array(kPassSlots); // 0: empty (hB is always odd)
+const passRecord = new Int32Array(kPassSlots);
+const passSeq = new Int32Array(kPassSlots);
+const passUntil = new Float64Array(kPassSlots);
+
 /** What the lookup needs of the request head, gathered in one pass over its fields. */
 export class RequestFacts {
   cacheControl: string | null = null;
@@ -170,72 +183,83 @@ export class RouteCache {
     // The lookup and the answer are one read section: the answer's body may be the
     // arena's own bytes. No lock is taken inside it (see CacheStore.enterRead).
     let refresh: StaleEntry | null = null;
-    st.enterRead();
-    try {
-      let r = st.lookupShared(key, hA, hB, scratch, heldHeads);
-      let got = r >= 0;
-      if (got && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
-        pass = now < st.fields.freshUntil;
-        r = -1;
-        got = false;
-      }
-      // Admission counts the requests that could be stored: a key passed for now is not
-      // one (and its counters would be a random line of the sketch touched for nothing).
-      if (!resumed && !pass) st.touch(hA, hB);
-      if (got) {
-        let head = storedHead(st, r, scratch);
-        let meta = head.meta;
-        let seq = st.seq;
-        let ok = true;
-        let entryKey = key;
-        if ((st.fields.flags & RecordFlag.Marker) !== 0) {
-          // A Vary marker: the variants live under keys made of its id and the request's
-          // values of the fields it names.
-          markerId = meta[0]!;
-          varyNames = meta[kMetaVary]!;
-          const vk = variantKey(key, markerId, varyNames, ex.head.headers);
-          entryKey = vk;
-          st.hash(vk);
-          r = st.lookupShared(vk, st.hA, st.hB, scratch, heldHeads);
-          seq = st.seq;
-          ok = r >= 0;
+    const ps = hA & (kPassSlots - 1);
+    if (passHashB[ps] === hB && passHashA[ps] === hA && now < passUntil[ps]! && st.recordSeq(passRecord[ps]!) === passSeq[ps]) pass = true;
+    else {
+      st.enterRead();
+      try {
+        let r = st.lookupShared(key, hA, hB, scratch, heldHeads);
+        let got = r >= 0;
+        if (got && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
+          pass = now < st.fields.freshUntil;
+          if (pass) {
+            passHashA[ps] = hA;
+            passHashB[ps] = hB;
+            passRecord[ps] = r;
+            passSeq[ps] = st.seq;
+            passUntil[ps] = st.fields.freshUntil;
+          }
+          r = -1;
+          got = false;
+        }
+        // Admission counts the requests that could be stored: a key passed for now is not
+        // one (and its counters would be a random line of the sketch touched for nothing).
+        if (!resumed && !pass) st.touch(hA, hB);
+        if (got) {
+          let head = storedHead(st, r, scratch);
+          let meta = head.meta;
+          let seq = st.seq;
+          let ok = true;
+          let entryKey = key;
+          if ((st.fields.flags & RecordFlag.Marker) !== 0) {
+            // A Vary marker: the variants live under keys made of its id and the request's
+            // values of the fields it names.
+            markerId = meta[0]!;
+            varyNames = meta[kMetaVary]!;
+            const vk = variantKey(key, markerId, varyNames, ex.head.headers);
+            entryKey = vk;
+            st.hash(vk);
+            r = st.lookupShared(vk, st.hA, st.hB, scratch, heldHeads);
+            seq = st.seq;
+            ok = r >= 0;
+            if (ok) {
+              head = storedHead(st, r, scratch);
+              meta = head.meta;
+            }
+            else fwd = 'vary-miss';
+          }
           if (ok) {
-            head = storedHead(st, r, scratch);
-            meta = head.meta;
+            const f = st.fields;
+            const ageMs = Math.max(0, now - f.bornAt);
+            const age = Math.floor(ageMs / 1000);
+            const fresh = now < f.freshUntil && (f.flags & RecordFlag.NoCache) === 0 && !force && (cc.maxAge < 0 || ageMs <= cc.maxAge * 1000);
+            if (fresh) {
+              const ttl = Math.floor((f.freshUntil - now) / 1000);
+              serveEntry(ex, f.status, head, head.body(st, scratch), age, resumed ? `tidegate; hit; ttl=${ttl}; collapsed` : head.hitStatus(ttl), notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
+              this.count(resumed ? CacheResult.Coalesced : CacheResult.Hit);
+              return true;
+            }
+            const noStale = (f.flags & (RecordFlag.NoStale | RecordFlag.NoCache)) !== 0 || force;
+            if (!noStale && now < f.swrUntil) {
+              // RFC 5861 §3: serve it, and let one request (on any worker) refresh it in the background.
+              // The refresh forwards this request's fields, built while its response is alive.
+              ex.forward();
+              const ttl = Math.floor((f.freshUntil - now) / 1000);
+              const entry: StaleEntry = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: f.sieUntil, status: f.status, flags: f.flags };
+              serveEntry(ex, f.status, head, head.body(st, scratch), age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
+              this.count(CacheResult.Stale);
+              if (st.takeRefresh(entry.record, seq)) refresh = entry;
+              return true;
+            }
+            stale = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: noStale ? 0 : f.sieUntil, status: f.status, flags: f.flags };
+            fwd = 'stale';
           }
-          else fwd = 'vary-miss';
         }
-        if (ok) {
-          const f = st.fields;
-          const ageMs = Math.max(0, now - f.bornAt);
-          const age = Math.floor(ageMs / 1000);
-          const fresh = now < f.freshUntil && (f.flags & RecordFlag.NoCache) === 0 && !force && (cc.maxAge < 0 || ageMs <= cc.maxAge * 1000);
-          if (fresh) {
-            const ttl = Math.floor((f.freshUntil - now) / 1000);
-            serveEntry(ex, f.status, head, head.body(st, scratch), age, resumed ? `tidegate; hit; ttl=${ttl}; collapsed` : head.hitStatus(ttl), notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
-            this.count(resumed ? CacheResult.Coalesced : CacheResult.Hit);
-            return true;
-          }
-          const noStale = (f.flags & (RecordFlag.NoStale | RecordFlag.NoCache)) !== 0 || force;
-          if (!noStale && now < f.swrUntil) {
-            // RFC 5861 §3: serve it, and let one request (on any worker) refresh it in the background.
-            // The refresh forwards this request's fields, built while its response is alive.
-            ex.forward();
-            const ttl = Math.floor((f.freshUntil - now) / 1000);
-            const entry: StaleEntry = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: f.sieUntil, status: f.status, flags: f.flags };
-            serveEntry(ex, f.status, head, head.body(st, scratch), age, `tidegate; hit; ttl=${ttl}; detail=stale-while-revalidate`, notModified(f.status, meta, facts.ifNoneMatch, facts.ifModifiedSince), !resumed);
-            this.count(CacheResult.Stale);
-            if (st.takeRefresh(entry.record, seq)) refresh = entry;
-            return true;
-          }
-          stale = { key: entryKey, record: r, seq, etag: meta[kMetaEtag] || null, lastModified: meta[kMetaLastModified] || null, heuristic: f.heuristic, freshUntil: f.freshUntil, sieUntil: noStale ? 0 : f.sieUntil, status: f.status, flags: f.flags };
-          fwd = 'stale';
-        }
+      } finally {
+        st.leaveRead();
+        // Outside the section: the refresh's request may take the writer lock.
+        if (refresh !== null) startRefresh(this, ex, key, hA, hB, refresh, facts, varyNames, markerId);
       }
-    } finally {
-      st.leaveRead();
-      // Outside the section: the refresh's request may take the writer lock.
-      if (refresh !== null) startRefresh(this, ex, key, hA, hB, refresh, facts, varyNames, markerId);
     }
     if (cc.onlyIfCached) {
       // RFC 9111 §5.2.1.7
