@@ -911,6 +911,7 @@ export class CacheStore {
     q[this.releasedLen++] = r;
     q[this.releasedLen++] = token;
     if (this.releasedLen >= 2 * kReleasedBatch) {
+      // taking the lock unlinks them (see lock())
       this.lock();
       this.unlock();
     }
