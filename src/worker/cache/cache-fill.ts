@@ -306,13 +306,14 @@ export class CacheFill implements CacheHook {
       this.mode = Mode.StaleIfError;
       return HeadVerdict.Absorb;
     }
-    // A route that stores only what the upstream gives a lifetime (ttl.default 0, no
-    // stale windows) refuses a response without one before computing its freshness.
+    // Freshness is computed only for a response nothing else refuses; a route that
+    // stores only what the upstream gives a lifetime (ttl.default 0, no stale windows)
+    // refuses a response without one before anything else.
     let fields: EntryFields | null = null;
-    let why: string | null = 'no-freshness';
-    if (!this.neverFresh(status, p)) {
+    let why = this.neverFresh(status, p) ? 'no-freshness' : this.refusal(status, p);
+    if (why === null) {
       fields = this.freshness(status, p, now, false);
-      why = this.refusal(status, p, fields);
+      why = this.unfresh(status, p, fields);
     }
     if (why !== null || fields === null) {
       // The waiters wake now and go upstream themselves, and so do later requests
@@ -344,7 +345,7 @@ export class CacheFill implements CacheHook {
    * True when the response could only be refused for want of freshness, whatever its
    * Date: no explicit lifetime, a heuristic one of 0 (ttl.default 0, no entry to adapt
    * from), no validator, and no stale window on the route. Storable statuses only, so
-   * that the refusal's reason is the one refusal() would give.
+   * that the refusal's reason is the one refusal() and unfresh() would give.
    */
   private neverFresh(status: number, p: ResponseFacts): boolean {
     const cfg = this.rc.cfg;
@@ -353,9 +354,12 @@ export class CacheFill implements CacheHook {
     return storableStatus(status) && !this.facts.authorization && !p.setCookie && p.vary.trim() !== '*' && !(p.contentLength > this.st.maxObjectSize);
   }
 
-  /** Why the response may not be stored, or null (RFC 9111 §3, plus the route's Set-Cookie rule). */
-  private refusal(status: number, p: ResponseFacts, f: EntryFields): string | null {
-    const cc = respCc;
+  /**
+   * Why the response may not be stored whatever its freshness, or null (RFC 9111 §3,
+   * plus the route's Set-Cookie rule); unfresh() says the rest.
+   */
+  private refusal(status: number, p: ResponseFacts): string | null {
+    const cc = parseCacheControl(p.cacheControl, respCc);
     if (!storableStatus(status)) return 'status';
     if (cc.noStore) return 'no-store';
     if (cc.private) return 'private';
@@ -367,6 +371,12 @@ export class CacheFill implements CacheHook {
       this.st.count(kCacheTooLargeField);
       return 'too-large';
     }
+    return null;
+  }
+
+  /** 'no-freshness' when the response has no lifetime, validator or stale window to be stored for. */
+  private unfresh(status: number, p: ResponseFacts, f: EntryFields): string | null {
+    const cc = respCc; // parsed by refusal()
     const explicit = cc.sMaxAge >= 0 || cc.maxAge >= 0 || p.expires !== null;
     if (!explicit && !heuristicStatus(status) && !cc.public) return 'no-freshness';
     if (f.freshUntil <= f.bornAt && (f.flags & RecordFlag.Validator) === 0 && f.swrUntil <= f.freshUntil && f.sieUntil <= f.freshUntil) return 'no-freshness';
