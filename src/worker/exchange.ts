@@ -508,15 +508,27 @@ export class Exchange implements UpstreamHandler, BodyOwner, ResponseFields, Acc
     res.writeStatus(statusLine(this.status));
     const h = this.respHeaders!;
     for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    // Our own fields go in one writeHeader call, the later ones after CRLFs in its value:
+    // each call turns its two JS strings into UTF-8 with a malloc apiece inside uWS. No
+    // name or value here can hold CR or LF: the upstream's Via passed the response
+    // parser, policies write constants, plugins' fields are checked where they are set.
     const via = this.rt.viaToken;
-    if (via !== null) res.writeHeader('via', this.respVia === null ? via : this.respVia + ', ' + via);
-    res.writeHeader(this.rt.requestIdHeader, this.requestId);
+    let name: string;
+    let value: string;
+    if (via !== null) {
+      name = 'via';
+      value = `${this.respVia === null ? via : this.respVia + ', ' + via}\r\n${this.rt.requestIdHeader}: ${this.requestId}`;
+    } else {
+      name = this.rt.requestIdHeader;
+      value = this.requestId;
+    }
     // uWS closes after answering a request that said `Connection: close` but does not
     // say so in the response; RFC 9112 §9.6 wants the field, so we write it. (When we
     // ask uWS to close — draining — it writes the field itself.)
-    if (this.clientClose) res.writeHeader('connection', 'close');
+    if (this.clientClose) value += '\r\nconnection: close';
     const extra = this.responseHeaders;
-    for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
+    for (let i = 0; i < extra.length; i += 2) value += `\r\n${extra[i]!}: ${extra[i + 1]!}`;
+    res.writeHeader(name, value);
   }
 
   /** Known length: tryEnd streams it and writes Content-Length itself. */
