@@ -27,6 +27,8 @@
 // request: scripts/wrk/unique-paths.lua.
 // --body <bytes> sets the upstream's body size (default 1024), e.g. 8192 for cache hits
 // of the size the cache benchmark's objects have on average.
+// --cache-control <value> makes the upstream send `Cache-Control: <value>` with every
+// response, e.g. `private` for a caching route's responses it may not store.
 // Needs nginx and wrk (bash scripts/install-bench-deps.sh).
 import { spawn, exec } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -54,6 +56,7 @@ const { values: o } = parseArgs({
     together: { type: 'boolean', default: false },
     script: { type: 'string', default: '' },
     body: { type: 'string', default: '1024' },
+    'cache-control': { type: 'string', default: '' },
   },
 });
 if (!o.a) {
@@ -72,7 +75,7 @@ writeFileSync(join(dir, 'a.yaml'), tgYaml(A, o['yaml-a'], o['upstream-a'], o['ro
 writeFileSync(join(dir, 'b.yaml'), tgYaml(B, o['yaml-b'], o['upstream-b'], o['route-b'], o['split-b']));
 
 const procs = [
-  ...startNginxPair(dir, UP, NGINX, Number(o.body)),
+  ...startNginxPair(dir, UP, NGINX, Number(o.body), o['cache-control']),
   spawn(process.execPath, [join(resolve(o.a), 'dist/src/cli.js'), '--config', join(dir, 'a.yaml')], { stdio: 'ignore' }),
   spawn(process.execPath, [join(resolve(o.b), 'dist/src/cli.js'), '--config', join(dir, 'b.yaml')], { stdio: 'ignore' }),
 ];
