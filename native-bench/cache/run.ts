@@ -7,7 +7,8 @@
 // peer the Zipf mix — a warm-up, then a measured wrk run: hit ratio (from the origin's own
 // request count, the same way for every peer), what the cache held, throughput and p99 —
 // and a burst of concurrent misses for one fresh key with a slow origin (upstream
-// requests seen); last, tidegate's Zipf mix again with the bytes nginx actually held.
+// requests seen); then what each peer's cache costs the requests it does not serve
+// (cache/miss.ts); last, tidegate's Zipf mix again with the bytes nginx actually held.
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { objectSize } from './objects.js';
 import { median } from '../stats.js';
 import { nginxHeld, sampleHeld, tidegateHeld, varnishHeld, type HeldProbe } from './held.js';
 import { startVarnish, varnishVersion } from './varnish.js';
+import { DIRECT_PREFIX, MISS_PREFIX, missPhase, missTable, startMissOrigin, type MissFigures } from './miss.js';
 
 const PEERS = ['tidegate', 'nginx', 'varnish'] as const;
 type PeerName = (typeof PEERS)[number];
@@ -44,12 +46,15 @@ interface CacheOptions {
   nginxManager: 'eager' | 'stock';
   /** after the peers, tidegate once more with the body bytes nginx held on average (the Zipf mix only) */
   equalHeld: boolean;
+  /** rounds of the miss phase (0: none) and the seconds of each of its runs */
+  missRounds: number;
+  missDurationS: number;
 }
 
-const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 5] [--hit-rounds 3] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish] [--nginx-manager eager|stock] [--no-equal-held]`;
+const HELP = `npm run bench -- --scenario cache [--objects 10000] [--s 1.0] [--fraction 0.2] [--warmup 10] [--duration 15] [--hit-keys N] [--hit-duration 5] [--hit-rounds 3] [--connections 64] [--burst 64] [--workers 2] [--peers tidegate,nginx,varnish] [--nginx-manager eager|stock] [--no-equal-held] [--miss-rounds 3] [--miss-duration 3]`;
 
 function parse(argv: readonly string[]): CacheOptions {
-  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 5, hitRounds: 3, peers: [...PEERS], nginxManager: 'eager', equalHeld: true };
+  const o: CacheOptions = { objects: 10_000, s: 1.0, fraction: 0.2, warmupS: 10, durationS: 15, connections: 64, burst: 64, workers: 2, hitKeys: 0, hitDurationS: 5, hitRounds: 3, peers: [...PEERS], nginxManager: 'eager', equalHeld: true, missRounds: 3, missDurationS: 3 };
   for (const f of readFlags(argv)) {
     switch (f.flag) {
       case '--scenario':
@@ -104,6 +109,12 @@ function parse(argv: readonly string[]): CacheOptions {
       case '--no-equal-held':
         o.equalHeld = false;
         break;
+      case '--miss-rounds':
+        o.missRounds = f.num(0);
+        break;
+      case '--miss-duration':
+        o.missDurationS = f.num(1);
+        break;
       case '--help':
         process.stdout.write(`${HELP}\n`);
         process.exit(0);
@@ -144,7 +155,7 @@ async function originCount(port: number): Promise<{ served: number; slow: Record
 }
 
 async function zipfWrk(port: number, o: CacheOptions, durationS: number, keys = o.objects): Promise<{ requests: number; ok2xx: number; durationS: number; errors: number; p99Us: number }> {
-  const args = ['-t2', `-c${o.connections}`, `-d${durationS}s`, '--timeout', '5s', '-s', join(BENCH_SRC, 'cache', 'zipf.lua'), `http://127.0.0.1:${port}/`];
+  const args = ['-t2', `-c${o.connections}`, `-d${durationS}s`, '--timeout', '5s', '-s', join(BENCH_SRC, 'cache', 'requests.lua'), `http://127.0.0.1:${port}/`];
   const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, ZIPF_N: String(keys), ZIPF_S: String(o.s) } });
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
@@ -209,6 +220,8 @@ interface RunningPeer {
   readonly version: string;
   readonly port: number;
   readonly originPort: number;
+  /** the root of its process tree */
+  readonly pid: number;
   readonly held: HeldProbe;
   stop(): Promise<void>;
 }
@@ -277,7 +290,7 @@ async function zipfPhase(p: RunningPeer, o: CacheOptions, hits: HitFigures): Pro
 // make the manager run more often, so nginx still holds more than its size.
 const NGINX_EAGER_MANAGER = ' manager_files=100000 manager_threshold=1000ms';
 
-function nginxConf(port: number, originPort: number, dir: string, sizeBytes: number, workers: number, manager: CacheOptions['nginxManager']): string {
+function nginxConf(port: number, originPort: number, missPort: number, dir: string, sizeBytes: number, workers: number, manager: CacheOptions['nginxManager']): string {
   return `worker_processes ${workers};
 daemon off;
 pid ${dir}/nginx.pid;
@@ -293,6 +306,7 @@ http {
   keepalive_requests 1000000;
   proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:16m max_size=${Math.floor(sizeBytes / 1024)}k inactive=1h use_temp_path=off${manager === 'eager' ? NGINX_EAGER_MANAGER : ''};
   upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
+  upstream fast { server 127.0.0.1:${missPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${port} reuseport;
     location / {
@@ -303,6 +317,20 @@ http {
       proxy_cache_lock on;
       proxy_cache_lock_timeout 5s;
       add_header X-Cache-Status $upstream_cache_status;
+    }
+    location ${MISS_PREFIX}/ {
+      proxy_pass http://fast;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 5s;
+      add_header X-Cache-Status $upstream_cache_status;
+    }
+    location ${DIRECT_PREFIX}/ {
+      proxy_pass http://fast;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
     }
   }
 }
@@ -322,7 +350,11 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   log(`${o.objects} objects, ${(total / 2 ** 20).toFixed(1)} MiB in all; caches sized ${(size / 2 ** 20).toFixed(1)} MiB (${o.fraction * 100} %), Zipf s=${o.s}; pure-hit run over the ${hitKeys} most popular keys`);
   const results: PeerResult[] = [];
   const skipped: { peer: string; reason: string }[] = [];
+  let misses: MissFigures[] = [];
   try {
+    const missDir = mkdtempSync(join(tmpdir(), 'tidegate-bench-cache-miss-origin-'));
+    chmodSync(missDir, 0o777);
+    const missOrigin = await startMissOrigin(missDir, o.workers);
     const startPeer = async (peer: PeerName, label: string, version: string, sizeBytes: number): Promise<RunningPeer> => {
       // A fresh origin per peer, so its counters belong to that peer alone.
       const originPort = await freePort();
@@ -334,24 +366,36 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
       chmodSync(dir, 0o777);
       let stopPeer: () => Promise<void>;
       let held: HeldProbe;
+      let pid: number;
       if (peer === 'tidegate') {
         const cfg = join(dir, 'tidegate.yaml');
         const adminPort = await freePort();
         held = tidegateHeld(adminPort);
         writeFileSync(
           cfg,
-          `listen: { host: 127.0.0.1, port: ${port} }\nworkers: ${o.workers}\nadmin: { host: 127.0.0.1, port: ${adminPort} }\ncache: { size: ${sizeBytes}, maxObjectSize: 64kb, lockTimeout: 5s }\nupstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } } }\nroutes: [{ upstream: origin, cache: {} }]\n`,
+          [
+            `listen: { host: 127.0.0.1, port: ${port} }`,
+            `workers: ${o.workers}`,
+            `admin: { host: 127.0.0.1, port: ${adminPort} }`,
+            `cache: { size: ${sizeBytes}, maxObjectSize: 64kb, lockTimeout: 5s }`,
+            `upstreams: { origin: { discovery: { type: static, endpoints: ["127.0.0.1:${originPort}"] } }, fast: { discovery: { type: static, endpoints: ["127.0.0.1:${missOrigin.port}"] } } }`,
+            `routes: [{ match: { path: ${DIRECT_PREFIX} }, upstream: fast }, { match: { path: ${MISS_PREFIX} }, upstream: fast, cache: {} }, { upstream: origin, cache: {} }]`,
+            '',
+          ].join('\n'),
         );
         const child = start('tidegate', process.execPath, [TIDEGATE_CLI, '--config', cfg], { env: { ...process.env, TIDEGATE_LOG_LEVEL: 'warn' } });
         await waitForPort(port, child);
+        pid = child.pid;
         stopPeer = () => stop(child, 'SIGTERM', 5_000);
       } else if (peer === 'nginx') {
-        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, dir, sizeBytes, o.workers, o.nginxManager), port, undefined, o.workers);
+        const ng = await startNginx('nginx-cache', dir, nginxConf(port, originPort, missOrigin.port, dir, sizeBytes, o.workers, o.nginxManager), port, undefined, o.workers);
         held = nginxHeld(join(dir, 'cache'), o.objects, 'origin');
+        pid = ng.pid;
         stopPeer = () => ng.stop();
       } else {
         held = varnishHeld(join(dir, 'varnish'));
-        const vn = await startVarnish(port, originPort, dir, sizeBytes);
+        const vn = await startVarnish(port, originPort, missOrigin.port, dir, sizeBytes);
+        pid = vn.pid;
         stopPeer = () => vn.stop();
       }
       log(`${label}: listening on ${port} (cache ${(sizeBytes / 2 ** 20).toFixed(1)} MiB)`);
@@ -361,6 +405,7 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
         version,
         port,
         originPort,
+        pid,
         held,
         stop: async () => {
           await stopPeer();
@@ -393,6 +438,10 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
       log(`${p.label}: Zipf warm-up ${o.warmupS}s, measure ${o.durationS}s, burst of ${o.burst}`);
       results.push(await zipfPhase(p, o, hits.get(p)!));
     }
+    if (o.missRounds > 0) {
+      log(`misses: ${o.missRounds} rounds of ${o.missDurationS}s per peer, path and kind, in turns`);
+      misses = await missPhase(running, o.missRounds, o.missDurationS, o.connections, log);
+    }
     for (const p of running) await p.stop();
     // nginx holds more than its size (see NGINX_EAGER_MANAGER): the like-for-like hit
     // ratio is tidegate's with as many body bytes held as nginx held on average.
@@ -424,6 +473,7 @@ export async function runCacheBench(argv: readonly string[]): Promise<void> {
   const hitRows = results.filter((r) => !Number.isNaN(r.hitRps)).map((r) => `| ${r.peer} | ${Math.round(r.hitRps)} (${r.hitRounds.join(', ')}) | ${nginxHit ? `${(r.hitRps / nginxHit).toFixed(2)}×` : '—'} | ${paired(r)} | ${r.hitP99Ms.toFixed(1)} | ${r.hitOrigin} / ${r.hitRequests} |`);
   const hitTable = [`Pure hits (${hitKeys} keys, all fetched first; ${o.hitRounds} rounds of ${o.hitDurationS} s per peer, in turns):`, '', '| peer | hit req/s, median (rounds) | vs nginx | vs nginx, median of the rounds\' ratios | p99 ms | origin / client requests |', '|---|---|---|---|---|---|', ...hitRows].join('\n');
   process.stdout.write(`\n${table}\n\n${hitTable}\n\n`);
+  if (misses.length > 0) process.stdout.write(`${missTable(misses, o.missRounds, o.missDurationS)}\n\n`);
   for (const s of skipped) process.stdout.write(`${s.peer} skipped: ${s.reason}\n`);
-  process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, hitKeys, results, skipped })}\n`);
+  process.stdout.write(`${JSON.stringify({ options: o, cacheBytes: size, objectBytes: total, hitKeys, results, misses, skipped })}\n`);
 }

@@ -1,8 +1,14 @@
--- wrk script of the cache scenario: each request asks for /obj/<k>, k drawn from a
--- Zipf distribution over N objects with exponent S (most popular first), and the run
--- ends with one JSON line (the same fields as load/wrk-report.lua).
+-- wrk script of the cache scenario, and the run ends with one JSON line (the same
+-- fields as load/wrk-report.lua). Without REQ_PATH each request asks for /obj/<k>, k
+-- drawn from a Zipf distribution over ZIPF_N objects with exponent ZIPF_S (most popular
+-- first). With REQ_PATH every request asks for that path, and with REQ_UNIQUE=1 for
+-- <REQ_PATH>/<run>/<n>, a path no earlier request of any run or thread used.
 local N = tonumber(os.getenv("ZIPF_N") or "10000")
 local S = tonumber(os.getenv("ZIPF_S") or "1.0")
+local fixed = os.getenv("REQ_PATH")
+local unique = os.getenv("REQ_UNIQUE") == "1"
+local run = ""
+local n = 0
 local threads = {}
 local cdf = {}
 
@@ -21,9 +27,15 @@ function init(args)
     cdf[k] = acc
   end
   math.randomseed(os.time() + math.floor(os.clock() * 1e6) + tonumber(tostring({}):sub(8), 16) % 100000)
+  run = os.time() .. "-" .. math.random(1, 1000000000)
 end
 
 function request()
+  if fixed then
+    if not unique then return wrk.format("GET", fixed) end
+    n = n + 1
+    return wrk.format("GET", fixed .. "/" .. run .. "/" .. n)
+  end
   local u = math.random()
   local lo, hi = 1, N
   while lo < hi do
