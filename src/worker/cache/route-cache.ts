@@ -14,6 +14,7 @@ import { heldHeads, kMetaEtag, kMetaLastModified, kMetaVary, notModified, serveE
 import { CacheFill, Invalidation, type StaleEntry } from './cache-fill.js';
 import { cacheScratch } from './worker-cache.js';
 import { startRefresh } from './cache-refresh.js';
+import { passMarked, rememberPass } from './pass-marks.js';
 
 const UNSAFE: ReadonlySet<string> = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 
@@ -25,19 +26,6 @@ let lastNormalHost = '';
 /** the key hash's lanes after lastNormalHost (see CacheStore.hashStart) */
 let hostLaneA = kHashSeedA;
 let hostLaneB = kHashSeedB;
-
-// The hit-for-pass marks this worker met, by key hash (direct-mapped): a request for a
-// marked key is passed after one look at the mark's seqlock word instead of a lookup
-// (index probe, key compare, copy). A purge or eviction of the mark moves the word, so
-// it is lifted here at once, as in the store. Two keys alike in all 64 hash bits would
-// share a slot: the other one would be passed upstream (answered, not cached) while the
-// mark lasts.
-const kPassSlots = 1024;
-const passHashA = new Int32Array(kPassSlots);
-const passHashB = new Int32Array(kPassSlots); // 0: empty (hB is always odd)
-const passRecord = new Int32Array(kPassSlots);
-const passSeq = new Int32Array(kPassSlots);
-const passUntil = new Float64Array(kPassSlots);
 
 /** What the lookup needs of the request head, gathered in one pass over its fields. */
 export class RequestFacts {
@@ -183,8 +171,7 @@ export class RouteCache {
     // The lookup and the answer are one read section: the answer's body may be the
     // arena's own bytes. No lock is taken inside it (see CacheStore.enterRead).
     let refresh: StaleEntry | null = null;
-    const ps = hA & (kPassSlots - 1);
-    if (passHashB[ps] === hB && passHashA[ps] === hA && now < passUntil[ps]! && st.recordSeq(passRecord[ps]!) === passSeq[ps]) pass = true;
+    if (passMarked(st, hA, hB, now)) pass = true;
     else {
       st.enterRead();
       try {
@@ -192,13 +179,7 @@ export class RouteCache {
         let got = r >= 0;
         if (got && (st.fields.flags & RecordFlag.Uncacheable) !== 0) {
           pass = now < st.fields.freshUntil;
-          if (pass) {
-            passHashA[ps] = hA;
-            passHashB[ps] = hB;
-            passRecord[ps] = r;
-            passSeq[ps] = st.seq;
-            passUntil[ps] = st.fields.freshUntil;
-          }
+          if (pass) rememberPass(hA, hB, r, st.seq, st.fields.freshUntil);
           r = -1;
           got = false;
         }
