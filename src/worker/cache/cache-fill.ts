@@ -35,6 +35,8 @@ export interface StaleEntry {
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'transfer-encoding', 'via', 'date', 'age', 'content-length', 'etag', 'last-modified']);
 
+const NO_FIELDS: Readonly<ResponseFields> = { respHeaders: null, respVia: null, total: -1, respDate: null };
+
 /**
  * The response fields the cache reads, and the ones it stores, from one pass over the
  * head. One per worker is filled for each response (onHead is synchronous); a fill
@@ -42,21 +44,26 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te
  * collected).
  */
 class ResponseFacts {
-  cacheControl: string | null = null;
-  expires: string | null = null;
-  age = 0;
-  etag = '';
-  lastModified = '';
-  vary = '';
-  setCookie = false;
-  tags = '';
+  // Every field is set by reset(), the one list of their starting values.
+  cacheControl!: string | null;
+  expires!: string | null;
+  age!: number;
+  etag!: string;
+  lastModified!: string;
+  vary!: string;
+  setCookie!: boolean;
+  tags!: string;
   /** Content-Length as the request path read it, -1 when absent */
-  contentLength = -1;
+  contentLength!: number;
   /** the upstream's Date: a view of the head, decoded only for freshness */
-  date: Buffer | null = null;
+  date!: Buffer | null;
   /** the upstream's head fields: views of the head's own copy (response-parser.ts), valid while the fill lives */
-  private raw: readonly Buffer[] = [];
-  private stripSetCookie = false;
+  private raw!: readonly Buffer[];
+  private stripSetCookie!: boolean;
+
+  constructor() {
+    this.reset([], false, NO_FIELDS);
+  }
 
   reset(raw: readonly Buffer[], stripSetCookie: boolean, fields: Readonly<ResponseFields>): this {
     this.cacheControl = null;
@@ -309,23 +316,25 @@ export class CacheFill implements CacheHook {
     // Freshness is computed only for a response nothing else refuses; a route that
     // stores only what the upstream gives a lifetime (ttl.default 0, no stale windows)
     // refuses a response without one before anything else.
-    let fields: EntryFields | null = null;
     let why = this.neverFresh(status, p) ? 'no-freshness' : this.refusal(status, p);
     if (why === null) {
-      fields = this.freshness(status, p, now, false);
+      const fields = this.freshness(status, p, now, false);
       why = this.unfresh(status, p, fields);
+      if (why === null) return this.collect(status, p, fields);
     }
-    if (why !== null || fields === null) {
-      // The waiters wake now and go upstream themselves, and so do later requests
-      // for a while, without waiting on a fill (see RecordFlag.Uncacheable).
-      this.markUncacheable(status, now);
-      if (s !== null && this.ex === null) this.st.endRefresh(s.record);
-      this.status(fillStatus(this.fwd, why ?? 'no-freshness', status));
-      this.count(CacheResult.Uncacheable);
-      return HeadVerdict.Pass;
-    }
+    // The waiters wake now and go upstream themselves, and so do later requests for a
+    // while, without waiting on a fill (see RecordFlag.Uncacheable).
+    this.markUncacheable(status, now);
+    if (s !== null && this.ex === null) this.st.endRefresh(s.record);
+    this.status(fillStatus(this.fwd, why, status));
+    this.count(CacheResult.Uncacheable);
+    return HeadVerdict.Pass;
+  }
+
+  /** A storable response: its body is collected, unless admission refused the key. */
+  private collect(status: number, p: ResponseFacts, fields: EntryFields): HeadVerdict {
     // (A stale entry's replacement frees the old one: it is offered whatever the sketch says.)
-    if (!this.admitted && s === null) {
+    if (!this.admitted && this.stale === null) {
       this.status(fillStatus(this.fwd, 'not-admitted', status));
       this.count(CacheResult.Miss);
       return HeadVerdict.Pass;
