@@ -23,7 +23,7 @@
 
 export const kCacheMagic = 0x6361_6368; // "cach"
 /** Bumped whenever any offset below changes. */
-export const kCacheLayoutVersion = 5;
+export const kCacheLayoutVersion = 6;
 
 export const kCacheChunkBytes = 1024;
 

@@ -96,6 +96,15 @@ import {
 
 /** index probe length; past it a key is not stored (the table is 2× the records, so this is rare) */
 const kMaxProbe = 16;
+/**
+ * An index slot holds 0 (empty), -1 (a tombstone) or, for record r, r + 1 in its low
+ * bits, above them as many bits of the key's hash B as fit (a tag), and from bit 27 the
+ * slot's distance from the key's home slot (0…15). A probe passes other keys' slots
+ * on their tag, without reading their records (a random cache line each, often in the
+ * other worker's core), and a delete tells from the distances which slots must stay
+ * tombstones. 16 GiB, the largest cache.size, has 2^23 records: 3 bits of tag left.
+ */
+const kSlotDistShift = 27;
 const kSpinsBeforeWait = 64;
 /**
  * Sketch samples a thread counts by itself before adding them to the shared count: a
@@ -187,6 +196,9 @@ export class CacheStore {
   private seekLeft = 0;
   private seekSkip = 0;
   private readonly indexMask: number;
+  /** an index slot's value: see kSlotDistShift */
+  private readonly slotRecMask: number;
+  private readonly slotTagMask: number;
   private readonly sketchMask: number;
   private readonly sketchResetAt: number;
   private readonly reclaimSlack: number;
@@ -243,6 +255,10 @@ export class CacheStore {
     this.doorBase = layout.doorkeeperOffset >> 2;
     this.readersBase = layout.readersOffset >> 2;
     this.indexMask = layout.indexSlots - 1;
+    const recBits = 32 - Math.clz32(layout.records);
+    if (recBits > kSlotDistShift) throw new Error(`cache index: ${layout.records} records need ${recBits} bits of a slot`);
+    this.slotRecMask = (1 << recBits) - 1;
+    this.slotTagMask = ((1 << (kSlotDistShift - recBits)) - 1) << recBits;
     // 64-byte blocks: a key's four counters lie in one cache line (see touch()).
     this.sketchMask = (kSketchRows * layout.sketchWidth) / 64 - 1;
     // TinyLFU's reset: halve every counter after a sample ten times the entry capacity,
@@ -612,23 +628,26 @@ export class CacheStore {
   find(key: string, hA: number, hB: number): number {
     const i = this.i32;
     let slot = hA & this.indexMask;
+    const tag = this.tagOf(hB);
+    const tagMask = this.slotTagMask;
     this.busy = false;
     for (let p = 0; p < kMaxProbe; p++) {
       // A plain load (Atomics.load is a builtin call here, not inlined): a stale or
       // reused slot is caught by the record's own checks below.
       const v = i[this.indexBase + slot]!;
       if (v === 0) return -1;
-      if (v > 0) {
-        const rb = this.rec(v - 1);
+      if (v > 0 && (v & tagMask) === tag) {
+        const r = (v & this.slotRecMask) - 1;
+        const rb = this.rec(r);
         // The hashes first, with plain loads: in a full index most probes pass other keys'
         // records, and each Atomics.load is a builtin call. They only filter; the key
         // itself is compared between the two reads of the seqlock word.
         if (i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
           const s = Atomics.load(i, rb + kRecSeqField);
           const state = i[rb + kRecStateField];
-          if ((s & 1) === 0 && state === RecordState.Ready && this.keyMatches(v - 1, key) && Atomics.load(i, rb + kRecSeqField) === s) {
+          if ((s & 1) === 0 && state === RecordState.Ready && this.keyMatches(r, key) && Atomics.load(i, rb + kRecSeqField) === s) {
             this.seq = s;
-            return v - 1;
+            return r;
           }
           if (state !== RecordState.Released) this.busy = true;
         }
@@ -828,15 +847,17 @@ export class CacheStore {
     this.lock();
     try {
       let slot = hA & this.indexMask;
+      const tag = this.tagOf(hB);
       for (let p = 0; p < kMaxProbe; p++) {
         const v = i[this.indexBase + slot]!;
         if (v === 0) break;
-        if (v > 0) {
-          const rb = this.rec(v - 1);
+        if (v > 0 && (v & this.slotTagMask) === tag) {
+          const r = (v & this.slotRecMask) - 1;
+          const rb = this.rec(r);
           if (i[rb + kRecStateField] === RecordState.Filling && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB) {
             if (this.f64[(rb >> 1) + kRecFillDeadlineF64]! > now) {
               i[rb + kRecWaitersField] = i[rb + kRecWaitersField]! + 1;
-              return -2 - (v - 1);
+              return -2 - r;
             }
             // Its filler is gone or too slow: take the fill over (its publish is refused by the token).
             this.token = this.newToken();
@@ -844,7 +865,7 @@ export class CacheStore {
             i[rb + kRecTokenField] = this.token;
             this.f64[(rb >> 1) + kRecFillDeadlineF64] = now + lockTimeoutMs;
             this.writeEnd(rb);
-            return v - 1;
+            return r;
           }
         }
         slot = (slot + 1) & this.indexMask;
@@ -866,7 +887,7 @@ export class CacheStore {
       this.f64[(rb >> 1) + kRecFillDeadlineF64] = now + lockTimeoutMs;
       Atomics.store(i, rb + kRecStateField, RecordState.Filling);
       this.writeEnd(rb);
-      if (!this.indexInsert(r, hA)) {
+      if (!this.indexInsert(r, hA, hB)) {
         this.freeRecord(r);
         this.count(kCacheNoSpaceField);
         return -1;
@@ -989,7 +1010,7 @@ export class CacheStore {
         // Replacing: it takes the old entry's index slot once Ready (below), so that no
         // reader passes the slot it went into before it was there.
         if (old >= 0) swapInto = this.slotOf(old, hA);
-        if (swapInto < 0 && !this.indexInsert(r, hA)) {
+        if (swapInto < 0 && !this.indexInsert(r, hA, hB)) {
           this.freeRecord(r);
           this.count(kCacheNoSpaceField);
           return PublishResult.NoSpace;
@@ -1043,7 +1064,7 @@ export class CacheStore {
       Atomics.add(i, kCacheBodyBytesField, bodyLen);
       Atomics.add(i, kCacheStoredField, 1);
       this.wakeWaiters(rb);
-      if (swapInto >= 0) Atomics.store(i, swapInto, r + 1);
+      if (swapInto >= 0) Atomics.store(i, swapInto, (i[swapInto]! & ~this.slotRecMask) | (r + 1)); // same key: same tag and distance
       // When swapped, its slot holds the new entry already: freeing it removes nothing from the index.
       if (old >= 0) this.freeRecord(old);
       return PublishResult.Stored;
@@ -1187,7 +1208,10 @@ export class CacheStore {
         for (let p = 0; p < kMaxProbe && !found; p++) {
           const v = i[this.indexBase + slot]!;
           if (v === 0) break;
-          if (v === r + 1) found = true;
+          if (v > 0 && (v & this.slotRecMask) === r + 1) {
+            found = true;
+            if (v >>> kSlotDistShift !== p || (v & this.slotTagMask) !== this.tagOf(i[rb + kRecHashBField]!)) problems.push(`record ${r}: index slot ${slot} says distance ${v >>> kSlotDistShift}, tag ${v & this.slotTagMask}`);
+          }
           slot = (slot + 1) & this.indexMask;
         }
         if (!found) problems.push(`record ${r} not reachable through the index`);
@@ -1228,22 +1252,28 @@ export class CacheStore {
     for (let p = 0; p < kMaxProbe; p++) {
       const v = i[this.indexBase + slot]!;
       if (v === 0) return -1;
-      if (v > 0) {
-        const rb = this.rec(v - 1);
-        if (i[rb + kRecStateField] === RecordState.Ready && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB && this.keyMatches(v - 1, key)) return v - 1;
+      if (v > 0 && (v & this.slotTagMask) === this.tagOf(hB)) {
+        const r = (v & this.slotRecMask) - 1;
+        const rb = this.rec(r);
+        if (i[rb + kRecStateField] === RecordState.Ready && i[rb + kRecHashAField] === hA && i[rb + kRecHashBField] === hB && this.keyMatches(r, key)) return r;
       }
       slot = (slot + 1) & this.indexMask;
     }
     return -1;
   }
 
-  private indexInsert(r: number, hA: number): boolean {
+  /** The tag bits of an index slot for a key with hash B `hB` (see kSlotDistShift). */
+  private tagOf(hB: number): number {
+    return (hB >>> 1) & this.slotTagMask;
+  }
+
+  private indexInsert(r: number, hA: number, hB: number): boolean {
     const i = this.i32;
     let slot = hA & this.indexMask;
     for (let p = 0; p < kMaxProbe; p++) {
       const at = this.indexBase + slot;
       if (i[at]! <= 0) {
-        Atomics.store(i, at, r + 1);
+        Atomics.store(i, at, (p << kSlotDistShift) | this.tagOf(hB) | (r + 1));
         return true;
       }
       slot = (slot + 1) & this.indexMask;
@@ -1258,7 +1288,7 @@ export class CacheStore {
       const at = this.indexBase + slot;
       const v = this.i32[at]!;
       if (v === 0) return -1;
-      if (v === r + 1) return at;
+      if (v > 0 && (v & this.slotRecMask) === r + 1) return at;
       slot = (slot + 1) & this.indexMask;
     }
     return -1;
@@ -1297,9 +1327,8 @@ export class CacheStore {
       const v = i[this.indexBase + ((slot + d) & mask)]!;
       if (v === 0) return false;
       if (v < 0) continue;
-      // how far this key's slot is from its home: past `slot` when d or more
-      const fromHome = (slot + d - (i[this.rec(v - 1) + kRecHashAField]! & mask)) & mask;
-      if (fromHome >= d) return true;
+      // this key's slot is `v >>> kSlotDistShift` from its home: past `slot` when d or more
+      if (v >>> kSlotDistShift >= d) return true;
     }
     return false;
   }
