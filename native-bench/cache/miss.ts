@@ -15,7 +15,7 @@ import { BENCH_SRC } from '../paths.js';
 import { run } from '../processes.js';
 import { sampleTree } from '../proc-stats.js';
 import { median } from '../stats.js';
-import { startNginx, type RunningNginx } from '../peers/nginx-common.js';
+import { nginxHttpPrelude, startNginx, type RunningNginx } from '../peers/nginx-common.js';
 
 /** The origin's path prefix the caching path uses; the direct path puts DIRECT_PREFIX before it. */
 export const MISS_PREFIX = '/m';
@@ -42,20 +42,8 @@ export interface MissOrigin extends RunningNginx {
 export async function startMissOrigin(dir: string, workers: number): Promise<MissOrigin> {
   const port = await freePort();
   const b = body('1k').toString('latin1');
-  const conf = `worker_processes ${workers};
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+  const conf = `${nginxHttpPrelude(dir, workers)}
   default_type application/octet-stream;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
   server {
     listen 127.0.0.1:${port} reuseport;
     location ~ ^(${DIRECT_PREFIX})?${MISS_PREFIX}/private/ { add_header Cache-Control private; return 200 "${b}"; }

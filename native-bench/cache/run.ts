@@ -17,7 +17,7 @@ import { list, readFlags } from '../flags.js';
 import { freePort } from '../ports.js';
 import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
 import { run, start, stop, stopAll, waitForPort } from '../processes.js';
-import { nginxVersion, startNginx } from '../peers/nginx-common.js';
+import { nginxHttpPrelude, nginxVersion, startNginx } from '../peers/nginx-common.js';
 import { objectSize } from './objects.js';
 import { median } from '../stats.js';
 import { nginxHeld, sampleHeld, tidegateHeld, varnishHeld, type HeldProbe } from './held.js';
@@ -291,42 +291,23 @@ async function zipfPhase(p: RunningPeer, o: CacheOptions, hits: HitFigures): Pro
 const NGINX_EAGER_MANAGER = ' manager_files=100000 manager_threshold=1000ms';
 
 function nginxConf(port: number, originPort: number, missPort: number, dir: string, sizeBytes: number, workers: number, manager: CacheOptions['nginxManager']): string {
-  return `worker_processes ${workers};
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
+  const cached = (path: string, upstream: string): string => `    location ${path} {
+      proxy_pass http://${upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 5s;
+      add_header X-Cache-Status $upstream_cache_status;
+    }`;
+  return `${nginxHttpPrelude(dir, workers)}
   proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:16m max_size=${Math.floor(sizeBytes / 1024)}k inactive=1h use_temp_path=off${manager === 'eager' ? NGINX_EAGER_MANAGER : ''};
   upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
   upstream fast { server 127.0.0.1:${missPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${port} reuseport;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache bench;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 5s;
-      add_header X-Cache-Status $upstream_cache_status;
-    }
-    location ${MISS_PREFIX}/ {
-      proxy_pass http://fast;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache bench;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 5s;
-      add_header X-Cache-Status $upstream_cache_status;
-    }
+${cached('/', 'origin')}
+${cached(`${MISS_PREFIX}/`, 'fast')}
     location ${DIRECT_PREFIX}/ {
       proxy_pass http://fast;
       proxy_http_version 1.1;

@@ -15,6 +15,26 @@ export async function nginxVersion(): Promise<Availability> {
   }
 }
 
+/**
+ * The start of a bench nginx's conf, up to inside `http {`: foreground, its files under
+ * `dir` (pid, error log, temp paths), no access log, keep-alive without a request limit.
+ */
+export function nginxHttpPrelude(dir: string, workers: number): string {
+  return `worker_processes ${workers};
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;`;
+}
+
 export interface RunningNginx {
   pid: number;
   stop(): Promise<void>;
