@@ -72,10 +72,20 @@ interface Summary {
 
 test('latency histograms: per worker, merged, Prometheus buckets and HDR export agree with a load run', async () => {
   const up = await startUpstream((req, res) => {
-    setTimeout(() => {
+    // At least DELAY_MS of real time: libuv starts a timer from the loop's cached time,
+    // so a setTimeout alone may fire before its delay has passed since the call (a CI
+    // run saw the gateway record 24.91 ms), and the assertions below rely on the delay.
+    const t0 = performance.now();
+    const answer = (): void => {
+      const left = DELAY_MS - (performance.now() - t0);
+      if (left > 0) {
+        setTimeout(answer, Math.ceil(left));
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ traceparent: req.headers.traceparent ?? null, tracestate: req.headers.tracestate ?? null }));
-    }, DELAY_MS);
+    };
+    setTimeout(answer, DELAY_MS);
   });
   // A real receiver for the scaling webhook.
   const hooks: Record<string, unknown>[] = [];
