@@ -26,6 +26,8 @@ export const REPO_ROOT = findRepoRoot();
 /** the source folder: peer config templates and Lua files live here, not in the build output */
 export const BENCH_SRC = join(REPO_ROOT, 'native-bench');
 export const PEER_FILES = join(BENCH_SRC, 'peers');
+/** wrk's status counting and JSON report, loaded by the other wrk scripts too (cache/requests.lua, as WRK_REPORT) */
+export const WRK_REPORT_LUA = join(BENCH_SRC, 'load', 'wrk-report.lua');
 /** compiled bench code (this file's folder), for the Node peer scripts */
 export const BENCH_DIST = dirname(fileURLToPath(import.meta.url));
 export const TIDEGATE_CLI = join(REPO_ROOT, 'dist', 'src', 'cli.js');

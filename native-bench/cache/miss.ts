@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { body } from '../bodies.js';
 import { freePort } from '../ports.js';
-import { BENCH_SRC } from '../paths.js';
+import { BENCH_SRC, WRK_REPORT_LUA } from '../paths.js';
 import { run } from '../processes.js';
 import { sampleTree } from '../proc-stats.js';
 import { median } from '../stats.js';
@@ -84,7 +84,7 @@ export interface MissFigures {
 async function missWrk(p: MissPeer, path: string, unique: boolean, durationS: number, connections: number): Promise<MissRun> {
   const args = ['-t2', `-c${connections}`, `-d${durationS}s`, '--timeout', '5s', '-s', join(BENCH_SRC, 'cache', 'requests.lua'), `http://127.0.0.1:${p.port}/`];
   const before = sampleTree(p.pid).cpuSeconds;
-  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, ZIPF_N: '1', REQ_PATH: path, REQ_UNIQUE: unique ? '1' : '0' } });
+  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, WRK_REPORT: WRK_REPORT_LUA, ZIPF_N: '1', REQ_PATH: path, REQ_UNIQUE: unique ? '1' : '0' } });
   const cpu = sampleTree(p.pid).cpuSeconds - before;
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);

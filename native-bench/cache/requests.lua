@@ -1,24 +1,20 @@
--- wrk script of the cache scenario, and the run ends with one JSON line (the same
--- fields as load/wrk-report.lua). Without REQ_PATH each request asks for /obj/<k>, k
+-- wrk script of the cache scenario. Without REQ_PATH each request asks for /obj/<k>, k
 -- drawn from a Zipf distribution over ZIPF_N objects with exponent ZIPF_S (most popular
 -- first). With REQ_PATH every request asks for that path, and with REQ_UNIQUE=1 for
--- <REQ_PATH>/<run>/<n>, a path no earlier request of any run or thread used.
+-- <REQ_PATH>/<run>/<n>, a path no earlier request of any run or thread used. Counting
+-- and the JSON line at the end are load/wrk-report.lua's (WRK_REPORT: its path).
+dofile(os.getenv("WRK_REPORT"))
+local report_init = init
 local N = tonumber(os.getenv("ZIPF_N") or "10000")
 local S = tonumber(os.getenv("ZIPF_S") or "1.0")
 local fixed = os.getenv("REQ_PATH")
 local unique = os.getenv("REQ_UNIQUE") == "1"
 local run = ""
 local n = 0
-local threads = {}
 local cdf = {}
 
-function setup(thread)
-  table.insert(threads, thread)
-end
-
 function init(args)
-  non2xx = 0
-  ok2xx = 0
+  report_init(args)
   local sum = 0
   for k = 1, N do sum = sum + 1 / (k ^ S) end
   local acc = 0
@@ -43,25 +39,4 @@ function request()
     if cdf[mid] < u then lo = mid + 1 else hi = mid end
   end
   return wrk.format("GET", "/obj/" .. lo)
-end
-
-function response(status, headers, body)
-  if status >= 200 and status < 300 then ok2xx = ok2xx + 1 else non2xx = non2xx + 1 end
-end
-
-function done(summary, latency, requests)
-  local bad, good = 0, 0
-  for _, t in ipairs(threads) do
-    bad = bad + t:get("non2xx")
-    good = good + t:get("ok2xx")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"ok2xx":%d,"non2xx":%d,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}}\n',
-    summary.requests, summary.duration, summary.bytes, good, bad,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
 end

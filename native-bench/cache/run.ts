@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { list, readFlags } from '../flags.js';
 import { freePort } from '../ports.js';
-import { BENCH_SRC, TIDEGATE_CLI } from '../paths.js';
+import { BENCH_SRC, TIDEGATE_CLI, WRK_REPORT_LUA } from '../paths.js';
 import { run, start, stop, stopAll, waitForPort } from '../processes.js';
 import { nginxHttpPrelude, nginxVersion, startNginx } from '../peers/nginx-common.js';
 import { objectSize } from './objects.js';
@@ -156,7 +156,7 @@ async function originCount(port: number): Promise<{ served: number; slow: Record
 
 async function zipfWrk(port: number, o: CacheOptions, durationS: number, keys = o.objects): Promise<{ requests: number; ok2xx: number; durationS: number; errors: number; p99Us: number }> {
   const args = ['-t2', `-c${o.connections}`, `-d${durationS}s`, '--timeout', '5s', '-s', join(BENCH_SRC, 'cache', 'requests.lua'), `http://127.0.0.1:${port}/`];
-  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, ZIPF_N: String(keys), ZIPF_S: String(o.s) } });
+  const r = await run('wrk', 'wrk', args, { timeoutMs: (durationS + 30) * 1000, env: { ...process.env, WRK_REPORT: WRK_REPORT_LUA, ZIPF_N: String(keys), ZIPF_S: String(o.s) } });
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (!line) throw new Error(`wrk printed no result: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
   const j = JSON.parse(line.slice(9)) as { requests: number; duration_us: number; ok2xx: number; non2xx: number; errors: Record<string, number>; latency_us: { p99: number } };

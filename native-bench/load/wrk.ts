@@ -1,8 +1,7 @@
 // Closed-loop load with wrk: every connection sends its next request as soon as the
 // previous answer arrives — the max-throughput measure. Keep-alive by default;
 // `close` sends Connection: close so every request pays connection setup.
-import { join } from 'node:path';
-import { BENCH_SRC } from '../paths.js';
+import { WRK_REPORT_LUA } from '../paths.js';
 import { run } from '../processes.js';
 import { RATE_LIMIT } from '../peers/rate-limit.js';
 
@@ -37,7 +36,7 @@ export async function wrk(o: WrkOptions): Promise<WrkResult> {
     '--timeout',
     '5s',
     '-s',
-    join(BENCH_SRC, 'load', 'wrk-report.lua'),
+    WRK_REPORT_LUA,
     '-H',
     `${RATE_LIMIT.header}: ${RATE_LIMIT.headerValue}`,
   ];
